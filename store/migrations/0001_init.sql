@@ -1,0 +1,100 @@
+-- Accounts own every object; an API key belongs to one account and one mode.
+CREATE TABLE accounts (
+    id      TEXT PRIMARY KEY,
+    name    TEXT NOT NULL,
+    created INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- API keys are stored only as a SHA-256 hash; hint keeps the last four characters for display.
+CREATE TABLE api_keys (
+    id         TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts (id),
+    hash       BLOB NOT NULL UNIQUE,
+    hint       TEXT NOT NULL,
+    livemode   INTEGER NOT NULL,
+    scopes     TEXT NOT NULL,
+    created    INTEGER NOT NULL,
+    revoked    INTEGER
+) WITHOUT ROWID;
+
+-- Payments. Ids are time-ordered, so inserts append to the primary key and to
+-- payments_list, and keyset pages walk payments_list backwards.
+CREATE TABLE payments (
+    id                TEXT PRIMARY KEY,
+    account_id        TEXT NOT NULL,
+    livemode          INTEGER NOT NULL,
+    status            TEXT NOT NULL,
+    amount            INTEGER NOT NULL CHECK (amount > 0),
+    currency          TEXT NOT NULL,
+    amount_capturable INTEGER NOT NULL CHECK (amount_capturable >= 0),
+    amount_captured   INTEGER NOT NULL CHECK (amount_captured >= 0 AND amount_captured <= amount),
+    amount_refunded   INTEGER NOT NULL CHECK (amount_refunded >= 0 AND amount_refunded <= amount_captured),
+    capture_method    TEXT NOT NULL,
+    payment_method    TEXT NOT NULL,
+    provider          TEXT NOT NULL,
+    provider_ref      TEXT,
+    description       TEXT,
+    metadata          TEXT,
+    customer_name     TEXT,
+    customer_email    TEXT,
+    customer_id       TEXT,
+    agent_id          TEXT,
+    failure_code      TEXT,
+    failure_message   TEXT,
+    created           INTEGER NOT NULL,
+    updated           INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX payments_list ON payments (account_id, livemode, id);
+
+CREATE TABLE refunds (
+    id         TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    livemode   INTEGER NOT NULL,
+    payment_id TEXT NOT NULL REFERENCES payments (id),
+    amount     INTEGER NOT NULL CHECK (amount > 0),
+    currency   TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    reason     TEXT,
+    metadata   TEXT,
+    created    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX refunds_list ON refunds (account_id, livemode, payment_id, id);
+
+-- The ledger is append-only: every money movement is a set of entries that sum
+-- to zero, written in the same transaction as the state change that caused it.
+-- Balances are sums of entries; there is no balance row to update.
+CREATE TABLE ledger_entries (
+    id         INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    livemode   INTEGER NOT NULL,
+    currency   TEXT NOT NULL,
+    book       TEXT NOT NULL,
+    amount     INTEGER NOT NULL,
+    source_id  TEXT NOT NULL,
+    created    INTEGER NOT NULL
+);
+
+-- Every state change writes an event; data is the object's protobuf encoding.
+CREATE TABLE events (
+    id         TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    livemode   INTEGER NOT NULL,
+    type       TEXT NOT NULL,
+    object_id  TEXT NOT NULL,
+    data       BLOB NOT NULL,
+    created    INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Idempotency records hold the response of a finished mutating call, written
+-- in the same transaction as the state change it made.
+CREATE TABLE idempotency_keys (
+    account_id   TEXT NOT NULL,
+    livemode     INTEGER NOT NULL,
+    method       TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    request_hash BLOB NOT NULL,
+    code         INTEGER NOT NULL,
+    response     BLOB NOT NULL,
+    created      INTEGER NOT NULL,
+    PRIMARY KEY (account_id, livemode, method, key)
+) WITHOUT ROWID;

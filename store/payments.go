@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Payment is a payment as stored.
+type Payment struct {
+	ID               string
+	AccountID        string
+	Livemode         bool
+	Status           string
+	Amount           int64
+	Currency         string
+	AmountCapturable int64
+	AmountCaptured   int64
+	AmountRefunded   int64
+	CaptureMethod    string
+	PaymentMethod    string
+	Provider         string
+	ProviderRef      string
+	Description      string
+	Metadata         map[string]string
+	CustomerName     string
+	CustomerEmail    string
+	CustomerID       string
+	AgentID          string
+	FailureCode      string
+	FailureMessage   string
+	Created          time.Time
+	Updated          time.Time
+}
+
+const paymentCols = `id, account_id, livemode, status, amount, currency, amount_capturable, amount_captured,
+	amount_refunded, capture_method, payment_method, provider, provider_ref, description, metadata,
+	customer_name, customer_email, customer_id, agent_id, failure_code, failure_message, created, updated`
+
+func scanPayment(row interface{ Scan(...any) error }) (*Payment, error) {
+	var p Payment
+	var providerRef, desc, meta, cname, cemail, cid, agent, fcode, fmsg sql.NullString
+	var created, updated int64
+	err := row.Scan(&p.ID, &p.AccountID, &p.Livemode, &p.Status, &p.Amount, &p.Currency,
+		&p.AmountCapturable, &p.AmountCaptured, &p.AmountRefunded, &p.CaptureMethod, &p.PaymentMethod,
+		&p.Provider, &providerRef, &desc, &meta, &cname, &cemail, &cid, &agent, &fcode, &fmsg, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: scan payment: %w", err)
+	}
+	p.ProviderRef, p.Description, p.CustomerName = providerRef.String, desc.String, cname.String
+	p.CustomerEmail, p.CustomerID, p.AgentID = cemail.String, cid.String, agent.String
+	p.FailureCode, p.FailureMessage = fcode.String, fmsg.String
+	if p.Metadata, err = decodeMetadata(meta); err != nil {
+		return nil, err
+	}
+	p.Created, p.Updated = fromMicros(created), fromMicros(updated)
+	return &p, nil
+}
+
+func encodeMetadata(m map[string]string) (any, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+func decodeMetadata(s sql.NullString) (map[string]string, error) {
+	if !s.Valid || s.String == "" {
+		return nil, nil
+	}
+	m := map[string]string{}
+	if err := json.Unmarshal([]byte(s.String), &m); err != nil {
+		return nil, fmt.Errorf("store: metadata: %w", err)
+	}
+	return m, nil
+}
+
+// InsertPayment writes a new payment.
+func (tx *Tx) InsertPayment(p *Payment) error {
+	meta, err := encodeMetadata(p.Metadata)
+	if err != nil {
+		return err
+	}
+	_, err = tx.exec(`INSERT INTO payments (`+paymentCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		p.ID, p.AccountID, boolInt(p.Livemode), p.Status, p.Amount, p.Currency, p.AmountCapturable,
+		p.AmountCaptured, p.AmountRefunded, p.CaptureMethod, p.PaymentMethod, p.Provider, nullStr(p.ProviderRef),
+		nullStr(p.Description), meta, nullStr(p.CustomerName), nullStr(p.CustomerEmail), nullStr(p.CustomerID),
+		nullStr(p.AgentID), nullStr(p.FailureCode), nullStr(p.FailureMessage), micros(p.Created), micros(p.Updated))
+	if err != nil {
+		return fmt.Errorf("store: insert payment: %w", err)
+	}
+	return nil
+}
+
+// UpdatePayment writes a payment's mutable fields (status, amounts, failure, provider reference).
+func (tx *Tx) UpdatePayment(p *Payment) error {
+	res, err := tx.exec(`UPDATE payments SET status=?, amount_capturable=?, amount_captured=?, amount_refunded=?,
+		provider_ref=?, failure_code=?, failure_message=?, updated=? WHERE id=?`,
+		p.Status, p.AmountCapturable, p.AmountCaptured, p.AmountRefunded, nullStr(p.ProviderRef),
+		nullStr(p.FailureCode), nullStr(p.FailureMessage), micros(p.Updated), p.ID)
+	if err != nil {
+		return fmt.Errorf("store: update payment: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// GetPayment reads a payment inside the write transaction, so that a check
+// made on it holds until the commit.
+func (tx *Tx) GetPayment(accountID string, livemode bool, id string) (*Payment, error) {
+	row, err := tx.queryRow(`SELECT `+paymentCols+` FROM payments WHERE id=? AND account_id=? AND livemode=?`,
+		id, accountID, boolInt(livemode))
+	if err != nil {
+		return nil, err
+	}
+	return scanPayment(row)
+}
+
+// GetPayment reads one payment of the account and mode.
+func (s *Store) GetPayment(ctx context.Context, accountID string, livemode bool, id string) (*Payment, error) {
+	return scanPayment(s.r.getPayment.QueryRowContext(ctx, id, accountID, boolInt(livemode)))
+}
+
+// PageFilter selects a page of objects of one account and mode, newest first.
+// Ids are time-ordered, so time bounds are expressed as id bounds.
+type PageFilter struct {
+	AccountID string
+	Livemode  bool
+	// Before, if set, keeps ids strictly below it (the page token, or a created_before bound).
+	Before string
+	// AtOrAfter, if set, keeps ids at or above it (a created_after bound).
+	AtOrAfter string
+	// Status, if set, keeps objects in this status.
+	Status string
+	// Limit is the page size.
+	Limit int
+}
+
+func (f PageFilter) where(extra ...string) (string, []any) {
+	conds := []string{"account_id = ?", "livemode = ?"}
+	args := []any{f.AccountID, boolInt(f.Livemode)}
+	if f.Before != "" {
+		conds = append(conds, "id < ?")
+		args = append(args, f.Before)
+	}
+	if f.AtOrAfter != "" {
+		conds = append(conds, "id >= ?")
+		args = append(args, f.AtOrAfter)
+	}
+	if f.Status != "" {
+		conds = append(conds, "status = ?")
+		args = append(args, f.Status)
+	}
+	conds = append(conds, extra...)
+	return strings.Join(conds, " AND "), args
+}
+
+// ListPayments returns up to f.Limit payments, newest first.
+func (s *Store) ListPayments(ctx context.Context, f PageFilter) ([]*Payment, error) {
+	where, args := f.where()
+	args = append(args, f.Limit)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+paymentCols+` FROM payments INDEXED BY payments_list WHERE `+
+		where+` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list payments: %w", err)
+	}
+	defer rows.Close()
+	var out []*Payment
+	for rows.Next() {
+		p, err := scanPayment(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,209 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Event records one state change. Data is the changed object's protobuf
+// encoding as it was after the change.
+type Event struct {
+	ID        string
+	AccountID string
+	Livemode  bool
+	Type      string
+	ObjectID  string
+	Data      []byte
+	Created   time.Time
+}
+
+// InsertEvent writes an event.
+func (tx *Tx) InsertEvent(e *Event) error {
+	_, err := tx.exec(`INSERT INTO events (id, account_id, livemode, type, object_id, data, created) VALUES (?,?,?,?,?,?,?)`,
+		e.ID, e.AccountID, boolInt(e.Livemode), e.Type, e.ObjectID, e.Data, micros(e.Created))
+	if err != nil {
+		return fmt.Errorf("store: insert event: %w", err)
+	}
+	return nil
+}
+
+// EventsFor returns the events of one object, oldest first.
+func (s *Store) EventsFor(ctx context.Context, accountID string, livemode bool, objectID string) ([]*Event, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, account_id, livemode, type, object_id, data, created FROM events
+		WHERE object_id=? AND account_id=? AND livemode=? ORDER BY id`, objectID, accountID, boolInt(livemode))
+	if err != nil {
+		return nil, fmt.Errorf("store: events: %w", err)
+	}
+	defer rows.Close()
+	var out []*Event
+	for rows.Next() {
+		var e Event
+		var created int64
+		if err := rows.Scan(&e.ID, &e.AccountID, &e.Livemode, &e.Type, &e.ObjectID, &e.Data, &created); err != nil {
+			return nil, err
+		}
+		e.Created = fromMicros(created)
+		out = append(out, &e)
+	}
+	return out, rows.Err()
+}
+
+// LedgerEntry is one line of a money movement. The entries written for one
+// movement sum to zero per currency.
+type LedgerEntry struct {
+	AccountID string
+	Livemode  bool
+	Currency  string
+	// Book names the balance the entry moves, e.g. "available" (the
+	// account's money) or "provider:sandbox" (what the provider owes or is owed).
+	Book     string
+	Amount   int64
+	SourceID string // the payment or refund that caused the movement
+}
+
+// ErrUnbalanced is returned when ledger entries for one movement do not sum to zero.
+var ErrUnbalanced = errors.New("store: ledger entries do not balance")
+
+// InsertLedgerEntries appends the entries of one money movement; they must sum to zero per currency.
+func (tx *Tx) InsertLedgerEntries(entries ...LedgerEntry) error {
+	sums := map[string]int64{}
+	for _, e := range entries {
+		s, ok := addChecked(sums[e.Currency], e.Amount)
+		if !ok {
+			return fmt.Errorf("store: ledger amount overflows: %w", ErrUnbalanced)
+		}
+		sums[e.Currency] = s
+	}
+	for _, s := range sums {
+		if s != 0 {
+			return ErrUnbalanced
+		}
+	}
+	for _, e := range entries {
+		_, err := tx.exec(`INSERT INTO ledger_entries (account_id, livemode, currency, book, amount, source_id, created) VALUES (?,?,?,?,?,?,?)`,
+			e.AccountID, boolInt(e.Livemode), e.Currency, e.Book, e.Amount, e.SourceID, micros(tx.now))
+		if err != nil {
+			return fmt.Errorf("store: insert ledger entry: %w", err)
+		}
+	}
+	return nil
+}
+
+func addChecked(a, b int64) (int64, bool) {
+	s := a + b
+	if (b > 0 && s < a) || (b < 0 && s > a) {
+		return 0, false
+	}
+	return s, true
+}
+
+// LedgerEntriesFor returns the entries caused by one payment or refund.
+func (s *Store) LedgerEntriesFor(ctx context.Context, sourceID string) ([]LedgerEntry, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT account_id, livemode, currency, book, amount, source_id
+		FROM ledger_entries WHERE source_id=? ORDER BY id`, sourceID)
+	if err != nil {
+		return nil, fmt.Errorf("store: ledger entries: %w", err)
+	}
+	defer rows.Close()
+	var out []LedgerEntry
+	for rows.Next() {
+		var e LedgerEntry
+		if err := rows.Scan(&e.AccountID, &e.Livemode, &e.Currency, &e.Book, &e.Amount, &e.SourceID); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// IdempotencyRecord is the stored outcome of a mutating call made with an
+// idempotency key. Code is the gRPC status code (0 for success); Response is
+// the response message, or the google.rpc.Status for an error.
+type IdempotencyRecord struct {
+	AccountID   string
+	Livemode    bool
+	Method      string
+	Key         string
+	RequestHash []byte
+	Code        int
+	Response    []byte
+	Created     time.Time
+}
+
+// PutIdempotency stores the outcome of a call; a record already stored for
+// the same key is ErrConflict.
+func (tx *Tx) PutIdempotency(r *IdempotencyRecord) error {
+	res, err := tx.exec(`INSERT INTO idempotency_keys (account_id, livemode, method, key, request_hash, code, response, created)
+		VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+		r.AccountID, boolInt(r.Livemode), r.Method, r.Key, r.RequestHash, r.Code, r.Response, micros(r.Created))
+	if err != nil {
+		return fmt.Errorf("store: insert idempotency record: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrConflict
+	}
+	return nil
+}
+
+// GetIdempotency reads the stored outcome for a key, or ErrNotFound.
+func (s *Store) GetIdempotency(ctx context.Context, accountID string, livemode bool, method, key string) (*IdempotencyRecord, error) {
+	r := IdempotencyRecord{AccountID: accountID, Livemode: livemode, Method: method, Key: key}
+	var created int64
+	err := s.r.getIdem.QueryRowContext(ctx, accountID, boolInt(livemode), method, key).
+		Scan(&r.RequestHash, &r.Code, &r.Response, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: idempotency record: %w", err)
+	}
+	r.Created = fromMicros(created)
+	return &r, nil
+}
+
+// DeleteIdempotencyBefore removes records created before t and reports how many.
+func (tx *Tx) DeleteIdempotencyBefore(t time.Time) (int64, error) {
+	res, err := tx.exec(`DELETE FROM idempotency_keys WHERE created < ?`, micros(t))
+	if err != nil {
+		return 0, fmt.Errorf("store: expire idempotency records: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// readStmts are the hot read queries, prepared once for the read pool.
+type readStmts struct {
+	getPayment, getRefund, keyByHash, getIdem *sql.Stmt
+}
+
+func prepareReads(ctx context.Context, db *sql.DB) (*readStmts, error) {
+	r := &readStmts{}
+	for _, q := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&r.getPayment, `SELECT ` + paymentCols + ` FROM payments WHERE id=? AND account_id=? AND livemode=?`},
+		{&r.getRefund, `SELECT ` + refundCols + ` FROM refunds WHERE id=? AND account_id=? AND livemode=?`},
+		{&r.keyByHash, `SELECT ` + keyCols + ` FROM api_keys WHERE hash=?`},
+		{&r.getIdem, `SELECT request_hash, code, response, created FROM idempotency_keys
+			WHERE account_id=? AND livemode=? AND method=? AND key=?`},
+	} {
+		st, err := db.PrepareContext(ctx, q.query)
+		if err != nil {
+			r.close()
+			return nil, fmt.Errorf("store: prepare: %w", err)
+		}
+		*q.dst = st
+	}
+	return r, nil
+}
+
+func (r *readStmts) close() {
+	for _, st := range []*sql.Stmt{r.getPayment, r.getRefund, r.keyByHash, r.getIdem} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}

@@ -1,0 +1,218 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ErrClosed is returned by Write after the store has been closed.
+var ErrClosed = errors.New("store: closed")
+
+// op is one state change waiting for the writer.
+type op struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	done chan error
+}
+
+// writer owns the only write connection. It takes every op that is waiting,
+// runs them in one transaction, commits once and answers them all.
+type writer struct {
+	conn     *sql.Conn
+	ops      chan *op
+	maxBatch int
+	tx       *Tx
+
+	mu      sync.RWMutex
+	closing bool
+	stopped chan struct{}
+}
+
+func startWriter(ctx context.Context, db *sql.DB, maxBatch int) (*writer, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: writer connection: %w", err)
+	}
+	w := &writer{
+		conn:     conn,
+		ops:      make(chan *op, 4*maxBatch),
+		maxBatch: maxBatch,
+		stopped:  make(chan struct{}),
+	}
+	w.tx = &Tx{conn: conn, stmts: map[string]*sql.Stmt{}}
+	go w.loop()
+	return w, nil
+}
+
+// Write runs fn inside a write transaction and returns once the transaction
+// holding it is durably committed (or fn's own error, in which case none of
+// fn's writes are kept). fn may share its transaction with other callers'
+// functions, each isolated by a SAVEPOINT, so it must not keep state outside
+// the database that would be wrong if the commit failed; and it runs on the
+// writer goroutine, so it must be quick and must not call Write.
+func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
+	return s.w.submit(ctx, fn)
+}
+
+func (w *writer) submit(ctx context.Context, fn func(*Tx) error) error {
+	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	w.mu.RLock()
+	if w.closing {
+		w.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case w.ops <- o:
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+	w.mu.RUnlock()
+	// Once queued, wait for the outcome even if ctx ends: the change may
+	// already be committed, and the caller must not report it as failed.
+	return <-o.done
+}
+
+func (w *writer) stop() {
+	w.mu.Lock()
+	if !w.closing {
+		w.closing = true
+		close(w.ops)
+	}
+	w.mu.Unlock()
+	<-w.stopped
+	w.tx.closeStmts()
+	w.conn.Close()
+}
+
+func (w *writer) loop() {
+	defer close(w.stopped)
+	batch := make([]*op, 0, w.maxBatch)
+	errs := make([]error, 0, w.maxBatch)
+	for first := range w.ops {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < w.maxBatch {
+			select {
+			case o, ok := <-w.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		errs = w.run(batch, errs[:0])
+		for i, o := range batch {
+			o.done <- errs[i]
+			batch[i] = nil
+		}
+	}
+}
+
+// run executes one batch in one transaction and returns each op's outcome.
+func (w *writer) run(batch []*op, errs []error) []error {
+	ctx := context.Background()
+	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		for range batch {
+			errs = append(errs, fmt.Errorf("store: begin: %w", err))
+		}
+		return errs
+	}
+	w.tx.now = time.Now()
+	anyOK := false
+	for _, o := range batch {
+		err := w.apply(o)
+		errs = append(errs, err)
+		anyOK = anyOK || err == nil
+	}
+	if !anyOK {
+		_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
+		return errs
+	}
+	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("store: commit: %w", err)
+			}
+		}
+	}
+	return errs
+}
+
+// apply runs one op under its own savepoint, so that its failure undoes only
+// its own writes.
+func (w *writer) apply(o *op) (err error) {
+	if err := o.ctx.Err(); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if _, err := w.conn.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+		return fmt.Errorf("store: savepoint: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store: write panicked: %v", p)
+		}
+		if err != nil {
+			if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK TO op"); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+		if _, rerr := w.conn.ExecContext(ctx, "RELEASE op"); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	return o.fn(w.tx)
+}
+
+// Tx is the write transaction a Write function runs in. Its methods are the
+// only way to change the database.
+type Tx struct {
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+	now   time.Time
+}
+
+// Now is the batch's clock reading, shared by every change in the batch.
+func (tx *Tx) Now() time.Time { return tx.now }
+
+func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
+	if st, ok := tx.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := tx.conn.PrepareContext(context.Background(), query)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	tx.stmts[query] = st
+	return st, nil
+}
+
+func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
+	st, err := tx.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(context.Background(), args...)
+}
+
+func (tx *Tx) queryRow(query string, args ...any) (*sql.Row, error) {
+	st, err := tx.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryRowContext(context.Background(), args...), nil
+}
+
+func (tx *Tx) closeStmts() {
+	for _, st := range tx.stmts {
+		st.Close()
+	}
+}
