@@ -90,3 +90,15 @@ func (s *Store) ListRefunds(ctx context.Context, f PageFilter, paymentID string)
 	}
 	return out, rows.Err()
 }
+
+// UpdateRefundStatus sets a refund's status.
+func (tx *Tx) UpdateRefundStatus(id, status string) error {
+	res, err := tx.exec(`UPDATE refunds SET status=? WHERE id=?`, status, id)
+	if err != nil {
+		return fmt.Errorf("store: update refund: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+// Package sandbox is the built-in test provider: it settles payments
+// in-process, with no network and no credentials, according to the test
+// payment method used.
+package sandbox
+
+import (
+	"context"
+
+	"github.com/paymentd/paymentd/providers"
+)
+
+// Name is the provider's name in configuration and on objects.
+const Name = "sandbox"
+
+// The test payment methods and what they do.
+const (
+	CardVisa              = "pm_card_visa"               // succeeds
+	CardMastercard        = "pm_card_mastercard"         // succeeds
+	CardDeclined          = "pm_card_declined"           // declined: card_declined
+	CardInsufficientFunds = "pm_card_insufficient_funds" // declined: insufficient_funds
+)
+
+// Methods lists every test payment method, for documentation and errors.
+var Methods = []string{CardVisa, CardMastercard, CardDeclined, CardInsufficientFunds}
+
+// Provider is the sandbox provider. It keeps no state: paymentd's own
+// records are the only record of sandbox payments.
+type Provider struct{}
+
+var (
+	_ providers.Payments      = (*Provider)(nil)
+	_ providers.StatusChecker = (*Provider)(nil)
+	_ providers.Provider      = (*Provider)(nil)
+)
+
+// New returns a sandbox provider.
+func New() *Provider { return &Provider{} }
+
+// Name returns "sandbox".
+func (*Provider) Name() string { return Name }
+
+// Authorize succeeds or declines according to req.PaymentMethod. The
+// provider's reference is derived from paymentd's id, so retries are idempotent.
+func (p *Provider) Authorize(_ context.Context, req providers.PaymentRequest) (providers.PaymentResult, error) {
+	switch req.PaymentMethod {
+	case CardVisa, CardMastercard:
+		return providers.PaymentResult{Reference: "sb_" + req.IdempotencyKey, Captured: req.Capture}, nil
+	case CardDeclined:
+		return providers.PaymentResult{}, &providers.Error{Kind: providers.Declined, Code: "card_declined",
+			Message: "The card was declined. Ask the customer for another payment method."}
+	case CardInsufficientFunds:
+		return providers.PaymentResult{}, &providers.Error{Kind: providers.Declined, Code: "insufficient_funds",
+			Message: "The card has insufficient funds. Ask the customer for another payment method."}
+	}
+	return providers.PaymentResult{}, &providers.Error{Kind: providers.InvalidRequest, Code: "payment_method_invalid",
+		Param: "payment_method", Message: "Unknown sandbox payment method; use one of pm_card_visa, pm_card_mastercard, pm_card_declined, pm_card_insufficient_funds."}
+}
+
+// Capture always succeeds in the sandbox.
+func (*Provider) Capture(context.Context, string, int64, string) error { return nil }
+
+// Cancel always succeeds in the sandbox.
+func (*Provider) Cancel(context.Context, string) error { return nil }
+
+// Refund always succeeds in the sandbox.
+func (*Provider) Refund(_ context.Context, req providers.RefundRequest) (providers.RefundResult, error) {
+	return providers.RefundResult{Reference: "sb_" + req.IdempotencyKey}, nil
+}
+
+// CheckStatus always reports the sandbox as reachable.
+func (*Provider) CheckStatus(context.Context) error { return nil }

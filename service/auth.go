@@ -1,0 +1,165 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"math/big"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/paymentd/paymentd/store"
+)
+
+// Scopes an API key can hold. Write implies read.
+const (
+	ScopeRead    = "read"
+	ScopeWrite   = "write"
+	ScopePayouts = "payouts"
+)
+
+// AllScopes lists the valid scopes.
+var AllScopes = []string{ScopeRead, ScopeWrite, ScopePayouts}
+
+// Principal is the authenticated caller: an account acting in one mode.
+type Principal struct {
+	AccountID string
+	KeyID     string
+	Livemode  bool
+	Scopes    []string
+}
+
+// Has reports whether the principal holds scope (write implies read).
+func (p *Principal) Has(scope string) bool {
+	return slices.Contains(p.Scopes, scope) || (scope == ScopeRead && slices.Contains(p.Scopes, ScopeWrite))
+}
+
+// Mode is "live" or "test".
+func (p *Principal) Mode() string {
+	if p.Livemode {
+		return "live"
+	}
+	return "test"
+}
+
+type principalKey struct{}
+
+// PrincipalFrom returns the authenticated caller stored in ctx by the auth interceptor.
+func PrincipalFrom(ctx context.Context) (*Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	return p, ok
+}
+
+func withPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// NewAPIKey makes a new key secret for the mode: `ak_test_` or `ak_live_`
+// followed by 32 random base62 characters (190 bits).
+func NewAPIKey(livemode bool) string {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	var b strings.Builder
+	if livemode {
+		b.WriteString("ak_live_")
+	} else {
+		b.WriteString("ak_test_")
+	}
+	n := big.NewInt(int64(len(alphabet)))
+	for range 32 {
+		i, err := rand.Int(rand.Reader, n)
+		if err != nil {
+			panic(err) // crypto/rand never fails on supported platforms
+		}
+		b.WriteByte(alphabet[i.Int64()])
+	}
+	return b.String()
+}
+
+// HashAPIKey is how keys are stored and looked up.
+func HashAPIKey(key string) []byte {
+	h := sha256.Sum256([]byte(key))
+	return h[:]
+}
+
+// authenticator checks bearer keys against the store, caching lookups for
+// ttl so that authentication is not a database read per call. A revoked key
+// stops working within ttl.
+type authenticator struct {
+	store *store.Store
+	ttl   time.Duration
+
+	mu    sync.Mutex
+	cache map[[sha256.Size]byte]authEntry
+}
+
+type authEntry struct {
+	key     *store.APIKey // nil: no such key
+	expires time.Time
+}
+
+func newAuthenticator(s *store.Store, ttl time.Duration) *authenticator {
+	return &authenticator{store: s, ttl: ttl, cache: map[[sha256.Size]byte]authEntry{}}
+}
+
+var errNoKey = &Error{Kind: KindUnauthenticated, Code: "api_key_missing",
+	Message: "No API key provided. Send it as `authorization: Bearer ak_test_…` (gRPC metadata) or the HTTP header `Authorization: Bearer ak_test_…`."}
+
+var errBadKey = &Error{Kind: KindUnauthenticated, Code: "api_key_invalid",
+	Message: "The API key is not valid: it is unknown, revoked, or mistyped. Create one with `paymentd keys create`."}
+
+// authenticate returns the principal for the call's bearer key.
+func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 || strings.TrimSpace(vals[0]) == "" {
+		return nil, errNoKey
+	}
+	scheme, token, ok := strings.Cut(strings.TrimSpace(vals[0]), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return nil, &Error{Kind: KindUnauthenticated, Code: "api_key_invalid",
+			Message: "The authorization header must be `Bearer <key>`, e.g. `Bearer ak_test_…`."}
+	}
+	token = strings.TrimSpace(token)
+	if !strings.HasPrefix(token, "ak_test_") && !strings.HasPrefix(token, "ak_live_") {
+		return nil, &Error{Kind: KindUnauthenticated, Code: "api_key_invalid",
+			Message: "API keys start with ak_test_ or ak_live_; check that the whole key was sent."}
+	}
+	sum := sha256.Sum256([]byte(token))
+	key, err := a.lookup(ctx, sum)
+	if err != nil {
+		return nil, err
+	}
+	// The lookup was by hash; compare again in constant time so that no
+	// code path compares secrets byte by byte.
+	if key == nil || subtle.ConstantTimeCompare(key.Hash, sum[:]) != 1 || !key.Revoked.IsZero() {
+		return nil, errBadKey
+	}
+	return &Principal{AccountID: key.AccountID, KeyID: key.ID, Livemode: key.Livemode, Scopes: key.Scopes}, nil
+}
+
+func (a *authenticator) lookup(ctx context.Context, sum [sha256.Size]byte) (*store.APIKey, error) {
+	now := time.Now()
+	a.mu.Lock()
+	e, ok := a.cache[sum]
+	a.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.key, nil
+	}
+	key, err := a.store.APIKeyByHash(ctx, sum[:])
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	a.mu.Lock()
+	if len(a.cache) > 100_000 { // bound the cache against floods of bogus keys
+		clear(a.cache)
+	}
+	a.cache[sum] = authEntry{key: key, expires: now.Add(a.ttl)}
+	a.mu.Unlock()
+	return key, nil
+}

@@ -1,0 +1,177 @@
+// Package service implements paymentd's gRPC services: the domain rules for
+// payments and refunds, authentication, idempotency, rate limits and the
+// error model shared by gRPC and REST.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Kind classifies an error for the caller; each kind has exactly one gRPC
+// code, HTTP status and error type, given by the kinds table below.
+type Kind int
+
+// The kinds of error a caller can see.
+const (
+	KindInternal Kind = iota
+	KindInvalid
+	KindUnauthenticated
+	KindDeclined
+	KindForbidden
+	KindNotFound
+	KindConflict          // the object is not in a state that allows the call
+	KindInFlight          // the same idempotency key is still being processed
+	KindIdempotency       // the idempotency key was used with a different request
+	KindRateLimited       // too many requests for this key
+	KindUnavailable       // a dependency is down; retry later
+	KindProviderUnsettled // the provider did not answer; the outcome is not known yet
+)
+
+type kindInfo struct {
+	code     codes.Code
+	http     int
+	errType  string
+	fallback string // code used when the error has none of its own
+}
+
+var kinds = map[Kind]kindInfo{
+	KindInternal:          {codes.Internal, http.StatusInternalServerError, "api_error", "internal_error"},
+	KindInvalid:           {codes.InvalidArgument, http.StatusBadRequest, "invalid_request_error", "parameter_invalid"},
+	KindUnauthenticated:   {codes.Unauthenticated, http.StatusUnauthorized, "authentication_error", "api_key_invalid"},
+	KindDeclined:          {codes.FailedPrecondition, http.StatusPaymentRequired, "card_error", "card_declined"},
+	KindForbidden:         {codes.PermissionDenied, http.StatusForbidden, "permission_error", "scope_missing"},
+	KindNotFound:          {codes.NotFound, http.StatusNotFound, "invalid_request_error", "resource_missing"},
+	KindConflict:          {codes.FailedPrecondition, http.StatusConflict, "invalid_request_error", "unexpected_state"},
+	KindInFlight:          {codes.Aborted, http.StatusConflict, "idempotency_error", "idempotency_key_in_use"},
+	KindIdempotency:       {codes.InvalidArgument, http.StatusUnprocessableEntity, "idempotency_error", "idempotency_key_reused"},
+	KindRateLimited:       {codes.ResourceExhausted, http.StatusTooManyRequests, "rate_limit_error", "rate_limited"},
+	KindUnavailable:       {codes.Unavailable, http.StatusServiceUnavailable, "api_error", "service_unavailable"},
+	KindProviderUnsettled: {codes.Unavailable, http.StatusServiceUnavailable, "api_error", "provider_unavailable"},
+}
+
+// Error is a domain error: what went wrong, which parameter, and what to change.
+type Error struct {
+	Kind    Kind
+	Code    string // snake_case, e.g. amount_too_small
+	Message string // says what to change
+	Param   string // the request field at fault, if any
+	// RetryAfter, for rate limits, says when to try again.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	if e.Param != "" {
+		return fmt.Sprintf("%s (%s): %s", e.Code, e.Param, e.Message)
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Invalid is an invalid_request_error about one parameter.
+func Invalid(param, code, format string, args ...any) *Error {
+	return &Error{Kind: KindInvalid, Code: code, Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+// Errorf builds an error of the given kind.
+func Errorf(kind Kind, code, format string, args ...any) *Error {
+	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// GRPCStatus converts the error to a gRPC status carrying ErrorInfo (reason is
+// the code in UPPER_SNAKE, metadata has type, code and param), BadRequest for
+// a parameter error, and RetryInfo for rate limits.
+func (e *Error) GRPCStatus() *status.Status {
+	info, ok := kinds[e.Kind]
+	if !ok {
+		info = kinds[KindInternal]
+	}
+	code := e.Code
+	if code == "" {
+		code = info.fallback
+	}
+	st := status.New(info.code, e.Message)
+	md := map[string]string{"type": info.errType, "code": code}
+	if e.Param != "" {
+		md["param"] = e.Param
+	}
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: strings.ToUpper(code), Domain: "paymentd", Metadata: md}}
+	if e.Param != "" && e.Kind == KindInvalid {
+		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: e.Param, Description: e.Message, Reason: strings.ToUpper(code)},
+		}})
+	}
+	if e.RetryAfter > 0 {
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)})
+	}
+	withDetails, err := st.WithDetails(details...)
+	if err != nil {
+		return st
+	}
+	return withDetails
+}
+
+// toGRPC turns any error a handler returns into a gRPC status error: domain
+// errors keep their details, anything else becomes an internal error whose
+// cause is logged by the caller and never shown.
+func toGRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *Error
+	if errors.As(err, &de) {
+		return de.GRPCStatus().Err()
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "The request took longer than its deadline; retry it with the same idempotency key.")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "The request was canceled by the caller.")
+	}
+	return Errorf(KindInternal, "internal_error", "An internal error occurred; it has been logged. Retry the request, with the same idempotency key.").GRPCStatus().Err()
+}
+
+// HTTPStatus gives the REST status for a gRPC status produced by Error: the
+// error type decides where it differs from the gRPC code's usual mapping.
+func HTTPStatus(code codes.Code, errType string) int {
+	for _, k := range kinds {
+		if k.code == code && k.errType == errType {
+			return k.http
+		}
+	}
+	switch code {
+	case codes.InvalidArgument, codes.OutOfRange:
+		return http.StatusBadRequest
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.AlreadyExists, codes.Aborted, codes.FailedPrecondition:
+		return http.StatusConflict
+	case codes.ResourceExhausted:
+		return http.StatusTooManyRequests
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case codes.Canceled:
+		return 499
+	case codes.Unimplemented:
+		return http.StatusNotImplemented
+	}
+	return http.StatusInternalServerError
+}

@@ -1,0 +1,132 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/paymentd/paymentd/gen/openapiv2"
+	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
+)
+
+// MaxBodyBytes bounds REST request bodies; larger bodies get 413.
+const MaxBodyBytes = 1 << 20
+
+// NewHTTPHandler returns the REST API: grpc-gateway routes that call the gRPC
+// server through conn (so every interceptor applies to REST exactly as to
+// gRPC), and GET /openapi.json.
+func NewHTTPHandler(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+			switch strings.ToLower(key) {
+			case "idempotency-key":
+				return "idempotency-key", true
+			case "x-request-id":
+				return "x-request-id", true
+			}
+			return "", false // Authorization is forwarded by the gateway itself
+		}),
+		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithErrorHandler(restError),
+		runtime.WithRoutingErrorHandler(routingError),
+	)
+	if err := pb.RegisterPaymentsServiceHandler(ctx, gw, conn); err != nil {
+		return nil, err
+	}
+	if err := pb.RegisterStatusServiceHandler(ctx, gw, conn); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", limitBody(gw))
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapiv2.JSON)
+	})
+	return mux, nil
+}
+
+// limitBody refuses bodies over MaxBodyBytes: at once when Content-Length
+// says so, and while reading otherwise.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxBodyBytes {
+			writeRESTError(w, http.StatusRequestEntityTooLarge, restErrorBody{Type: "invalid_request_error", Code: "body_too_large",
+				Message: fmt.Sprintf("The request body is %d bytes; the limit is %d.", r.ContentLength, MaxBodyBytes)})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+type restErrorBody struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Param   string `json:"param,omitempty"`
+}
+
+func writeRESTError(w http.ResponseWriter, httpStatus int, body restErrorBody) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Del("Grpc-Metadata-Content-Type")
+	w.WriteHeader(httpStatus)
+	_ = json.NewEncoder(w).Encode(map[string]restErrorBody{"error": body})
+}
+
+// restError is the one place where gRPC statuses become REST error bodies.
+func restError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+	st := status.Convert(err)
+	body := restErrorBody{Message: st.Message()}
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			body.Type, body.Code, body.Param = d.Metadata["type"], d.Metadata["code"], d.Metadata["param"]
+		case *errdetails.RetryInfo:
+			secs := int(math.Ceil(d.GetRetryDelay().AsDuration().Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		}
+	}
+	httpStatus := HTTPStatus(st.Code(), body.Type)
+	if body.Type == "" {
+		// Not a paymentd error: the gateway could not decode the request.
+		body.Type = "invalid_request_error"
+		switch {
+		case strings.Contains(st.Message(), "request body too large"):
+			httpStatus, body.Code = http.StatusRequestEntityTooLarge, "body_too_large"
+			body.Message = fmt.Sprintf("The request body is larger than the limit of %d bytes.", MaxBodyBytes)
+		case st.Code() == codes.InvalidArgument:
+			body.Code = "invalid_request_body"
+			body.Message = "The request could not be decoded: " + st.Message() +
+				". Send a JSON object whose field names are those of the API reference (snake_case), with amounts as integers."
+		default:
+			body.Type, body.Code = "api_error", strings.ToLower(st.Code().String())
+		}
+	}
+	writeRESTError(w, httpStatus, body)
+}
+
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	switch httpStatus {
+	case http.StatusMethodNotAllowed:
+		writeRESTError(w, httpStatus, restErrorBody{Type: "invalid_request_error", Code: "method_not_allowed",
+			Message: r.Method + " is not allowed on " + r.URL.Path + "; see /openapi.json for the methods of each path."})
+	default:
+		writeRESTError(w, http.StatusNotFound, restErrorBody{Type: "invalid_request_error", Code: "route_not_found",
+			Message: "No API route matches " + r.Method + " " + r.URL.Path + "; see /openapi.json for the routes."})
+	}
+}

@@ -1,0 +1,142 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"sync"
+	"time"
+
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/paymentd/paymentd/store"
+)
+
+// IdempotencyTTL is how long a stored outcome is replayed; records older than
+// this are swept.
+const IdempotencyTTL = 24 * time.Hour
+
+// idempotency makes mutating calls safe to retry. Outcomes are stored in the
+// same transaction as the state change (so a replay after a restart returns
+// exactly what was committed), and keys being processed are tracked in
+// memory: paymentd is the only writer of its database, so this process sees
+// every call in flight.
+type idempotency struct {
+	store *store.Store
+
+	mu       sync.Mutex
+	inflight map[string]struct{}
+}
+
+func newIdempotency(s *store.Store) *idempotency {
+	return &idempotency{store: s, inflight: map[string]struct{}{}}
+}
+
+// idemKey is the key of one call, passed to the handler so it can store the
+// outcome inside its write. A nil *idemKey means the call had no key.
+type idemKey struct {
+	rec store.IdempotencyRecord
+}
+
+// save stores the call's outcome (resp, or err if it is not nil) in tx.
+func (k *idemKey) save(tx *store.Tx, resp proto.Message, err error) error {
+	if k == nil {
+		return nil
+	}
+	rec := k.rec
+	rec.Created = tx.Now()
+	if err != nil {
+		st := status.Convert(toGRPC(err))
+		rec.Code = int(st.Code())
+		b, merr := proto.Marshal(st.Proto())
+		if merr != nil {
+			return merr
+		}
+		rec.Response = b
+	} else {
+		b, merr := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
+		if merr != nil {
+			return merr
+		}
+		rec.Response = b
+	}
+	return tx.PutIdempotency(&rec)
+}
+
+// run executes do once per idempotency key: a repeat of a finished call
+// replays its stored outcome into resp; a repeat with a different request is
+// an idempotency_error; a repeat while the first is running is a conflict.
+func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Message, do func(*idemKey) error) error {
+	p, _ := PrincipalFrom(ctx)
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("idempotency-key")
+	if p == nil || len(vals) == 0 || vals[0] == "" {
+		return do(nil)
+	}
+	key := vals[0]
+	if len(key) > 255 {
+		return Invalid("idempotency_key", "idempotency_key_invalid", "The idempotency key must be at most 255 characters; got %d.", len(key))
+	}
+	reqBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	if err != nil {
+		return err
+	}
+	hash := sha256.Sum256(reqBytes)
+
+	slot := p.AccountID + "\x00" + p.Mode() + "\x00" + method + "\x00" + key
+	i.mu.Lock()
+	if _, busy := i.inflight[slot]; busy {
+		i.mu.Unlock()
+		return Errorf(KindInFlight, "idempotency_key_in_use",
+			"A request with this idempotency key is still being processed; retry after it finishes.")
+	}
+	i.inflight[slot] = struct{}{}
+	i.mu.Unlock()
+	defer func() {
+		i.mu.Lock()
+		delete(i.inflight, slot)
+		i.mu.Unlock()
+	}()
+
+	rec, err := i.store.GetIdempotency(ctx, p.AccountID, p.Livemode, method, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return err
+	case string(rec.RequestHash) != string(hash[:]):
+		return Errorf(KindIdempotency, "idempotency_key_reused",
+			"This idempotency key was already used with different parameters for %s; use a new key for a new request.", method)
+	case rec.Code == int(codes.OK):
+		return proto.Unmarshal(rec.Response, resp)
+	default:
+		var st spb.Status
+		if err := proto.Unmarshal(rec.Response, &st); err != nil {
+			return err
+		}
+		return status.FromProto(&st).Err()
+	}
+	return do(&idemKey{rec: store.IdempotencyRecord{
+		AccountID: p.AccountID, Livemode: p.Livemode, Method: method, Key: key, RequestHash: hash[:],
+	}})
+}
+
+// sweep deletes records older than IdempotencyTTL, every interval, until ctx ends.
+func (i *idempotency) sweep(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = i.store.Write(ctx, func(tx *store.Tx) error {
+				_, err := tx.DeleteIdempotencyBefore(tx.Now().Add(-IdempotencyTTL))
+				return err
+			})
+		}
+	}
+}

@@ -1,0 +1,142 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
+)
+
+// methodScopes gives the scope each authenticated method needs. A method
+// missing from this table and not public is refused, so a new RPC cannot be
+// exposed without deciding who may call it.
+var methodScopes = map[string]string{
+	pb.PaymentsService_CreatePayment_FullMethodName:  ScopeWrite,
+	pb.PaymentsService_CapturePayment_FullMethodName: ScopeWrite,
+	pb.PaymentsService_CancelPayment_FullMethodName:  ScopeWrite,
+	pb.PaymentsService_CreateRefund_FullMethodName:   ScopeWrite,
+	pb.PaymentsService_GetPayment_FullMethodName:     ScopeRead,
+	pb.PaymentsService_ListPayments_FullMethodName:   ScopeRead,
+	pb.PaymentsService_GetRefund_FullMethodName:      ScopeRead,
+	pb.PaymentsService_ListRefunds_FullMethodName:    ScopeRead,
+}
+
+// publicMethod reports methods that need no API key: status, health and reflection.
+func publicMethod(full string) bool {
+	return full == pb.StatusService_GetStatus_FullMethodName ||
+		strings.HasPrefix(full, "/grpc.health.v1.Health/") ||
+		strings.HasPrefix(full, "/grpc.reflection.")
+}
+
+// UnaryInterceptors returns the interceptor chain, outermost first: panic
+// recovery, request log, default deadline, auth, rate limit, card-number
+// refusal, and error conversion.
+func (s *Service) UnaryInterceptors() []grpc.UnaryServerInterceptor {
+	return []grpc.UnaryServerInterceptor{s.recoverUnary, s.logUnary, s.deadlineUnary, s.authUnary, s.refusePANUnary, s.errorsUnary}
+}
+
+func (s *Service) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			err = toGRPC(Errorf(KindInternal, "internal_error", "An internal error occurred; it has been logged."))
+		}
+	}()
+	return h(ctx, req)
+}
+
+// logUnary writes one structured line per call: method, code, duration and
+// account. It never logs request bodies, keys or headers.
+func (s *Service) logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	holder := &principalHolder{}
+	resp, err := h(context.WithValue(ctx, holderKey{}, holder), req)
+	st := status.Convert(err)
+	level := slog.LevelInfo
+	if st.Code() == codes.Internal || st.Code() == codes.Unknown {
+		level = slog.LevelError
+	}
+	if s.log.Enabled(ctx, level) {
+		attrs := []any{"method", info.FullMethod, "code", st.Code().String(), "duration_ms", float64(time.Since(start).Microseconds()) / 1000}
+		if p := holder.p; p != nil {
+			attrs = append(attrs, "account", p.AccountID, "key_id", p.KeyID, "mode", p.Mode())
+		}
+		if err != nil {
+			attrs = append(attrs, "error", st.Message())
+		}
+		s.log.Log(ctx, level, "rpc", attrs...)
+	}
+	return resp, err
+}
+
+// The auth interceptor runs inside the log interceptor, so it leaves the
+// principal in a holder the log interceptor put in the context.
+type principalHolder struct{ p *Principal }
+type holderKey struct{}
+
+func (s *Service) deadlineUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.DefaultDeadline)
+		defer cancel()
+	}
+	return h(ctx, req)
+}
+
+func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if publicMethod(info.FullMethod) {
+		return h(ctx, req)
+	}
+	scope, known := methodScopes[info.FullMethod]
+	if !known {
+		return nil, toGRPC(Errorf(KindForbidden, "method_not_allowed", "%s is not available to API keys.", info.FullMethod))
+	}
+	p, err := s.auth.authenticate(ctx)
+	if err != nil {
+		return nil, toGRPC(err)
+	}
+	if h, ok := ctx.Value(holderKey{}).(*principalHolder); ok {
+		h.p = p
+	}
+	if !p.Has(scope) {
+		return nil, toGRPC(&Error{Kind: KindForbidden, Code: "scope_missing",
+			Message: "This API key lacks the " + scope + " scope needed for " + info.FullMethod + "; create a key with `paymentd keys create --scopes " + scope + "`."})
+	}
+	if ok, wait := s.limits.allow(p.KeyID); !ok {
+		return nil, toGRPC(&Error{Kind: KindRateLimited, Code: "rate_limited", RetryAfter: wait,
+			Message: "Too many requests for this API key; retry after the delay in Retry-After."})
+	}
+	return h(withPrincipal(ctx, p), req)
+}
+
+func (s *Service) refusePANUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if m, ok := req.(proto.Message); ok {
+		if field, found := findPAN(m.ProtoReflect()); found {
+			return nil, toGRPC(Invalid(field, "card_number_refused",
+				"%s looks like a raw card number; paymentd never accepts card numbers. Tokenize the card with your provider and send its payment method token (e.g. pm_card_visa in test mode).", field))
+		}
+	}
+	return h(ctx, req)
+}
+
+// errorsUnary is the one place where handler errors become gRPC statuses.
+func (s *Service) errorsUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	resp, err := h(ctx, req)
+	if err != nil {
+		var de *Error
+		if _, isStatus := status.FromError(err); !errors.As(err, &de) && !isStatus && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "internal error", "method", info.FullMethod, "error", err.Error())
+		}
+		return nil, toGRPC(err)
+	}
+	return resp, nil
+}

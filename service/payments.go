@@ -1,0 +1,400 @@
+package service
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
+	"github.com/paymentd/paymentd/providers"
+	"github.com/paymentd/paymentd/store"
+)
+
+// PaymentsServer implements paymentd.v1.PaymentsService.
+type PaymentsServer struct {
+	pb.UnimplementedPaymentsServiceServer
+	*Service
+}
+
+// Books of the ledger. Money the account holds is "available"; what a
+// provider has collected for it (or is owed back) is "provider:<name>".
+const bookAvailable = "available"
+
+func providerBook(name string) string { return "provider:" + name }
+
+// moveEntries returns the two ledger entries that move amount from the
+// provider's book to the account's available book (negative amounts move it back).
+func moveEntries(p *store.Payment, amount int64, sourceID string) []store.LedgerEntry {
+	return []store.LedgerEntry{
+		{AccountID: p.AccountID, Livemode: p.Livemode, Currency: p.Currency, Book: providerBook(p.Provider), Amount: -amount, SourceID: sourceID},
+		{AccountID: p.AccountID, Livemode: p.Livemode, Currency: p.Currency, Book: bookAvailable, Amount: amount, SourceID: sourceID},
+	}
+}
+
+// event builds the event row announcing obj's change.
+func event(tx *store.Tx, p *Principal, typ, objectID string, obj proto.Message) (*store.Event, error) {
+	data, err := proto.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	return &store.Event{ID: NewID(PrefixEvent), AccountID: p.AccountID, Livemode: p.Livemode, Type: typ,
+		ObjectID: objectID, Data: data, Created: tx.Now()}, nil
+}
+
+// writePayment records a payment's change in tx: the payment row, the ledger
+// entries, the event and the idempotency outcome, all or nothing.
+func writePayment(tx *store.Tx, pr *Principal, p *store.Payment, insert bool, t transition, ledger []store.LedgerEntry,
+	ik *idemKey, respond func(*pb.Payment) proto.Message, callErr error) (*pb.Payment, error) {
+	p.Status = t.dest
+	p.Updated = tx.Now()
+	if insert {
+		p.Created = tx.Now()
+		if err := tx.InsertPayment(p); err != nil {
+			return nil, err
+		}
+	} else if err := tx.UpdatePayment(p); err != nil {
+		return nil, err
+	}
+	if len(ledger) > 0 {
+		if err := tx.InsertLedgerEntries(ledger...); err != nil {
+			return nil, err
+		}
+	}
+	out := paymentProto(p)
+	ev, err := event(tx, pr, t.event, p.ID, out)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.InsertEvent(ev); err != nil {
+		return nil, err
+	}
+	return out, ik.save(tx, respond(out), callErr)
+}
+
+func (s *PaymentsServer) validateCreate(req *pb.CreatePaymentRequest) (Currency, error) {
+	c, err := lookupCurrencyParam("currency", req.Currency)
+	if err != nil {
+		return c, err
+	}
+	if err := validateAmount("amount", req.Amount, c); err != nil {
+		return c, err
+	}
+	if req.PaymentMethod == "" {
+		return c, Invalid("payment_method", "parameter_missing",
+			"payment_method is required: a payment method token such as pm_card_visa (test mode).")
+	}
+	if err := checkLen("payment_method", req.PaymentMethod, maxShortID); err != nil {
+		return c, err
+	}
+	if req.CaptureMethod != "" {
+		if err := oneOf("capture_method", req.CaptureMethod, "automatic", "manual"); err != nil {
+			return c, err
+		}
+	}
+	if err := checkLen("description", req.Description, maxDescription); err != nil {
+		return c, err
+	}
+	if err := checkMetadata("metadata", req.Metadata); err != nil {
+		return c, err
+	}
+	if err := checkCustomer(req.Customer); err != nil {
+		return c, err
+	}
+	return c, checkLen("agent_id", req.AgentId, maxShortID)
+}
+
+// CreatePayment authorizes a payment with the account's provider and, for
+// automatic capture, captures it, then records the outcome in one write.
+func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymentRequest) (*pb.CreatePaymentResponse, error) {
+	pr := mustPrincipal(ctx)
+	c, err := s.validateCreate(req)
+	if err != nil {
+		return nil, err
+	}
+	prov, name, err := s.paymentsProvider(pr)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.CreatePaymentResponse{}
+	err = s.idem.run(ctx, "CreatePayment", req, resp, func(ik *idemKey) error {
+		captureMethod := req.CaptureMethod
+		if captureMethod == "" {
+			captureMethod = "automatic"
+		}
+		p := &store.Payment{
+			ID: NewID(PrefixPayment), AccountID: pr.AccountID, Livemode: pr.Livemode, Amount: req.Amount,
+			Currency: c.Code, CaptureMethod: captureMethod, PaymentMethod: req.PaymentMethod, Provider: name,
+			Description: req.Description, Metadata: req.Metadata, CustomerName: req.GetCustomer().GetName(),
+			CustomerEmail: req.GetCustomer().GetEmail(), CustomerID: req.GetCustomer().GetId(), AgentID: req.AgentId,
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+		res, perr := prov.Authorize(pctx, providers.PaymentRequest{
+			IdempotencyKey: p.ID, Amount: p.Amount, Currency: p.Currency, PaymentMethod: p.PaymentMethod,
+			Capture: captureMethod == "automatic", Description: p.Description, Livemode: p.Livemode,
+		})
+		cancel()
+		var t transition
+		var ledger []store.LedgerEntry
+		var callErr error
+		switch providers.KindOf(perr) {
+		case 0:
+			p.ProviderRef = res.Reference
+			if res.Captured {
+				t = tCreateCaptured
+				p.AmountCaptured = p.Amount
+				ledger = moveEntries(p, p.Amount, p.ID)
+			} else {
+				t = tCreateAuth
+				p.AmountCapturable = p.Amount
+			}
+		case providers.Declined:
+			var pe *providers.Error
+			errors.As(perr, &pe)
+			t = tCreateDeclined
+			p.FailureCode, p.FailureMessage = pe.Code, pe.Message
+			callErr = &Error{Kind: KindDeclined, Code: pe.Code, Message: pe.Message, Param: "payment_method"}
+		case providers.InvalidRequest:
+			var pe *providers.Error
+			errors.As(perr, &pe)
+			return &Error{Kind: KindInvalid, Code: pe.Code, Message: pe.Message, Param: pe.Param}
+		case providers.Unavailable:
+			return Errorf(KindUnavailable, "provider_unavailable",
+				"The payment provider %s is unavailable and no money moved; retry later with the same idempotency key.", name)
+		default:
+			// No answer: money may have moved. Record the payment as unknown
+			// so that it is reconciled; never report it as failed.
+			t = tCreateUnknown
+		}
+		err := s.store.Write(ctx, func(tx *store.Tx) error {
+			_, err := writePayment(tx, pr, p, true, t, ledger, ik, func(out *pb.Payment) proto.Message {
+				resp.Payment = out
+				return resp
+			}, callErr)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		return callErr
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// loadPayment reads a payment of the caller's account and mode; any other
+// payment, or a malformed id, is not found.
+func (s *Service) loadPayment(ctx context.Context, pr *Principal, param, id string) (*store.Payment, error) {
+	if id == "" {
+		return nil, Invalid(param, "parameter_missing", "%s is required: the payment's id, pay_….", param)
+	}
+	notFound := &Error{Kind: KindNotFound, Code: "resource_missing", Param: param,
+		Message: "No such payment: '" + truncate(id, 64) + "' in " + pr.Mode() + " mode."}
+	if !validID(id, PrefixPayment) {
+		return nil, notFound
+	}
+	p, err := s.store.GetPayment(ctx, pr.AccountID, pr.Livemode, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound
+	}
+	return p, err
+}
+
+// reloadPayment reads the payment again inside the write, where checks hold until commit.
+func reloadPayment(tx *store.Tx, pr *Principal, id string) (*store.Payment, error) {
+	return tx.GetPayment(pr.AccountID, pr.Livemode, id)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// CapturePayment captures an authorized payment, fully or in part.
+func (s *PaymentsServer) CapturePayment(ctx context.Context, req *pb.CapturePaymentRequest) (*pb.CapturePaymentResponse, error) {
+	pr := mustPrincipal(ctx)
+	p, err := s.loadPayment(ctx, pr, "id", req.Id)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.CapturePaymentResponse{}
+	err = s.idem.run(ctx, "CapturePayment", req, resp, func(ik *idemKey) error {
+		if err := tCapture.check(p.ID, p.Status); err != nil {
+			return err
+		}
+		amount := p.AmountCapturable
+		if req.Amount != nil {
+			amount = req.GetAmount()
+			if amount <= 0 {
+				return Invalid("amount", "amount_invalid", "amount must be positive, or omitted to capture all %d authorized.", p.AmountCapturable)
+			}
+			if amount > p.AmountCapturable {
+				return Invalid("amount", "amount_too_large", "amount %d is more than the %d authorized; capture at most %d.", amount, p.AmountCapturable, p.AmountCapturable)
+			}
+		}
+		prov, err := s.providerFor(p)
+		if err != nil {
+			return err
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+		perr := prov.Capture(pctx, p.ProviderRef, amount, p.Currency)
+		cancel()
+		if perr != nil {
+			return providerCallError(perr, p.Provider)
+		}
+		return s.store.Write(ctx, func(tx *store.Tx) error {
+			cur, err := reloadPayment(tx, pr, p.ID)
+			if err != nil {
+				return err
+			}
+			if err := tCapture.check(cur.ID, cur.Status); err != nil {
+				return err
+			}
+			if amount > cur.AmountCapturable {
+				return Invalid("amount", "amount_too_large", "amount %d is more than the %d authorized.", amount, cur.AmountCapturable)
+			}
+			cur.AmountCaptured = amount
+			cur.AmountCapturable = 0 // the rest is released
+			_, err = writePayment(tx, pr, cur, false, tCapture, moveEntries(cur, amount, cur.ID), ik,
+				func(out *pb.Payment) proto.Message { resp.Payment = out; return resp }, nil)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// CancelPayment releases an authorized, uncaptured payment.
+func (s *PaymentsServer) CancelPayment(ctx context.Context, req *pb.CancelPaymentRequest) (*pb.CancelPaymentResponse, error) {
+	pr := mustPrincipal(ctx)
+	if req.CancellationReason != "" {
+		if err := oneOf("cancellation_reason", req.CancellationReason, "duplicate", "fraudulent", "requested_by_customer", "abandoned"); err != nil {
+			return nil, err
+		}
+	}
+	p, err := s.loadPayment(ctx, pr, "id", req.Id)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.CancelPaymentResponse{}
+	err = s.idem.run(ctx, "CancelPayment", req, resp, func(ik *idemKey) error {
+		if err := tCancel.check(p.ID, p.Status); err != nil {
+			return err
+		}
+		prov, err := s.providerFor(p)
+		if err != nil {
+			return err
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+		perr := prov.Cancel(pctx, p.ProviderRef)
+		cancel()
+		if perr != nil {
+			return providerCallError(perr, p.Provider)
+		}
+		return s.store.Write(ctx, func(tx *store.Tx) error {
+			cur, err := reloadPayment(tx, pr, p.ID)
+			if err != nil {
+				return err
+			}
+			if err := tCancel.check(cur.ID, cur.Status); err != nil {
+				return err
+			}
+			cur.AmountCapturable = 0
+			_, err = writePayment(tx, pr, cur, false, tCancel, nil, ik,
+				func(out *pb.Payment) proto.Message { resp.Payment = out; return resp }, nil)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// GetPayment returns one payment.
+func (s *PaymentsServer) GetPayment(ctx context.Context, req *pb.GetPaymentRequest) (*pb.GetPaymentResponse, error) {
+	pr := mustPrincipal(ctx)
+	p, err := s.loadPayment(ctx, pr, "id", req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetPaymentResponse{Payment: paymentProto(p)}, nil
+}
+
+// ListPayments returns a page of payments, newest first.
+func (s *PaymentsServer) ListPayments(ctx context.Context, req *pb.ListPaymentsRequest) (*pb.ListPaymentsResponse, error) {
+	pr := mustPrincipal(ctx)
+	f, err := pageFilter(pr, req.PageSize, req.PageToken, PrefixPayment)
+	if err != nil {
+		return nil, err
+	}
+	if req.Status != "" {
+		if err := oneOf("status", req.Status, paymentStatuses...); err != nil {
+			return nil, err
+		}
+		f.Status = req.Status
+	}
+	if req.CreatedBefore != nil {
+		if err := req.CreatedBefore.CheckValid(); err != nil {
+			return nil, Invalid("created_before", "parameter_invalid", "created_before must be a valid RFC 3339 time.")
+		}
+		f.Before = minID(f.Before, idBound(PrefixPayment, req.CreatedBefore.AsTime()))
+	}
+	if req.CreatedAfter != nil {
+		if err := req.CreatedAfter.CheckValid(); err != nil {
+			return nil, Invalid("created_after", "parameter_invalid", "created_after must be a valid RFC 3339 time.")
+		}
+		f.AtOrAfter = idBound(PrefixPayment, req.CreatedAfter.AsTime())
+	}
+	f.Limit++ // one more than the page, to know whether there is a next page
+	ps, err := s.store.ListPayments(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ListPaymentsResponse{}
+	if len(ps) == f.Limit {
+		ps = ps[:len(ps)-1]
+		resp.NextPageToken = encodePageToken(ps[len(ps)-1].ID)
+	}
+	resp.Payments = make([]*pb.Payment, len(ps))
+	for i, p := range ps {
+		resp.Payments[i] = paymentProto(p)
+	}
+	return resp, nil
+}
+
+func pageFilter(pr *Principal, size int32, token, prefix string) (store.PageFilter, error) {
+	n, err := pageSize(size)
+	if err != nil {
+		return store.PageFilter{}, err
+	}
+	f := store.PageFilter{AccountID: pr.AccountID, Livemode: pr.Livemode, Limit: n}
+	if token != "" {
+		if f.Before, err = decodePageToken(token, prefix); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// providerCallError converts a provider's refusal of a follow-up call
+// (capture, cancel, refund) into a caller error.
+func providerCallError(err error, name string) error {
+	var pe *providers.Error
+	errors.As(err, &pe)
+	switch providers.KindOf(err) {
+	case providers.Declined:
+		return &Error{Kind: KindDeclined, Code: pe.Code, Message: pe.Message}
+	case providers.InvalidRequest:
+		return &Error{Kind: KindInvalid, Code: pe.Code, Message: pe.Message, Param: pe.Param}
+	case providers.Unavailable:
+		return Errorf(KindUnavailable, "provider_unavailable", "The payment provider %s is unavailable; nothing changed. Retry later with the same idempotency key.", name)
+	}
+	return Errorf(KindProviderUnsettled, "provider_unsettled", "The payment provider %s did not answer; retry with the same idempotency key.", name)
+}

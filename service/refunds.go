@@ -1,0 +1,186 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
+	"github.com/paymentd/paymentd/providers"
+	"github.com/paymentd/paymentd/store"
+)
+
+// Refund statuses.
+const (
+	RefundPending   = "pending"
+	RefundSucceeded = "succeeded"
+	RefundFailed    = "failed"
+)
+
+// CreateRefund refunds a captured payment in two writes around the provider
+// call. The first reserves the amount on the payment (amount_refunded)
+// inside the write, where the check that refunds never exceed the captured
+// amount holds against every concurrent refund; the second records the
+// provider's answer. A refund the provider did not answer stays pending, its
+// amount still reserved, until it is reconciled.
+func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundRequest) (*pb.CreateRefundResponse, error) {
+	pr := mustPrincipal(ctx)
+	if req.Reason != "" {
+		if err := oneOf("reason", req.Reason, "duplicate", "fraudulent", "requested_by_customer"); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkMetadata("metadata", req.Metadata); err != nil {
+		return nil, err
+	}
+	if req.Amount != nil && req.GetAmount() <= 0 {
+		return nil, Invalid("amount", "amount_invalid", "amount must be a positive number of minor units, or omitted to refund everything not yet refunded; got %d.", req.GetAmount())
+	}
+	p, err := s.loadPayment(ctx, pr, "payment_id", req.PaymentId)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.CreateRefundResponse{}
+	err = s.idem.run(ctx, "CreateRefund", req, resp, func(ik *idemKey) error {
+		r := &store.Refund{ID: NewID(PrefixRefund), AccountID: pr.AccountID, Livemode: pr.Livemode, PaymentID: p.ID,
+			Currency: p.Currency, Status: RefundPending, Reason: req.Reason, Metadata: req.Metadata}
+		// Phase one: reserve.
+		err := s.store.Write(ctx, func(tx *store.Tx) error {
+			cur, err := reloadPayment(tx, pr, p.ID)
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(refundable, cur.Status) {
+				return &Error{Kind: KindConflict, Code: "payment_unexpected_state", Param: "payment_id",
+					Message: "Payment " + cur.ID + " cannot be refunded because its status is " + cur.Status + "; only succeeded payments can be refunded."}
+			}
+			remaining := cur.AmountCaptured - cur.AmountRefunded
+			r.Amount = remaining
+			if req.Amount != nil {
+				r.Amount = req.GetAmount()
+			}
+			if remaining == 0 {
+				return &Error{Kind: KindInvalid, Code: "charge_already_refunded", Param: "payment_id",
+					Message: "Payment " + cur.ID + " has already been fully refunded."}
+			}
+			if r.Amount > remaining {
+				return Invalid("amount", "amount_too_large",
+					"amount %d is more than the %d still refundable on payment %s (captured %d, refunded %d).",
+					r.Amount, remaining, cur.ID, cur.AmountCaptured, cur.AmountRefunded)
+			}
+			cur.AmountRefunded += r.Amount
+			cur.Updated = tx.Now()
+			r.Created = tx.Now()
+			if err := tx.UpdatePayment(cur); err != nil {
+				return err
+			}
+			p = cur
+			return tx.InsertRefund(r)
+		})
+		if err != nil {
+			return err
+		}
+		prov, err := s.providerFor(p)
+		if err != nil {
+			return err
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+		_, perr := prov.Refund(pctx, providers.RefundRequest{IdempotencyKey: r.ID, Reference: p.ProviderRef, Amount: r.Amount, Currency: r.Currency})
+		cancel()
+		kind := providers.KindOf(perr)
+		if perr != nil && kind == providers.Unknown {
+			// Leave it pending and reserved: the reconciler asks again.
+			return providerCallError(perr, p.Provider)
+		}
+		// Phase two: record the answer.
+		var callErr error
+		if perr != nil {
+			callErr = providerCallError(perr, p.Provider)
+		}
+		return s.store.Write(ctx, func(tx *store.Tx) error {
+			cur, err := reloadPayment(tx, pr, p.ID)
+			if err != nil {
+				return err
+			}
+			evType := "refund.succeeded"
+			if perr == nil {
+				r.Status = RefundSucceeded
+				if err := tx.InsertLedgerEntries(moveEntries(cur, -r.Amount, r.ID)...); err != nil {
+					return err
+				}
+			} else {
+				r.Status = RefundFailed
+				evType = "refund.failed"
+				cur.AmountRefunded -= r.Amount // release the reservation
+				cur.Updated = tx.Now()
+				if err := tx.UpdatePayment(cur); err != nil {
+					return err
+				}
+			}
+			if err := tx.UpdateRefundStatus(r.ID, r.Status); err != nil {
+				return err
+			}
+			out := refundProto(r)
+			ev, err := event(tx, pr, evType, r.ID, out)
+			if err != nil {
+				return err
+			}
+			if err := tx.InsertEvent(ev); err != nil {
+				return err
+			}
+			resp.Refund = out
+			return ik.save(tx, resp, callErr)
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// GetRefund returns one refund.
+func (s *PaymentsServer) GetRefund(ctx context.Context, req *pb.GetRefundRequest) (*pb.GetRefundResponse, error) {
+	pr := mustPrincipal(ctx)
+	notFound := &Error{Kind: KindNotFound, Code: "resource_missing", Param: "id",
+		Message: "No such refund: '" + truncate(req.Id, 64) + "' in " + pr.Mode() + " mode."}
+	if !validID(req.Id, PrefixRefund) {
+		return nil, notFound
+	}
+	r, err := s.store.GetRefund(ctx, pr.AccountID, pr.Livemode, req.Id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetRefundResponse{Refund: refundProto(r)}, nil
+}
+
+// ListRefunds returns a page of refunds, newest first.
+func (s *PaymentsServer) ListRefunds(ctx context.Context, req *pb.ListRefundsRequest) (*pb.ListRefundsResponse, error) {
+	pr := mustPrincipal(ctx)
+	f, err := pageFilter(pr, req.PageSize, req.PageToken, PrefixRefund)
+	if err != nil {
+		return nil, err
+	}
+	if req.PaymentId != "" {
+		if _, err := s.loadPayment(ctx, pr, "payment_id", req.PaymentId); err != nil {
+			return nil, err
+		}
+	}
+	f.Limit++
+	rs, err := s.store.ListRefunds(ctx, f, req.PaymentId)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ListRefundsResponse{}
+	if len(rs) == f.Limit {
+		rs = rs[:len(rs)-1]
+		resp.NextPageToken = encodePageToken(rs[len(rs)-1].ID)
+	}
+	resp.Refunds = make([]*pb.Refund, len(rs))
+	for i, r := range rs {
+		resp.Refunds[i] = refundProto(r)
+	}
+	return resp, nil
+}
