@@ -90,9 +90,13 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("provider: %s: %s", e.Code, e.Message) }
 
-// KindOf returns the kind of a provider error, or Unknown for any other error:
-// an error that is not understood must never be taken to mean "no money moved".
+// KindOf returns the kind of a provider error, 0 for nil, or Unknown for any
+// other error: an error that is not understood must never be taken to mean
+// "no money moved".
 func KindOf(err error) ErrorKind {
+	if err == nil {
+		return 0
+	}
 	var pe *Error
 	if errors.As(err, &pe) {
 		return pe.Kind

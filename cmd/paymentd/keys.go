@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/paymentd/paymentd/service"
+	"github.com/paymentd/paymentd/store"
+)
+
+// bootstrap creates the default account and a test key on an empty database
+// and prints the key once; it never prints a key again.
+func bootstrap(ctx context.Context, st *store.Store, stdout io.Writer) error {
+	accts, err := st.Accounts(ctx)
+	if err != nil || len(accts) > 0 {
+		return err
+	}
+	acct := &store.Account{ID: service.NewID(service.PrefixAccount), Name: "default"}
+	secret, key := newKey(acct.ID, false, []string{service.ScopeWrite, service.ScopePayouts})
+	err = st.Write(ctx, func(tx *store.Tx) error {
+		acct.Created = tx.Now()
+		key.Created = tx.Now()
+		if err := tx.InsertAccount(acct); err != nil {
+			return err
+		}
+		return tx.InsertAPIKey(key)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Created account %s and a test API key. It is shown only this once:\n\n    %s\n\n", acct.ID, secret)
+	fmt.Fprintf(stdout, "Use it as:  authorization: Bearer %s\n\n", secret)
+	return nil
+}
+
+func newKey(accountID string, live bool, scopes []string) (string, *store.APIKey) {
+	secret := service.NewAPIKey(live)
+	return secret, &store.APIKey{
+		ID: service.NewID(service.PrefixKey), AccountID: accountID, Hash: service.HashAPIKey(secret),
+		Hint: secret[len(secret)-4:], Livemode: live, Scopes: scopes,
+	}
+}
+
+func openForCLI(ctx context.Context, db string) (*store.Store, error) {
+	if db == "" {
+		return nil, errors.New("--db is required: the paymentd database file")
+	}
+	return store.Open(ctx, db, store.Options{})
+}
+
+func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("keys: expected create, list or revoke")
+	}
+	fs := newFlagSet("keys "+args[0], stderr)
+	db := fs.String("db", "paymentd.db", "database file")
+	mode := fs.String("mode", "test", "test or live")
+	scopes := fs.String("scopes", "read,write", "comma-separated scopes: read, write, payouts")
+	account := fs.String("account", "", "account id (default: the first account)")
+	if err := parseFlags(fs, args[1:], getenv); err != nil {
+		return err
+	}
+	st, err := openForCLI(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	switch args[0] {
+	case "create":
+		if *mode != "test" && *mode != "live" {
+			return fmt.Errorf("--mode must be test or live, not %q", *mode)
+		}
+		var list []string
+		for _, s := range strings.Split(*scopes, ",") {
+			s = strings.TrimSpace(s)
+			if !slices.Contains(service.AllScopes, s) {
+				return fmt.Errorf("--scopes: unknown scope %q; use read, write and/or payouts", s)
+			}
+			list = append(list, s)
+		}
+		acctID, err := resolveAccount(ctx, st, *account)
+		if err != nil {
+			return err
+		}
+		secret, key := newKey(acctID, *mode == "live", list)
+		err = st.Write(ctx, func(tx *store.Tx) error {
+			key.Created = tx.Now()
+			return tx.InsertAPIKey(key)
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "Created %s key %s for %s with scopes %s. The key is shown only this once:\n", *mode, key.ID, acctID, strings.Join(list, ","))
+		fmt.Fprintln(stdout, secret)
+		return nil
+	case "list":
+		ks, err := st.ListAPIKeys(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tACCOUNT\tMODE\tKEY\tSCOPES\tCREATED\tREVOKED")
+		for _, k := range ks {
+			mode, prefix := "test", "ak_test_"
+			if k.Livemode {
+				mode, prefix = "live", "ak_live_"
+			}
+			revoked := "-"
+			if !k.Revoked.IsZero() {
+				revoked = k.Revoked.Format("2006-01-02T15:04:05Z")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s…%s\t%s\t%s\t%s\n", k.ID, k.AccountID, mode, prefix, k.Hint,
+				strings.Join(k.Scopes, ","), k.Created.Format("2006-01-02T15:04:05Z"), revoked)
+		}
+		return tw.Flush()
+	case "revoke":
+		if fs.NArg() != 1 {
+			return errors.New("keys revoke: give exactly one key id (key_…), as shown by `paymentd keys list`")
+		}
+		id := fs.Arg(0)
+		err := st.Write(ctx, func(tx *store.Tx) error { return tx.RevokeAPIKey(id) })
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no active key %s; `paymentd keys list` shows the keys", id)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Revoked %s. Running servers stop accepting it within their auth cache TTL.\n", id)
+		return nil
+	}
+	return fmt.Errorf("keys: unknown subcommand %q; expected create, list or revoke", args[0])
+}
+
+func resolveAccount(ctx context.Context, st *store.Store, id string) (string, error) {
+	accts, err := st.Accounts(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range accts {
+		if id == "" || a.ID == id {
+			return a.ID, nil
+		}
+	}
+	if id == "" {
+		return "", errors.New("the database has no account yet; run `paymentd serve` once or `paymentd accounts create`")
+	}
+	return "", fmt.Errorf("no account %s", id)
+}
+
+func accounts(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New("accounts: expected create")
+	}
+	fs := newFlagSet("accounts create", stderr)
+	db := fs.String("db", "paymentd.db", "database file")
+	name := fs.String("name", "", "account name")
+	if err := parseFlags(fs, args[1:], getenv); err != nil {
+		return err
+	}
+	if *name == "" {
+		return errors.New("--name is required")
+	}
+	st, err := openForCLI(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	a := &store.Account{ID: service.NewID(service.PrefixAccount), Name: *name}
+	if err := st.Write(ctx, func(tx *store.Tx) error { a.Created = tx.Now(); return tx.InsertAccount(a) }); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, a.ID)
+	return nil
+}
+
+func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("migrate", stderr)
+	db := fs.String("db", "paymentd.db", "database file")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	applied, err := store.Migrate(ctx, *db)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		fmt.Fprintln(stdout, "The database is up to date.")
+	}
+	for _, name := range applied {
+		fmt.Fprintln(stdout, "applied", name)
+	}
+	return nil
+}

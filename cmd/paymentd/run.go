@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `paymentd — one payment service over gRPC and REST.
+
+Usage:
+  paymentd serve   [--db paymentd.db] [--grpc-addr :9090] [--http-addr :8080] [--env development]
+  paymentd keys    create --db PATH --mode test|live [--scopes read,write] [--account ID]
+  paymentd keys    list   --db PATH
+  paymentd keys    revoke --db PATH KEY_ID
+  paymentd accounts create --db PATH --name NAME
+  paymentd migrate --db PATH
+  paymentd version
+
+Every flag can also be set with an environment variable: PAYMENTD_ and the
+flag's name in upper case with _ for -, e.g. PAYMENTD_DB, PAYMENTD_GRPC_ADDR.
+`
+
+// run is the whole program: main only supplies the process's arguments,
+// environment and output streams, so tests can call run directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return keys(ctx, rest, getenv, stdout, stderr)
+	case "accounts":
+		return accounts(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return migrateCmd(ctx, rest, getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "paymentd", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// newFlagSet returns a flag set whose defaults come from PAYMENTD_* variables
+// once applyEnv is called after the flags are defined.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags applies PAYMENTD_* environment defaults, then the command line.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "PAYMENTD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	return fs.Parse(args)
+}
