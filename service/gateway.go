@@ -23,10 +23,13 @@ import (
 // MaxBodyBytes bounds REST request bodies; larger bodies get 413.
 const MaxBodyBytes = 1 << 20
 
+// GatewayRegistrar registers extra gateway routes, e.g. the benchmark's echo.
+type GatewayRegistrar func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error
+
 // NewHTTPHandler returns the REST API: grpc-gateway routes that call the gRPC
 // server through conn (so every interceptor applies to REST exactly as to
 // gRPC), and GET /openapi.json.
-func NewHTTPHandler(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
+func NewHTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra ...GatewayRegistrar) (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
@@ -50,6 +53,11 @@ func NewHTTPHandler(ctx context.Context, conn *grpc.ClientConn) (http.Handler, e
 	}
 	if err := pb.RegisterStatusServiceHandler(ctx, gw, conn); err != nil {
 		return nil, err
+	}
+	for _, register := range extra {
+		if err := register(ctx, gw, conn); err != nil {
+			return nil, err
+		}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", limitBody(gw))

@@ -30,11 +30,20 @@ var methodScopes = map[string]string{
 	pb.PaymentsService_ListRefunds_FullMethodName:    ScopeRead,
 }
 
-// publicMethod reports methods that need no API key: status, health and reflection.
-func publicMethod(full string) bool {
-	return full == pb.StatusService_GetStatus_FullMethodName ||
+// publicMethod reports methods that need no API key: status, health,
+// reflection and any configured public service.
+func (s *Service) publicMethod(full string) bool {
+	if full == pb.StatusService_GetStatus_FullMethodName ||
 		strings.HasPrefix(full, "/grpc.health.v1.Health/") ||
-		strings.HasPrefix(full, "/grpc.reflection.")
+		strings.HasPrefix(full, "/grpc.reflection.") {
+		return true
+	}
+	for _, svc := range s.cfg.PublicServices {
+		if strings.HasPrefix(full, "/"+svc+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // UnaryInterceptors returns the interceptor chain, outermost first: panic
@@ -93,7 +102,7 @@ func (s *Service) deadlineUnary(ctx context.Context, req any, info *grpc.UnarySe
 }
 
 func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if publicMethod(info.FullMethod) {
+	if s.publicMethod(info.FullMethod) {
 		return h(ctx, req)
 	}
 	scope, known := methodScopes[info.FullMethod]

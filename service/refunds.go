@@ -117,7 +117,7 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 					return err
 				}
 			}
-			if err := tx.UpdateRefundStatus(r.ID, r.Status); err != nil {
+			if err := tx.UpdateRefundStatus(r); err != nil {
 				return err
 			}
 			out := refundProto(r)

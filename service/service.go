@@ -32,6 +32,10 @@ type Config struct {
 	DefaultDeadline time.Duration
 	// ProviderTimeout bounds each provider call (default 20s).
 	ProviderTimeout time.Duration
+	// PublicServices names extra gRPC services (full names, e.g.
+	// "paymentd.bench.v1.EchoService") that need no API key; the benchmark
+	// registers its echo service this way.
+	PublicServices []string
 }
 
 // Service holds the state shared by the gRPC services.

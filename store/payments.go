@@ -106,9 +106,9 @@ func (tx *Tx) InsertPayment(p *Payment) error {
 // UpdatePayment writes a payment's mutable fields (status, amounts, failure, provider reference).
 func (tx *Tx) UpdatePayment(p *Payment) error {
 	res, err := tx.exec(`UPDATE payments SET status=?, amount_capturable=?, amount_captured=?, amount_refunded=?,
-		provider_ref=?, failure_code=?, failure_message=?, updated=? WHERE id=?`,
+		provider_ref=?, failure_code=?, failure_message=?, updated=? WHERE account_id=? AND livemode=? AND id=?`,
 		p.Status, p.AmountCapturable, p.AmountCaptured, p.AmountRefunded, nullStr(p.ProviderRef),
-		nullStr(p.FailureCode), nullStr(p.FailureMessage), micros(p.Updated), p.ID)
+		nullStr(p.FailureCode), nullStr(p.FailureMessage), micros(p.Updated), p.AccountID, boolInt(p.Livemode), p.ID)
 	if err != nil {
 		return fmt.Errorf("store: update payment: %w", err)
 	}
@@ -121,8 +121,8 @@ func (tx *Tx) UpdatePayment(p *Payment) error {
 // GetPayment reads a payment inside the write transaction, so that a check
 // made on it holds until the commit.
 func (tx *Tx) GetPayment(accountID string, livemode bool, id string) (*Payment, error) {
-	row, err := tx.queryRow(`SELECT `+paymentCols+` FROM payments WHERE id=? AND account_id=? AND livemode=?`,
-		id, accountID, boolInt(livemode))
+	row, err := tx.queryRow(`SELECT `+paymentCols+` FROM payments WHERE account_id=? AND livemode=? AND id=?`,
+		accountID, boolInt(livemode), id)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ func (tx *Tx) GetPayment(accountID string, livemode bool, id string) (*Payment, 
 
 // GetPayment reads one payment of the account and mode.
 func (s *Store) GetPayment(ctx context.Context, accountID string, livemode bool, id string) (*Payment, error) {
-	return scanPayment(s.r.getPayment.QueryRowContext(ctx, id, accountID, boolInt(livemode)))
+	return scanPayment(s.r.getPayment.QueryRowContext(ctx, accountID, boolInt(livemode), id))
 }
 
 // PageFilter selects a page of objects of one account and mode, newest first.
@@ -172,7 +172,7 @@ func (f PageFilter) where(extra ...string) (string, []any) {
 func (s *Store) ListPayments(ctx context.Context, f PageFilter) ([]*Payment, error) {
 	where, args := f.where()
 	args = append(args, f.Limit)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+paymentCols+` FROM payments INDEXED BY payments_list WHERE `+
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+paymentCols+` FROM payments WHERE `+
 		where+` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list payments: %w", err)

@@ -184,8 +184,8 @@ func prepareReads(ctx context.Context, db *sql.DB) (*readStmts, error) {
 		dst   **sql.Stmt
 		query string
 	}{
-		{&r.getPayment, `SELECT ` + paymentCols + ` FROM payments WHERE id=? AND account_id=? AND livemode=?`},
-		{&r.getRefund, `SELECT ` + refundCols + ` FROM refunds WHERE id=? AND account_id=? AND livemode=?`},
+		{&r.getPayment, `SELECT ` + paymentCols + ` FROM payments WHERE account_id=? AND livemode=? AND id=?`},
+		{&r.getRefund, `SELECT ` + refundCols + ` FROM refunds WHERE account_id=? AND livemode=? AND id=?`},
 		{&r.keyByHash, `SELECT ` + keyCols + ` FROM api_keys WHERE hash=?`},
 		{&r.getIdem, `SELECT request_hash, code, response, created FROM idempotency_keys
 			WHERE account_id=? AND livemode=? AND method=? AND key=?`},

@@ -61,21 +61,19 @@ func (tx *Tx) InsertRefund(r *Refund) error {
 
 // GetRefund reads one refund of the account and mode.
 func (s *Store) GetRefund(ctx context.Context, accountID string, livemode bool, id string) (*Refund, error) {
-	return scanRefund(s.r.getRefund.QueryRowContext(ctx, id, accountID, boolInt(livemode)))
+	return scanRefund(s.r.getRefund.QueryRowContext(ctx, accountID, boolInt(livemode), id))
 }
 
 // ListRefunds returns up to f.Limit refunds, newest first, of one payment if paymentID is set.
 func (s *Store) ListRefunds(ctx context.Context, f PageFilter, paymentID string) ([]*Refund, error) {
 	where, args := f.where()
-	index := ""
 	if paymentID != "" {
 		where += " AND payment_id = ?"
 		args = append(args, paymentID)
-		index = " INDEXED BY refunds_list"
 	}
 	args = append(args, f.Limit)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+refundCols+` FROM refunds`+index+` WHERE `+where+
-		` ORDER BY id DESC LIMIT ?`, args...)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+refundCols+` FROM refunds WHERE `+where+
+		` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list refunds: %w", err)
 	}
@@ -92,8 +90,9 @@ func (s *Store) ListRefunds(ctx context.Context, f PageFilter, paymentID string)
 }
 
 // UpdateRefundStatus sets a refund's status.
-func (tx *Tx) UpdateRefundStatus(id, status string) error {
-	res, err := tx.exec(`UPDATE refunds SET status=? WHERE id=?`, status, id)
+func (tx *Tx) UpdateRefundStatus(r *Refund) error {
+	res, err := tx.exec(`UPDATE refunds SET status=? WHERE account_id=? AND livemode=? AND id=?`,
+		r.Status, r.AccountID, boolInt(r.Livemode), r.ID)
 	if err != nil {
 		return fmt.Errorf("store: update refund: %w", err)
 	}

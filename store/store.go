@@ -256,3 +256,25 @@ func nullStr(s string) any {
 	}
 	return s
 }
+
+// Stats describes the database's size.
+type Stats struct {
+	Payments int64
+	Bytes    int64 // pages in use × page size, including committed WAL content
+}
+
+// Stats counts payments and measures the database's size.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	var pages, free, size int64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM payments`).Scan(&st.Payments); err != nil {
+		return st, err
+	}
+	for q, dst := range map[string]*int64{"PRAGMA page_count": &pages, "PRAGMA freelist_count": &free, "PRAGMA page_size": &size} {
+		if err := s.rdb.QueryRowContext(ctx, q).Scan(dst); err != nil {
+			return st, err
+		}
+	}
+	st.Bytes = (pages - free) * size
+	return st, nil
+}

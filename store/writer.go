@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,14 @@ type writer struct {
 	mu      sync.RWMutex
 	closing bool
 	stopped chan struct{}
+
+	nBatches, nOps atomic.Int64 // counters for WriterStats
+}
+
+// WriterStats reports how many commits the writer made and how many state
+// changes they held; ops/batches is the mean group-commit size.
+func (s *Store) WriterStats() (batches, ops int64) {
+	return s.w.nBatches.Load(), s.w.nOps.Load()
 }
 
 func startWriter(ctx context.Context, db *sql.DB, maxBatch int) (*writer, error) {
@@ -108,6 +117,8 @@ func (w *writer) loop() {
 			}
 		}
 		errs = w.run(batch, errs[:0])
+		w.nBatches.Add(1)
+		w.nOps.Add(int64(len(batch)))
 		for i, o := range batch {
 			o.done <- errs[i]
 			batch[i] = nil

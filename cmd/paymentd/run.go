@@ -21,6 +21,7 @@ Usage:
   paymentd keys    revoke --db PATH KEY_ID
   paymentd accounts create --db PATH --name NAME
   paymentd migrate --db PATH
+  paymentd bench   [--concurrency 50] [--duration 10s] [--preload N] [--scenarios a,b] [--json FILE]
   paymentd version
 
 Every flag can also be set with an environment variable: PAYMENTD_ and the
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return keys(ctx, rest, getenv, stdout, stderr)
 	case "accounts":
 		return accounts(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return bench(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		return migrateCmd(ctx, rest, getenv, stdout, stderr)
 	case "version":

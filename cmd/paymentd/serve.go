@@ -2,18 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"sync"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/paymentd/paymentd/service"
 	"github.com/paymentd/paymentd/store"
@@ -64,93 +57,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Store: st, Logger: log, Environment: c.env, Version: version,
 		RateLimit: c.rateLimit, AuthCacheTTL: c.authCacheTTL,
 	})
-	srv, health := svc.NewGRPCServer()
-	gl, err := net.Listen("tcp", c.grpcAddr)
-	if err != nil {
-		return fmt.Errorf("--grpc-addr: %w", err)
-	}
-	hl, err := net.Listen("tcp", c.httpAddr)
-	if err != nil {
-		gl.Close()
-		return fmt.Errorf("--http-addr: %w", err)
-	}
-
-	// The gateway reaches the gRPC server over loopback, so that REST calls
-	// pass through the same interceptors as gRPC calls.
-	conn, err := grpc.NewClient(loopbackTarget(gl.Addr()),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(service.MaxSendMsgSize)))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	handler, err := service.NewHTTPHandler(ctx, conn)
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go svc.Run(bg)
 
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(gl) }()
-	go func() {
-		if err := hs.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-		}
-	}()
-	fmt.Fprintf(stdout, "paymentd %s serving gRPC on %s and HTTP on %s (database %s)\n", version, gl.Addr(), hl.Addr(), c.db)
-	log.Info("serving", "grpc", gl.Addr().String(), "http", hl.Addr().String(), "db", c.db, "env", c.env)
+	srvs, err := startServers(ctx, svc, c.grpcAddr, c.httpAddr, log, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "paymentd %s serving gRPC on %s and HTTP on %s (database %s)\n", version, srvs.grpcAddr, srvs.httpAddr, c.db)
+	log.Info("serving", "grpc", srvs.grpcAddr.String(), "http", srvs.httpAddr.String(), "db", c.db, "env", c.env)
 
 	var serveErr error
 	select {
 	case <-ctx.Done():
-	case serveErr = <-errc:
+	case serveErr = <-srvs.errc:
 	}
-
-	// Graceful stop: refuse new work, let calls in flight finish within
-	// shutdownWait, then cut what remains.
-	health.Shutdown()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), c.shutdownWait)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = hs.Shutdown(shutdownCtx) }()
-	go func() {
-		defer wg.Done()
-		done := make(chan struct{})
-		go func() { srv.GracefulStop(); close(done) }()
-		select {
-		case <-done:
-		case <-shutdownCtx.Done():
-			srv.Stop()
-		}
-	}()
-	wg.Wait()
+	srvs.stop(c.shutdownWait)
 	stopBG()
 	log.Info("stopped")
 	return serveErr
-}
-
-// loopbackTarget turns a listener address such as [::]:9090 into one the
-// gateway can dial.
-func loopbackTarget(a net.Addr) string {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok {
-		return "passthrough:///" + a.String()
-	}
-	if tcp.IP.IsUnspecified() {
-		return fmt.Sprintf("passthrough:///127.0.0.1:%d", tcp.Port)
-	}
-	return "passthrough:///" + tcp.String()
 }

@@ -17,10 +17,11 @@ CREATE TABLE api_keys (
     revoked    INTEGER
 ) WITHOUT ROWID;
 
--- Payments. Ids are time-ordered, so inserts append to the primary key and to
--- payments_list, and keyset pages walk payments_list backwards.
+-- Payments. The primary key leads with the owner, so every read is scoped to
+-- one account and mode by construction, and a keyset page is one backwards
+-- range scan of the table itself. Ids are time-ordered, so inserts append.
 CREATE TABLE payments (
-    id                TEXT PRIMARY KEY,
+    id                TEXT NOT NULL,
     account_id        TEXT NOT NULL,
     livemode          INTEGER NOT NULL,
     status            TEXT NOT NULL,
@@ -42,23 +43,25 @@ CREATE TABLE payments (
     failure_code      TEXT,
     failure_message   TEXT,
     created           INTEGER NOT NULL,
-    updated           INTEGER NOT NULL
+    updated           INTEGER NOT NULL,
+    PRIMARY KEY (account_id, livemode, id)
 ) WITHOUT ROWID;
-CREATE INDEX payments_list ON payments (account_id, livemode, id);
 
 CREATE TABLE refunds (
-    id         TEXT PRIMARY KEY,
+    id         TEXT NOT NULL,
     account_id TEXT NOT NULL,
     livemode   INTEGER NOT NULL,
-    payment_id TEXT NOT NULL REFERENCES payments (id),
+    payment_id TEXT NOT NULL,
     amount     INTEGER NOT NULL CHECK (amount > 0),
     currency   TEXT NOT NULL,
     status     TEXT NOT NULL,
     reason     TEXT,
     metadata   TEXT,
-    created    INTEGER NOT NULL
+    created    INTEGER NOT NULL,
+    PRIMARY KEY (account_id, livemode, id),
+    FOREIGN KEY (account_id, livemode, payment_id) REFERENCES payments (account_id, livemode, id)
 ) WITHOUT ROWID;
-CREATE INDEX refunds_list ON refunds (account_id, livemode, payment_id, id);
+CREATE INDEX refunds_by_payment ON refunds (account_id, livemode, payment_id, id);
 
 -- The ledger is append-only: every money movement is a set of entries that sum
 -- to zero, written in the same transaction as the state change that caused it.
@@ -76,14 +79,16 @@ CREATE TABLE ledger_entries (
 
 -- Every state change writes an event; data is the object's protobuf encoding.
 CREATE TABLE events (
-    id         TEXT PRIMARY KEY,
+    id         TEXT NOT NULL,
     account_id TEXT NOT NULL,
     livemode   INTEGER NOT NULL,
     type       TEXT NOT NULL,
     object_id  TEXT NOT NULL,
     data       BLOB NOT NULL,
-    created    INTEGER NOT NULL
+    created    INTEGER NOT NULL,
+    PRIMARY KEY (account_id, livemode, id)
 ) WITHOUT ROWID;
+CREATE INDEX events_by_object ON events (object_id);
 
 -- Idempotency records hold the response of a finished mutating call, written
 -- in the same transaction as the state change it made.

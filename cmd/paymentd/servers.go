@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+
+	"github.com/paymentd/paymentd/service"
+)
+
+// servers are the gRPC server, the HTTP server with the REST gateway, and
+// the loopback connection between them.
+type servers struct {
+	grpc     *grpc.Server
+	health   *health.Server
+	http     *http.Server
+	conn     *grpc.ClientConn
+	grpcAddr net.Addr
+	httpAddr net.Addr
+	errc     chan error // a server that stopped by itself
+}
+
+// startServers listens on both addresses and serves svc. register, if not
+// nil, adds services to the gRPC server before it starts; extra adds
+// gateway routes.
+func startServers(ctx context.Context, svc *service.Service, grpcAddr, httpAddr string, log *slog.Logger,
+	register func(*grpc.Server), extra ...service.GatewayRegistrar) (*servers, error) {
+	s := &servers{errc: make(chan error, 2)}
+	s.grpc, s.health = svc.NewGRPCServer()
+	if register != nil {
+		register(s.grpc)
+	}
+	gl, err := net.Listen("tcp", grpcAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--grpc-addr: %w", err)
+	}
+	hl, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		gl.Close()
+		return nil, fmt.Errorf("--http-addr: %w", err)
+	}
+	s.grpcAddr, s.httpAddr = gl.Addr(), hl.Addr()
+
+	// The gateway reaches the gRPC server over loopback, so that REST calls
+	// pass through the same interceptors as gRPC calls.
+	s.conn, err = grpc.NewClient(loopbackTarget(gl.Addr()),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(service.MaxSendMsgSize)))
+	if err != nil {
+		gl.Close()
+		hl.Close()
+		return nil, err
+	}
+	handler, err := service.NewHTTPHandler(ctx, s.conn, extra...)
+	if err != nil {
+		gl.Close()
+		hl.Close()
+		s.conn.Close()
+		return nil, err
+	}
+	s.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { s.errc <- s.grpc.Serve(gl) }()
+	go func() {
+		if err := s.http.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- err
+		}
+	}()
+	return s, nil
+}
+
+// stop refuses new work, lets calls in flight finish within wait, then cuts
+// what remains.
+func (s *servers) stop(wait time.Duration) {
+	s.health.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = s.http.Shutdown(ctx) }()
+	go func() {
+		defer wg.Done()
+		done := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.grpc.Stop()
+		}
+	}()
+	wg.Wait()
+	s.conn.Close()
+}
+
+// loopbackTarget turns a listener address such as [::]:9090 into one the
+// gateway can dial.
+func loopbackTarget(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return "passthrough:///" + a.String()
+	}
+	if tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("passthrough:///127.0.0.1:%d", tcp.Port)
+	}
+	return "passthrough:///" + tcp.String()
+}
