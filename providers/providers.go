@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"time"
 )
 
 // PaymentRequest asks a provider to authorize (and possibly capture) a payment.
@@ -102,4 +104,118 @@ func KindOf(err error) ErrorKind {
 		return pe.Kind
 	}
 	return Unknown
+}
+
+// PaymentState is a provider's current view of a payment, for reconciliation.
+type PaymentState struct {
+	Reference string
+	// Status is one of: authorized, captured (succeeded), failed, pending.
+	Status   string
+	Amount   int64
+	Currency string
+}
+
+// PaymentStatusGetter asks a provider for a payment's current state, so the
+// reconciler can settle payments left unknown.
+type PaymentStatusGetter interface {
+	GetPayment(ctx context.Context, reference string) (PaymentState, error)
+}
+
+// InvoiceRequest asks a provider to create a hosted invoice.
+type InvoiceRequest struct {
+	IdempotencyKey string // paymentd's invoice id
+	Reference      string // the caller's transaction_reference
+	Amount         int64
+	Currency       string
+	Network        string // crypto only, e.g. tron
+	CustomerName   string
+	CustomerEmail  string
+	CustomerID     string
+	Description    string
+	CallbackURL    string
+	ExpiresAt      time.Time
+	Livemode       bool
+}
+
+// Receipt is one incoming transfer towards an invoice (crypto invoices may
+// have several).
+type Receipt struct {
+	TxnID         string
+	Amount        int64
+	Confirmations int
+	Time          time.Time
+}
+
+// InvoiceState is a provider's view of an invoice.
+type InvoiceState struct {
+	Reference             string // the provider's invoice id
+	PaymentURL            string
+	Status                string // open | partially_paid | paid | expired | canceled
+	Amount                int64
+	Currency              string
+	AmountPaid            int64
+	Receipts              []Receipt
+	DepositAddress        string
+	ConfirmationsRequired int
+	ExpiresAt             time.Time
+}
+
+// Invoices is the hosted-invoice capability.
+type Invoices interface {
+	CreateInvoice(ctx context.Context, req InvoiceRequest) (InvoiceState, error)
+	GetInvoice(ctx context.Context, reference string) (InvoiceState, error)
+}
+
+// PayoutMethod is a way to pay money out, with its limits and fee. The fee is
+// FeeFixed plus FeeBasisPoints/10000 of the amount, in minor units.
+type PayoutMethod struct {
+	ID             string
+	Name           string
+	Type           string // mobile_banking | bank_transfer | crypto
+	Currency       string
+	MinAmount      int64
+	MaxAmount      int64
+	FeeFixed       int64
+	FeeBasisPoints int64
+	AccountFormat  string // a hint for recipient_account
+}
+
+// PayoutRequest asks a provider to send money to a recipient.
+type PayoutRequest struct {
+	IdempotencyKey   string // paymentd's payout id
+	Reference        string // the caller's transaction_reference
+	MethodID         string
+	Amount           int64
+	Currency         string
+	RecipientName    string
+	RecipientAccount string
+	Description      string
+}
+
+// PayoutState is a provider's view of a payout.
+type PayoutState struct {
+	Reference string
+	Status    string // pending | processing | completed | rejected | cancelled
+	Reason    string // why it was rejected
+}
+
+// Payouts is the payout capability.
+type Payouts interface {
+	PayoutMethods(ctx context.Context) ([]PayoutMethod, error)
+	CreatePayout(ctx context.Context, req PayoutRequest) (PayoutState, error)
+	GetPayout(ctx context.Context, reference string) (PayoutState, error)
+}
+
+// WebhookEvent is an inbound provider webhook, verified and parsed.
+type WebhookEvent struct {
+	ID         string // the provider's event id, for deduplication
+	Type       string // the provider's event type, e.g. payment.completed
+	ObjectKind string // payment | invoice | payout
+	Reference  string // the provider's id of the object
+	Status     string // the status the webhook claims (to be confirmed by a status call)
+}
+
+// WebhookParser verifies and parses a provider's inbound webhooks.
+type WebhookParser interface {
+	ParseWebhook(header http.Header, body []byte, now time.Time) (WebhookEvent, error)
 }

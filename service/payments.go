@@ -32,16 +32,6 @@ func moveEntries(p *store.Payment, amount int64, sourceID string) []store.Ledger
 	}
 }
 
-// event builds the event row announcing obj's change.
-func event(tx *store.Tx, p *Principal, typ, objectID string, obj proto.Message) (*store.Event, error) {
-	data, err := proto.Marshal(obj)
-	if err != nil {
-		return nil, err
-	}
-	return &store.Event{ID: NewID(PrefixEvent), AccountID: p.AccountID, Livemode: p.Livemode, Type: typ,
-		ObjectID: objectID, Data: data, Created: tx.Now()}, nil
-}
-
 // writePayment records a payment's change in tx: the payment row, the ledger
 // entries, the event and the idempotency outcome, all or nothing.
 func writePayment(tx *store.Tx, pr *Principal, p *store.Payment, insert bool, t transition, ledger []store.LedgerEntry,
@@ -62,11 +52,7 @@ func writePayment(tx *store.Tx, pr *Principal, p *store.Payment, insert bool, t 
 		}
 	}
 	out := paymentProto(p)
-	ev, err := event(tx, pr, t.event, p.ID, out)
-	if err != nil {
-		return nil, err
-	}
-	if err := tx.InsertEvent(ev); err != nil {
+	if err := recordEvent(tx, pr, t.event, p.ID, out); err != nil {
 		return nil, err
 	}
 	return out, ik.save(tx, respond(out), callErr)

@@ -121,11 +121,7 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 				return err
 			}
 			out := refundProto(r)
-			ev, err := event(tx, pr, evType, r.ID, out)
-			if err != nil {
-				return err
-			}
-			if err := tx.InsertEvent(ev); err != nil {
+			if err := recordEvent(tx, pr, evType, r.ID, out); err != nil {
 				return err
 			}
 			resp.Refund = out
