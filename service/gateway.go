@@ -26,10 +26,10 @@ const MaxBodyBytes = 1 << 20
 // GatewayRegistrar registers extra gateway routes, e.g. the benchmark's echo.
 type GatewayRegistrar func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error
 
-// NewHTTPHandler returns the REST API: grpc-gateway routes that call the gRPC
-// server through conn (so every interceptor applies to REST exactly as to
-// gRPC), and GET /openapi.json.
-func NewHTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra ...GatewayRegistrar) (http.Handler, error) {
+// HTTPHandler returns everything served on the HTTP port: the REST API
+// (grpc-gateway routes that call the gRPC server through conn, so every
+// interceptor applies to REST exactly as to gRPC) and GET /openapi.json.
+func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra ...GatewayRegistrar) (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},

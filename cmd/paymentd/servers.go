@@ -60,7 +60,7 @@ func startServers(ctx context.Context, svc *service.Service, grpcAddr, httpAddr 
 		hl.Close()
 		return nil, err
 	}
-	handler, err := service.NewHTTPHandler(ctx, s.conn, extra...)
+	handler, err := svc.HTTPHandler(ctx, s.conn, extra...)
 	if err != nil {
 		gl.Close()
 		hl.Close()
