@@ -172,7 +172,7 @@ func (f PageFilter) where(extra ...string) (string, []any) {
 func (s *Store) ListPayments(ctx context.Context, f PageFilter) ([]*Payment, error) {
 	where, args := f.where()
 	args = append(args, f.Limit)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+paymentCols+` FROM payments WHERE `+
+	rows, err := s.query(ctx, `SELECT `+paymentCols+` FROM payments WHERE `+
 		where+` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list payments: %w", err)

@@ -72,7 +72,7 @@ func (s *Store) ListRefunds(ctx context.Context, f PageFilter, paymentID string)
 		args = append(args, paymentID)
 	}
 	args = append(args, f.Limit)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+refundCols+` FROM refunds WHERE `+where+
+	rows, err := s.query(ctx, `SELECT `+refundCols+` FROM refunds WHERE `+where+
 		` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list refunds: %w", err)

@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -50,6 +51,25 @@ type Store struct {
 	rdb  *sql.DB // read-only pool
 	w    *writer
 	r    *readStmts
+
+	readCache sync.Map // query text → *sql.Stmt on the read pool
+}
+
+// query runs a read on the pool with a statement prepared once per query
+// text (SQLite's parse and plan cost more than a small query itself).
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, ok := s.readCache.Load(query)
+	if !ok {
+		prepared, err := s.rdb.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		var loaded bool
+		if st, loaded = s.readCache.LoadOrStore(query, prepared); loaded {
+			prepared.Close()
+		}
+	}
+	return st.(*sql.Stmt).QueryContext(ctx, args...)
 }
 
 //go:embed migrations/*.sql
@@ -222,6 +242,10 @@ func (s *Store) closeDBs() error {
 	if s.r != nil {
 		s.r.close()
 	}
+	s.readCache.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
 	return errors.Join(s.rdb.Close(), s.wdb.Close())
 }
 
