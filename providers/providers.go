@@ -55,6 +55,14 @@ type Payments interface {
 	Refund(ctx context.Context, req RefundRequest) (RefundResult, error)
 }
 
+// CaptureReferencer is implemented by payments providers whose capture
+// creates a new provider object (Aslan's confirm answers a payment id
+// distinct from the authorization's): CaptureReference captures like
+// Capture and returns the reference later calls, such as refunds, must use.
+type CaptureReferencer interface {
+	CaptureReference(ctx context.Context, reference string, amount int64, currency string) (string, error)
+}
+
 // StatusChecker reports whether a provider can be reached.
 type StatusChecker interface {
 	CheckStatus(ctx context.Context) error
@@ -116,9 +124,25 @@ type PaymentState struct {
 }
 
 // PaymentStatusGetter asks a provider for a payment's current state, so the
-// reconciler can settle payments left unknown.
+// reconciler can settle payments left unknown. reference is the provider's
+// id for the payment or, when the provider never answered with one (a
+// timed-out Authorize), paymentd's payment id: the IdempotencyKey it sent.
 type PaymentStatusGetter interface {
 	GetPayment(ctx context.Context, reference string) (PaymentState, error)
+}
+
+// RefundState is a provider's current view of a refund, for reconciliation.
+type RefundState struct {
+	Reference string
+	// Status is one of: succeeded, failed, pending.
+	Status string
+}
+
+// RefundStatusGetter asks a provider for a refund's current state, so the
+// reconciler can settle refunds left pending. reference is paymentd's
+// refund id: the IdempotencyKey of the RefundRequest.
+type RefundStatusGetter interface {
+	GetRefund(ctx context.Context, reference string) (RefundState, error)
 }
 
 // InvoiceRequest asks a provider to create a hosted invoice.
@@ -197,6 +221,10 @@ type PayoutState struct {
 	Reference string
 	Status    string // pending | processing | completed | rejected | cancelled
 	Reason    string // why it was rejected
+	// Amount, Fee and TotalAmount are what the provider reports, in minor
+	// units (0 when it does not say); adapters refuse answers whose amount
+	// differs from the request.
+	Amount, Fee, TotalAmount int64
 }
 
 // Payouts is the payout capability.
@@ -213,7 +241,14 @@ type WebhookEvent struct {
 	ObjectKind string // payment | invoice | payout
 	Reference  string // the provider's id of the object
 	Status     string // the status the webhook claims (to be confirmed by a status call)
+	// MerchantReference is paymentd's id for the object (the IdempotencyKey
+	// or transaction reference it sent), when the webhook carries it.
+	MerchantReference string
 }
+
+// ErrWebhookSignature is returned (wrapped) by ParseWebhook when a webhook's
+// signature or timestamp does not verify; paymentd answers 401.
+var ErrWebhookSignature = errors.New("providers: webhook signature does not verify")
 
 // WebhookParser verifies and parses a provider's inbound webhooks.
 type WebhookParser interface {

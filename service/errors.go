@@ -36,6 +36,8 @@ const (
 	KindRateLimited       // too many requests for this key
 	KindUnavailable       // a dependency is down; retry later
 	KindProviderUnsettled // the provider did not answer; the outcome is not known yet
+	KindAlreadyExists     // a unique value (e.g. a transaction_reference) is already taken
+	KindInsufficientFunds // the balance cannot cover the call (e.g. a payout's total_amount)
 )
 
 type kindInfo struct {
@@ -58,6 +60,8 @@ var kinds = map[Kind]kindInfo{
 	KindRateLimited:       {codes.ResourceExhausted, http.StatusTooManyRequests, "rate_limit_error", "rate_limited"},
 	KindUnavailable:       {codes.Unavailable, http.StatusServiceUnavailable, "api_error", "service_unavailable"},
 	KindProviderUnsettled: {codes.Unavailable, http.StatusServiceUnavailable, "api_error", "provider_unavailable"},
+	KindAlreadyExists:     {codes.AlreadyExists, http.StatusConflict, "invalid_request_error", "resource_already_exists"},
+	KindInsufficientFunds: {codes.FailedPrecondition, http.StatusPaymentRequired, "balance_error", "insufficient_funds"},
 }
 
 // Error is a domain error: what went wrong, which parameter, and what to change.

@@ -54,6 +54,15 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 	if err := pb.RegisterStatusServiceHandler(ctx, gw, conn); err != nil {
 		return nil, err
 	}
+	if err := pb.RegisterPayoutsServiceHandler(ctx, gw, conn); err != nil {
+		return nil, err
+	}
+	if err := pb.RegisterInvoicesServiceHandler(ctx, gw, conn); err != nil {
+		return nil, err
+	}
+	if err := pb.RegisterEventsServiceHandler(ctx, gw, conn); err != nil {
+		return nil, err
+	}
 	for _, register := range extra {
 		if err := register(ctx, gw, conn); err != nil {
 			return nil, err
@@ -61,6 +70,9 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", limitBody(gw))
+	mux.Handle("/pay/", s.paymentPages()) // hosted invoice pages (hostedpage.go)
+	// Inbound provider webhooks (provider_webhooks.go).
+	mux.HandleFunc("POST /v1/provider-webhooks/{provider}", s.providerWebhook)
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.JSON)

@@ -38,9 +38,15 @@ func (s *Service) NewGRPCServer() (*grpc.Server, *health.Server) {
 	)
 	pb.RegisterPaymentsServiceServer(srv, &PaymentsServer{Service: s})
 	pb.RegisterStatusServiceServer(srv, &StatusServer{Service: s})
+	pb.RegisterPayoutsServiceServer(srv, &PayoutsServer{Service: s})
+	pb.RegisterInvoicesServiceServer(srv, &InvoicesServer{Service: s})
+	pb.RegisterEventsServiceServer(srv, &EventsServer{Service: s})
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	hs.SetServingStatus("paymentd.v1.PaymentsService", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("paymentd.v1.PayoutsService", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("paymentd.v1.InvoicesService", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("paymentd.v1.EventsService", healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(srv)
 	return srv, hs
 }

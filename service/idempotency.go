@@ -44,27 +44,37 @@ type idemKey struct {
 
 // save stores the call's outcome (resp, or err if it is not nil) in tx.
 func (k *idemKey) save(tx *store.Tx, resp proto.Message, err error) error {
+	rec, rerr := k.record(tx, resp, err)
+	if rec == nil || rerr != nil {
+		return rerr
+	}
+	return tx.PutIdempotency(rec)
+}
+
+// replace stores the call's final outcome over an interim one saved earlier.
+func (k *idemKey) replace(tx *store.Tx, resp proto.Message, err error) error {
+	rec, rerr := k.record(tx, resp, err)
+	if rec == nil || rerr != nil {
+		return rerr
+	}
+	return tx.ReplaceIdempotency(rec)
+}
+
+func (k *idemKey) record(tx *store.Tx, resp proto.Message, err error) (*store.IdempotencyRecord, error) {
 	if k == nil {
-		return nil
+		return nil, nil
 	}
 	rec := k.rec
 	rec.Created = tx.Now()
+	var merr error
 	if err != nil {
 		st := status.Convert(toGRPC(err))
 		rec.Code = int(st.Code())
-		b, merr := proto.Marshal(st.Proto())
-		if merr != nil {
-			return merr
-		}
-		rec.Response = b
+		rec.Response, merr = proto.Marshal(st.Proto())
 	} else {
-		b, merr := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
-		if merr != nil {
-			return merr
-		}
-		rec.Response = b
+		rec.Response, merr = proto.MarshalOptions{Deterministic: true}.Marshal(resp)
 	}
-	return tx.PutIdempotency(&rec)
+	return &rec, merr
 }
 
 // run executes do once per idempotency key: a repeat of a finished call

@@ -15,6 +15,14 @@ const (
 	PrefixEvent   = "evt_"
 	PrefixAccount = "acct_"
 	PrefixKey     = "key_"
+	PrefixPayout  = "po_"
+	PrefixInvoice = "inv_"
+)
+
+// Webhook id prefixes: endpoints and deliveries.
+const (
+	PrefixWebhookEndpoint = "we_"
+	PrefixDelivery        = "whd_"
 )
 
 const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -56,9 +64,14 @@ func (g *idGen) next(now time.Time) string {
 	hi, lo := g.hi, g.lo
 	g.mu.Unlock()
 
+	return encodeID(ms, hi, lo)
+}
+
+// encodeID writes 128 bits = ms(48) | hi(16) | lo(64) five bits at a time
+// from the least significant end. 26×5 = 130, so the first character holds
+// 3 bits.
+func encodeID(ms uint64, hi uint16, lo uint64) string {
 	var out [26]byte
-	// 128 bits = ms(48) | hi(16) | lo(64); written 5 bits at a time from the
-	// least significant end. 26×5 = 130, so the first character holds 3 bits.
 	v := [2]uint64{ms<<16 | uint64(hi), lo}
 	for i := 25; i >= 0; i-- {
 		out[i] = crockford[v[1]&31]
@@ -68,18 +81,30 @@ func (g *idGen) next(now time.Time) string {
 	return string(out[:])
 }
 
-// idBound returns the smallest id with the prefix created at or after t, for
-// turning time ranges into id ranges.
-func idBound(prefix string, t time.Time) string {
-	ms := uint64(max(t.UnixMilli(), 0))
-	var out [26]byte
-	v := [2]uint64{ms << 16, 0}
-	for i := 25; i >= 0; i-- {
-		out[i] = crockford[v[1]&31]
-		v[1] = v[1]>>5 | v[0]<<59
-		v[0] >>= 5
+// IDTime is the creation time written into an id (millisecond precision).
+// Objects use it as their created_at, so that time filters on lists can be
+// exact id ranges.
+func IDTime(id string) time.Time {
+	rest := id[strings.LastIndexByte(id, '_')+1:]
+	var v [2]uint64
+	for i := 0; i < len(rest); i++ {
+		d := uint64(strings.IndexByte(crockford, rest[i]))
+		v[0] = v[0]<<5 | v[1]>>59
+		v[1] = v[1]<<5 | d
 	}
-	return prefix + string(out[:])
+	return time.UnixMilli(int64(v[0] >> 16)).UTC()
+}
+
+// idBound returns the smallest id with the prefix created at or after t, for
+// turning time ranges into id ranges: created_at ≥ t exactly when id ≥
+// idBound(t), and created_at < t exactly when id < idBound(t), because
+// created_at is the id's whole-millisecond time and t is rounded up to one.
+func idBound(prefix string, t time.Time) string {
+	ms := max(t.UnixMilli(), 0)
+	if t.After(time.UnixMilli(ms)) {
+		ms++
+	}
+	return prefix + encodeID(uint64(ms), 0, 0)
 }
 
 // validID reports whether s looks like an id with the prefix, so that

@@ -28,6 +28,31 @@ var methodScopes = map[string]string{
 	pb.PaymentsService_ListPayments_FullMethodName:   ScopeRead,
 	pb.PaymentsService_GetRefund_FullMethodName:      ScopeRead,
 	pb.PaymentsService_ListRefunds_FullMethodName:    ScopeRead,
+	// Payouts move money out: creating and cancelling them needs the payouts scope.
+	pb.PayoutsService_ListPayoutMethods_FullMethodName: ScopeRead,
+	pb.PayoutsService_CreatePayout_FullMethodName:      ScopePayouts,
+	pb.PayoutsService_GetPayout_FullMethodName:         ScopeRead,
+	pb.PayoutsService_BatchGetPayouts_FullMethodName:   ScopeRead,
+	pb.PayoutsService_ListPayouts_FullMethodName:       ScopeRead,
+	pb.PayoutsService_CancelPayout_FullMethodName:      ScopePayouts,
+	pb.PayoutsService_GetBalance_FullMethodName:        ScopeRead,
+	// Invoices. Receipts are a test-mode helper (live keys get NOT_FOUND).
+	pb.InvoicesService_CreateInvoice_FullMethodName:     ScopeWrite,
+	pb.InvoicesService_GetInvoice_FullMethodName:        ScopeRead,
+	pb.InvoicesService_BatchGetInvoices_FullMethodName:  ScopeRead,
+	pb.InvoicesService_ListInvoices_FullMethodName:      ScopeRead,
+	pb.InvoicesService_CancelInvoice_FullMethodName:     ScopeWrite,
+	pb.InvoicesService_RecordTestReceipt_FullMethodName: ScopeWrite,
+	// Events and webhooks. Signing secrets are shown to write keys only.
+	pb.EventsService_ListEvents_FullMethodName:                 ScopeRead,
+	pb.EventsService_GetEvent_FullMethodName:                   ScopeRead,
+	pb.EventsService_RedeliverEvent_FullMethodName:             ScopeWrite,
+	pb.EventsService_CreateWebhookEndpoint_FullMethodName:      ScopeWrite,
+	pb.EventsService_ListWebhookEndpoints_FullMethodName:       ScopeRead,
+	pb.EventsService_DeleteWebhookEndpoint_FullMethodName:      ScopeWrite,
+	pb.EventsService_RotateWebhookSecret_FullMethodName:        ScopeWrite,
+	pb.EventsService_GetAccountWebhookSecret_FullMethodName:    ScopeWrite,
+	pb.EventsService_RotateAccountWebhookSecret_FullMethodName: ScopeWrite,
 }
 
 // publicMethod reports methods that need no API key: status, health,

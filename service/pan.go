@@ -4,11 +4,22 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
+// panExempt lists fields that legitimately hold long digit runs (payout
+// recipients: bank account and mobile numbers, crypto addresses), where a
+// Luhn-valid run is no sign of a card. They get a narrower card-number check
+// of their own (checkRecipientAccount in payout_methods.go).
+var panExempt = map[protoreflect.FullName]bool{
+	"paymentd.v1.CreatePayoutRequest.recipient_account": true,
+}
+
 // findPAN reports the first string field (or map value) of msg that contains
 // a raw card number: a Luhn-valid run of 13–19 digits, which may be split by
 // spaces or dashes. paymentd never accepts, stores or logs a PAN.
 func findPAN(msg protoreflect.Message) (field string, found bool) {
 	msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if panExempt[fd.FullName()] {
+			return true
+		}
 		name := string(fd.Name())
 		switch {
 		case fd.IsMap():

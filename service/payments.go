@@ -17,19 +17,21 @@ type PaymentsServer struct {
 	*Service
 }
 
-// Books of the ledger. Money the account holds is "available"; what a
-// provider has collected for it (or is owed back) is "provider:<name>".
-const bookAvailable = "available"
-
 func providerBook(name string) string { return "provider:" + name }
 
-// moveEntries returns the two ledger entries that move amount from the
-// provider's book to the account's available book (negative amounts move it back).
-func moveEntries(p *store.Payment, amount int64, sourceID string) []store.LedgerEntry {
+// bookEntries returns the two ledger entries that move amount of p's
+// currency from one book to another.
+func bookEntries(p *store.Payment, from, to string, amount int64, sourceID string) []store.LedgerEntry {
 	return []store.LedgerEntry{
-		{AccountID: p.AccountID, Livemode: p.Livemode, Currency: p.Currency, Book: providerBook(p.Provider), Amount: -amount, SourceID: sourceID},
-		{AccountID: p.AccountID, Livemode: p.Livemode, Currency: p.Currency, Book: bookAvailable, Amount: amount, SourceID: sourceID},
+		{AccountID: p.AccountID, Livemode: p.Livemode, Currency: p.Currency, Book: from, Amount: -amount, SourceID: sourceID},
+		{AccountID: p.AccountID, Livemode: p.Livemode, Currency: p.Currency, Book: to, Amount: amount, SourceID: sourceID},
 	}
+}
+
+// moveEntries returns the entries that move a captured amount from the
+// provider's book (what it collected for the account) to available.
+func moveEntries(p *store.Payment, amount int64, sourceID string) []store.LedgerEntry {
+	return bookEntries(p, providerBook(p.Provider), store.BookAvailable, amount, sourceID)
 }
 
 // writePayment records a payment's change in tx: the payment row, the ledger
@@ -39,7 +41,7 @@ func writePayment(tx *store.Tx, pr *Principal, p *store.Payment, insert bool, t 
 	p.Status = t.dest
 	p.Updated = tx.Now()
 	if insert {
-		p.Created = tx.Now()
+		p.Created = IDTime(p.ID)
 		if err := tx.InsertPayment(p); err != nil {
 			return nil, err
 		}
@@ -98,10 +100,11 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 	if err != nil {
 		return nil, err
 	}
-	prov, name, err := s.paymentsProvider(pr)
+	cands, err := s.paymentRoute(pr, c.Code) // in order; fallback only when no money moved (routing.go)
 	if err != nil {
 		return nil, err
 	}
+	name := providerName(cands[0])
 	resp := &pb.CreatePaymentResponse{}
 	err = s.idem.run(ctx, "CreatePayment", req, resp, func(ik *idemKey) error {
 		captureMethod := req.CaptureMethod
@@ -114,12 +117,11 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 			Description: req.Description, Metadata: req.Metadata, CustomerName: req.GetCustomer().GetName(),
 			CustomerEmail: req.GetCustomer().GetEmail(), CustomerID: req.GetCustomer().GetId(), AgentID: req.AgentId,
 		}
-		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
-		res, perr := prov.Authorize(pctx, providers.PaymentRequest{
+		res, name, perr := s.authorizeRouted(ctx, cands, providers.PaymentRequest{
 			IdempotencyKey: p.ID, Amount: p.Amount, Currency: p.Currency, PaymentMethod: p.PaymentMethod,
 			Capture: captureMethod == "automatic", Description: p.Description, Livemode: p.Livemode,
 		})
-		cancel()
+		p.Provider = name
 		var t transition
 		var ledger []store.LedgerEntry
 		var callErr error
@@ -227,7 +229,7 @@ func (s *PaymentsServer) CapturePayment(ctx context.Context, req *pb.CapturePaym
 			return err
 		}
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
-		perr := prov.Capture(pctx, p.ProviderRef, amount, p.Currency)
+		newRef, perr := captureRouted(pctx, prov, p.ProviderRef, amount, p.Currency) // Aslan's confirm makes a new id (routing.go)
 		cancel()
 		if perr != nil {
 			return providerCallError(perr, p.Provider)
@@ -245,6 +247,9 @@ func (s *PaymentsServer) CapturePayment(ctx context.Context, req *pb.CapturePaym
 			}
 			cur.AmountCaptured = amount
 			cur.AmountCapturable = 0 // the rest is released
+			if newRef != "" {
+				cur.ProviderRef = newRef
+			}
 			_, err = writePayment(tx, pr, cur, false, tCapture, moveEntries(cur, amount, cur.ID), ik,
 				func(out *pb.Payment) proto.Message { resp.Payment = out; return resp }, nil)
 			return err

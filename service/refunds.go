@@ -68,14 +68,41 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 					"amount %d is more than the %d still refundable on payment %s (captured %d, refunded %d).",
 					r.Amount, remaining, cur.ID, cur.AmountCaptured, cur.AmountRefunded)
 			}
+			// The refund is paid from the account's available balance, which
+			// must not go negative (payouts may have spent what was captured):
+			// reserve the amount now, inside this write.
+			c, _ := LookupCurrency(cur.Currency)
+			available, err := tx.BookBalance(pr.AccountID, pr.Livemode, cur.Currency, store.BookAvailable)
+			if err != nil {
+				return err
+			}
+			if available < r.Amount {
+				return &Error{Kind: KindInsufficientFunds, Code: "insufficient_funds", Param: "amount",
+					Message: "The available " + cur.Currency + " balance is " + FormatAmount(available, c) + "; this refund needs " +
+						FormatAmount(r.Amount, c) + ". Collect more payments, or wait for pending payouts to be rejected or cancelled."}
+			}
+			if err := tx.InsertLedgerEntries(bookEntries(cur, store.BookAvailable, store.BookReserved, r.Amount, r.ID)...); err != nil {
+				return err
+			}
 			cur.AmountRefunded += r.Amount
 			cur.Updated = tx.Now()
-			r.Created = tx.Now()
+			r.Created = IDTime(r.ID)
 			if err := tx.UpdatePayment(cur); err != nil {
 				return err
 			}
 			p = cur
-			return tx.InsertRefund(r)
+			if err := tx.InsertRefund(r); err != nil {
+				return err
+			}
+			// The pending refund is the call's outcome until the provider
+			// answers: a retry after a crash or a provider timeout replays it
+			// instead of refunding again.
+			out := refundProto(r)
+			if err := recordEvent(tx, pr, "refund.created", r.ID, out); err != nil {
+				return err
+			}
+			resp.Refund = out
+			return ik.save(tx, resp, nil)
 		})
 		if err != nil {
 			return err
@@ -89,8 +116,9 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 		cancel()
 		kind := providers.KindOf(perr)
 		if perr != nil && kind == providers.Unknown {
-			// Leave it pending and reserved: the reconciler asks again.
-			return providerCallError(perr, p.Provider)
+			// Leave it pending and reserved, and answer with the pending
+			// refund: the reconciler asks the provider again.
+			return nil
 		}
 		// Phase two: record the answer.
 		var callErr error
@@ -98,34 +126,12 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 			callErr = providerCallError(perr, p.Provider)
 		}
 		return s.store.Write(ctx, func(tx *store.Tx) error {
-			cur, err := reloadPayment(tx, pr, p.ID)
+			out, err := settleRefund(tx, pr, r, perr == nil)
 			if err != nil {
 				return err
 			}
-			evType := "refund.succeeded"
-			if perr == nil {
-				r.Status = RefundSucceeded
-				if err := tx.InsertLedgerEntries(moveEntries(cur, -r.Amount, r.ID)...); err != nil {
-					return err
-				}
-			} else {
-				r.Status = RefundFailed
-				evType = "refund.failed"
-				cur.AmountRefunded -= r.Amount // release the reservation
-				cur.Updated = tx.Now()
-				if err := tx.UpdatePayment(cur); err != nil {
-					return err
-				}
-			}
-			if err := tx.UpdateRefundStatus(r); err != nil {
-				return err
-			}
-			out := refundProto(r)
-			if err := recordEvent(tx, pr, evType, r.ID, out); err != nil {
-				return err
-			}
 			resp.Refund = out
-			return ik.save(tx, resp, callErr)
+			return ik.replace(tx, resp, callErr)
 		})
 	})
 	if err != nil {
@@ -179,4 +185,42 @@ func (s *PaymentsServer) ListRefunds(ctx context.Context, req *pb.ListRefundsReq
 		resp.Refunds[i] = refundProto(r)
 	}
 	return resp, nil
+}
+
+// settleRefund records the provider's final answer on a pending refund: on
+// success the reserved amount goes to the provider; on failure it returns to
+// available and the payment's amount_refunded is released. One event either way.
+func settleRefund(tx *store.Tx, pr *Principal, r *store.Refund, succeeded bool) (*pb.Refund, error) {
+	r, err := tx.ReloadRefund(pr.AccountID, pr.Livemode, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != RefundPending {
+		return refundProto(r), nil // settled meanwhile (by the reconciler): never twice
+	}
+	cur, err := reloadPayment(tx, pr, r.PaymentID)
+	if err != nil {
+		return nil, err
+	}
+	evType := "refund.succeeded"
+	if succeeded {
+		r.Status = RefundSucceeded
+		err = tx.InsertLedgerEntries(bookEntries(cur, store.BookReserved, providerBook(cur.Provider), r.Amount, r.ID)...)
+	} else {
+		r.Status, evType = RefundFailed, "refund.failed"
+		err = tx.InsertLedgerEntries(bookEntries(cur, store.BookReserved, store.BookAvailable, r.Amount, r.ID)...)
+		cur.AmountRefunded -= r.Amount // release the reservation
+		cur.Updated = tx.Now()
+		if err == nil {
+			err = tx.UpdatePayment(cur)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.UpdateRefundStatus(r); err != nil {
+		return nil, err
+	}
+	out := refundProto(r)
+	return out, recordEvent(tx, pr, evType, r.ID, out)
 }

@@ -1,11 +1,15 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/paymentd/paymentd/providers"
+	"github.com/paymentd/paymentd/providers/routing"
 	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
@@ -21,6 +25,13 @@ type Config struct {
 	TestProvider providers.Payments
 	// LiveProvider serves live-mode keys; nil means live mode is not configured.
 	LiveProvider providers.Payments
+	// Router, when set, routes payments, invoices and payouts to the
+	// provider connections of paymentd.yaml, with fallback (routing.go);
+	// operations it has no route for keep the defaults above.
+	Router *routing.Router
+	// ProviderCheckInterval is how often configured connections are
+	// status-checked for /v1/status (default 1 minute).
+	ProviderCheckInterval time.Duration
 	// AuthCacheTTL bounds how long a key lookup is cached (default 10s):
 	// revoking a key takes effect within it.
 	AuthCacheTTL time.Duration
@@ -32,10 +43,34 @@ type Config struct {
 	DefaultDeadline time.Duration
 	// ProviderTimeout bounds each provider call (default 20s).
 	ProviderTimeout time.Duration
+	// AllowPrivateWebhooks lets webhooks go to loopback, private and
+	// link-local addresses (local development and tests; off by default).
+	AllowPrivateWebhooks bool
+	// Webhooks tunes webhook deliveries (dispatcher.go).
+	Webhooks WebhookConfig
+	// Reconcile tunes the reconciler (reconciler.go).
+	Reconcile ReconcileConfig
 	// PublicServices names extra gRPC services (full names, e.g.
 	// "paymentd.bench.v1.EchoService") that need no API key; the benchmark
 	// registers its echo service this way.
 	PublicServices []string
+	// PublicURL is the base URL of the HTTP port as customers' browsers reach
+	// it, e.g. https://pay.example.com; invoice payment_urls are
+	// PublicURL/pay/{id}. Empty until SetPublicURL when serve derives it
+	// from the listening address.
+	PublicURL string
+	// InvoiceSweepInterval is how often invoices past their expiry are
+	// expired in the background (default 1 minute); reads expire them too.
+	InvoiceSweepInterval time.Duration
+	// SandboxPayoutProcessingDelay is how long a sandbox payout stays
+	// pending before it is processing (default 2s); SandboxPayoutCompletionDelay
+	// how long it is processing before it completes or is rejected (default 5s).
+	SandboxPayoutProcessingDelay, SandboxPayoutCompletionDelay time.Duration
+	// LedgerCheckpointInterval is how often ledger checkpoints are written
+	// (default 1 minute) for accounts with at least LedgerCheckpointEntries
+	// (default 1000) entries since their last one (balance.go).
+	LedgerCheckpointInterval time.Duration
+	LedgerCheckpointEntries  int
 }
 
 // Service holds the state shared by the gRPC services.
@@ -47,6 +82,10 @@ type Service struct {
 	idem    *idempotency
 	limits  *rateLimiter
 	started time.Time
+
+	publicURL atomic.Pointer[string] // set by SetPublicURL (invoices.go)
+
+	hooks webhookState // the webhook dispatcher's shared state (dispatcher.go)
 }
 
 // New builds the services from cfg.
@@ -72,6 +111,10 @@ func New(cfg Config) *Service {
 	if cfg.ProviderTimeout == 0 {
 		cfg.ProviderTimeout = 20 * time.Second
 	}
+	cfg.SandboxPayoutProcessingDelay = cmp.Or(cfg.SandboxPayoutProcessingDelay, 2*time.Second)
+	cfg.SandboxPayoutCompletionDelay = cmp.Or(cfg.SandboxPayoutCompletionDelay, 5*time.Second)
+	cfg.LedgerCheckpointInterval = cmp.Or(cfg.LedgerCheckpointInterval, time.Minute)
+	cfg.LedgerCheckpointEntries = cmp.Or(cfg.LedgerCheckpointEntries, 1000)
 	return &Service{
 		cfg:     cfg,
 		store:   cfg.Store,
@@ -86,6 +129,15 @@ func New(cfg Config) *Service {
 // Run does the service's background work (expiring idempotency records)
 // until ctx ends.
 func (s *Service) Run(ctx context.Context) {
+	go s.sweepInvoices(ctx) // expire invoices past their expiry (invoices.go)
+	var bg sync.WaitGroup
+	bg.Go(func() { s.dispatch(ctx) })  // webhook deliveries (dispatcher.go)
+	bg.Go(func() { s.reconcile(ctx) }) // unsettled payments and refunds (reconciler.go)
+	// Sandbox payouts (payout_processor.go) and ledger checkpoints (balance.go).
+	bg.Go(func() { s.processSandboxPayouts(ctx) })
+	bg.Go(func() { s.checkpointLedger(ctx) })
+	defer bg.Wait()
+	bg.Go(func() { s.cfg.Router.Monitor(ctx, s.cfg.ProviderCheckInterval) }) // provider health (routing.go)
 	s.idem.sweep(ctx, time.Hour)
 }
 
@@ -111,6 +163,9 @@ func (s *Service) paymentsProvider(pr *Principal) (providers.Payments, string, e
 
 // providerFor returns the provider that processed an existing payment.
 func (s *Service) providerFor(p *store.Payment) (providers.Payments, error) {
+	if prov, ok := s.routedPayments(p.Provider); ok {
+		return prov, nil
+	}
 	for _, prov := range []providers.Payments{s.cfg.TestProvider, s.cfg.LiveProvider} {
 		if prov != nil && providerName(prov) == p.Provider {
 			return prov, nil

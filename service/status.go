@@ -56,6 +56,9 @@ func (s *StatusServer) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*
 		}
 		comps["provider:"+providerName(prov)] = c
 	}
+	for name, c := range s.connectionComponents() { // paymentd.yaml's connections (routing.go)
+		comps[name] = c
+	}
 	overall := Operational
 	for _, c := range comps {
 		switch {

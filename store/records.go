@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -82,12 +83,18 @@ func (tx *Tx) InsertLedgerEntries(entries ...LedgerEntry) error {
 			return ErrUnbalanced
 		}
 	}
+	if len(entries) == 0 {
+		return nil
+	}
+	// One statement for the whole movement (cached per entry count).
+	query := `INSERT INTO ledger_entries (account_id, livemode, currency, book, amount, source_id, created) VALUES (?,?,?,?,?,?,?)` +
+		strings.Repeat(`,(?,?,?,?,?,?,?)`, len(entries)-1)
+	args := make([]any, 0, 7*len(entries))
 	for _, e := range entries {
-		_, err := tx.exec(`INSERT INTO ledger_entries (account_id, livemode, currency, book, amount, source_id, created) VALUES (?,?,?,?,?,?,?)`,
-			e.AccountID, boolInt(e.Livemode), e.Currency, e.Book, e.Amount, e.SourceID, micros(tx.now))
-		if err != nil {
-			return fmt.Errorf("store: insert ledger entry: %w", err)
-		}
+		args = append(args, e.AccountID, boolInt(e.Livemode), e.Currency, e.Book, e.Amount, e.SourceID, micros(tx.now))
+	}
+	if _, err := tx.exec(query, args...); err != nil {
+		return fmt.Errorf("store: insert ledger entries: %w", err)
 	}
 	return nil
 }
@@ -144,6 +151,19 @@ func (tx *Tx) PutIdempotency(r *IdempotencyRecord) error {
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		return ErrConflict
+	}
+	return nil
+}
+
+// ReplaceIdempotency stores the final outcome of a call whose record was
+// written earlier with an interim outcome (e.g. a refund first recorded as
+// pending, then settled).
+func (tx *Tx) ReplaceIdempotency(r *IdempotencyRecord) error {
+	_, err := tx.exec(`INSERT INTO idempotency_keys (account_id, livemode, method, key, request_hash, code, response, created)
+		VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET code=excluded.code, response=excluded.response`,
+		r.AccountID, boolInt(r.Livemode), r.Method, r.Key, r.RequestHash, r.Code, r.Response, micros(r.Created))
+	if err != nil {
+		return fmt.Errorf("store: replace idempotency record: %w", err)
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ func startWriter(ctx context.Context, db *sql.DB, maxBatch int) (*writer, error)
 		maxBatch: maxBatch,
 		stopped:  make(chan struct{}),
 	}
-	w.tx = &Tx{conn: conn, stmts: map[string]*sql.Stmt{}}
+	w.tx = &Tx{conn: conn, stmts: map[string]*sql.Stmt{}, hooks: newHookCache()}
 	go w.loop()
 	return w, nil
 }
@@ -128,14 +128,13 @@ func (w *writer) loop() {
 
 // run executes one batch in one transaction and returns each op's outcome.
 func (w *writer) run(batch []*op, errs []error) []error {
-	ctx := context.Background()
-	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if _, err := w.tx.exec("BEGIN IMMEDIATE"); err != nil {
 		for range batch {
 			errs = append(errs, fmt.Errorf("store: begin: %w", err))
 		}
 		return errs
 	}
-	w.tx.now = time.Now()
+	w.tx.now = time.Now().UTC().Truncate(time.Microsecond) // the precision stored
 	anyOK := false
 	for _, o := range batch {
 		err := w.apply(o)
@@ -143,11 +142,11 @@ func (w *writer) run(batch []*op, errs []error) []error {
 		anyOK = anyOK || err == nil
 	}
 	if !anyOK {
-		_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
+		_, _ = w.tx.exec("ROLLBACK")
 		return errs
 	}
-	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
-		_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
+	if _, err := w.tx.exec("COMMIT"); err != nil {
+		_, _ = w.tx.exec("ROLLBACK")
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = fmt.Errorf("store: commit: %w", err)
@@ -163,8 +162,7 @@ func (w *writer) apply(o *op) (err error) {
 	if err := o.ctx.Err(); err != nil {
 		return err
 	}
-	ctx := context.Background()
-	if _, err := w.conn.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+	if _, err := w.tx.exec("SAVEPOINT op"); err != nil {
 		return fmt.Errorf("store: savepoint: %w", err)
 	}
 	defer func() {
@@ -172,11 +170,11 @@ func (w *writer) apply(o *op) (err error) {
 			err = fmt.Errorf("store: write panicked: %v", p)
 		}
 		if err != nil {
-			if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK TO op"); rerr != nil {
+			if _, rerr := w.tx.exec("ROLLBACK TO op"); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 		}
-		if _, rerr := w.conn.ExecContext(ctx, "RELEASE op"); rerr != nil && err == nil {
+		if _, rerr := w.tx.exec("RELEASE op"); rerr != nil && err == nil {
 			err = rerr
 		}
 	}()
@@ -189,6 +187,7 @@ type Tx struct {
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
 	now   time.Time
+	hooks *hookCache // webhook endpoints per account and mode (webhooks.go)
 }
 
 // Now is the batch's clock reading, shared by every change in the batch.

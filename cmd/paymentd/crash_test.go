@@ -181,4 +181,3 @@ func TestCrashLosesNoAcknowledgedPayment(t *testing.T) {
 	}
 	t.Logf("killed after %d acknowledged payments; %d on disk, all consistent", len(acked), checked)
 }
-

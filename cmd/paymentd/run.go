@@ -21,6 +21,8 @@ Usage:
   paymentd keys    revoke --db PATH KEY_ID
   paymentd accounts create --db PATH --name NAME
   paymentd migrate --db PATH
+  paymentd check   --db PATH
+  paymentd payout-methods list|set|reset --db PATH [--mode test|live] [--account ID] [--file methods.json]
   paymentd bench   [--concurrency 50] [--duration 10s] [--preload N] [--scenarios a,b] [--json FILE]
   paymentd version
 
@@ -47,6 +49,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return bench(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		return migrateCmd(ctx, rest, getenv, stdout, stderr)
+	case "check":
+		return checkCmd(ctx, rest, getenv, stdout, stderr)
+	case "payout-methods":
+		return payoutMethodsCmd(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "paymentd", version)
 		return nil

@@ -16,6 +16,15 @@ type serveConfig struct {
 	db, grpcAddr, httpAddr, env, logLevel, synchronous string
 	rateLimit                                          float64
 	shutdownWait, authCacheTTL                         time.Duration
+	payouts                                            payoutFlags // sandbox payouts, ledger checkpoints (payout_flags.go)
+
+	// Invoices: the payment pages' base URL and how often due invoices expire.
+	publicURL            string
+	invoiceSweepInterval time.Duration
+
+	hooks webhookFlags // webhooks, provider timeout and reconciler (webhook_flags.go)
+
+	providers providerFlags // --config paymentd.yaml (provider_flags.go)
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
@@ -30,6 +39,11 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.Float64Var(&c.rateLimit, "rate-limit", 100, "requests per second per API key (negative: unlimited)")
 	fs.DurationVar(&c.shutdownWait, "shutdown-wait", 10*time.Second, "how long to wait for calls in flight on SIGINT/SIGTERM")
 	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", 10*time.Second, "how long an API key lookup is cached; revocations take effect within it")
+	c.payouts.register(fs)
+	fs.StringVar(&c.publicURL, "public-url", "", "base URL of the HTTP port as customers' browsers reach it, for invoice payment_urls (default http://localhost:PORT from --http-addr)")
+	fs.DurationVar(&c.invoiceSweepInterval, "invoice-sweep-interval", time.Minute, "how often invoices past their expiry are expired in the background")
+	c.hooks.register(fs)
+	c.providers.register(fs)
 	return fs, c
 }
 
@@ -43,6 +57,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if c.publicURL != "" {
+		if err := service.CheckPublicURL(c.publicURL); err != nil {
+			return fmt.Errorf("--public-url: %w", err)
+		}
+	}
+
+	router, err := c.providers.router(getenv, log, c.hooks.providerTimeout)
+	if err != nil {
+		return err
+	}
 
 	st, err := store.Open(ctx, c.db, store.Options{Synchronous: c.synchronous})
 	if err != nil {
@@ -56,15 +80,27 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	svc := service.New(service.Config{
 		Store: st, Logger: log, Environment: c.env, Version: version,
 		RateLimit: c.rateLimit, AuthCacheTTL: c.authCacheTTL,
+		SandboxPayoutProcessingDelay: c.payouts.processingDelay, SandboxPayoutCompletionDelay: c.payouts.completionDelay,
+		LedgerCheckpointInterval: c.payouts.checkpointInterval, LedgerCheckpointEntries: c.payouts.checkpointEntries,
+		PublicURL: c.publicURL, InvoiceSweepInterval: c.invoiceSweepInterval,
+		ProviderTimeout: c.hooks.providerTimeout, AllowPrivateWebhooks: c.hooks.allowPrivate,
+		Webhooks: c.hooks.webhooks(), Reconcile: c.hooks.reconcile(),
+		Router: router, ProviderCheckInterval: c.providers.checkInterval,
 	})
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
-	go svc.Run(bg)
+	bgDone := make(chan struct{})
+	go func() { defer close(bgDone); svc.Run(bg) }()
 
 	srvs, err := startServers(ctx, svc, c.grpcAddr, c.httpAddr, log, nil)
 	if err != nil {
 		return err
 	}
+	if c.publicURL == "" {
+		c.publicURL = defaultPublicURL(c.httpAddr, srvs.httpAddr)
+		svc.SetPublicURL(c.publicURL)
+	}
+	log.Info("invoice payment pages", "public_url", c.publicURL+"/pay/{invoice_id}")
 	fmt.Fprintf(stdout, "paymentd %s serving gRPC on %s and HTTP on %s (database %s)\n", version, srvs.grpcAddr, srvs.httpAddr, c.db)
 	log.Info("serving", "grpc", srvs.grpcAddr.String(), "http", srvs.httpAddr.String(), "db", c.db, "env", c.env)
 
@@ -75,6 +111,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	srvs.stop(c.shutdownWait)
 	stopBG()
+	// Let background work (webhook attempts in flight) end before the store closes.
+	select {
+	case <-bgDone:
+	case <-time.After(c.shutdownWait):
+		log.Warn("background work did not stop within --shutdown-wait")
+	}
 	log.Info("stopped")
 	return serveErr
 }

@@ -18,19 +18,30 @@ const (
 	CardMastercard        = "pm_card_mastercard"         // succeeds
 	CardDeclined          = "pm_card_declined"           // declined: card_declined
 	CardInsufficientFunds = "pm_card_insufficient_funds" // declined: insufficient_funds
+	// CardTimeout never answers: Authorize waits until its deadline and
+	// returns an Unknown error, so the payment becomes unknown; GetPayment
+	// then reports it captured, and the reconciler settles it as succeeded.
+	CardTimeout = "pm_card_timeout"
 )
 
 // Methods lists every test payment method, for documentation and errors.
-var Methods = []string{CardVisa, CardMastercard, CardDeclined, CardInsufficientFunds}
+var Methods = []string{CardVisa, CardMastercard, CardDeclined, CardInsufficientFunds, CardTimeout}
 
 // Provider is the sandbox provider. It keeps no state: paymentd's own
 // records are the only record of sandbox payments.
-type Provider struct{}
+type Provider struct {
+	// WebhookSecret signs the sandbox's webhooks; empty means DefaultWebhookSecret.
+	WebhookSecret string
+}
 
 var (
 	_ providers.Payments      = (*Provider)(nil)
 	_ providers.StatusChecker = (*Provider)(nil)
 	_ providers.Provider      = (*Provider)(nil)
+	// Reconciliation and inbound webhooks (webhooks.go).
+	_ providers.PaymentStatusGetter = (*Provider)(nil)
+	_ providers.RefundStatusGetter  = (*Provider)(nil)
+	_ providers.WebhookParser       = (*Provider)(nil)
 )
 
 // New returns a sandbox provider.
@@ -41,7 +52,7 @@ func (*Provider) Name() string { return Name }
 
 // Authorize succeeds or declines according to req.PaymentMethod. The
 // provider's reference is derived from paymentd's id, so retries are idempotent.
-func (p *Provider) Authorize(_ context.Context, req providers.PaymentRequest) (providers.PaymentResult, error) {
+func (p *Provider) Authorize(ctx context.Context, req providers.PaymentRequest) (providers.PaymentResult, error) {
 	switch req.PaymentMethod {
 	case CardVisa, CardMastercard:
 		return providers.PaymentResult{Reference: "sb_" + req.IdempotencyKey, Captured: req.Capture}, nil
@@ -51,9 +62,13 @@ func (p *Provider) Authorize(_ context.Context, req providers.PaymentRequest) (p
 	case CardInsufficientFunds:
 		return providers.PaymentResult{}, &providers.Error{Kind: providers.Declined, Code: "insufficient_funds",
 			Message: "The card has insufficient funds. Ask the customer for another payment method."}
+	case CardTimeout:
+		<-ctx.Done()
+		return providers.PaymentResult{}, &providers.Error{Kind: providers.Unknown, Code: "provider_timeout",
+			Message: "The sandbox did not answer before the deadline (pm_card_timeout); the payment will be reconciled."}
 	}
 	return providers.PaymentResult{}, &providers.Error{Kind: providers.InvalidRequest, Code: "payment_method_invalid",
-		Param: "payment_method", Message: "Unknown sandbox payment method; use one of pm_card_visa, pm_card_mastercard, pm_card_declined, pm_card_insufficient_funds."}
+		Param: "payment_method", Message: "Unknown sandbox payment method; use one of pm_card_visa, pm_card_mastercard, pm_card_declined, pm_card_insufficient_funds, pm_card_timeout."}
 }
 
 // Capture always succeeds in the sandbox.

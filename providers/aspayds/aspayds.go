@@ -1,0 +1,721 @@
+// Package aspayds is the adapter for aspayds (payment.aspayds.net), a hosted
+// invoice and payout API, following its document
+// (../shared/provider-docs/aspayds.txt):
+//
+//   - base URL https://payment.aspayds.net/api; every call carries the
+//     x-api-key and x-api-secret headers;
+//   - invoices: POST /payment/create {amount, customer_name (≤255),
+//     transaction_reference (≤20, unique), callback_url} → {status:
+//     success, invoice_id, payment_url}; GET /payment/{id} by invoice id or
+//     transaction reference → {invoice_id, status: paid|…, amount_paid,
+//     paid_at}; POST /payment/batch/status {ids};
+//   - payouts: GET /payout/methods; POST /payout/request {payout_method_id,
+//     amount, recipient_name, recipient_account, transaction_reference
+//     (≤50), description, callback_url} → 201 {payout_id, amount, fee,
+//     total_amount, status: pending}; GET /payout/{id} by payout id or
+//     reference; POST /payout/batch/status {ids}; statuses pending,
+//     processing, completed, rejected, cancelled;
+//   - webhooks: POST with X-Webhook-Event and X-Webhook-Timestamp (Unix
+//     seconds) and {event, timestamp, data}; events payment.completed and
+//     payout.completed|processing|rejected|cancelled. They carry no
+//     signature: ParseWebhook checks the timestamp, and the document's rule
+//     is to confirm every event with GET /payment/{id} or /payout/{id}
+//     before acting (ConfirmWebhook does that).
+//
+// The field limits are checked before any call, with errors naming the
+// parameter. The transaction_reference, unique per store, is what aspayds
+// deduplicates on, so creating calls are retried with the same reference
+// after an ambiguous failure.
+//
+// Assumptions where the document is silent, also listed in
+// docs/providers.md:
+//   - Amounts are numbers in major units of the store's currency (the
+//     examples: amount 100, webhook amount 100.00, a bKash method with
+//     min_amount 100 in BDT); they are converted exactly, never through
+//     floats. The store's currency is configured (default BDT); other
+//     currencies are refused before any call.
+//   - Errors are answered as {"status":"error","message":…,"errors":{field:
+//     [msg]}} with 4xx statuses (the Laravel convention the PHP example
+//     suggests); 401/403 mean the key pair was refused; 402 a decline.
+//   - A payment that has received part of its amount reports status
+//     pending with amount_paid > 0: paymentd calls it partially_paid.
+//     Status words other than the documented paid and pending map as:
+//     completed|success → paid, expired → expired, cancelled|canceled|
+//     cancel|failed → canceled.
+//   - The create-payout answer repeats the key "status" ("success", then
+//     "pending"); the last one, the payout's status, is the one read.
+//   - Webhooks have no event id: an event's id is its event type, object id
+//     and timestamp, which is what a retried delivery repeats.
+package aspayds
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/paymentd/paymentd/providers"
+)
+
+// Name is the provider's name in configuration.
+const Name = "aspayds"
+
+// DefaultBaseURL is the documented base URL.
+const DefaultBaseURL = "https://payment.aspayds.net/api"
+
+// Field limits from the document.
+const (
+	MaxCustomerName     = 255
+	MaxInvoiceReference = 20
+	MaxPayoutReference  = 50
+	// MaxBatchIDs bounds the ids of one batch status call.
+	MaxBatchIDs = 100
+)
+
+// DefaultWebhookTolerance bounds how far a webhook's timestamp may be from
+// now, either way.
+const DefaultWebhookTolerance = 5 * time.Minute
+
+const (
+	defaultCurrency        = "BDT"
+	webhookEventHeader     = "X-Webhook-Event"
+	webhookTimestampHeader = "X-Webhook-Timestamp"
+	paymentCompleted       = "payment.completed"
+	payoutEventPrefix      = "payout."
+	invoiceOpen            = "open"
+	invoicePaid            = "paid"
+	invoicePartlyPaid      = "partially_paid"
+)
+
+// Options configure a Client.
+type Options struct {
+	Name      string // connection name, default "aspayds"
+	BaseURL   string // default DefaultBaseURL
+	APIKey    string // x-api-key
+	APISecret string // x-api-secret
+	// Currency is the store's currency (default BDT).
+	Currency string
+	// InvoiceCallbackURL, if set, is sent as every invoice's callback_url
+	// instead of the caller's (e.g. a paymentd URL that records the
+	// redirect and forwards the customer).
+	InvoiceCallbackURL string
+	// PayoutCallbackURL, if set, is sent as every payout's callback_url:
+	// paymentd's inbound webhook URL for this connection.
+	PayoutCallbackURL string
+	// WebhookTolerance bounds how far a webhook's timestamp may be from now,
+	// either way (default 5 minutes).
+	WebhookTolerance time.Duration
+	HTTP             providers.HTTPOptions
+}
+
+// Client talks to aspayds.
+type Client struct {
+	name, key, secret string
+	currency          string
+	exp               int
+	invoiceCallback   string
+	payoutCallback    string
+	tolerance         time.Duration
+	up                *providers.Upstream
+}
+
+var (
+	_ providers.Provider      = (*Client)(nil)
+	_ providers.Invoices      = (*Client)(nil)
+	_ providers.Payouts       = (*Client)(nil)
+	_ providers.WebhookParser = (*Client)(nil)
+	_ providers.StatusChecker = (*Client)(nil)
+)
+
+// New returns a Client. Errors never contain the credentials.
+func New(o Options) (*Client, error) {
+	if o.APIKey == "" || o.APISecret == "" {
+		return nil, errors.New("aspayds: both the API key and the API secret are required")
+	}
+	if o.Name == "" {
+		o.Name = Name
+	}
+	if o.BaseURL == "" {
+		o.BaseURL = DefaultBaseURL
+	}
+	if o.Currency == "" {
+		o.Currency = defaultCurrency
+	}
+	o.Currency = strings.ToUpper(o.Currency)
+	exp, ok := providers.CurrencyExponent(o.Currency)
+	if !ok {
+		return nil, fmt.Errorf("aspayds: unknown currency %q", o.Currency)
+	}
+	if o.WebhookTolerance <= 0 {
+		o.WebhookTolerance = DefaultWebhookTolerance
+	}
+	return &Client{name: o.Name, key: o.APIKey, secret: o.APISecret, currency: o.Currency, exp: exp,
+		invoiceCallback: o.InvoiceCallbackURL, payoutCallback: o.PayoutCallbackURL, tolerance: o.WebhookTolerance,
+		up: providers.NewUpstream(o.Name, o.BaseURL, o.HTTP)}, nil
+}
+
+// Name returns the connection's name.
+func (c *Client) Name() string { return c.name }
+
+// Currency returns the store's currency.
+func (c *Client) Currency() string { return c.currency }
+
+// decimal is an amount as aspayds writes it: a JSON number or string.
+type decimal struct {
+	raw string
+	set bool
+}
+
+func (d *decimal) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		d.raw, d.set = s, true
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	d.raw, d.set = string(n), true
+	return nil
+}
+
+// minor converts the amount to minor units of the store's currency.
+func (c *Client) minor(d decimal) (int64, bool) {
+	if !d.set {
+		return 0, false
+	}
+	v, err := providers.ParseDecimal(d.raw, c.exp)
+	return v, err == nil
+}
+
+// number writes minor units as the JSON number aspayds expects.
+func (c *Client) number(v int64) json.Number {
+	return json.Number(providers.FormatDecimalTrim(v, c.exp, 0))
+}
+
+func (c *Client) call(ctx context.Context, method, path string, body any, out any) (*providers.Response, error) {
+	call := providers.Call{Method: method, Path: path,
+		Header: http.Header{"x-api-key": {c.key}, "x-api-secret": {c.secret}},
+		// Reads, and creations keyed by a transaction_reference aspayds
+		// keeps unique, are safe to send again.
+		Replayable: true, Mutating: method != http.MethodGet}
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		call.Body = raw
+	}
+	resp, err := c.up.Do(ctx, call)
+	if err != nil {
+		return nil, err
+	}
+	if !resp.OK() {
+		return resp, c.refusal(resp, call.Mutating)
+	}
+	var env struct {
+		Status  string `json:"status"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(resp.Body, out) != nil || json.Unmarshal(resp.Body, &env) != nil {
+		return resp, providers.AnswerError(c.name, call.Mutating, "provider_malformed_answer",
+			"answered HTTP %d to %s %s with a body that is not the documented JSON", resp.Status, method, path)
+	}
+	if env.Status == "error" || env.Status == "failed" {
+		return resp, &providers.Error{Kind: providers.InvalidRequest, Code: "provider_refused", Message: "aspayds: " + env.Message}
+	}
+	return resp, nil
+}
+
+func (c *Client) refusal(resp *providers.Response, mutating bool) error {
+	if resp.AfterAmbiguous && mutating {
+		return providers.RefusalAfterAmbiguous(c.name, resp.Status)
+	}
+	if resp.Status == http.StatusUnauthorized || resp.Status == http.StatusForbidden {
+		return providers.AuthError(c.name, resp.Status)
+	}
+	if resp.Status < 400 {
+		return providers.AnswerError(c.name, mutating, "provider_unexpected_answer", "answered HTTP %d, which the API does not use", resp.Status)
+	}
+	var e struct {
+		Message string              `json:"message"`
+		Errors  map[string][]string `json:"errors"`
+	}
+	_ = json.Unmarshal(resp.Body, &e)
+	msg := e.Message
+	if msg == "" {
+		msg = fmt.Sprintf("aspayds refused the request with HTTP %d.", resp.Status)
+	}
+	param := ""
+	if len(e.Errors) > 0 {
+		keys := make([]string, 0, len(e.Errors))
+		for k := range e.Errors {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		param = keys[0]
+		if len(e.Errors[param]) > 0 {
+			msg += " " + e.Errors[param][0]
+		}
+	}
+	switch {
+	case resp.Status == http.StatusPaymentRequired:
+		return &providers.Error{Kind: providers.Declined, Code: "provider_declined", Message: "aspayds: " + msg}
+	case resp.Status == http.StatusNotFound:
+		return &providers.Error{Kind: providers.InvalidRequest, Code: "resource_missing", Message: "aspayds: " + msg}
+	case resp.Status == http.StatusConflict || strings.Contains(strings.ToLower(msg), "already"):
+		return &providers.Error{Kind: providers.InvalidRequest, Code: "duplicate_transaction_reference",
+			Param: "transaction_reference", Message: "aspayds: " + msg}
+	}
+	return &providers.Error{Kind: providers.InvalidRequest, Code: "parameter_invalid", Param: param, Message: "aspayds: " + msg}
+}
+
+func invalid(param, code, format string, args ...any) error {
+	return &providers.Error{Kind: providers.InvalidRequest, Code: code, Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+func (c *Client) checkCurrency(code string) error {
+	if !strings.EqualFold(code, c.currency) {
+		return invalid("currency", "currency_not_supported",
+			"This aspayds store is in %s; use currency %s, or route %s to another provider.", c.currency, c.currency, strings.ToUpper(code))
+	}
+	return nil
+}
+
+// CreateInvoice creates a hosted invoice. The caller's transaction
+// reference is aspayds' transaction_reference, so it must fit in 20
+// characters; the customer's name is required and fits in 255.
+func (c *Client) CreateInvoice(ctx context.Context, req providers.InvoiceRequest) (providers.InvoiceState, error) {
+	if err := c.checkCurrency(req.Currency); err != nil {
+		return providers.InvoiceState{}, err
+	}
+	callback := req.CallbackURL
+	if c.invoiceCallback != "" {
+		callback = c.invoiceCallback
+	}
+	switch n := utf8.RuneCountInString(req.CustomerName); {
+	case strings.TrimSpace(req.CustomerName) == "":
+		return providers.InvoiceState{}, invalid("customer.name", "parameter_missing",
+			"aspayds requires the customer's full name; set customer.name.")
+	case n > MaxCustomerName:
+		return providers.InvoiceState{}, invalid("customer.name", "string_too_long",
+			"aspayds accepts customer names of at most %d characters; this one has %d.", MaxCustomerName, n)
+	}
+	switch n := utf8.RuneCountInString(req.Reference); {
+	case req.Reference == "":
+		return providers.InvoiceState{}, invalid("transaction_reference", "parameter_missing",
+			"aspayds requires a transaction_reference.")
+	case n > MaxInvoiceReference:
+		return providers.InvoiceState{}, invalid("transaction_reference", "string_too_long",
+			"aspayds accepts invoice transaction references of at most %d characters; this one has %d. Use a shorter transaction_reference for invoices in %s.",
+			MaxInvoiceReference, n, c.currency)
+	}
+	if callback == "" {
+		return providers.InvoiceState{}, invalid("callback_url", "parameter_missing",
+			"aspayds requires a callback_url to send the customer back to.")
+	}
+	body := map[string]any{"amount": c.number(req.Amount), "customer_name": req.CustomerName,
+		"transaction_reference": req.Reference, "callback_url": callback}
+	var out struct {
+		Status     string  `json:"status"`
+		InvoiceID  string  `json:"invoice_id"`
+		PaymentURL string  `json:"payment_url"`
+		Amount     decimal `json:"amount"`
+		Currency   string  `json:"currency"`
+	}
+	if _, err := c.call(ctx, http.MethodPost, "/payment/create", body, &out); err != nil {
+		return providers.InvoiceState{}, err
+	}
+	if out.InvoiceID == "" || out.PaymentURL == "" {
+		return providers.InvoiceState{}, providers.AnswerError(c.name, true, "provider_malformed_answer",
+			"answered the invoice without an invoice_id or payment_url")
+	}
+	// The documented answer carries no amount; if it ever does, it must match.
+	if v, ok := c.minor(out.Amount); (out.Amount.set && (!ok || v != req.Amount)) ||
+		(out.Currency != "" && !strings.EqualFold(out.Currency, c.currency)) {
+		return providers.InvoiceState{}, providers.AnswerError(c.name, true, "provider_amount_mismatch",
+			"answered invoice %s with amount %s %s for a request of %s %s", out.InvoiceID, out.Amount.raw, out.Currency,
+			providers.FormatDecimal(req.Amount, c.exp), c.currency)
+	}
+	return providers.InvoiceState{Reference: out.InvoiceID, PaymentURL: out.PaymentURL, Status: invoiceOpen,
+		Amount: req.Amount, Currency: c.currency, ExpiresAt: req.ExpiresAt}, nil
+}
+
+type invoiceAnswer struct {
+	InvoiceID            string  `json:"invoice_id"`
+	TransactionReference string  `json:"transaction_reference"`
+	Status               string  `json:"status"`
+	Amount               decimal `json:"amount"`
+	AmountPaid           decimal `json:"amount_paid"`
+	PaidAt               string  `json:"paid_at"`
+}
+
+// invoiceStatus maps aspayds' payment status words onto paymentd's.
+func invoiceStatus(word string, amount, paid int64) string {
+	switch strings.ToLower(word) {
+	case "paid", "completed", "success":
+		if amount > 0 && paid < amount {
+			return invoicePartlyPaid
+		}
+		return invoicePaid
+	case "expired":
+		return "expired"
+	case "cancelled", "canceled", "cancel", "failed":
+		return "canceled"
+	}
+	if paid > 0 {
+		return invoicePartlyPaid
+	}
+	return invoiceOpen
+}
+
+func (c *Client) invoiceState(a invoiceAnswer) (providers.InvoiceState, error) {
+	paid, ok := c.minor(a.AmountPaid)
+	if a.AmountPaid.set && !ok {
+		return providers.InvoiceState{}, providers.AnswerError(c.name, false, "provider_malformed_answer",
+			"answered invoice %s with amount_paid %q", a.InvoiceID, a.AmountPaid.raw)
+	}
+	amount, _ := c.minor(a.Amount)
+	// aspayds reports only the total paid, no transfers: Receipts stay
+	// empty and paymentd records each increase of AmountPaid as one.
+	return providers.InvoiceState{Reference: a.InvoiceID, Status: invoiceStatus(a.Status, amount, paid), Amount: amount,
+		Currency: c.currency, AmountPaid: paid}, nil
+}
+
+// GetInvoice reads an invoice by aspayds' invoice id or the transaction
+// reference, as the document says to do before trusting any callback.
+func (c *Client) GetInvoice(ctx context.Context, reference string) (providers.InvoiceState, error) {
+	var a invoiceAnswer
+	if _, err := c.call(ctx, http.MethodGet, "/payment/"+url.PathEscape(reference), nil, &a); err != nil {
+		return providers.InvoiceState{}, err
+	}
+	if a.InvoiceID == "" {
+		return providers.InvoiceState{}, providers.AnswerError(c.name, false, "provider_malformed_answer",
+			"answered GET /payment/%s without an invoice_id", reference)
+	}
+	return c.invoiceState(a)
+}
+
+// BatchInvoices reads up to 100 invoices by invoice id or transaction
+// reference in one call; ids aspayds does not know come back in notFound.
+func (c *Client) BatchInvoices(ctx context.Context, ids []string) (found []providers.InvoiceState, notFound []string, err error) {
+	if len(ids) == 0 || len(ids) > MaxBatchIDs {
+		return nil, nil, invalid("ids", "parameter_invalid", "Give between 1 and %d ids.", MaxBatchIDs)
+	}
+	var out struct {
+		Invoices    []invoiceAnswer `json:"invoices"`
+		NotFoundIDs []string        `json:"not_found_ids"`
+	}
+	if _, err := c.call(ctx, http.MethodPost, "/payment/batch/status", map[string]any{"ids": ids}, &out); err != nil {
+		return nil, nil, err
+	}
+	for _, a := range out.Invoices {
+		st, err := c.invoiceState(a)
+		if err != nil {
+			return nil, nil, err
+		}
+		found = append(found, st)
+	}
+	return found, out.NotFoundIDs, nil
+}
+
+// PayoutMethods lists the payout methods configured in the store.
+func (c *Client) PayoutMethods(ctx context.Context) ([]providers.PayoutMethod, error) {
+	var out struct {
+		Data []struct {
+			ID          json.Number `json:"id"`
+			Name        string      `json:"name"`
+			Type        string      `json:"type"`
+			AccountType string      `json:"account_type"`
+			Currency    string      `json:"currency"`
+			MinAmount   decimal     `json:"min_amount"`
+			MaxAmount   decimal     `json:"max_amount"`
+		} `json:"data"`
+	}
+	if _, err := c.call(ctx, http.MethodGet, "/payout/methods", nil, &out); err != nil {
+		return nil, err
+	}
+	methods := make([]providers.PayoutMethod, 0, len(out.Data))
+	for _, d := range out.Data {
+		cur := strings.ToUpper(d.Currency)
+		if cur == "" {
+			cur = c.currency
+		}
+		exp, ok := providers.CurrencyExponent(cur)
+		if !ok {
+			continue // a currency paymentd cannot account for
+		}
+		lo, err1 := providers.ParseDecimal(d.MinAmount.raw, exp)
+		hi, err2 := providers.ParseDecimal(d.MaxAmount.raw, exp)
+		if d.ID == "" || !d.MinAmount.set || !d.MaxAmount.set || err1 != nil || err2 != nil {
+			return nil, providers.AnswerError(c.name, false, "provider_malformed_answer", "answered payout method %q without a usable id or limits", d.Name)
+		}
+		m := providers.PayoutMethod{ID: d.ID.String(), Name: d.Name, Type: d.Type, Currency: cur, MinAmount: lo, MaxAmount: hi}
+		switch d.Type {
+		case "mobile_banking":
+			m.AccountFormat = "mobile wallet number, e.g. 01712345678"
+		case "bank", "bank_transfer":
+			m.Type, m.AccountFormat = "bank_transfer", "bank account number"
+		case "crypto":
+			m.AccountFormat = "wallet address"
+		}
+		if d.AccountType != "" && m.AccountFormat != "" {
+			m.AccountFormat += " (" + d.AccountType + " account)"
+		}
+		methods = append(methods, m)
+	}
+	return methods, nil
+}
+
+type payoutAnswer struct {
+	PayoutID             string  `json:"payout_id"`
+	TransactionReference string  `json:"transaction_reference"`
+	Status               string  `json:"status"`
+	Amount               decimal `json:"amount"`
+	Fee                  decimal `json:"fee"`
+	TotalAmount          decimal `json:"total_amount"`
+}
+
+func payoutStatus(word string) (string, bool) {
+	switch w := strings.ToLower(word); w {
+	case "pending", "processing", "completed", "rejected", "cancelled":
+		return w, true
+	case "canceled":
+		return "cancelled", true
+	case "success", "":
+		return "pending", true // only the envelope's word: the payout was just created
+	}
+	return "", false
+}
+
+func (c *Client) payoutState(a payoutAnswer, mutating bool) (providers.PayoutState, error) {
+	status, ok := payoutStatus(a.Status)
+	if a.PayoutID == "" || !ok {
+		return providers.PayoutState{}, providers.AnswerError(c.name, mutating, "provider_malformed_answer",
+			"answered a payout without a payout_id or with status %q", a.Status)
+	}
+	st := providers.PayoutState{Reference: a.PayoutID, Status: status}
+	for _, f := range []struct {
+		d   decimal
+		dst *int64
+	}{{a.Amount, &st.Amount}, {a.Fee, &st.Fee}, {a.TotalAmount, &st.TotalAmount}} {
+		if !f.d.set {
+			continue
+		}
+		v, ok := c.minor(f.d)
+		if !ok {
+			return providers.PayoutState{}, providers.AnswerError(c.name, mutating, "provider_malformed_answer",
+				"answered payout %s with the amount %q", a.PayoutID, f.d.raw)
+		}
+		*f.dst = v
+	}
+	return st, nil
+}
+
+// CreatePayout requests a payout. The caller's transaction reference is
+// aspayds' transaction_reference (at most 50 characters).
+func (c *Client) CreatePayout(ctx context.Context, req providers.PayoutRequest) (providers.PayoutState, error) {
+	if err := c.checkCurrency(req.Currency); err != nil {
+		return providers.PayoutState{}, err
+	}
+	methodID, err := strconv.ParseInt(req.MethodID, 10, 64)
+	if err != nil || methodID <= 0 {
+		return providers.PayoutState{}, invalid("payout_method_id", "parameter_invalid",
+			"aspayds payout methods have numeric ids (from GET /payout/methods); %q is not one.", req.MethodID)
+	}
+	switch n := utf8.RuneCountInString(req.Reference); {
+	case req.Reference == "":
+		return providers.PayoutState{}, invalid("transaction_reference", "parameter_missing", "aspayds requires a transaction_reference.")
+	case n > MaxPayoutReference:
+		return providers.PayoutState{}, invalid("transaction_reference", "string_too_long",
+			"aspayds accepts payout transaction references of at most %d characters; this one has %d.", MaxPayoutReference, n)
+	}
+	if strings.TrimSpace(req.RecipientName) == "" {
+		return providers.PayoutState{}, invalid("recipient_name", "parameter_missing", "aspayds requires the recipient's full name.")
+	}
+	if strings.TrimSpace(req.RecipientAccount) == "" {
+		return providers.PayoutState{}, invalid("recipient_account", "parameter_missing", "aspayds requires the recipient's account or mobile number.")
+	}
+	body := map[string]any{"payout_method_id": methodID, "amount": c.number(req.Amount), "recipient_name": req.RecipientName,
+		"recipient_account": req.RecipientAccount, "transaction_reference": req.Reference}
+	if req.Description != "" {
+		body["description"] = req.Description
+	}
+	if c.payoutCallback != "" {
+		body["callback_url"] = c.payoutCallback
+	}
+	var a payoutAnswer
+	resp, err := c.call(ctx, http.MethodPost, "/payout/request", body, &a)
+	if err != nil {
+		if resp != nil && resp.AfterAmbiguous {
+			// An earlier attempt may have created it: aspayds finds
+			// payouts by our reference.
+			return c.recoverPayout(ctx, req)
+		}
+		return providers.PayoutState{}, err
+	}
+	if a.TransactionReference != "" && a.TransactionReference != req.Reference {
+		return providers.PayoutState{}, providers.AnswerError(c.name, true, "provider_reference_mismatch",
+			"answered payout %s for reference %q, not %q", a.PayoutID, a.TransactionReference, req.Reference)
+	}
+	return c.checkPayout(a, req)
+}
+
+func (c *Client) checkPayout(a payoutAnswer, req providers.PayoutRequest) (providers.PayoutState, error) {
+	st, err := c.payoutState(a, true)
+	if err != nil {
+		return st, err
+	}
+	if !a.Amount.set || st.Amount != req.Amount {
+		return providers.PayoutState{}, providers.AnswerError(c.name, true, "provider_amount_mismatch",
+			"answered payout %s with amount %q for a request of %s %s; it is not taken as accepted",
+			st.Reference, a.Amount.raw, providers.FormatDecimal(req.Amount, c.exp), c.currency)
+	}
+	if a.TotalAmount.set && a.Fee.set && st.TotalAmount != st.Amount+st.Fee {
+		return providers.PayoutState{}, providers.AnswerError(c.name, true, "provider_amount_mismatch",
+			"answered payout %s with total_amount %q, not amount plus fee", st.Reference, a.TotalAmount.raw)
+	}
+	return st, nil
+}
+
+func (c *Client) recoverPayout(ctx context.Context, req providers.PayoutRequest) (providers.PayoutState, error) {
+	var a payoutAnswer
+	if _, err := c.call(ctx, http.MethodGet, "/payout/"+url.PathEscape(req.Reference), nil, &a); err != nil {
+		return providers.PayoutState{}, providers.RefusalAfterAmbiguous(c.name, 0)
+	}
+	return c.checkPayout(a, req)
+}
+
+// GetPayout reads a payout by payout id or transaction reference.
+func (c *Client) GetPayout(ctx context.Context, reference string) (providers.PayoutState, error) {
+	var a payoutAnswer
+	if _, err := c.call(ctx, http.MethodGet, "/payout/"+url.PathEscape(reference), nil, &a); err != nil {
+		return providers.PayoutState{}, err
+	}
+	return c.payoutState(a, false)
+}
+
+// BatchPayouts reads up to 100 payouts by id or transaction reference.
+func (c *Client) BatchPayouts(ctx context.Context, ids []string) (found []providers.PayoutState, notFound []string, err error) {
+	if len(ids) == 0 || len(ids) > MaxBatchIDs {
+		return nil, nil, invalid("ids", "parameter_invalid", "Give between 1 and %d ids.", MaxBatchIDs)
+	}
+	var out struct {
+		Payouts     []payoutAnswer `json:"payouts"`
+		NotFoundIDs []string       `json:"not_found_ids"`
+	}
+	if _, err := c.call(ctx, http.MethodPost, "/payout/batch/status", map[string]any{"ids": ids}, &out); err != nil {
+		return nil, nil, err
+	}
+	for _, a := range out.Payouts {
+		st, err := c.payoutState(a, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		found = append(found, st)
+	}
+	return found, out.NotFoundIDs, nil
+}
+
+// ParseWebhook checks an aspayds webhook's timestamp (within the
+// tolerance, either way) and that its header and body agree, and parses it.
+// aspayds does not sign webhooks, so the event's status is a claim: confirm
+// it with ConfirmWebhook (GET) before acting on it.
+func (c *Client) ParseWebhook(header http.Header, body []byte, now time.Time) (providers.WebhookEvent, error) {
+	reject := func(format string, args ...any) (providers.WebhookEvent, error) {
+		return providers.WebhookEvent{}, fmt.Errorf("%w: aspayds: %s", providers.ErrWebhookSignature, fmt.Sprintf(format, args...))
+	}
+	event := header.Get(webhookEventHeader)
+	tsText := strings.TrimSpace(header.Get(webhookTimestampHeader))
+	ts, err := strconv.ParseInt(tsText, 10, 64)
+	if event == "" || err != nil {
+		return reject("the %s and a numeric %s header are required", webhookEventHeader, webhookTimestampHeader)
+	}
+	if ts > 1e12 { // milliseconds
+		ts /= 1000
+	}
+	sent := time.Unix(ts, 0)
+	if d := now.Sub(sent); d > c.tolerance || d < -c.tolerance {
+		return reject("the webhook's timestamp %s is %v away from now; at most %v is accepted", sent.UTC().Format(time.RFC3339), d.Round(time.Second), c.tolerance)
+	}
+	var p struct {
+		Event string `json:"event"`
+		Data  struct {
+			InvoiceID            string `json:"invoice_id"`
+			PayoutID             string `json:"payout_id"`
+			TransactionReference string `json:"transaction_reference"`
+			Status               string `json:"status"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return providers.WebhookEvent{}, &providers.Error{Kind: providers.InvalidRequest, Code: "webhook_malformed", Message: "aspayds: the webhook body is not JSON"}
+	}
+	if p.Event != event {
+		return reject("the %s header says %q but the body says %q", webhookEventHeader, event, p.Event)
+	}
+	ev := providers.WebhookEvent{Type: event, MerchantReference: p.Data.TransactionReference}
+	switch {
+	case event == paymentCompleted:
+		ev.ObjectKind, ev.Reference, ev.Status = "invoice", p.Data.InvoiceID, invoicePaid
+	case strings.HasPrefix(event, payoutEventPrefix):
+		st, ok := payoutStatus(strings.TrimPrefix(event, payoutEventPrefix))
+		if !ok || st == "pending" {
+			return providers.WebhookEvent{}, &providers.Error{Kind: providers.InvalidRequest, Code: "webhook_event_unknown",
+				Message: "aspayds: unknown webhook event " + event}
+		}
+		ev.ObjectKind, ev.Reference, ev.Status = "payout", p.Data.PayoutID, st
+	default:
+		return providers.WebhookEvent{}, &providers.Error{Kind: providers.InvalidRequest, Code: "webhook_event_unknown",
+			Message: "aspayds: unknown webhook event " + event}
+	}
+	if ev.Reference == "" {
+		return providers.WebhookEvent{}, &providers.Error{Kind: providers.InvalidRequest, Code: "webhook_malformed",
+			Message: "aspayds: the webhook names no invoice_id or payout_id"}
+	}
+	ev.ID = event + ":" + ev.Reference + ":" + strconv.FormatInt(ts, 10)
+	return ev, nil
+}
+
+// ConfirmWebhook asks aspayds for the current state of the webhook's object
+// (GET /payment/{id} or /payout/{id}) and returns the event with that
+// confirmed status, as the document requires before acting.
+func (c *Client) ConfirmWebhook(ctx context.Context, ev providers.WebhookEvent) (providers.WebhookEvent, error) {
+	switch ev.ObjectKind {
+	case "invoice":
+		st, err := c.GetInvoice(ctx, ev.Reference)
+		if err != nil {
+			return ev, err
+		}
+		ev.Status = st.Status
+	case "payout":
+		st, err := c.GetPayout(ctx, ev.Reference)
+		if err != nil {
+			return ev, err
+		}
+		ev.Status = st.Status
+	default:
+		return ev, fmt.Errorf("aspayds: cannot confirm a %q event", ev.ObjectKind)
+	}
+	return ev, nil
+}
+
+// CheckStatus lists the payout methods: an authenticated read that moves
+// nothing (aspayds has no status endpoint).
+func (c *Client) CheckStatus(ctx context.Context) error {
+	_, err := c.PayoutMethods(ctx)
+	return err
+}

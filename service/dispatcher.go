@@ -1,0 +1,359 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/paymentd/paymentd/store"
+	"github.com/paymentd/paymentd/webhook"
+)
+
+// WebhookConfig tunes webhook deliveries. Zero values take the defaults
+// documented on each field.
+type WebhookConfig struct {
+	// Timeout bounds one attempt: a 2xx must arrive within it (default 10s).
+	Timeout time.Duration
+	// RetryBase is the delay after the first failed attempt; each further
+	// delay doubles, with ±20% jitter (default 30s).
+	RetryBase time.Duration
+	// RetryMaxDelay caps one delay (default 6h).
+	RetryMaxDelay time.Duration
+	// RetryWindow is how long a failing delivery is retried, from its
+	// creation or redelivery, before it is marked failed (default 72h).
+	RetryWindow time.Duration
+	// PollInterval is how often the dispatcher looks for due deliveries (default 500ms).
+	PollInterval time.Duration
+	// Concurrency bounds the attempts in flight (default 16).
+	Concurrency int
+}
+
+func (c WebhookConfig) withDefaults() WebhookConfig {
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 30 * time.Second
+	}
+	if c.RetryMaxDelay <= 0 {
+		c.RetryMaxDelay = 6 * time.Hour
+	}
+	if c.RetryWindow <= 0 {
+		c.RetryWindow = 72 * time.Hour
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 16
+	}
+	return c
+}
+
+// retryDelay is the delay after the n-th failed attempt (n ≥ 1):
+// RetryBase·2^(n-1), at most RetryMaxDelay, with ±20% jitter.
+func (c WebhookConfig) retryDelay(n int) time.Duration {
+	d := c.RetryBase
+	for i := 1; i < n && d < c.RetryMaxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, c.RetryMaxDelay)
+	jitter := time.Duration(rand.Int64N(int64(d)/5*2+1)) - d/5
+	return d + jitter
+}
+
+// webhookState is what the dispatcher shares with the RPCs: a way to wake
+// it when a delivery becomes due now, and the deliveries in flight.
+type webhookState struct {
+	once     sync.Once
+	wake     chan struct{}
+	mu       sync.Mutex
+	inflight map[string]struct{}
+	// allowDial, if set, admits particular destinations through the guard (tests).
+	allowDial func(netip.AddrPort) bool
+}
+
+func (h *webhookState) init() {
+	h.once.Do(func() {
+		h.wake = make(chan struct{}, 1)
+		h.inflight = map[string]struct{}{}
+	})
+}
+
+// kick wakes the dispatcher without waiting for its next poll.
+func (s *Service) kickDispatcher() {
+	s.hooks.init()
+	select {
+	case s.hooks.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dispatch delivers due webhook deliveries until ctx ends, then waits for
+// the attempts in flight (which ctx's end cancels; a canceled attempt is not
+// recorded, so it is made again after a restart).
+//
+// Deliveries are claimed in memory: paymentd is the only process writing its
+// database, so the in-flight set is enough to attempt each delivery once at
+// a time, and a crash mid-attempt leaves the delivery due, to be attempted
+// again (at least once; receivers dedupe on X-Webhook-Id).
+func (s *Service) dispatch(ctx context.Context) {
+	s.hooks.init()
+	cfg := s.cfg.Webhooks.withDefaults()
+	client := newWebhookClient(s.cfg.AllowPrivateWebhooks, cfg.Timeout, s.hooks.allowDial)
+	defer client.CloseIdleConnections()
+	sem := make(chan struct{}, cfg.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		s.dispatchDue(ctx, cfg, client, sem, &wg)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-s.hooks.wake:
+		}
+	}
+}
+
+func (s *Service) dispatchDue(ctx context.Context, cfg WebhookConfig, client *http.Client, sem chan struct{}, wg *sync.WaitGroup) {
+	due, err := s.store.DueDeliveries(ctx, time.Now(), 4*cfg.Concurrency)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("webhooks: reading due deliveries", "error", err.Error())
+		}
+		return
+	}
+	for _, d := range due {
+		s.hooks.mu.Lock()
+		_, busy := s.hooks.inflight[d.ID]
+		if !busy {
+			s.hooks.inflight[d.ID] = struct{}{}
+		}
+		s.hooks.mu.Unlock()
+		if busy {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			s.release(d.ID)
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			defer s.release(d.ID)
+			s.deliver(ctx, cfg, client, d)
+		})
+	}
+}
+
+func (s *Service) release(id string) {
+	s.hooks.mu.Lock()
+	delete(s.hooks.inflight, id)
+	s.hooks.mu.Unlock()
+}
+
+// maxExcerpt bounds the response body kept with an attempt.
+const maxExcerpt = 512
+
+// deliver makes one attempt of d and records it.
+func (s *Service) deliver(ctx context.Context, cfg WebhookConfig, client *http.Client, d *store.Delivery) {
+	log := s.log.With("delivery", d.ID, "event", d.EventID)
+	ev, err := s.store.GetEvent(ctx, d.AccountID, d.Livemode, d.EventID)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Error("webhooks: reading event", "error", err.Error())
+		}
+		return
+	}
+	secrets, gone, err := s.signingSecrets(ctx, d)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Error("webhooks: reading signing secret", "error", err.Error())
+		}
+		return
+	}
+	if gone != "" {
+		s.giveUp(d, gone)
+		return
+	}
+	body, err := webhookBody(ev)
+	if err != nil {
+		log.Error("webhooks: rendering event", "error", err.Error())
+		s.giveUp(d, "the event could not be rendered: "+err.Error())
+		return
+	}
+
+	start := time.Now()
+	code, excerpt, errText := s.post(ctx, client, d, ev, body, secrets)
+	latency := time.Since(start)
+	ok := errText == ""
+	if !ok && ctx.Err() != nil {
+		return // cut short by shutdown: not an attempt; it is made again after the restart
+	}
+	err = s.store.Write(context.Background(), func(tx *store.Tx) error {
+		cur, err := tx.GetDelivery(d.AccountID, d.Livemode, d.ID)
+		if err != nil {
+			return err
+		}
+		prev := cur.Attempts
+		cur.Attempts++
+		cur.LastAttempt, cur.LastCode, cur.LastError = start, code, errText
+		switch {
+		case ok:
+			cur.Status = store.DeliveryDelivered
+		case cur.Status == store.DeliveryPending:
+			next := time.Now().Add(cfg.retryDelay(cur.Attempts))
+			if next.After(cur.RetryFrom.Add(cfg.RetryWindow)) {
+				cur.Status = store.DeliveryFailed
+			} else {
+				cur.NextAttempt = next
+			}
+		}
+		if err := tx.UpdateDelivery(cur, prev); err != nil {
+			return err
+		}
+		return tx.InsertDeliveryAttempt(&store.DeliveryAttempt{AccountID: d.AccountID, Livemode: d.Livemode,
+			EventID: d.EventID, DeliveryID: d.ID, N: cur.Attempts, URL: d.URL, Attempted: start, HTTPStatus: code,
+			Latency: latency, Error: errText, Response: excerpt})
+	})
+	if err != nil {
+		log.Error("webhooks: recording attempt", "error", err.Error())
+		return
+	}
+	if ok {
+		log.Debug("webhook delivered", "url", d.URL, "status", code, "attempt", d.Attempts+1)
+	} else {
+		log.Info("webhook attempt failed", "url", d.URL, "status", code, "attempt", d.Attempts+1, "error", errText)
+	}
+}
+
+// post sends the event once and returns the response status, an excerpt of
+// its body and, unless it was a 2xx, why the attempt failed.
+func (s *Service) post(ctx context.Context, client *http.Client, d *store.Delivery, ev *store.Event, body []byte, secrets []string) (code int, excerpt, errText string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", "the URL cannot be requested: " + err.Error()
+	}
+	now := time.Now()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "paymentd-webhooks/1")
+	req.Header.Set(webhook.HeaderEvent, ev.Type)
+	req.Header.Set(webhook.HeaderID, ev.ID)
+	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(webhook.HeaderSignature, webhook.SignAll(now, body, secrets...))
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", attemptError(err, client.Timeout)
+	}
+	defer resp.Body.Close()
+	buf, _ := io.ReadAll(io.LimitReader(resp.Body, maxExcerpt))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
+	excerpt = strings.ToValidUTF8(string(buf), "\uFFFD")
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return resp.StatusCode, excerpt, ""
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return resp.StatusCode, excerpt, fmt.Sprintf("HTTP %d: redirects are not followed; register the final URL (Location: %.200s)",
+			resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return resp.StatusCode, excerpt, fmt.Sprintf("HTTP %d: the receiver must answer 2xx", resp.StatusCode)
+}
+
+// attemptError describes why no response arrived.
+func attemptError(err error, timeout time.Duration) string {
+	var blocked *blockedDestError
+	var ne net.Error
+	switch {
+	case errors.As(err, &blocked):
+		return "refused: " + blocked.Error()
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Sprintf("no response within %s", timeout)
+	}
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			return inner.Error()
+		}
+	}
+	return err.Error()
+}
+
+// signingSecrets returns the secrets a delivery is signed with: its
+// endpoint's (the previous one too during a rotation), or the account's
+// default secret for a callback_url delivery, which is created on first use.
+// gone explains why the delivery cannot be made any more.
+func (s *Service) signingSecrets(ctx context.Context, d *store.Delivery) (secrets []string, gone string, err error) {
+	now := time.Now()
+	if d.EndpointID != "" {
+		e, err := s.store.GetWebhookEndpoint(ctx, d.AccountID, d.Livemode, d.EndpointID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, "webhook endpoint " + d.EndpointID + " does not exist", nil
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if !e.Deleted.IsZero() {
+			return nil, "webhook endpoint " + d.EndpointID + " was deleted", nil
+		}
+		secrets = []string{e.Secret}
+		if e.PreviousSecret != "" && e.PreviousExpires.After(now) {
+			secrets = append(secrets, e.PreviousSecret)
+		}
+		return secrets, "", nil
+	}
+	ws, err := s.accountSecret(ctx, d.AccountID, d.Livemode)
+	if err != nil {
+		return nil, "", err
+	}
+	secrets = []string{ws.Secret}
+	if ws.PreviousSecret != "" && ws.PreviousExpires.After(now) {
+		secrets = append(secrets, ws.PreviousSecret)
+	}
+	return secrets, "", nil
+}
+
+// accountSecret returns the account's default signing secret, creating it
+// on first use.
+func (s *Service) accountSecret(ctx context.Context, accountID string, livemode bool) (*store.WebhookSecret, error) {
+	ws, err := s.store.GetWebhookSecret(ctx, accountID, livemode)
+	if !errors.Is(err, store.ErrNotFound) {
+		return ws, err
+	}
+	err = s.store.Write(ctx, func(tx *store.Tx) error {
+		ws, err = tx.EnsureWebhookSecret(accountID, livemode, newWebhookSecret())
+		return err
+	})
+	return ws, err
+}
+
+// giveUp marks a delivery failed without an attempt (its endpoint is gone).
+func (s *Service) giveUp(d *store.Delivery, why string) {
+	err := s.store.Write(context.Background(), func(tx *store.Tx) error {
+		cur, err := tx.GetDelivery(d.AccountID, d.Livemode, d.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != store.DeliveryPending {
+			return nil
+		}
+		cur.Status, cur.LastError = store.DeliveryFailed, why
+		return tx.UpdateDelivery(cur, cur.Attempts)
+	})
+	if err != nil {
+		s.log.Error("webhooks: giving up a delivery", "delivery", d.ID, "error", err.Error())
+	}
+}

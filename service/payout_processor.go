@@ -1,0 +1,82 @@
+package service
+
+import (
+	"context"
+	"time"
+
+	"github.com/paymentd/paymentd/providers/sandbox"
+	"github.com/paymentd/paymentd/store"
+)
+
+// processorBatch bounds how many payouts one processor write moves.
+const processorBatch = 100
+
+// processSandboxPayouts moves sandbox payouts along until ctx ends: pending
+// for SandboxPayoutProcessingDelay → processing; processing for
+// SandboxPayoutCompletionDelay → completed, or rejected when the recipient
+// is a test account the sandbox always rejects (SandboxRejectedRecipient).
+func (s *Service) processSandboxPayouts(ctx context.Context) {
+	every := min(s.cfg.SandboxPayoutProcessingDelay, s.cfg.SandboxPayoutCompletionDelay) / 2
+	every = min(max(every, 5*time.Millisecond), time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.advanceSandboxPayouts(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "sandbox payouts", "error", err.Error())
+			}
+		}
+	}
+}
+
+// advanceSandboxPayouts applies every sandbox payout transition due at now
+// and reports how many it applied. Each payout is reloaded inside the write,
+// so one cancelled meanwhile is left alone.
+func (s *Service) advanceSandboxPayouts(ctx context.Context, now time.Time) (int, error) {
+	moved := 0
+	for {
+		due, err := s.store.DuePayouts(ctx, sandbox.Name, now.Add(-s.cfg.SandboxPayoutProcessingDelay),
+			now.Add(-s.cfg.SandboxPayoutCompletionDelay), processorBatch)
+		if err != nil || len(due) == 0 {
+			return moved, err
+		}
+		n := 0
+		err = s.store.Write(ctx, func(tx *store.Tx) error {
+			n = 0
+			for _, p := range due {
+				cur, err := tx.GetPayout(p.AccountID, p.Livemode, p.ID)
+				if err != nil {
+					return err
+				}
+				if cur.Status != p.Status {
+					continue // cancelled (or moved by another processor) since it was read
+				}
+				t := poProcess
+				if cur.Status == PayoutProcessing {
+					t = poComplete
+					if SandboxRejectedRecipient(cur.RecipientAccount) {
+						t = poReject
+						cur.FailureCode = "recipient_account_rejected"
+						cur.FailureMessage = "The sandbox rejects payouts to the test recipient account " + cur.RecipientAccount +
+							"; use any other valid account to see a payout complete."
+					}
+				}
+				if _, err := applyPayout(tx, cur, t); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return moved, err
+		}
+		moved += n
+		if len(due) < processorBatch {
+			return moved, nil
+		}
+	}
+}

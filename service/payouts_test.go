@@ -1,0 +1,133 @@
+package service
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/paymentd/paymentd/store"
+)
+
+// TestPayoutTransitions checks every (status, transition) pair against the
+// lifecycle pending → processing → completed | rejected, pending → cancelled,
+// and that each transition's ledger movement balances and moves total_amount
+// between the right books.
+func TestPayoutTransitions(t *testing.T) {
+	allowed := map[string][]string{ // transition → statuses it may start from
+		"create":   {""},
+		"process":  {PayoutPending},
+		"complete": {PayoutPending, PayoutProcessing},
+		"reject":   {PayoutPending, PayoutProcessing},
+		"cancel":   {PayoutPending},
+	}
+	books := map[string][2]string{
+		"create":   {"available", "reserved"},
+		"complete": {"reserved", "payouts:sandbox"},
+		"reject":   {"reserved", "available"},
+		"cancel":   {"reserved", "available"},
+	}
+	p := &store.Payout{ID: "po_1", AccountID: "acct_1", Currency: "USD", TotalAmount: 1035, Provider: "sandbox"}
+	for _, tr := range payoutTransitions {
+		for _, from := range append([]string{""}, payoutStatuses...) {
+			want := slices.Contains(allowed[tr.name], from)
+			err := tr.check("po_1", from)
+			if (err == nil) != want {
+				t.Errorf("%s from %q: err %v; want allowed=%v", tr.name, from, err, want)
+			}
+			if err != nil {
+				if e, ok := err.(*Error); !ok || e.Kind != KindConflict || e.Code != "payout_unexpected_state" {
+					t.Errorf("%s from %q: %v; want a payout_unexpected_state conflict", tr.name, from, err)
+				}
+			}
+		}
+		entries := tr.entries(p)
+		want, moves := books[tr.name]
+		if !moves {
+			if len(entries) != 0 {
+				t.Errorf("%s writes entries %v; want none", tr.name, entries)
+			}
+			continue
+		}
+		if len(entries) != 2 || entries[0].Book != want[0] || entries[0].Amount != -1035 ||
+			entries[1].Book != want[1] || entries[1].Amount != 1035 || entries[0].SourceID != "po_1" {
+			t.Errorf("%s entries %v; want -1035 from %s, +1035 to %s, source po_1", tr.name, entries, want[0], want[1])
+		}
+	}
+}
+
+func TestPayoutFee(t *testing.T) {
+	for _, c := range []struct {
+		fixed, bps, amount, fee int64
+		ok                      bool
+	}{
+		{0, 0, 5000, 0, true},
+		{25, 100, 5000, 75, true},
+		{25, 100, 4851, 74, true}, // 48.51 rounds up
+		{7, 333, 1, 8, true},
+		{0, 10_000, MaxAmount, MaxAmount, true},
+		{MaxAmount, 10_000, MaxAmount, 2 * MaxAmount, true},
+		{0, 2, math.MaxInt64, 0, false},      // amount × bps overflows
+		{math.MaxInt64, 1, 10_000, 0, false}, // fixed + part overflows
+		{0, 10_000, math.MaxInt64 / 2, 0, false},
+		{0, 1, -1, 0, false},
+	} {
+		fee, ok := payoutFee(&store.PayoutMethod{FeeFixed: c.fixed, FeeBasisPoints: c.bps}, c.amount)
+		if fee != c.fee || ok != c.ok {
+			t.Errorf("fee(fixed %d, %d bps, amount %d) = %d, %v; want %d, %v", c.fixed, c.bps, c.amount, fee, ok, c.fee, c.ok)
+		}
+	}
+}
+
+func TestRecipientAccounts(t *testing.T) {
+	tron := &store.PayoutMethod{ID: "t", Type: MethodCrypto, Network: "tron"}
+	for _, a := range []string{"TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t", tronZeroAddress} {
+		if err := checkRecipientAccount(tron, a); err != nil {
+			t.Errorf("tron %s: %v; want valid", a, err)
+		}
+	}
+	for _, a := range []string{"TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6u", "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6", "AR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t", "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj0t"} {
+		if err := checkRecipientAccount(tron, a); err == nil {
+			t.Errorf("tron %s: valid; want refused", a)
+		}
+	}
+	for a, want := range map[string]bool{
+		"0000000000": true, "+0000000000": true, "000000": true, tronZeroAddress: true,
+		"0x0000000000000000000000000000000000000000": true,
+		"01712345678": false, "0": true, "": false, "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t": false,
+	} {
+		if got := SandboxRejectedRecipient(a); got != want {
+			t.Errorf("SandboxRejectedRecipient(%q) = %v; want %v", a, got, want)
+		}
+	}
+	for a, want := range map[string]bool{
+		"4242424242424242": true, "378282246310005": true, "5555555555554444": true,
+		"1000123456789013": false, "8801712345670": false, "4242424242424241": false, "424242424242": false,
+	} {
+		if got := looksLikeCardNumber(a); got != want {
+			t.Errorf("looksLikeCardNumber(%q) = %v; want %v", a, got, want)
+		}
+	}
+}
+
+func TestSandboxMethodsAreValid(t *testing.T) {
+	ms := make([]*store.PayoutMethod, len(SandboxPayoutMethods))
+	for i := range SandboxPayoutMethods {
+		ms[i] = &SandboxPayoutMethods[i]
+	}
+	if err := ValidatePayoutMethods(ms); err != nil {
+		t.Fatal(err)
+	}
+	out, err := FormatPayoutMethods(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParsePayoutMethods(out)
+	if err != nil {
+		t.Fatalf("ParsePayoutMethods(FormatPayoutMethods(defaults)): %v", err)
+	}
+	for i := range back {
+		if *back[i] != *ms[i] {
+			t.Errorf("method %d round trip: %+v; want %+v", i, *back[i], *ms[i])
+		}
+	}
+}

@@ -1,0 +1,295 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
+	"github.com/paymentd/paymentd/providers"
+	"github.com/paymentd/paymentd/store"
+)
+
+// ReconcileConfig tunes the reconciler, which asks providers again about
+// whatever they left unsettled: payments in unknown or processing, refunds
+// in pending. Zero values take the defaults documented on each field.
+type ReconcileConfig struct {
+	// Schedule is when to ask: the first status call once an object has been
+	// unsettled for Schedule[0], each next one the following delay after the
+	// previous; the last delay repeats until the object is settled (default
+	// 1m, 5m, 1h, 24h: after a minute, five minutes later, an hour later,
+	// then daily).
+	Schedule []time.Duration
+	// Interval is how often the reconciler looks for objects due a call (default 10s).
+	Interval time.Duration
+}
+
+func (c ReconcileConfig) withDefaults() ReconcileConfig {
+	if len(c.Schedule) == 0 {
+		c.Schedule = []time.Duration{time.Minute, 5 * time.Minute, time.Hour, 24 * time.Hour}
+	}
+	if c.Interval <= 0 {
+		c.Interval = 10 * time.Second
+	}
+	return c
+}
+
+// after is the delay before the next status call once attempts calls left
+// the object unsettled.
+func (c ReconcileConfig) after(attempts int) time.Duration {
+	return c.Schedule[min(attempts, len(c.Schedule)-1)]
+}
+
+// reconcileBatch bounds the objects asked about per pass.
+const reconcileBatch = 100
+
+// tSettleAuthorized settles a payment left unknown that the provider
+// reports authorized but not captured (manual capture).
+var tSettleAuthorized = transition{"settle", []string{StatusUnknown, StatusProcessing}, StatusRequiresCapture, "payment.requires_capture"}
+
+// reconcile asks providers about unsettled objects on the schedule until ctx ends.
+func (s *Service) reconcile(ctx context.Context) {
+	cfg := s.cfg.Reconcile.withDefaults()
+	tick := time.NewTicker(cfg.Interval)
+	defer tick.Stop()
+	for {
+		s.reconcileOnce(ctx, cfg)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Service) reconcileOnce(ctx context.Context, cfg ReconcileConfig) {
+	now := time.Now()
+	ps, states, err := s.store.UnsettledPayments(ctx, now.Add(-cfg.Schedule[0]), now, reconcileBatch)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("reconciler: reading unsettled payments", "error", err.Error())
+	}
+	for i, p := range ps {
+		if ctx.Err() != nil {
+			return
+		}
+		s.reconcilePayment(ctx, cfg, p, states[i])
+	}
+	// A refund is pending also while CreateRefund waits for the provider,
+	// whose answer it then records without looking again: leave refunds
+	// alone until that call must have ended.
+	rs, rstates, err := s.store.PendingRefunds(ctx, now.Add(-max(cfg.Schedule[0], 2*s.cfg.ProviderTimeout)), now, reconcileBatch)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("reconciler: reading pending refunds", "error", err.Error())
+	}
+	for i, r := range rs {
+		if ctx.Err() != nil {
+			return
+		}
+		s.reconcileRefund(ctx, cfg, r, rstates[i])
+	}
+}
+
+// errNotSettled: the provider's answer leaves the object where it is.
+var errNotSettled = errors.New("not settled")
+
+func (s *Service) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p *store.Payment, st store.ReconcileState) {
+	log := s.log.With("payment", p.ID, "attempt", st.Attempts+1)
+	state, err := s.paymentState(ctx, p)
+	if err == nil {
+		err = s.settlePayment(ctx, p.AccountID, p.Livemode, p.ID, state)
+		if err == nil {
+			log.Info("reconciler: payment settled", "status", state.Status)
+			return
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return
+	case errors.Is(err, errAlreadySettled):
+		s.forget(p.ID)
+		return
+	case !errors.Is(err, errNotSettled):
+		log.Warn("reconciler: payment still unsettled", "error", err.Error())
+	}
+	s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, err)
+}
+
+// forget drops the schedule of an object settled by someone else.
+func (s *Service) forget(objectID string) {
+	_ = s.store.Write(context.Background(), func(tx *store.Tx) error { return tx.DeleteReconcileCheck(objectID) })
+}
+
+// paymentState asks the payment's provider for its current state.
+func (s *Service) paymentState(ctx context.Context, p *store.Payment) (providers.PaymentState, error) {
+	prov, err := s.providerFor(p)
+	if err != nil {
+		return providers.PaymentState{}, err
+	}
+	getter, ok := prov.(providers.PaymentStatusGetter)
+	if !ok {
+		return providers.PaymentState{}, errors.New("provider " + p.Provider + " cannot report a payment's status")
+	}
+	ref := p.ProviderRef
+	if ref == "" {
+		ref = p.ID // Authorize never answered: the provider knows it by our idempotency key
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	defer cancel()
+	return getter.GetPayment(pctx, ref)
+}
+
+// settlePayment applies a provider's confirmed state to a payment left
+// unknown or processing, with its ledger entries and event, in one write.
+// A payment already settled is never moved (an older, out-of-order answer
+// cannot undo a newer one); a provider still pending is errNotSettled.
+func (s *Service) settlePayment(ctx context.Context, accountID string, livemode bool, id string, state providers.PaymentState) error {
+	if _, ok := settleTransition(state.Status); !ok {
+		return errNotSettled
+	}
+	pr := &Principal{AccountID: accountID, Livemode: livemode}
+	return s.store.Write(ctx, func(tx *store.Tx) error { return settlePaymentTx(tx, pr, id, state) })
+}
+
+// settleTransition maps a provider's payment status to the transition that
+// settles a payment left unknown or processing; ok is false while the
+// provider has not settled it either.
+func settleTransition(status string) (t transition, ok bool) {
+	switch status {
+	case "captured", "succeeded":
+		return tSettleSuccess, true
+	case "failed":
+		return tSettleFailed, true
+	case "authorized":
+		return tSettleAuthorized, true
+	}
+	return transition{}, false
+}
+
+// settlePaymentTx is settlePayment inside a write.
+func settlePaymentTx(tx *store.Tx, pr *Principal, id string, state providers.PaymentState) error {
+	t, ok := settleTransition(state.Status)
+	if !ok {
+		return errNotSettled
+	}
+	cur, err := reloadPayment(tx, pr, id)
+	if err != nil {
+		return err
+	}
+	if !t.allows(cur.Status) {
+		return errAlreadySettled
+	}
+	if state.Currency != "" && state.Currency != cur.Currency {
+		return errors.New("the provider reports currency " + state.Currency + ", not " + cur.Currency)
+	}
+	if state.Amount > cur.Amount {
+		return errors.New("the provider reports more than the payment's amount")
+	}
+	if cur.ProviderRef == "" {
+		cur.ProviderRef = state.Reference
+	}
+	var ledger []store.LedgerEntry
+	switch t.dest {
+	case StatusSucceeded:
+		amount := cur.Amount
+		if state.Amount > 0 {
+			amount = state.Amount
+		}
+		cur.AmountCaptured, cur.AmountCapturable = amount, 0
+		ledger = moveEntries(cur, amount, cur.ID)
+	case StatusRequiresCapture:
+		cur.AmountCapturable = cur.Amount
+	case StatusFailed:
+		cur.AmountCapturable = 0
+		cur.FailureCode = "payment_failed"
+		cur.FailureMessage = "The provider reported the payment as failed after it had not answered; no money moved."
+	}
+	if _, err := writePayment(tx, pr, cur, false, t, ledger, nil,
+		func(out *pb.Payment) proto.Message { return out }, nil); err != nil {
+		return err
+	}
+	return tx.DeleteReconcileCheck(cur.ID)
+}
+
+// errAlreadySettled: the object left the status the change applies to.
+var errAlreadySettled = errors.New("already settled")
+
+// reschedule records a status call that left the object unsettled.
+func (s *Service) reschedule(objectID, accountID string, livemode bool, cfg ReconcileConfig, st store.ReconcileState, cause error) {
+	st.Attempts++
+	st.NextCheck = time.Now().Add(cfg.after(st.Attempts))
+	lastErr := ""
+	if cause != nil && !errors.Is(cause, errNotSettled) {
+		lastErr = truncate(cause.Error(), 500)
+	}
+	err := s.store.Write(context.Background(), func(tx *store.Tx) error {
+		return tx.SetReconcileCheck(objectID, accountID, livemode, st, lastErr)
+	})
+	if err != nil {
+		s.log.Error("reconciler: scheduling", "object", objectID, "error", err.Error())
+	}
+}
+
+func (s *Service) reconcileRefund(ctx context.Context, cfg ReconcileConfig, r *store.Refund, st store.ReconcileState) {
+	log := s.log.With("refund", r.ID, "attempt", st.Attempts+1)
+	err := s.settleRefundFromProvider(ctx, r)
+	if err == nil {
+		log.Info("reconciler: refund settled")
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if errors.Is(err, errAlreadySettled) {
+		s.forget(r.ID)
+		return
+	}
+	if !errors.Is(err, errNotSettled) {
+		log.Warn("reconciler: refund still pending", "error", err.Error())
+	}
+	s.reschedule(r.ID, r.AccountID, r.Livemode, cfg, st, err)
+}
+
+func (s *Service) settleRefundFromProvider(ctx context.Context, r *store.Refund) error {
+	pr := &Principal{AccountID: r.AccountID, Livemode: r.Livemode}
+	p, err := s.store.GetPayment(ctx, r.AccountID, r.Livemode, r.PaymentID)
+	if err != nil {
+		return err
+	}
+	prov, err := s.providerFor(p)
+	if err != nil {
+		return err
+	}
+	getter, ok := prov.(providers.RefundStatusGetter)
+	if !ok {
+		return errors.New("provider " + p.Provider + " cannot report a refund's status")
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	state, err := getter.GetRefund(pctx, r.ID)
+	cancel()
+	if err != nil {
+		return err
+	}
+	var ok2 bool
+	switch state.Status {
+	case RefundSucceeded:
+		ok2 = true
+	case RefundFailed:
+	default:
+		return errNotSettled
+	}
+	return s.store.Write(ctx, func(tx *store.Tx) error {
+		cur, err := tx.ReloadRefund(r.AccountID, r.Livemode, r.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != RefundPending {
+			return errAlreadySettled
+		}
+		if _, err := settleRefund(tx, pr, cur, ok2); err != nil {
+			return err
+		}
+		return tx.DeleteReconcileCheck(cur.ID)
+	})
+}

@@ -1,0 +1,464 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
+	"github.com/paymentd/paymentd/providers"
+	"github.com/paymentd/paymentd/providers/routing"
+	"github.com/paymentd/paymentd/providers/sandbox"
+	"github.com/paymentd/paymentd/store"
+)
+
+// This file connects the services to the provider connections of
+// paymentd.yaml (Config.Router, package providers/routing). Without a
+// router, or for an operation it has no route for, the defaults stay: the
+// sandbox in test mode and live_mode_not_configured in live mode.
+
+// paymentRoute returns the providers that may take a new payment in the
+// caller's mode and currency, in order of preference.
+func (s *Service) paymentRoute(pr *Principal, currency string) ([]providers.Payments, error) {
+	if conns := s.cfg.Router.Route(routing.Payments, pr.Livemode, currency); len(conns) > 0 {
+		out := make([]providers.Payments, 0, len(conns))
+		for _, c := range conns {
+			out = append(out, c.Client.(providers.Payments)) // checked when the router was built
+		}
+		return out, nil
+	}
+	prov, _, err := s.paymentsProvider(pr)
+	if err != nil {
+		return nil, err
+	}
+	return []providers.Payments{prov}, nil
+}
+
+// authorizeRouted asks each provider in turn, each within the provider
+// timeout, and returns the first answer with the name of the provider that
+// gave it. It moves on to the next provider only after an Unavailable
+// error, which proves no money moved (refused connection, 429/503, refused
+// credentials); a decline, an invalid request or an ambiguous failure
+// (Unknown) ends the search, so a payment is never made twice.
+func (s *Service) authorizeRouted(ctx context.Context, cands []providers.Payments, req providers.PaymentRequest) (providers.PaymentResult, string, error) {
+	var (
+		res  providers.PaymentResult
+		name string
+		err  error
+	)
+	for i, prov := range cands {
+		name = providerName(prov)
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+		res, err = prov.Authorize(pctx, req)
+		cancel()
+		if providers.KindOf(err) != providers.Unavailable || i == len(cands)-1 || ctx.Err() != nil {
+			break
+		}
+		s.log.WarnContext(ctx, "provider unavailable; falling back", "payment", req.IdempotencyKey,
+			"provider", name, "next", providerName(cands[i+1]), "error", err.Error())
+	}
+	return res, name, err
+}
+
+// captureRouted captures through prov and returns the reference later
+// calls must use: a new one for providers whose capture creates a new
+// object (Aslan's confirm), else "".
+func captureRouted(ctx context.Context, prov providers.Payments, reference string, amount int64, currency string) (string, error) {
+	if cr, ok := prov.(providers.CaptureReferencer); ok {
+		ref, err := cr.CaptureReference(ctx, reference, amount, currency)
+		if ref == reference {
+			ref = ""
+		}
+		return ref, err
+	}
+	return "", prov.Capture(ctx, reference, amount, currency)
+}
+
+// routedPayments returns the configured connection called name, if it
+// takes payments.
+func (s *Service) routedPayments(name string) (providers.Payments, bool) {
+	c, ok := s.cfg.Router.Connection(name)
+	if !ok {
+		return nil, false
+	}
+	p, ok := c.Client.(providers.Payments)
+	return p, ok
+}
+
+// invoiceRoute returns the connections that may create an invoice in the
+// caller's mode and currency, in order, or nil when none is configured.
+func (s *Service) invoiceRoute(pr *Principal, currency string) []providers.Invoices {
+	var out []providers.Invoices
+	for _, c := range s.cfg.Router.Route(routing.Invoices, pr.Livemode, currency) {
+		out = append(out, c.Client.(providers.Invoices))
+	}
+	return out
+}
+
+// payoutRoute returns the connections that may send a payout in the
+// caller's mode and currency, in order, or nil when none is configured.
+func (s *Service) payoutRoute(pr *Principal, currency string) []providers.Payouts {
+	var out []providers.Payouts
+	for _, c := range s.cfg.Router.Route(routing.Payouts, pr.Livemode, currency) {
+		out = append(out, c.Client.(providers.Payouts))
+	}
+	return out
+}
+
+// routedInvoices and routedPayouts find a configured connection by name,
+// for objects that recorded it as their provider.
+func (s *Service) routedInvoices(name string) (providers.Invoices, bool) {
+	c, ok := s.cfg.Router.Connection(name)
+	if !ok {
+		return nil, false
+	}
+	p, ok := c.Client.(providers.Invoices)
+	return p, ok
+}
+
+func (s *Service) routedPayouts(name string) (providers.Payouts, bool) {
+	c, ok := s.cfg.Router.Connection(name)
+	if !ok {
+		return nil, false
+	}
+	p, ok := c.Client.(providers.Payouts)
+	return p, ok
+}
+
+// connectionComponents reports each configured connection for /v1/status:
+// its health as last observed (by the background status checks and by
+// every real call; the status endpoint itself never calls a provider) and
+// the latency of that last exchange.
+func (s *Service) connectionComponents() map[string]*pb.ComponentStatus {
+	out := map[string]*pb.ComponentStatus{}
+	for _, c := range s.cfg.Router.Connections() {
+		h := c.Health()
+		cs := &pb.ComponentStatus{Status: Operational, ResponseTimeMs: float64(h.Latency.Microseconds()) / 1000}
+		if h.State == Degraded {
+			cs.Status = Degraded
+		}
+		switch {
+		case h.At.IsZero():
+			cs.Message = c.Provider + " " + c.Mode + ": not called yet"
+		case h.Message != "":
+			cs.Message = c.Provider + " " + c.Mode + ": " + h.Message + " (at " + h.At.UTC().Format(time.RFC3339) + ")"
+		default:
+			cs.Message = c.Provider + " " + c.Mode + ": last answered at " + h.At.UTC().Format(time.RFC3339)
+		}
+		out["provider:"+c.Name] = cs
+	}
+	return out
+}
+
+// createRoutedInvoice creates inv at the provider its route names, before
+// paymentd records it, and fills in what the provider answered: its
+// reference, the payment URL its customers pay at, and for crypto invoices
+// the deposit address and confirmations required. Without a route it does
+// nothing (the sandbox's /pay page serves the invoice). It moves to the next
+// connection of the route only after an Unavailable error; an answer whose
+// amount or currency is not the invoice's is never taken as created.
+func (s *Service) createRoutedInvoice(ctx context.Context, pr *Principal, inv *store.Invoice) error {
+	conns := s.cfg.Router.Route(routing.Invoices, pr.Livemode, inv.Currency)
+	if len(conns) == 0 {
+		return nil
+	}
+	// A duplicate is the caller's mistake, not the provider's: say so first.
+	if dup, err := s.store.GetInvoiceByReference(ctx, pr.AccountID, pr.Livemode, inv.TransactionReference); err == nil {
+		return duplicateReference(inv.TransactionReference, dup.ID)
+	}
+	req := providers.InvoiceRequest{IdempotencyKey: inv.ID, Reference: inv.TransactionReference, Amount: inv.Amount,
+		Currency: inv.Currency, Network: inv.Network, CustomerName: inv.CustomerName, CustomerEmail: inv.CustomerEmail,
+		CustomerID: inv.CustomerID, Description: inv.Description, CallbackURL: inv.CallbackURL, Livemode: inv.Livemode}
+	for i, c := range conns {
+		prov := c.Client.(providers.Invoices)
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+		st, err := prov.CreateInvoice(pctx, req)
+		cancel()
+		if providers.KindOf(err) == providers.Unavailable && i < len(conns)-1 && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "provider unavailable; falling back", "invoice", inv.ID, "provider", c.Name,
+				"next", conns[i+1].Name, "error", err.Error())
+			continue
+		}
+		if err != nil {
+			return providerCallError(err, c.Name)
+		}
+		if st.Reference == "" || st.PaymentURL == "" || st.Amount != inv.Amount || !strings.EqualFold(st.Currency, inv.Currency) {
+			return Errorf(KindProviderUnsettled, "provider_answer_mismatch",
+				"The invoice provider %s answered with %d %s, not the invoice's %d %s; the invoice was not created.",
+				c.Name, st.Amount, st.Currency, inv.Amount, inv.Currency)
+		}
+		inv.Provider, inv.ProviderRef, inv.PaymentURL = c.Name, st.Reference, st.PaymentURL
+		if st.DepositAddress != "" {
+			inv.DepositAddress = st.DepositAddress
+		}
+		if st.ConfirmationsRequired > 0 {
+			inv.ConfirmationsRequired = st.ConfirmationsRequired
+		}
+		return nil
+	}
+	return nil
+}
+
+// syncRoutedInvoice asks a provider-served invoice's provider for its state
+// (as aspayds requires before trusting any callback) and records what is
+// new in one write: each transfer as a receipt (an increase of the amount
+// paid, for providers that report only a total) with its ledger entries,
+// and an expiry or cancellation the provider reports. A provider that does
+// not answer, or answers about another amount or currency, changes
+// nothing: the invoice is returned as stored.
+func (s *Service) syncRoutedInvoice(ctx context.Context, inv *store.Invoice) *store.Invoice {
+	prov, ok := s.routedInvoices(inv.Provider)
+	if !ok || inv.ProviderRef == "" || inv.Status == InvoicePaid {
+		return inv
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	st, err := prov.GetInvoice(pctx, inv.ProviderRef)
+	cancel()
+	log := s.log.With("invoice", inv.ID, "provider", inv.Provider)
+	if err != nil {
+		log.WarnContext(ctx, "invoice provider did not answer a status read", "error", err.Error())
+		return inv
+	}
+	if (st.Amount != 0 && st.Amount != inv.Amount) || (st.Currency != "" && !strings.EqualFold(st.Currency, inv.Currency)) {
+		log.ErrorContext(ctx, "invoice provider reports another amount or currency; nothing recorded",
+			"provider_amount", st.Amount, "provider_currency", st.Currency)
+		return inv
+	}
+	receipts := st.Receipts
+	if len(receipts) == 0 && st.AmountPaid > inv.AmountPaid {
+		receipts = []providers.Receipt{{TxnID: fmt.Sprintf("%s:paid:%d", st.Reference, st.AmountPaid),
+			Amount: st.AmountPaid - inv.AmountPaid, Confirmations: inv.ConfirmationsRequired}}
+	}
+	if !newReceipts(inv, receipts) && !(payable(inv.Status) && (st.Status == InvoiceExpired || st.Status == InvoiceCanceled)) {
+		return inv
+	}
+	var out *store.Invoice
+	err = s.store.Write(ctx, func(tx *store.Tx) error {
+		cur, err := tx.GetInvoice(inv.AccountID, inv.Livemode, inv.ID)
+		if err != nil {
+			return err
+		}
+		for _, r := range receipts {
+			if r.TxnID == "" || r.Amount <= 0 {
+				continue
+			}
+			if _, err := applyReceipt(tx, cur, r.TxnID, r.Amount, r.Confirmations); err != nil {
+				return err
+			}
+		}
+		switch {
+		case st.Status == InvoiceExpired && payable(cur.Status):
+			_, err = writeInvoice(tx, ownerOf(cur), cur, false, tInvoiceExpire, nil)
+		case st.Status == InvoiceCanceled && cur.Status == InvoiceOpen:
+			_, err = writeInvoice(tx, ownerOf(cur), cur, false, tInvoiceCancel, nil)
+		}
+		out = cur
+		return err
+	})
+	if err != nil {
+		log.ErrorContext(ctx, "recording the invoice provider's state", "error", err.Error())
+		return inv
+	}
+	return out
+}
+
+// newReceipts reports whether any of the provider's transfers is unknown to
+// inv or has more confirmations than recorded.
+func newReceipts(inv *store.Invoice, rs []providers.Receipt) bool {
+	for _, r := range rs {
+		i := slices.IndexFunc(inv.Receipts, func(x *store.InvoiceReceipt) bool { return x.TxnID == r.TxnID })
+		if i < 0 || r.Confirmations > inv.Receipts[i].Confirmations {
+			return true
+		}
+	}
+	return false
+}
+
+// payoutConnection names the connection that sends a new payout in the
+// method's currency: the first of its route (payouts never fall back: the
+// balance reservation is recorded with its provider before any call, and a
+// payout must never be sent by two providers). Without a route, test mode
+// keeps the in-process sandbox.
+func (s *Service) payoutConnection(pr *Principal, currency string) (string, error) {
+	if conns := s.cfg.Router.Route(routing.Payouts, pr.Livemode, currency); len(conns) > 0 {
+		return conns[0].Name, nil
+	}
+	if !pr.Livemode {
+		return sandbox.Name, nil
+	}
+	return "", Errorf(KindInvalid, "live_mode_not_configured",
+		"No live payout provider is configured for %s payouts; route %s payouts to a provider in paymentd.yaml, or use a test key (ak_test_…) with the sandbox.",
+		currency, currency)
+}
+
+// sendRoutedPayout sends a payout that was just recorded as pending (its
+// total_amount reserved) to its provider, and records the answer: the
+// provider's reference and status, or — when the provider refused it in a
+// way that proves nothing was sent (invalid, declined, unavailable) — its
+// rejection, which releases the reservation. A provider that did not
+// answer leaves it pending, to be looked up by its transaction reference
+// (syncRoutedPayout). resp.Payout is updated to what was recorded. The
+// caller's request succeeded in every case: the payout exists and its
+// status says what happened.
+func (s *Service) sendRoutedPayout(ctx context.Context, p *store.Payout, resp *pb.CreatePayoutResponse) error {
+	prov, ok := s.routedPayouts(p.Provider)
+	if !ok {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	st, err := prov.CreatePayout(pctx, providers.PayoutRequest{IdempotencyKey: p.ID, Reference: p.TransactionReference,
+		MethodID: p.MethodID, Amount: p.Amount, Currency: p.Currency, RecipientName: p.RecipientName,
+		RecipientAccount: p.RecipientAccount, Description: p.Description})
+	cancel()
+	log := s.log.With("payout", p.ID, "provider", p.Provider)
+	var t *payoutTransition
+	switch kind := providers.KindOf(err); {
+	case err == nil && st.Amount != 0 && st.Amount != p.Amount:
+		log.ErrorContext(ctx, "payout provider answered another amount; left pending for review", "provider_amount", st.Amount)
+		return nil
+	case err == nil:
+		t = payoutStep(p.Status, st.Status)
+	case kind == providers.Unknown:
+		log.WarnContext(ctx, "payout provider did not answer; the payout stays pending until it is found", "error", err.Error())
+		return nil
+	default:
+		var pe *providers.Error
+		if errors.As(err, &pe) {
+			p.FailureCode, p.FailureMessage = pe.Code, pe.Message
+		}
+		t = &poReject
+	}
+	return s.store.Write(ctx, func(tx *store.Tx) error {
+		cur, err := tx.GetPayout(p.AccountID, p.Livemode, p.ID)
+		if err != nil {
+			return err
+		}
+		cur.ProviderRef = st.Reference
+		if t == nil || !t.allows(cur.Status) {
+			out, err := updatePayoutRef(tx, cur)
+			if err == nil {
+				resp.Payout = out
+			}
+			return err
+		}
+		cur.FailureCode, cur.FailureMessage = p.FailureCode, p.FailureMessage
+		out, err := applyPayout(tx, cur, *t)
+		if err != nil {
+			return err
+		}
+		resp.Payout = out
+		return nil
+	})
+}
+
+// updatePayoutRef records a payout's provider reference without a change of
+// status (so without an event or ledger movement).
+func updatePayoutRef(tx *store.Tx, p *store.Payout) (*pb.Payout, error) {
+	p.Updated = tx.Now().Truncate(time.Microsecond)
+	if err := tx.UpdatePayout(p); err != nil {
+		return nil, err
+	}
+	return payoutProto(p), nil
+}
+
+// payoutStep is the transition from a payout's status to the provider's,
+// or nil when there is none (the same status, or a step backwards).
+func payoutStep(from, provider string) *payoutTransition {
+	var t payoutTransition
+	switch provider {
+	case PayoutProcessing:
+		t = poProcess
+	case PayoutCompleted:
+		t = poComplete
+	case PayoutRejected:
+		t = poReject
+	case PayoutCancelled:
+		t = poCancel
+		if from == PayoutProcessing {
+			t = poReject // a provider that stops a payout once processing rejects it
+		}
+	default:
+		return nil
+	}
+	if !t.allows(from) {
+		return nil
+	}
+	return &t
+}
+
+// syncRoutedPayout asks a provider-sent payout's provider for its state,
+// by the provider's reference or, when the creation went unanswered, by the
+// transaction reference, and records a step forward (processing,
+// completed, rejected) with its ledger movement in one write. Answers about
+// another amount, and providers that do not answer, change nothing.
+func (s *Service) syncRoutedPayout(ctx context.Context, p *store.Payout) *store.Payout {
+	prov, ok := s.routedPayouts(p.Provider)
+	if !ok || (p.Status != PayoutPending && p.Status != PayoutProcessing) {
+		return p
+	}
+	ref := p.ProviderRef
+	if ref == "" {
+		ref = p.TransactionReference
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	st, err := prov.GetPayout(pctx, ref)
+	cancel()
+	log := s.log.With("payout", p.ID, "provider", p.Provider)
+	if err != nil {
+		log.WarnContext(ctx, "payout provider did not answer a status read", "error", err.Error())
+		return p
+	}
+	if st.Amount != 0 && st.Amount != p.Amount {
+		log.ErrorContext(ctx, "payout provider reports another amount; nothing recorded", "provider_amount", st.Amount)
+		return p
+	}
+	t := payoutStep(p.Status, st.Status)
+	if t == nil && p.ProviderRef != "" {
+		return p
+	}
+	var out *store.Payout
+	err = s.store.Write(ctx, func(tx *store.Tx) error {
+		cur, err := tx.GetPayout(p.AccountID, p.Livemode, p.ID)
+		if err != nil {
+			return err
+		}
+		out = cur
+		step := payoutStep(cur.Status, st.Status)
+		if step == nil {
+			if cur.ProviderRef != "" {
+				return nil
+			}
+			cur.ProviderRef = st.Reference
+			_, err := updatePayoutRef(tx, cur)
+			return err
+		}
+		cur.ProviderRef = st.Reference
+		if step.dest == PayoutRejected {
+			cur.FailureCode, cur.FailureMessage = "provider_rejected", "The provider rejected the payout"
+			if st.Reason != "" {
+				cur.FailureMessage += ": " + st.Reason
+			}
+		}
+		_, err = applyPayout(tx, cur, *step)
+		return err
+	})
+	if err != nil {
+		log.ErrorContext(ctx, "recording the payout provider's state", "error", err.Error())
+		return p
+	}
+	return out
+}
+
+// refuseRoutedCancel refuses to cancel a payout a provider was asked to
+// send: paymentd cannot take it back from the provider (aspayds has no
+// cancel call), so releasing its reservation could pay the money twice.
+func (s *Service) refuseRoutedCancel(p *store.Payout) error {
+	if _, ok := s.routedPayouts(p.Provider); !ok {
+		return nil
+	}
+	return &Error{Kind: KindConflict, Code: "payout_unexpected_state", Param: "id",
+		Message: "Payout " + p.ID + " was sent to " + p.Provider + ", which paymentd cannot cancel; it ends completed or rejected as the provider reports."}
+}

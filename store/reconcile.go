@@ -1,0 +1,169 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// ProviderEventSeen reports whether an inbound provider webhook with this
+// event id was already handled.
+func (s *Store) ProviderEventSeen(ctx context.Context, provider, eventID string) (bool, error) {
+	var one int
+	err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM provider_events WHERE provider=? AND event_id=?`, provider, eventID).Scan(&one)
+	if err == sql.ErrNoRows {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: provider event: %w", err)
+	}
+	return true, nil
+}
+
+// InsertProviderEvent records that an inbound provider webhook was handled
+// and how. A second record of the same event id is ErrConflict.
+func (tx *Tx) InsertProviderEvent(provider, eventID, typ, objectID, outcome string) error {
+	res, err := tx.exec(`INSERT INTO provider_events (provider, event_id, type, object_id, outcome, received)
+		VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING`, provider, eventID, typ, nullStr(objectID), outcome, micros(tx.now))
+	if err != nil {
+		return fmt.Errorf("store: insert provider event: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrConflict
+	}
+	return nil
+}
+
+// UnsettledPayment finds a payment in status unknown or processing by
+// paymentd's id or by the provider's reference, in any account. Settled
+// payments are not found: nothing a provider says can change them.
+func (s *Store) UnsettledPayment(ctx context.Context, provider, id, providerRef string) (*Payment, error) {
+	if id != "" {
+		p, err := scanPayment(s.rdb.QueryRowContext(ctx, `SELECT `+paymentCols+` FROM payments INDEXED BY payments_unsettled
+			WHERE id=? AND provider=? AND status IN ('unknown', 'processing')`, id, provider))
+		if err != ErrNotFound || providerRef == "" {
+			return p, err
+		}
+	}
+	return scanPayment(s.rdb.QueryRowContext(ctx, `SELECT `+paymentCols+` FROM payments INDEXED BY payments_unsettled_by_ref
+		WHERE provider=? AND provider_ref=? AND status IN ('unknown', 'processing') AND provider_ref IS NOT NULL`, provider, providerRef))
+}
+
+// ReconcileState is where the reconciler stands with one unsettled object.
+type ReconcileState struct {
+	Attempts  int       // status calls made so far
+	NextCheck time.Time // zero before the first call
+}
+
+// UnsettledPayments returns up to limit payments in status unknown or
+// processing that are due a status call: never asked and unchanged since
+// firstBefore, or asked before and due again at now.
+func (s *Store) UnsettledPayments(ctx context.Context, firstBefore, now time.Time, limit int) ([]*Payment, []ReconcileState, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+hookPrefixCols("p.", paymentCols)+`, c.attempts, c.next_check
+		FROM payments AS p INDEXED BY payments_unsettled LEFT JOIN reconcile_checks AS c ON c.object_id = p.id
+		WHERE p.status IN ('unknown', 'processing')
+		  AND ((c.next_check IS NULL AND p.updated <= ?) OR c.next_check <= ?)
+		LIMIT ?`, micros(firstBefore), micros(now), limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: unsettled payments: %w", err)
+	}
+	defer rows.Close()
+	var ps []*Payment
+	var states []ReconcileState
+	for rows.Next() {
+		var st ReconcileState
+		var attempts, next sql.NullInt64
+		p, err := scanPayment(hookScanTail{rows, []any{&attempts, &next}})
+		if err != nil {
+			return nil, nil, err
+		}
+		st.Attempts, st.NextCheck = int(attempts.Int64), hookFromMicros(next)
+		ps, states = append(ps, p), append(states, st)
+	}
+	return ps, states, rows.Err()
+}
+
+// PendingRefunds returns up to limit refunds in status pending that are due
+// a status call, as UnsettledPayments does for payments.
+func (s *Store) PendingRefunds(ctx context.Context, firstBefore, now time.Time, limit int) ([]*Refund, []ReconcileState, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+hookPrefixCols("r.", refundCols)+`, c.attempts, c.next_check
+		FROM refunds AS r INDEXED BY refunds_pending LEFT JOIN reconcile_checks AS c ON c.object_id = r.id
+		WHERE r.status = 'pending'
+		  AND ((c.next_check IS NULL AND r.created <= ?) OR c.next_check <= ?)
+		LIMIT ?`, micros(firstBefore), micros(now), limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: pending refunds: %w", err)
+	}
+	defer rows.Close()
+	var rs []*Refund
+	var states []ReconcileState
+	for rows.Next() {
+		var st ReconcileState
+		var attempts, next sql.NullInt64
+		r, err := scanRefund(hookScanTail{rows, []any{&attempts, &next}})
+		if err != nil {
+			return nil, nil, err
+		}
+		st.Attempts, st.NextCheck = int(attempts.Int64), hookFromMicros(next)
+		rs, states = append(rs, r), append(states, st)
+	}
+	return rs, states, rows.Err()
+}
+
+// hookScanTail lets a row scanner for a table read extra columns after its own.
+type hookScanTail struct {
+	rows  *sql.Rows
+	extra []any
+}
+
+func (s hookScanTail) Scan(dest ...any) error { return s.rows.Scan(append(dest, s.extra...)...) }
+
+// prefixCols qualifies a column list with a table alias.
+func hookPrefixCols(alias, cols string) string {
+	out := []byte{}
+	start := true
+	for i := 0; i < len(cols); i++ {
+		c := cols[i]
+		if start && c != ' ' && c != '\t' && c != '\n' {
+			out = append(out, alias...)
+			start = false
+		}
+		if c == ',' {
+			start = true
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}
+
+// SetReconcileCheck records a status call that left the object unsettled.
+func (tx *Tx) SetReconcileCheck(objectID, accountID string, livemode bool, st ReconcileState, lastErr string) error {
+	_, err := tx.exec(`INSERT INTO reconcile_checks (object_id, account_id, livemode, attempts, next_check, last_error)
+		VALUES (?,?,?,?,?,?) ON CONFLICT (object_id) DO UPDATE SET attempts=excluded.attempts,
+		next_check=excluded.next_check, last_error=excluded.last_error`,
+		objectID, accountID, boolInt(livemode), st.Attempts, micros(st.NextCheck), nullStr(lastErr))
+	if err != nil {
+		return fmt.Errorf("store: reconcile check: %w", err)
+	}
+	return nil
+}
+
+// DeleteReconcileCheck forgets a settled object's schedule.
+func (tx *Tx) DeleteReconcileCheck(objectID string) error {
+	if _, err := tx.exec(`DELETE FROM reconcile_checks WHERE object_id=?`, objectID); err != nil {
+		return fmt.Errorf("store: reconcile check: %w", err)
+	}
+	return nil
+}
+
+// ReloadRefund reads a refund inside the write, so that a check made on it
+// holds until the commit.
+func (tx *Tx) ReloadRefund(accountID string, livemode bool, id string) (*Refund, error) {
+	row, err := tx.queryRow(`SELECT `+refundCols+` FROM refunds WHERE account_id=? AND livemode=? AND id=?`,
+		accountID, boolInt(livemode), id)
+	if err != nil {
+		return nil, err
+	}
+	return scanRefund(row)
+}
