@@ -26,6 +26,10 @@ func (s *Service) paymentRoute(pr *Principal, currency string) ([]providers.Paym
 	if conns := s.cfg.Router.Route(routing.Payments, pr.Livemode, currency); len(conns) > 0 {
 		out := make([]providers.Payments, 0, len(conns))
 		for _, c := range conns {
+			if c.Provider == sandbox.Name {
+				out = append(out, s.cfg.TestProvider) // the service's own sandbox, with its settings
+				continue
+			}
 			out = append(out, c.Client.(providers.Payments)) // checked when the router was built
 		}
 		return out, nil
@@ -81,31 +85,11 @@ func captureRouted(ctx context.Context, prov providers.Payments, reference strin
 // takes payments.
 func (s *Service) routedPayments(name string) (providers.Payments, bool) {
 	c, ok := s.cfg.Router.Connection(name)
-	if !ok {
+	if !ok || c.Provider == sandbox.Name { // the sandbox is Config.TestProvider
 		return nil, false
 	}
 	p, ok := c.Client.(providers.Payments)
 	return p, ok
-}
-
-// invoiceRoute returns the connections that may create an invoice in the
-// caller's mode and currency, in order, or nil when none is configured.
-func (s *Service) invoiceRoute(pr *Principal, currency string) []providers.Invoices {
-	var out []providers.Invoices
-	for _, c := range s.cfg.Router.Route(routing.Invoices, pr.Livemode, currency) {
-		out = append(out, c.Client.(providers.Invoices))
-	}
-	return out
-}
-
-// payoutRoute returns the connections that may send a payout in the
-// caller's mode and currency, in order, or nil when none is configured.
-func (s *Service) payoutRoute(pr *Principal, currency string) []providers.Payouts {
-	var out []providers.Payouts
-	for _, c := range s.cfg.Router.Route(routing.Payouts, pr.Livemode, currency) {
-		out = append(out, c.Client.(providers.Payouts))
-	}
-	return out
 }
 
 // routedInvoices and routedPayouts find a configured connection by name,

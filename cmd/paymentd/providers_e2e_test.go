@@ -537,13 +537,20 @@ routes:
 	}
 
 	// A secret pasted into the file instead of a variable name is refused,
-	// and the error does not repeat it.
+	// and the error does not repeat it. (The file is named by
+	// PAYMENTD_CONFIG this time, the flag's environment variable.)
 	bad := strings.Replace(config, "{api_key: ASLAN_LIVE_KEY}", "{api_key: "+pvAslanKey+"}", 1)
 	path := filepath.Join(t.TempDir(), "bad.yaml")
 	_ = os.WriteFile(path, []byte(bad), 0o600)
 	var stderr syncBuffer
-	err := run(context.Background(), []string{"serve", "--db", filepath.Join(t.TempDir(), "x.db"), "--config", path,
-		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, func(k string) string { return pvEnv[k] }, io.Discard, &stderr)
+	getenv := func(k string) string {
+		if k == "PAYMENTD_CONFIG" {
+			return path
+		}
+		return pvEnv[k]
+	}
+	err := run(context.Background(), []string{"serve", "--db", filepath.Join(t.TempDir(), "x.db"),
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, getenv, io.Discard, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "NAME of an environment variable") {
 		t.Fatalf("serve with a secret in the file: %v; want a refusal", err)
 	}
