@@ -76,6 +76,13 @@ func scanBalances(rows *sql.Rows) ([]BookBalance, error) {
 // until the commit: the single writer runs every other change before or
 // after this one, never between the check and the entries that follow it.
 func (tx *Tx) BookBalance(accountID string, livemode bool, currency, book string) (int64, error) {
+	return tx.balances.balance(balanceKey{accountID, livemode, currency, book}, func() (int64, error) {
+		return tx.sumBook(accountID, livemode, currency, book)
+	})
+}
+
+// sumBook sums one book from the ledger: the newest checkpoint plus the entries after it.
+func (tx *Tx) sumBook(accountID string, livemode bool, currency, book string) (int64, error) {
 	row, err := tx.queryRow(`SELECT
 		COALESCE((SELECT balance FROM ledger_checkpoints WHERE account_id=?1 AND livemode=?2
 			AND through_id=`+latestCheckpoint+` AND currency=?3 AND book=?4), 0)

@@ -96,6 +96,9 @@ func (tx *Tx) InsertLedgerEntries(entries ...LedgerEntry) error {
 	if _, err := tx.exec(query, args...); err != nil {
 		return fmt.Errorf("store: insert ledger entries: %w", err)
 	}
+	for _, e := range entries {
+		tx.balances.add(e)
+	}
 	return nil
 }
 

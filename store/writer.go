@@ -52,7 +52,7 @@ func startWriter(ctx context.Context, db *sql.DB, maxBatch int) (*writer, error)
 		maxBatch: maxBatch,
 		stopped:  make(chan struct{}),
 	}
-	w.tx = &Tx{conn: conn, stmts: map[string]*sql.Stmt{}, hooks: newHookCache()}
+	w.tx = &Tx{conn: conn, stmts: map[string]*sql.Stmt{}, hooks: newHookCache(), balances: newBalanceCache()}
 	go w.loop()
 	return w, nil
 }
@@ -143,10 +143,14 @@ func (w *writer) run(batch []*op, errs []error) []error {
 	}
 	if !anyOK {
 		_, _ = w.tx.exec("ROLLBACK")
+		w.tx.balances.dropBatch()
 		return errs
 	}
-	if _, err := w.tx.exec("COMMIT"); err != nil {
+	if _, err := w.tx.exec("COMMIT"); err == nil {
+		w.tx.balances.commitBatch()
+	} else {
 		_, _ = w.tx.exec("ROLLBACK")
+		w.tx.balances.dropBatch()
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = fmt.Errorf("store: commit: %w", err)
@@ -177,6 +181,11 @@ func (w *writer) apply(o *op) (err error) {
 		if _, rerr := w.tx.exec("RELEASE op"); rerr != nil && err == nil {
 			err = rerr
 		}
+		if err == nil {
+			w.tx.balances.releaseOp()
+		} else {
+			w.tx.balances.dropOp()
+		}
 	}()
 	return o.fn(w.tx)
 }
@@ -188,6 +197,8 @@ type Tx struct {
 	stmts map[string]*sql.Stmt
 	now   time.Time
 	hooks *hookCache // webhook endpoints per account and mode (webhooks.go)
+	// balances follows the ledger's books through the transaction (balancecache.go).
+	balances *balanceCache
 }
 
 // Now is the batch's clock reading, shared by every change in the batch.
