@@ -122,37 +122,13 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 			Capture: captureMethod == "automatic", Description: p.Description, Livemode: p.Livemode,
 		})
 		p.Provider = name
-		var t transition
-		var ledger []store.LedgerEntry
+		t, ledger, recorded := authorizationOutcome(p, res, perr)
+		if !recorded {
+			return providerCallError(perr, name)
+		}
 		var callErr error
-		switch providers.KindOf(perr) {
-		case 0:
-			p.ProviderRef = res.Reference
-			if res.Captured {
-				t = tCreateCaptured
-				p.AmountCaptured = p.Amount
-				ledger = moveEntries(p, p.Amount, p.ID)
-			} else {
-				t = tCreateAuth
-				p.AmountCapturable = p.Amount
-			}
-		case providers.Declined:
-			var pe *providers.Error
-			errors.As(perr, &pe)
-			t = tCreateDeclined
-			p.FailureCode, p.FailureMessage = pe.Code, pe.Message
-			callErr = &Error{Kind: KindDeclined, Code: pe.Code, Message: pe.Message, Param: "payment_method"}
-		case providers.InvalidRequest:
-			var pe *providers.Error
-			errors.As(perr, &pe)
-			return &Error{Kind: KindInvalid, Code: pe.Code, Message: pe.Message, Param: pe.Param}
-		case providers.Unavailable:
-			return Errorf(KindUnavailable, "provider_unavailable",
-				"The payment provider %s is unavailable and no money moved; retry later with the same idempotency key.", name)
-		default:
-			// No answer: money may have moved. Record the payment as unknown
-			// so that it is reconciled; never report it as failed.
-			t = tCreateUnknown
+		if t.dest == StatusFailed {
+			callErr = &Error{Kind: KindDeclined, Code: p.FailureCode, Message: p.FailureMessage, Param: "payment_method"}
 		}
 		err := s.store.Write(ctx, func(tx *store.Tx) error {
 			_, err := writePayment(tx, pr, p, true, t, ledger, ik, func(out *pb.Payment) proto.Message {
@@ -170,6 +146,33 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 		return nil, err
 	}
 	return resp, nil
+}
+
+// authorizationOutcome applies a provider's answer to an authorization to
+// the new payment p, and returns the transition and ledger entries to record
+// with it. recorded is false when there is nothing to record: the provider
+// refused the request's content, or failed before any money could move.
+func authorizationOutcome(p *store.Payment, res providers.PaymentResult, perr error) (t transition, ledger []store.LedgerEntry, recorded bool) {
+	switch providers.KindOf(perr) {
+	case 0:
+		p.ProviderRef = res.Reference
+		if res.Captured {
+			p.AmountCaptured = p.Amount
+			return tCreateCaptured, moveEntries(p, p.Amount, p.ID), true
+		}
+		p.AmountCapturable = p.Amount
+		return tCreateAuth, nil, true
+	case providers.Declined:
+		var pe *providers.Error
+		errors.As(perr, &pe)
+		p.FailureCode, p.FailureMessage = pe.Code, pe.Message
+		return tCreateDeclined, nil, true
+	case providers.InvalidRequest, providers.Unavailable:
+		return transition{}, nil, false
+	}
+	// No answer: money may have moved. Record the payment as unknown so that
+	// it is reconciled; never report it as failed.
+	return tCreateUnknown, nil, true
 }
 
 // loadPayment reads a payment of the caller's account and mode; any other

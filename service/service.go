@@ -68,7 +68,8 @@ type Config struct {
 	SandboxPayoutProcessingDelay, SandboxPayoutCompletionDelay time.Duration
 	// LedgerCheckpointInterval is how often ledger checkpoints are written
 	// (default 1 minute) for accounts with at least LedgerCheckpointEntries
-	// (default 1000) entries since their last one (balance.go).
+	// (default 1: every account with new entries, so that the entries after
+	// the newest checkpoint stay a short rowid range) since their last one (balance.go).
 	LedgerCheckpointInterval time.Duration
 	LedgerCheckpointEntries  int
 }
@@ -114,7 +115,7 @@ func New(cfg Config) *Service {
 	cfg.SandboxPayoutProcessingDelay = cmp.Or(cfg.SandboxPayoutProcessingDelay, 2*time.Second)
 	cfg.SandboxPayoutCompletionDelay = cmp.Or(cfg.SandboxPayoutCompletionDelay, 5*time.Second)
 	cfg.LedgerCheckpointInterval = cmp.Or(cfg.LedgerCheckpointInterval, time.Minute)
-	cfg.LedgerCheckpointEntries = cmp.Or(cfg.LedgerCheckpointEntries, 1000)
+	cfg.LedgerCheckpointEntries = cmp.Or(cfg.LedgerCheckpointEntries, 1)
 	return &Service{
 		cfg:     cfg,
 		store:   cfg.Store,

@@ -19,6 +19,6 @@ func (f *payoutFlags) register(fs *flag.FlagSet) {
 		"how long a sandbox payout is processing before it completes (or is rejected)")
 	fs.DurationVar(&f.checkpointInterval, "ledger-checkpoint-interval", time.Minute,
 		"how often accounts with many new ledger entries get a balance checkpoint")
-	fs.IntVar(&f.checkpointEntries, "ledger-checkpoint-entries", 1000,
+	fs.IntVar(&f.checkpointEntries, "ledger-checkpoint-entries", 1,
 		"new ledger entries after which an account's balances are checkpointed")
 }

@@ -58,10 +58,10 @@ CREATE UNIQUE INDEX payouts_by_reference ON payouts (account_id, livemode, trans
 -- The payout processor's queue: payouts still moving, oldest change first.
 CREATE INDEX payouts_active ON payouts (status, updated) WHERE status IN ('pending', 'processing');
 
--- Balances are sums of ledger entries. This index makes "the entries of one
--- account and mode after entry N" a single range scan that never touches the
--- table (the amount is in the index).
-CREATE INDEX ledger_by_owner ON ledger_entries (account_id, livemode, id, currency, book, amount);
+-- Balances are sums of ledger entries. There is deliberately no index by
+-- owner on ledger_entries: the writer keeps the books it guards in memory
+-- (store/balancecache.go), and the balance API sums the newest checkpoint
+-- plus the entries after it, a rowid range that the checkpointer keeps short.
 
 -- Checkpoints bound how many entries a balance must sum: each checkpoint is
 -- the balance of every (currency, book) of one account and mode over the
