@@ -172,6 +172,9 @@ const maxExcerpt = 512
 // deliver makes one attempt of d and records it.
 func (s *Service) deliver(ctx context.Context, cfg WebhookConfig, client *http.Client, d *store.Delivery) {
 	log := s.log.With("delivery", d.ID, "event", d.EventID)
+	if !s.stillDue(ctx, d) {
+		return
+	}
 	ev, err := s.store.GetEvent(ctx, d.AccountID, d.Livemode, d.EventID)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -356,4 +359,21 @@ func (s *Service) giveUp(d *store.Delivery, why string) {
 	if err != nil {
 		s.log.Error("webhooks: giving up a delivery", "delivery", d.ID, "error", err.Error())
 	}
+}
+
+// stillDue reads d again once it is claimed and reports whether it is still
+// the attempt that was due. The list of due deliveries can be read just
+// before another attempt of d commits and releases its claim; without this
+// check that stale row would be attempted a second time.
+func (s *Service) stillDue(ctx context.Context, d *store.Delivery) bool {
+	ds, err := s.store.DeliveriesFor(ctx, d.AccountID, d.Livemode, d.EventID)
+	if err != nil {
+		return false // asked again on the next poll
+	}
+	for _, cur := range ds {
+		if cur.ID == d.ID {
+			return cur.Status == store.DeliveryPending && cur.Attempts == d.Attempts && !cur.NextAttempt.After(time.Now())
+		}
+	}
+	return false
 }

@@ -73,6 +73,7 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 	mux.Handle("/pay/", s.paymentPages()) // hosted invoice pages (hostedpage.go)
 	// Inbound provider webhooks (provider_webhooks.go).
 	mux.HandleFunc("POST /v1/provider-webhooks/{provider}", s.providerWebhook)
+	mux.HandleFunc("GET /v1/provider-webhooks/{provider}", s.providerReturn) // customers returning from a provider's page
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.JSON)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/paymentd/paymentd/providers"
+	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -17,16 +18,27 @@ const maxProviderWebhookBody = 64 << 10
 
 // Outcomes of an inbound provider webhook, as answered and recorded.
 const (
-	webhookApplied   = "applied"   // the confirmed state was applied
-	webhookIgnored   = "ignored"   // nothing to change: object unknown, already settled, or not confirmed
+	webhookApplied = "applied" // the provider confirmed a change, which was applied
+	// webhookIgnored: nothing to change: the object is not ours, or already
+	// records what the provider confirms (a late or out-of-order event).
+	webhookIgnored   = "ignored"
 	webhookDuplicate = "duplicate" // this provider event was handled before
+	// webhookUnconfirmed: the provider's own answer does not bear the
+	// webhook's claim out, so nothing changed. The event is not recorded as
+	// handled: the same event sent again is checked again.
+	webhookUnconfirmed = "unconfirmed"
 )
 
-// webhookProvider returns the configured provider (a connection of
-// paymentd.yaml, or the default test or live provider) called name, if it
-// parses webhooks.
+// webhookProvider returns the configured provider called name, if it
+// parses webhooks: a connection of paymentd.yaml by its name, or the
+// default test or live provider (the sandbox is "sandbox"). A sandbox
+// connection is the service's own sandbox, as for payments (routing.go).
 func (s *Service) webhookProvider(name string) (providers.WebhookParser, any) {
 	if c, ok := s.cfg.Router.Connection(name); ok {
+		if c.Provider == sandbox.Name {
+			parser, _ := s.cfg.TestProvider.(providers.WebhookParser)
+			return parser, s.cfg.TestProvider
+		}
 		parser, ok := c.Client.(providers.WebhookParser)
 		if !ok {
 			return nil, nil
@@ -109,14 +121,19 @@ func (s *Service) handleProviderEvent(ctx context.Context, provider string, prov
 	if seen {
 		return webhookDuplicate, "", nil
 	}
-	// Invoices and payouts: add a case with a prepare function of the same
-	// shape (find the unsettled object, confirm with the provider outside the
-	// write, return the change to apply inside it). Other kinds are recorded
-	// as ignored.
+	// Each kind finds our object, confirms with the provider outside the
+	// write, and returns the change to apply inside it. Objects that are not
+	// ours are recorded as ignored.
 	var apply providerEventApply
 	switch ev.ObjectKind {
 	case "payment":
 		apply, objectID, err = s.preparePaymentEvent(ctx, provider, prov, ev)
+	case "invoice":
+		apply, objectID, err = s.prepareInvoiceEvent(ctx, provider, ev)
+	case "payout":
+		apply, objectID, err = s.preparePayoutEvent(ctx, provider, ev)
+	default:
+		s.log.Warn("provider webhook: object kind not handled", "provider", provider, "kind", ev.ObjectKind, "type", ev.Type)
 	}
 	if err != nil {
 		return "", "", err
@@ -129,6 +146,9 @@ func (s *Service) handleProviderEvent(ctx context.Context, provider string, prov
 				return err
 			}
 			outcome = o
+		}
+		if outcome == webhookUnconfirmed {
+			return nil // nothing changed; the same event is checked afresh if it comes again
 		}
 		return tx.InsertProviderEvent(provider, ev.ID, ev.Type, objectID, outcome)
 	})
@@ -178,9 +198,124 @@ func (s *Service) preparePaymentEvent(ctx context.Context, provider string, prov
 		switch {
 		case err == nil:
 			return webhookApplied, nil
-		case errors.Is(err, errAlreadySettled), errors.Is(err, errNotSettled):
+		case errors.Is(err, errAlreadySettled):
 			return webhookIgnored, nil
+		case errors.Is(err, errNotSettled):
+			return webhookUnconfirmed, nil // the provider has not settled it either
 		}
 		return "", err
 	}, p.ID, nil
+}
+
+// prepareInvoiceEvent finds the provider-served invoice an event is about
+// (by the provider's invoice id, else by transaction reference) and asks
+// the provider for its state (aspayds: GET /payment/{id}; its webhooks are
+// unsigned). The returned function records, through the same write path
+// as GET /v1/invoices/{id} (applyInvoiceStateTx), what that answer adds:
+// only what the provider itself reports, never the webhook's claim, and
+// never a step backwards.
+func (s *Service) prepareInvoiceEvent(ctx context.Context, provider string, ev providers.WebhookEvent) (providerEventApply, string, error) {
+	inv, err := s.store.ProviderInvoice(ctx, provider, ev.Reference, ev.MerchantReference)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := s.invoiceProviderState(ctx, inv)
+	if errors.Is(err, errProviderMismatch) {
+		s.log.Error("provider webhook: the provider reports another amount or currency; nothing recorded",
+			"invoice", inv.ID, "provider", provider, "error", err.Error())
+		return unconfirmed, inv.ID, nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	confirmed := st.Status == ev.Status
+	return func(tx *store.Tx) (string, error) {
+		_, changed, err := applyInvoiceStateTx(tx, inv, st)
+		return webhookOutcome(changed, confirmed), err
+	}, inv.ID, nil
+}
+
+// preparePayoutEvent is prepareInvoiceEvent for payouts (aspayds: GET
+// /payout/{id}; applied like GET /v1/payouts/{id}, by applyPayoutStateTx).
+func (s *Service) preparePayoutEvent(ctx context.Context, provider string, ev providers.WebhookEvent) (providerEventApply, string, error) {
+	p, err := s.store.ProviderPayout(ctx, provider, ev.Reference, ev.MerchantReference)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := s.payoutProviderState(ctx, p)
+	if errors.Is(err, errProviderMismatch) {
+		s.log.Error("provider webhook: the provider reports another amount; nothing recorded",
+			"payout", p.ID, "provider", provider, "error", err.Error())
+		return unconfirmed, p.ID, nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	confirmed := st.Status == ev.Status
+	return func(tx *store.Tx) (string, error) {
+		_, changed, err := applyPayoutStateTx(tx, p, st)
+		return webhookOutcome(changed, confirmed), err
+	}, p.ID, nil
+}
+
+// unconfirmed is the change of an event the provider does not bear out.
+func unconfirmed(*store.Tx) (string, error) { return webhookUnconfirmed, nil }
+
+// webhookOutcome names what an event did: applied when the provider's
+// answer changed the object; ignored when the object already records the
+// status the provider confirms; unconfirmed when the provider's answer does
+// not confirm the webhook's claim and changed nothing.
+func webhookOutcome(changed, confirmed bool) string {
+	switch {
+	case changed:
+		return webhookApplied
+	case confirmed:
+		return webhookIgnored
+	}
+	return webhookUnconfirmed
+}
+
+// providerReturn serves GET /v1/provider-webhooks/{provider}: the customer
+// coming back from a provider's payment page. aspayds sends its webhooks to
+// an invoice's callback_url and also redirects the customer's browser there
+// (with ?status=success|cancel&invoice_id=…&transaction_reference=…), so
+// with the connection option invoice_callback_url set to paymentd's webhook
+// URL both arrive here: webhooks by POST (providerWebhook), customers by
+// GET. The customer's query is only a hint: paymentd asks the provider for
+// the invoice's state (as aspayds' document requires), records what is new,
+// and sends the customer on to the invoice's own callback_url with
+// paymentd's invoice id, as the sandbox's payment page does.
+func (s *Service) providerReturn(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("provider")
+	if _, ok := s.routedInvoices(name); !ok {
+		s.renderNotFound(w)
+		return
+	}
+	q := r.URL.Query()
+	ref, reference := q.Get("invoice_id"), q.Get("transaction_reference")
+	if len(ref) > maxReference*4 || len(reference) > maxReference || (ref == "" && reference == "") {
+		s.renderNotFound(w)
+		return
+	}
+	inv, err := s.store.ProviderInvoice(r.Context(), name, ref, reference)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.renderNotFound(w)
+		return
+	case err != nil:
+		s.renderFailure(w, r, err)
+		return
+	}
+	inv = s.syncRoutedInvoice(r.Context(), inv) // confirmed with the provider, never taken from the query
+	status := "cancel"
+	if q.Get("status") == "success" {
+		status = "success"
+	}
+	s.redirectToCallback(w, r, inv, status)
 }

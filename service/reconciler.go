@@ -9,12 +9,16 @@ import (
 
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
+	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
 
 // ReconcileConfig tunes the reconciler, which asks providers again about
 // whatever they left unsettled: payments in unknown or processing, refunds
-// in pending. Zero values take the defaults documented on each field.
+// in pending, and the objects a provider connection serves that can still
+// change (invoices open or partially paid, payouts pending or processing),
+// whose webhooks may never arrive. Zero values take the defaults documented
+// on each field.
 type ReconcileConfig struct {
 	// Schedule is when to ask: the first status call once an object has been
 	// unsettled for Schedule[0], each next one the following delay after the
@@ -89,6 +93,92 @@ func (s *Service) reconcileOnce(ctx context.Context, cfg ReconcileConfig) {
 		}
 		s.reconcileRefund(ctx, cfg, r, rstates[i])
 	}
+	s.reconcileProviderObjects(ctx, cfg, now)
+}
+
+// reconcileProviderObjects polls the invoices and payouts provider
+// connections serve (provider_sync.go) on the same schedule: an invoice
+// first once it has been unchanged for Schedule[0], a payout once its
+// creation call must have ended too (CreatePayout records it pending before
+// it asks the provider). Each change the provider reports restarts the
+// object's schedule; settled objects leave it.
+func (s *Service) reconcileProviderObjects(ctx context.Context, cfg ReconcileConfig, now time.Time) {
+	invs, istates, err := s.store.ProviderInvoicesDue(ctx, now.Add(-cfg.Schedule[0]), now, reconcileBatch)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("reconciler: reading provider invoices", "error", err.Error())
+	}
+	for i, inv := range invs {
+		if ctx.Err() != nil {
+			return
+		}
+		s.reconcileInvoice(ctx, cfg, inv, istates[i])
+	}
+	ps, pstates, err := s.store.ProviderPayoutsDue(ctx, sandbox.Name, now.Add(-max(cfg.Schedule[0], 2*s.cfg.ProviderTimeout)), now, reconcileBatch)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("reconciler: reading provider payouts", "error", err.Error())
+	}
+	for i, p := range ps {
+		if ctx.Err() != nil {
+			return
+		}
+		s.reconcilePayout(ctx, cfg, p, pstates[i])
+	}
+}
+
+// reconcileInvoice asks an invoice's provider for its state and records
+// what is new, or schedules the next call.
+func (s *Service) reconcileInvoice(ctx context.Context, cfg ReconcileConfig, inv *store.Invoice, st store.ReconcileState) {
+	log := s.log.With("invoice", inv.ID, "provider", inv.Provider, "attempt", st.Attempts+1)
+	pst, err := s.invoiceProviderState(ctx, inv)
+	if err == nil && invoiceStateNews(inv, pst) {
+		var cur *store.Invoice
+		var changed bool
+		err = s.store.Write(ctx, func(tx *store.Tx) (err error) {
+			cur, changed, err = applyInvoiceStateTx(tx, inv, pst)
+			return err
+		})
+		if err == nil && (changed || !payable(cur.Status)) {
+			log.Info("reconciler: invoice updated from its provider", "status", cur.Status, "amount_paid", cur.AmountPaid)
+			return // its schedule was dropped in the same write
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		log.Warn("reconciler: invoice provider not read", "error", err.Error())
+	} else {
+		err = errNotSettled
+	}
+	s.reschedule(inv.ID, inv.AccountID, inv.Livemode, cfg, st, err)
+}
+
+// reconcilePayout asks a payout's provider for its state and records a step
+// forward, or schedules the next call.
+func (s *Service) reconcilePayout(ctx context.Context, cfg ReconcileConfig, p *store.Payout, st store.ReconcileState) {
+	log := s.log.With("payout", p.ID, "provider", p.Provider, "attempt", st.Attempts+1)
+	pst, err := s.payoutProviderState(ctx, p)
+	if err == nil && payoutStateNews(p, pst) {
+		var cur *store.Payout
+		var changed bool
+		err = s.store.Write(ctx, func(tx *store.Tx) (err error) {
+			cur, changed, err = applyPayoutStateTx(tx, p, pst)
+			return err
+		})
+		if err == nil && (changed || !payoutActive(cur.Status)) {
+			log.Info("reconciler: payout updated from its provider", "status", cur.Status)
+			return // its schedule was dropped in the same write
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		log.Warn("reconciler: payout provider not read", "error", err.Error())
+	} else {
+		err = errNotSettled
+	}
+	s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, err)
 }
 
 // errNotSettled: the provider's answer leaves the object where it is.

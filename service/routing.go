@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -188,57 +187,28 @@ func (s *Service) createRoutedInvoice(ctx context.Context, pr *Principal, inv *s
 
 // syncRoutedInvoice asks a provider-served invoice's provider for its state
 // (as aspayds requires before trusting any callback) and records what is
-// new in one write: each transfer as a receipt (an increase of the amount
-// paid, for providers that report only a total) with its ledger entries,
-// and an expiry or cancellation the provider reports. A provider that does
-// not answer, or answers about another amount or currency, changes
-// nothing: the invoice is returned as stored.
+// new in one write (applyInvoiceStateTx, provider_sync.go): each transfer
+// as a receipt (an increase of the amount paid, for providers that report
+// only a total) with its ledger entries, and an expiry or cancellation the
+// provider reports. A provider that does not answer, or answers about
+// another amount or currency, changes nothing: the invoice is returned as
+// stored.
 func (s *Service) syncRoutedInvoice(ctx context.Context, inv *store.Invoice) *store.Invoice {
-	prov, ok := s.routedInvoices(inv.Provider)
-	if !ok || inv.ProviderRef == "" || inv.Status == InvoicePaid {
+	if _, ok := s.routedInvoices(inv.Provider); !ok || inv.ProviderRef == "" || inv.Status == InvoicePaid {
 		return inv
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
-	st, err := prov.GetInvoice(pctx, inv.ProviderRef)
-	cancel()
 	log := s.log.With("invoice", inv.ID, "provider", inv.Provider)
+	st, err := s.invoiceProviderState(ctx, inv)
 	if err != nil {
-		log.WarnContext(ctx, "invoice provider did not answer a status read", "error", err.Error())
+		log.WarnContext(ctx, "invoice provider state not read; nothing recorded", "error", err.Error())
 		return inv
 	}
-	if (st.Amount != 0 && st.Amount != inv.Amount) || (st.Currency != "" && !strings.EqualFold(st.Currency, inv.Currency)) {
-		log.ErrorContext(ctx, "invoice provider reports another amount or currency; nothing recorded",
-			"provider_amount", st.Amount, "provider_currency", st.Currency)
-		return inv
-	}
-	receipts := st.Receipts
-	if len(receipts) == 0 && st.AmountPaid > inv.AmountPaid {
-		receipts = []providers.Receipt{{TxnID: fmt.Sprintf("%s:paid:%d", st.Reference, st.AmountPaid),
-			Amount: st.AmountPaid - inv.AmountPaid, Confirmations: inv.ConfirmationsRequired}}
-	}
-	if !newReceipts(inv, receipts) && !(payable(inv.Status) && (st.Status == InvoiceExpired || st.Status == InvoiceCanceled)) {
+	if !invoiceStateNews(inv, st) {
 		return inv
 	}
 	var out *store.Invoice
 	err = s.store.Write(ctx, func(tx *store.Tx) error {
-		cur, err := tx.GetInvoice(inv.AccountID, inv.Livemode, inv.ID)
-		if err != nil {
-			return err
-		}
-		for _, r := range receipts {
-			if r.TxnID == "" || r.Amount <= 0 {
-				continue
-			}
-			if _, err := applyReceipt(tx, cur, r.TxnID, r.Amount, r.Confirmations); err != nil {
-				return err
-			}
-		}
-		switch {
-		case st.Status == InvoiceExpired && payable(cur.Status):
-			_, err = writeInvoice(tx, ownerOf(cur), cur, false, tInvoiceExpire, nil)
-		case st.Status == InvoiceCanceled && cur.Status == InvoiceOpen:
-			_, err = writeInvoice(tx, ownerOf(cur), cur, false, tInvoiceCancel, nil)
-		}
+		cur, _, err := applyInvoiceStateTx(tx, inv, st)
 		out = cur
 		return err
 	})
@@ -376,57 +346,26 @@ func payoutStep(from, provider string) *payoutTransition {
 // syncRoutedPayout asks a provider-sent payout's provider for its state,
 // by the provider's reference or, when the creation went unanswered, by the
 // transaction reference, and records a step forward (processing,
-// completed, rejected) with its ledger movement in one write. Answers about
-// another amount, and providers that do not answer, change nothing.
+// completed, rejected) with its ledger movement in one write
+// (applyPayoutStateTx, provider_sync.go). Answers about another amount, and
+// providers that do not answer, change nothing.
 func (s *Service) syncRoutedPayout(ctx context.Context, p *store.Payout) *store.Payout {
-	prov, ok := s.routedPayouts(p.Provider)
-	if !ok || (p.Status != PayoutPending && p.Status != PayoutProcessing) {
+	if _, ok := s.routedPayouts(p.Provider); !ok || !payoutActive(p.Status) {
 		return p
 	}
-	ref := p.ProviderRef
-	if ref == "" {
-		ref = p.TransactionReference
-	}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
-	st, err := prov.GetPayout(pctx, ref)
-	cancel()
 	log := s.log.With("payout", p.ID, "provider", p.Provider)
+	st, err := s.payoutProviderState(ctx, p)
 	if err != nil {
-		log.WarnContext(ctx, "payout provider did not answer a status read", "error", err.Error())
+		log.WarnContext(ctx, "payout provider state not read; nothing recorded", "error", err.Error())
 		return p
 	}
-	if st.Amount != 0 && st.Amount != p.Amount {
-		log.ErrorContext(ctx, "payout provider reports another amount; nothing recorded", "provider_amount", st.Amount)
-		return p
-	}
-	t := payoutStep(p.Status, st.Status)
-	if t == nil && p.ProviderRef != "" {
+	if !payoutStateNews(p, st) {
 		return p
 	}
 	var out *store.Payout
 	err = s.store.Write(ctx, func(tx *store.Tx) error {
-		cur, err := tx.GetPayout(p.AccountID, p.Livemode, p.ID)
-		if err != nil {
-			return err
-		}
+		cur, _, err := applyPayoutStateTx(tx, p, st)
 		out = cur
-		step := payoutStep(cur.Status, st.Status)
-		if step == nil {
-			if cur.ProviderRef != "" {
-				return nil
-			}
-			cur.ProviderRef = st.Reference
-			_, err := updatePayoutRef(tx, cur)
-			return err
-		}
-		cur.ProviderRef = st.Reference
-		if step.dest == PayoutRejected {
-			cur.FailureCode, cur.FailureMessage = "provider_rejected", "The provider rejected the payout"
-			if st.Reason != "" {
-				cur.FailureMessage += ": " + st.Reason
-			}
-		}
-		_, err = applyPayout(tx, cur, *step)
 		return err
 	})
 	if err != nil {

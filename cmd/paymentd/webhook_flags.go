@@ -35,7 +35,7 @@ func (f *webhookFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.pollInterval, "webhook-poll-interval", 500*time.Millisecond, "how often the dispatcher looks for due deliveries")
 	f.reconcileSchedule = durationList{time.Minute, 5 * time.Minute, time.Hour, 24 * time.Hour}
 	fs.Var(&f.reconcileSchedule, "reconcile-schedule",
-		"when to ask providers about unsettled payments and refunds: after the first duration, then each next after the previous; the last repeats")
+		"when to ask providers about unsettled payments and refunds, and about provider-served invoices and payouts that can still change: after the first duration, then each next after the previous; the last repeats")
 	fs.DurationVar(&f.reconcileInterval, "reconcile-interval", 10*time.Second, "how often the reconciler looks for objects due a status call")
 }
 

@@ -1,0 +1,193 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/paymentd/paymentd/providers"
+	"github.com/paymentd/paymentd/store"
+)
+
+// Invoices and payouts served by a provider connection take their state
+// from the provider. Three things ask it: a read of one object (GetInvoice,
+// GetPayout), an inbound provider webhook (provider_webhooks.go) and the
+// reconciler (reconciler.go). Each asks the provider outside any write, and
+// then applies the answer with the functions below inside one write, through
+// the same transitions, events and ledger entries as the API's own changes.
+// The object is read again inside that write, so concurrent askers never
+// apply the same money twice, and a step backwards is never taken.
+
+// errProviderMismatch: the provider answered about another amount or
+// currency than the object's; nothing it says is recorded.
+var errProviderMismatch = errors.New("the provider reports another amount or currency")
+
+// invoiceProviderState asks the provider serving inv for its state, by the
+// provider's reference.
+func (s *Service) invoiceProviderState(ctx context.Context, inv *store.Invoice) (providers.InvoiceState, error) {
+	prov, ok := s.routedInvoices(inv.Provider)
+	switch {
+	case !ok:
+		return providers.InvoiceState{}, fmt.Errorf("the invoice provider %s is not configured", inv.Provider)
+	case inv.ProviderRef == "":
+		return providers.InvoiceState{}, fmt.Errorf("invoice %s has no reference at %s", inv.ID, inv.Provider)
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	st, err := prov.GetInvoice(pctx, inv.ProviderRef)
+	cancel()
+	if err != nil {
+		return st, err
+	}
+	if (st.Amount != 0 && st.Amount != inv.Amount) || (st.Currency != "" && !strings.EqualFold(st.Currency, inv.Currency)) {
+		return st, fmt.Errorf("%w: %d %s for invoice %s of %d %s", errProviderMismatch, st.Amount, st.Currency, inv.ID, inv.Amount, inv.Currency)
+	}
+	return st, nil
+}
+
+// providerReceipts returns the provider's transfers towards inv. Providers
+// that report only a total paid (aspayds' amount_paid) get one transfer per
+// increase of that total over what inv has counted, named by the new total,
+// so that the same total reported twice is the same transfer.
+func providerReceipts(inv *store.Invoice, st providers.InvoiceState) []providers.Receipt {
+	if len(st.Receipts) > 0 {
+		return st.Receipts
+	}
+	if st.AmountPaid <= inv.AmountPaid {
+		return nil
+	}
+	ref := st.Reference
+	if ref == "" {
+		ref = inv.ProviderRef
+	}
+	return []providers.Receipt{{TxnID: fmt.Sprintf("%s:paid:%d", ref, st.AmountPaid),
+		Amount: st.AmountPaid - inv.AmountPaid, Confirmations: inv.ConfirmationsRequired}}
+}
+
+// invoiceStep is the status change a provider's invoice status causes
+// besides receipts: an expiry of a payable invoice, or a cancellation of an
+// open one; nil for none (the provider's status is never taken backwards).
+func invoiceStep(from, provider string) *invoiceTransition {
+	switch {
+	case provider == InvoiceExpired && tInvoiceExpire.allows(from):
+		return &tInvoiceExpire
+	case provider == InvoiceCanceled && tInvoiceCancel.allows(from):
+		return &tInvoiceCancel
+	}
+	return nil
+}
+
+// invoiceStateNews reports whether the provider's state st holds anything
+// inv does not record yet, so that reads which learn nothing do not write.
+func invoiceStateNews(inv *store.Invoice, st providers.InvoiceState) bool {
+	return newReceipts(inv, providerReceipts(inv, st)) || invoiceStep(inv.Status, st.Status) != nil
+}
+
+// applyInvoiceStateTx records in tx what the provider's state st adds to
+// the invoice key names, read again here: each new transfer (applyReceipt:
+// amount paid, ledger entries, invoice.partially_paid / invoice.paid /
+// invoice.updated) and an expiry or cancellation the provider reports
+// (writeInvoice). changed says whether anything was recorded. Once the
+// invoice changed or is no longer payable its reconciler schedule is
+// dropped (the reconciler asks again Schedule[0] after the change).
+func applyInvoiceStateTx(tx *store.Tx, key *store.Invoice, st providers.InvoiceState) (cur *store.Invoice, changed bool, err error) {
+	cur, err = tx.GetInvoice(key.AccountID, key.Livemode, key.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, r := range providerReceipts(cur, st) {
+		if r.TxnID == "" || r.Amount <= 0 || !newReceipts(cur, []providers.Receipt{r}) {
+			continue
+		}
+		if _, err := applyReceipt(tx, cur, r.TxnID, r.Amount, r.Confirmations); err != nil {
+			return nil, false, err
+		}
+		changed = true
+	}
+	if t := invoiceStep(cur.Status, st.Status); t != nil {
+		if _, err := writeInvoice(tx, ownerOf(cur), cur, false, *t, nil); err != nil {
+			return nil, false, err
+		}
+		changed = true
+	}
+	if changed || !payable(cur.Status) {
+		if err := tx.DeleteReconcileCheck(cur.ID); err != nil {
+			return nil, false, err
+		}
+	}
+	return cur, changed, nil
+}
+
+// payoutProviderState asks the provider that was sent p for its state, by
+// the provider's reference or, when the creation went unanswered, by the
+// transaction reference (aspayds finds payouts by either).
+func (s *Service) payoutProviderState(ctx context.Context, p *store.Payout) (providers.PayoutState, error) {
+	prov, ok := s.routedPayouts(p.Provider)
+	if !ok {
+		return providers.PayoutState{}, fmt.Errorf("the payout provider %s is not configured", p.Provider)
+	}
+	ref := p.ProviderRef
+	if ref == "" {
+		ref = p.TransactionReference
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	st, err := prov.GetPayout(pctx, ref)
+	cancel()
+	if err != nil {
+		return st, err
+	}
+	if st.Amount != 0 && st.Amount != p.Amount {
+		return st, fmt.Errorf("%w: %d for payout %s of %d", errProviderMismatch, st.Amount, p.ID, p.Amount)
+	}
+	return st, nil
+}
+
+// payoutStateNews reports whether the provider's state st moves p forward
+// or gives it its missing provider reference.
+func payoutStateNews(p *store.Payout, st providers.PayoutState) bool {
+	return payoutStep(p.Status, st.Status) != nil || (p.ProviderRef == "" && st.Reference != "")
+}
+
+// applyPayoutStateTx records in tx a step forward the provider's state st
+// gives the payout key names, read again here (applyPayout: the status, the
+// ledger movement of its total_amount, the event), and the provider's
+// reference if it had none. changed says whether the status changed. Once
+// the payout changed or is settled its reconciler schedule is dropped.
+func applyPayoutStateTx(tx *store.Tx, key *store.Payout, st providers.PayoutState) (cur *store.Payout, changed bool, err error) {
+	cur, err = tx.GetPayout(key.AccountID, key.Livemode, key.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	step := payoutStep(cur.Status, st.Status)
+	if step == nil {
+		if cur.ProviderRef == "" && st.Reference != "" {
+			cur.ProviderRef = st.Reference
+			if _, err := updatePayoutRef(tx, cur); err != nil {
+				return nil, false, err
+			}
+		}
+	} else {
+		if st.Reference != "" {
+			cur.ProviderRef = st.Reference
+		}
+		if step.dest == PayoutRejected {
+			cur.FailureCode, cur.FailureMessage = "provider_rejected", "The provider rejected the payout"
+			if st.Reason != "" {
+				cur.FailureMessage += ": " + st.Reason
+			}
+		}
+		if _, err := applyPayout(tx, cur, *step); err != nil {
+			return nil, false, err
+		}
+		changed = true
+	}
+	if changed || !payoutActive(cur.Status) {
+		if err := tx.DeleteReconcileCheck(cur.ID); err != nil {
+			return nil, false, err
+		}
+	}
+	return cur, changed, nil
+}
+
+// payoutActive reports whether a payout in status may still change.
+func payoutActive(status string) bool { return status == PayoutPending || status == PayoutProcessing }
