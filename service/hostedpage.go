@@ -168,32 +168,18 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 	})
 	cancel()
 	const uncertain = "The payment could not be confirmed. Do not pay again now: if it went through, this page will show the invoice as paid."
-	var t transition
-	var ledger []store.LedgerEntry
+	t, ledger, recorded := authorizationOutcome(p, res, perr)
 	var failure string
-	switch providers.KindOf(perr) {
-	case 0:
-		p.ProviderRef = res.Reference
-		if res.Captured {
-			t = tCreateCaptured
-			p.AmountCaptured = p.Amount
-			ledger = moveEntries(p, p.Amount, p.ID)
-		} else {
-			// The page always asks for capture; a provider that only
-			// authorized leaves the payment for the merchant to settle.
-			t, failure = tCreateAuth, uncertain
-			p.AmountCapturable = p.Amount
-		}
-	case providers.Declined:
-		var pe *providers.Error
-		errors.As(perr, &pe)
-		t, failure = tCreateDeclined, pe.Message
-		p.FailureCode, p.FailureMessage = pe.Code, pe.Message
-	case providers.InvalidRequest, providers.Unavailable:
+	switch {
+	case !recorded:
 		s.renderInvoice(w, r, inv, http.StatusServiceUnavailable, "The payment could not be processed and nothing was charged; try again in a moment.")
 		return
-	default:
-		t, failure = tCreateUnknown, uncertain // the reconciler settles it
+	case t.dest == StatusFailed:
+		failure = p.FailureMessage
+	case t.dest != StatusSucceeded:
+		// Authorized only, or no answer (the reconciler settles it): the
+		// merchant or the reconciler finishes it, never a second payment.
+		failure = uncertain
 	}
 	captured := t.dest == StatusSucceeded
 	after := inv
