@@ -100,6 +100,7 @@ func (tx *Tx) InsertPayment(p *Payment) error {
 	if err != nil {
 		return fmt.Errorf("store: insert payment: %w", err)
 	}
+	tx.payments.written(p)
 	return nil
 }
 
@@ -115,6 +116,7 @@ func (tx *Tx) UpdatePayment(p *Payment) error {
 	if n, _ := res.RowsAffected(); n != 1 {
 		return ErrNotFound
 	}
+	tx.payments.written(p)
 	return nil
 }
 
@@ -129,8 +131,12 @@ func (tx *Tx) GetPayment(accountID string, livemode bool, id string) (*Payment, 
 	return scanPayment(row)
 }
 
-// GetPayment reads one payment of the account and mode.
+// GetPayment reads one payment of the account and mode, from memory if it
+// was written recently.
 func (s *Store) GetPayment(ctx context.Context, accountID string, livemode bool, id string) (*Payment, error) {
+	if p, ok := s.payments.get(accountID, livemode, id); ok {
+		return p, nil
+	}
 	return scanPayment(s.r.getPayment.QueryRowContext(ctx, accountID, boolInt(livemode), id))
 }
 

@@ -42,6 +42,9 @@ type Options struct {
 	ReadConns int
 	// MaxBatch bounds how many state changes share one commit; default 256.
 	MaxBatch int
+	// PaymentCache is how many recently written payments reads find in
+	// memory; default 20000, negative disables the cache.
+	PaymentCache int
 }
 
 // Store is the SQLite-backed store.
@@ -52,7 +55,8 @@ type Store struct {
 	w    *writer
 	r    *readStmts
 
-	readCache sync.Map // query text → *sql.Stmt on the read pool
+	readCache sync.Map      // query text → *sql.Stmt on the read pool
+	payments  *paymentCache // recently written payments
 }
 
 // query runs a read on the pool with a statement prepared once per query
@@ -106,6 +110,9 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
 	}
+	if o.PaymentCache == 0 {
+		o.PaymentCache = 20_000
+	}
 	wdb, err := sql.Open("sqlite", dsn(path, o, false))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -126,12 +133,12 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	rdb.SetMaxOpenConns(o.ReadConns)
 	rdb.SetMaxIdleConns(o.ReadConns)
 	rdb.SetConnMaxIdleTime(0)
-	s := &Store{path: path, wdb: wdb, rdb: rdb}
+	s := &Store{path: path, wdb: wdb, rdb: rdb, payments: newPaymentCache(max(o.PaymentCache, 0))}
 	if s.r, err = prepareReads(ctx, rdb); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
-	if s.w, err = startWriter(ctx, wdb, o.MaxBatch); err != nil {
+	if s.w, err = startWriter(ctx, wdb, o.MaxBatch, s.payments); err != nil {
 		s.closeDBs()
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func (s *Store) WriterStats() (batches, ops int64) {
 	return s.w.nBatches.Load(), s.w.nOps.Load()
 }
 
-func startWriter(ctx context.Context, db *sql.DB, maxBatch int) (*writer, error) {
+func startWriter(ctx context.Context, db *sql.DB, maxBatch int, payments *paymentCache) (*writer, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: writer connection: %w", err)
@@ -52,7 +52,7 @@ func startWriter(ctx context.Context, db *sql.DB, maxBatch int) (*writer, error)
 		maxBatch: maxBatch,
 		stopped:  make(chan struct{}),
 	}
-	w.tx = &Tx{conn: conn, stmts: map[string]*sql.Stmt{}, hooks: newHookCache(), balances: newBalanceCache()}
+	w.tx = &Tx{conn: conn, stmts: map[string]*sql.Stmt{}, hooks: newHookCache(), balances: newBalanceCache(), payments: payments}
 	go w.loop()
 	return w, nil
 }
@@ -144,13 +144,16 @@ func (w *writer) run(batch []*op, errs []error) []error {
 	if !anyOK {
 		_, _ = w.tx.exec("ROLLBACK")
 		w.tx.balances.dropBatch()
+		w.tx.payments.dropBatch()
 		return errs
 	}
 	if _, err := w.tx.exec("COMMIT"); err == nil {
 		w.tx.balances.commitBatch()
+		w.tx.payments.commitBatch()
 	} else {
 		_, _ = w.tx.exec("ROLLBACK")
 		w.tx.balances.dropBatch()
+		w.tx.payments.dropBatch()
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = fmt.Errorf("store: commit: %w", err)
@@ -183,8 +186,10 @@ func (w *writer) apply(o *op) (err error) {
 		}
 		if err == nil {
 			w.tx.balances.releaseOp()
+			w.tx.payments.releaseOp()
 		} else {
 			w.tx.balances.dropOp()
+			w.tx.payments.dropOp()
 		}
 	}()
 	return o.fn(w.tx)
@@ -199,6 +204,8 @@ type Tx struct {
 	hooks *hookCache // webhook endpoints per account and mode (webhooks.go)
 	// balances follows the ledger's books through the transaction (balancecache.go).
 	balances *balanceCache
+	// payments publishes committed payment versions to readers (paymentcache.go).
+	payments *paymentCache
 }
 
 // Now is the batch's clock reading, shared by every change in the batch.
