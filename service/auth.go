@@ -94,7 +94,7 @@ type authenticator struct {
 	store *store.Store
 	ttl   time.Duration
 
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	cache map[[sha256.Size]byte]authEntry
 }
 
@@ -145,9 +145,9 @@ func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
 
 func (a *authenticator) lookup(ctx context.Context, sum [sha256.Size]byte) (*store.APIKey, error) {
 	now := time.Now()
-	a.mu.Lock()
+	a.mu.RLock()
 	e, ok := a.cache[sum]
-	a.mu.Unlock()
+	a.mu.RUnlock()
 	if ok && now.Before(e.expires) {
 		return e.key, nil
 	}

@@ -115,9 +115,16 @@ func validID(s, prefix string) bool {
 		return false
 	}
 	for i := 0; i < len(rest); i++ {
-		if !strings.ContainsRune(crockford, rune(rest[i])) {
+		if !isCrockford[rest[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+var isCrockford = func() (t [256]bool) {
+	for i := 0; i < len(crockford); i++ {
+		t[crockford[i]] = true
+	}
+	return t
+}()

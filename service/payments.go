@@ -181,14 +181,16 @@ func (s *Service) loadPayment(ctx context.Context, pr *Principal, param, id stri
 	if id == "" {
 		return nil, Invalid(param, "parameter_missing", "%s is required: the payment's id, pay_….", param)
 	}
-	notFound := &Error{Kind: KindNotFound, Code: "resource_missing", Param: param,
-		Message: "No such payment: '" + truncate(id, 64) + "' in " + pr.Mode() + " mode."}
+	notFound := func() error {
+		return &Error{Kind: KindNotFound, Code: "resource_missing", Param: param,
+			Message: "No such payment: '" + truncate(id, 64) + "' in " + pr.Mode() + " mode."}
+	}
 	if !validID(id, PrefixPayment) {
-		return nil, notFound
+		return nil, notFound()
 	}
 	p, err := s.store.GetPayment(ctx, pr.AccountID, pr.Livemode, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound
+		return nil, notFound()
 	}
 	return p, err
 }
