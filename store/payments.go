@@ -174,12 +174,20 @@ func (f PageFilter) where(extra ...string) (string, []any) {
 	return strings.Join(conds, " AND "), args
 }
 
-// ListPayments returns up to f.Limit payments, newest first.
+// ListPayments returns up to f.Limit payments, newest first. It first reads
+// only the ids of the page and takes the payments from the cache of recent
+// payments; if any is missing (or no longer matches the status filter), it
+// reads the whole rows instead.
 func (s *Store) ListPayments(ctx context.Context, f PageFilter) ([]*Payment, error) {
 	where, args := f.where()
 	args = append(args, f.Limit)
-	rows, err := s.query(ctx, `SELECT `+paymentCols+` FROM payments WHERE `+
-		where+` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
+	order := ` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`
+	if s.payments.limit > 0 {
+		if page, ok, err := s.cachedPage(ctx, f, `SELECT id FROM payments WHERE `+where+order, args); ok || err != nil {
+			return page, err
+		}
+	}
+	rows, err := s.query(ctx, `SELECT `+paymentCols+` FROM payments WHERE `+where+order, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list payments: %w", err)
 	}
@@ -193,4 +201,25 @@ func (s *Store) ListPayments(ctx context.Context, f PageFilter) ([]*Payment, err
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+func (s *Store) cachedPage(ctx context.Context, f PageFilter, query string, args []any) ([]*Payment, bool, error) {
+	rows, err := s.query(ctx, query, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: list payments: %w", err)
+	}
+	defer rows.Close()
+	var out []*Payment
+	var id string
+	for rows.Next() {
+		if err := rows.Scan(&id); err != nil {
+			return nil, false, err
+		}
+		p, ok := s.payments.get(f.AccountID, f.Livemode, id)
+		if !ok || (f.Status != "" && p.Status != f.Status) {
+			return nil, false, nil
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err() == nil, rows.Err()
 }
