@@ -375,11 +375,7 @@ func (s *Service) expireDue(ctx context.Context, accountID string, livemode bool
 // invoices lazily too, so the sweep only bounds how long an unread invoice
 // stays open past its expiry (and announces invoice.expired in time).
 func (s *Service) sweepInvoices(ctx context.Context) {
-	interval := s.cfg.InvoiceSweepInterval
-	if interval <= 0 {
-		interval = time.Minute
-	}
-	t := time.NewTicker(interval)
+	t := time.NewTicker(s.cfg.InvoiceSweepInterval)
 	defer t.Stop()
 	for {
 		if err := s.expireDue(ctx, "", false); err != nil && ctx.Err() == nil {

@@ -97,24 +97,15 @@ func New(cfg Config) *Service {
 	if cfg.TestProvider == nil {
 		cfg.TestProvider = sandbox.New()
 	}
-	if cfg.AuthCacheTTL == 0 {
-		cfg.AuthCacheTTL = 10 * time.Second
-	}
-	if cfg.RateLimit == 0 {
-		cfg.RateLimit = 100
-	}
-	if cfg.RateBurst == 0 {
-		cfg.RateBurst = int(2 * cfg.RateLimit)
-	}
-	if cfg.DefaultDeadline == 0 {
-		cfg.DefaultDeadline = 30 * time.Second
-	}
-	if cfg.ProviderTimeout == 0 {
-		cfg.ProviderTimeout = 20 * time.Second
-	}
-	cfg.SandboxPayoutProcessingDelay = cmp.Or(cfg.SandboxPayoutProcessingDelay, 2*time.Second)
-	cfg.SandboxPayoutCompletionDelay = cmp.Or(cfg.SandboxPayoutCompletionDelay, 5*time.Second)
-	cfg.LedgerCheckpointInterval = cmp.Or(cfg.LedgerCheckpointInterval, time.Minute)
+	cfg.AuthCacheTTL = positive(cfg.AuthCacheTTL, 10*time.Second)
+	cfg.RateLimit = cmp.Or(cfg.RateLimit, 100)
+	cfg.RateBurst = cmp.Or(cfg.RateBurst, int(2*cfg.RateLimit))
+	cfg.DefaultDeadline = positive(cfg.DefaultDeadline, 30*time.Second)
+	cfg.ProviderTimeout = positive(cfg.ProviderTimeout, 20*time.Second)
+	cfg.InvoiceSweepInterval = positive(cfg.InvoiceSweepInterval, time.Minute)
+	cfg.SandboxPayoutProcessingDelay = positive(cfg.SandboxPayoutProcessingDelay, 2*time.Second)
+	cfg.SandboxPayoutCompletionDelay = positive(cfg.SandboxPayoutCompletionDelay, 5*time.Second)
+	cfg.LedgerCheckpointInterval = positive(cfg.LedgerCheckpointInterval, time.Minute)
 	cfg.LedgerCheckpointEntries = cmp.Or(cfg.LedgerCheckpointEntries, 1)
 	return &Service{
 		cfg:     cfg,
@@ -127,19 +118,26 @@ func New(cfg Config) *Service {
 	}
 }
 
-// Run does the service's background work (expiring idempotency records)
-// until ctx ends.
+// Run does the service's background work until ctx ends, and returns when
+// all of it has stopped.
 func (s *Service) Run(ctx context.Context) {
-	go s.sweepInvoices(ctx) // expire invoices past their expiry (invoices.go)
 	var bg sync.WaitGroup
-	bg.Go(func() { s.dispatch(ctx) })  // webhook deliveries (dispatcher.go)
-	bg.Go(func() { s.reconcile(ctx) }) // unsettled payments and refunds (reconciler.go)
-	// Sandbox payouts (payout_processor.go) and ledger checkpoints (balance.go).
-	bg.Go(func() { s.processSandboxPayouts(ctx) })
-	bg.Go(func() { s.checkpointLedger(ctx) })
-	defer bg.Wait()
+	bg.Go(func() { s.dispatch(ctx) })                                        // webhook deliveries (dispatcher.go)
+	bg.Go(func() { s.reconcile(ctx) })                                       // whatever providers left unsettled (reconciler.go)
+	bg.Go(func() { s.sweepInvoices(ctx) })                                   // invoices past their expiry (invoices.go)
+	bg.Go(func() { s.processSandboxPayouts(ctx) })                           // sandbox payouts (payout_processor.go)
+	bg.Go(func() { s.checkpointLedger(ctx) })                                // ledger checkpoints (balance.go)
 	bg.Go(func() { s.cfg.Router.Monitor(ctx, s.cfg.ProviderCheckInterval) }) // provider health (routing.go)
-	s.idem.sweep(ctx, time.Hour)
+	bg.Go(func() { s.idem.sweep(ctx, time.Hour) })                           // idempotency records past IdempotencyTTL
+	bg.Wait()
+}
+
+// positive returns d, or def when d is zero or negative.
+func positive(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 func providerName(p providers.Payments) string {
