@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/paymentd/paymentd/store"
 )
@@ -71,10 +73,44 @@ func (k *idemKey) record(tx *store.Tx, resp proto.Message, err error) (*store.Id
 		st := status.Convert(toGRPC(err))
 		rec.Code = int(st.Code())
 		rec.Response, merr = proto.Marshal(st.Proto())
+	} else if ev, ok := tx.OpValue().(recordedEvent); ok && objectField(resp) == ev.obj {
+		// The response is the object the change's event already holds:
+		// point at the event instead of storing the object twice.
+		rec.EventID = ev.id
 	} else {
 		rec.Response, merr = proto.MarshalOptions{Deterministic: true}.Marshal(resp)
 	}
 	return &rec, merr
+}
+
+// objectField returns the object a response wraps when it is a message
+// with exactly one field, a set message (CreatePaymentResponse.payment …),
+// or nil.
+func objectField(resp proto.Message) proto.Message {
+	m := resp.ProtoReflect()
+	fields := m.Descriptor().Fields()
+	if fields.Len() != 1 {
+		return nil
+	}
+	fd := fields.Get(0)
+	if fd.Kind() != protoreflect.MessageKind || fd.IsList() || fd.IsMap() || !m.Has(fd) {
+		return nil
+	}
+	return m.Get(fd).Message().Interface()
+}
+
+// replayFromEvent fills the object field of resp (see objectField) from the
+// stored event.
+func (i *idempotency) replayFromEvent(ctx context.Context, rec *store.IdempotencyRecord, resp proto.Message) error {
+	m := resp.ProtoReflect()
+	if m.Descriptor().Fields().Len() != 1 {
+		return fmt.Errorf("idempotency: %s does not wrap one object", m.Descriptor().FullName())
+	}
+	ev, err := i.store.GetEvent(ctx, rec.AccountID, rec.Livemode, rec.EventID)
+	if err != nil {
+		return err
+	}
+	return proto.Unmarshal(ev.Data, m.Mutable(m.Descriptor().Fields().Get(0)).Message().Interface())
 }
 
 // run executes do once per idempotency key: a repeat of a finished call
@@ -120,6 +156,8 @@ func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Me
 	case string(rec.RequestHash) != string(hash[:]):
 		return Errorf(KindIdempotency, "idempotency_key_reused",
 			"This idempotency key was already used with different parameters for %s; use a new key for a new request.", method)
+	case rec.Code == int(codes.OK) && rec.EventID != "":
+		return i.replayFromEvent(ctx, rec, resp)
 	case rec.Code == int(codes.OK):
 		return proto.Unmarshal(rec.Response, resp)
 	default:

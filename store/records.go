@@ -131,7 +131,8 @@ func (s *Store) LedgerEntriesFor(ctx context.Context, sourceID string) ([]Ledger
 
 // IdempotencyRecord is the stored outcome of a mutating call made with an
 // idempotency key. Code is the gRPC status code (0 for success); Response is
-// the response message, or the google.rpc.Status for an error.
+// the response message, or the google.rpc.Status for an error. When EventID
+// is set, the response is that event's object, which is not stored twice.
 type IdempotencyRecord struct {
 	AccountID   string
 	Livemode    bool
@@ -140,15 +141,16 @@ type IdempotencyRecord struct {
 	RequestHash []byte
 	Code        int
 	Response    []byte
+	EventID     string
 	Created     time.Time
 }
 
 // PutIdempotency stores the outcome of a call; a record already stored for
 // the same key is ErrConflict.
 func (tx *Tx) PutIdempotency(r *IdempotencyRecord) error {
-	res, err := tx.exec(`INSERT INTO idempotency_keys (account_id, livemode, method, key, request_hash, code, response, created)
-		VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
-		r.AccountID, boolInt(r.Livemode), r.Method, r.Key, r.RequestHash, r.Code, r.Response, micros(r.Created))
+	res, err := tx.exec(`INSERT INTO idempotency_keys (account_id, livemode, method, key, request_hash, code, response, event_id, created)
+		VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+		r.AccountID, boolInt(r.Livemode), r.Method, r.Key, r.RequestHash, r.Code, nonNil(r.Response), nullStr(r.EventID), micros(r.Created))
 	if err != nil {
 		return fmt.Errorf("store: insert idempotency record: %w", err)
 	}
@@ -162,9 +164,9 @@ func (tx *Tx) PutIdempotency(r *IdempotencyRecord) error {
 // written earlier with an interim outcome (e.g. a refund first recorded as
 // pending, then settled).
 func (tx *Tx) ReplaceIdempotency(r *IdempotencyRecord) error {
-	_, err := tx.exec(`INSERT INTO idempotency_keys (account_id, livemode, method, key, request_hash, code, response, created)
-		VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET code=excluded.code, response=excluded.response`,
-		r.AccountID, boolInt(r.Livemode), r.Method, r.Key, r.RequestHash, r.Code, r.Response, micros(r.Created))
+	_, err := tx.exec(`INSERT INTO idempotency_keys (account_id, livemode, method, key, request_hash, code, response, event_id, created)
+		VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET code=excluded.code, response=excluded.response, event_id=excluded.event_id`,
+		r.AccountID, boolInt(r.Livemode), r.Method, r.Key, r.RequestHash, r.Code, nonNil(r.Response), nullStr(r.EventID), micros(r.Created))
 	if err != nil {
 		return fmt.Errorf("store: replace idempotency record: %w", err)
 	}
@@ -175,16 +177,25 @@ func (tx *Tx) ReplaceIdempotency(r *IdempotencyRecord) error {
 func (s *Store) GetIdempotency(ctx context.Context, accountID string, livemode bool, method, key string) (*IdempotencyRecord, error) {
 	r := IdempotencyRecord{AccountID: accountID, Livemode: livemode, Method: method, Key: key}
 	var created int64
+	var eventID sql.NullString
 	err := s.r.getIdem.QueryRowContext(ctx, accountID, boolInt(livemode), method, key).
-		Scan(&r.RequestHash, &r.Code, &r.Response, &created)
+		Scan(&r.RequestHash, &r.Code, &r.Response, &eventID, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: idempotency record: %w", err)
 	}
-	r.Created = fromMicros(created)
+	r.Created, r.EventID = fromMicros(created), eventID.String
 	return &r, nil
+}
+
+// nonNil stores an absent response as an empty blob (the column is NOT NULL).
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 // DeleteIdempotencyBefore removes records created before t and reports how many.
@@ -210,7 +221,7 @@ func prepareReads(ctx context.Context, db *sql.DB) (*readStmts, error) {
 		{&r.getPayment, `SELECT ` + paymentCols + ` FROM payments WHERE account_id=? AND livemode=? AND id=?`},
 		{&r.getRefund, `SELECT ` + refundCols + ` FROM refunds WHERE account_id=? AND livemode=? AND id=?`},
 		{&r.keyByHash, `SELECT ` + keyCols + ` FROM api_keys WHERE hash=?`},
-		{&r.getIdem, `SELECT request_hash, code, response, created FROM idempotency_keys
+		{&r.getIdem, `SELECT request_hash, code, response, event_id, created FROM idempotency_keys
 			WHERE account_id=? AND livemode=? AND method=? AND key=?`},
 	} {
 		st, err := db.PrepareContext(ctx, q.query)

@@ -169,6 +169,7 @@ func (w *writer) apply(o *op) (err error) {
 	if err := o.ctx.Err(); err != nil {
 		return err
 	}
+	w.tx.opValue = nil
 	if _, err := w.tx.exec("SAVEPOINT op"); err != nil {
 		return fmt.Errorf("store: savepoint: %w", err)
 	}
@@ -206,7 +207,17 @@ type Tx struct {
 	balances *balanceCache
 	// payments publishes committed payment versions to readers (paymentcache.go).
 	payments *paymentCache
+	// opValue is a value one change keeps for itself during its run (OpValue).
+	opValue any
 }
+
+// SetOpValue keeps v for the rest of the running change (OpValue returns
+// it); the next change starts without it. Changes share the transaction, so
+// this is how one step of a change hands something to a later step.
+func (tx *Tx) SetOpValue(v any) { tx.opValue = v }
+
+// OpValue returns what the running change kept with SetOpValue, or nil.
+func (tx *Tx) OpValue() any { return tx.opValue }
 
 // Now is the batch's clock reading, shared by every change in the batch.
 func (tx *Tx) Now() time.Time { return tx.now }

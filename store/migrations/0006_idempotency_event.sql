@@ -1,0 +1,3 @@
+-- A successful call whose response is the object its event already holds
+-- stores a reference to that event instead of a second copy of the object.
+ALTER TABLE idempotency_keys ADD COLUMN event_id TEXT;
