@@ -42,6 +42,9 @@ func newIdempotency(s *store.Store) *idempotency {
 // outcome inside its write. A nil *idemKey means the call had no key.
 type idemKey struct {
 	rec store.IdempotencyRecord
+	// interim is set once an interim outcome is committed (a payment still
+	// processing, a refund still pending): the final one then replaces it.
+	interim bool
 }
 
 // save stores the call's outcome (resp, or err if it is not nil) in tx.
@@ -50,16 +53,28 @@ func (k *idemKey) save(tx *store.Tx, resp proto.Message, err error) error {
 	if rec == nil || rerr != nil {
 		return rerr
 	}
+	if k.interim {
+		return tx.ReplaceIdempotency(rec)
+	}
 	return tx.PutIdempotency(rec)
 }
 
-// replace stores the call's final outcome over an interim one saved earlier.
-func (k *idemKey) replace(tx *store.Tx, resp proto.Message, err error) error {
-	rec, rerr := k.record(tx, resp, err)
-	if rec == nil || rerr != nil {
-		return rerr
+// committedInterim notes that the outcome saved by a write that has now
+// committed is interim: a retry replays it until the final one replaces it.
+func (k *idemKey) committedInterim() {
+	if k != nil {
+		k.interim = true
 	}
-	return tx.ReplaceIdempotency(rec)
+}
+
+// forget removes the interim outcome, inside tx, when the call ended without
+// a result worth replaying (the provider failed before any money moved), so
+// that a retry with the same key runs again.
+func (k *idemKey) forget(tx *store.Tx) error {
+	if k == nil || !k.interim {
+		return nil
+	}
+	return tx.DeleteIdempotency(&k.rec)
 }
 
 func (k *idemKey) record(tx *store.Tx, resp proto.Message, err error) (*store.IdempotencyRecord, error) {

@@ -28,15 +28,18 @@ var (
 	tCreateAuth     = transition{"create", []string{""}, StatusRequiresCapture, "payment.requires_capture"}
 	tCreateDeclined = transition{"create", []string{""}, StatusFailed, "payment.failed"}
 	tCreateUnknown  = transition{"create", []string{""}, StatusUnknown, "payment.unknown"}
-	tCapture        = transition{"capture", []string{StatusRequiresCapture}, StatusSucceeded, "payment.succeeded"}
-	tCancel         = transition{"cancel", []string{StatusRequiresCapture}, StatusCanceled, "payment.canceled"}
-	tSettleSuccess  = transition{"settle", []string{StatusUnknown, StatusProcessing}, StatusSucceeded, "payment.succeeded"}
-	tSettleFailed   = transition{"settle", []string{StatusUnknown, StatusProcessing}, StatusFailed, "payment.failed"}
+	// tCreateProcessing records a payment before a provider across the
+	// network is asked; the provider's answer then settles it.
+	tCreateProcessing = transition{"create", []string{""}, StatusProcessing, "payment.processing"}
+	tCapture          = transition{"capture", []string{StatusRequiresCapture}, StatusSucceeded, "payment.succeeded"}
+	tCancel           = transition{"cancel", []string{StatusRequiresCapture}, StatusCanceled, "payment.canceled"}
+	tSettleSuccess    = transition{"settle", []string{StatusUnknown, StatusProcessing}, StatusSucceeded, "payment.succeeded"}
+	tSettleFailed     = transition{"settle", []string{StatusUnknown, StatusProcessing}, StatusFailed, "payment.failed"}
 	// refundable is not a status change; it lists the statuses a refund may start from.
 	refundable = []string{StatusSucceeded}
 )
 
-var transitions = []transition{tCreateCaptured, tCreateAuth, tCreateDeclined, tCreateUnknown, tCapture, tCancel, tSettleSuccess, tSettleFailed}
+var transitions = []transition{tCreateCaptured, tCreateAuth, tCreateDeclined, tCreateUnknown, tCreateProcessing, tCapture, tCancel, tSettleSuccess, tSettleFailed}
 
 // allows reports whether the transition may be applied to a payment in status from.
 func (t transition) allows(from string) bool {

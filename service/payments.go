@@ -3,11 +3,13 @@ package service
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
+	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -117,24 +119,71 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 			Description: req.Description, Metadata: req.Metadata, CustomerName: req.GetCustomer().GetName(),
 			CustomerEmail: req.GetCustomer().GetEmail(), CustomerID: req.GetCustomer().GetId(), AgentID: req.AgentId,
 		}
+		respond := func(out *pb.Payment) proto.Message { resp.Payment = out; return resp }
+		// A provider across the network may take the money and then lose
+		// us (or we crash) before we record its answer. So for those the
+		// payment is first recorded as processing, and that is the call's
+		// outcome until the answer replaces it: a retry with the same key
+		// replays it instead of charging again, and the reconciler asks the
+		// provider (by this payment's id, the upstream idempotency key)
+		// about any payment left processing. The sandbox moves no real
+		// money and answers in-process, so its payments take one write.
+		twoPhase := !slices.ContainsFunc(cands, func(p providers.Payments) bool { _, ok := p.(*sandbox.Provider); return ok })
+		if twoPhase {
+			err := s.store.Write(ctx, func(tx *store.Tx) error {
+				_, err := writePayment(tx, pr, p, true, tCreateProcessing, nil, ik, respond, nil)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			ik.committedInterim()
+		}
 		res, name, perr := s.authorizeRouted(ctx, cands, providers.PaymentRequest{
 			IdempotencyKey: p.ID, Amount: p.Amount, Currency: p.Currency, PaymentMethod: p.PaymentMethod,
 			Capture: captureMethod == "automatic", Description: p.Description, Livemode: p.Livemode,
 		})
 		p.Provider = name
 		t, ledger, recorded := authorizationOutcome(p, res, perr)
-		if !recorded {
-			return providerCallError(perr, name)
-		}
 		var callErr error
-		if t.dest == StatusFailed {
+		switch {
+		case !recorded:
+			callErr = providerCallError(perr, name)
+			if !twoPhase {
+				return callErr
+			}
+			// No money moved: the processing payment failed, and the key
+			// is free again for a retry.
+			t, p.FailureCode, p.FailureMessage = tSettleFailed, "provider_unavailable", "The provider could not take the payment; no money moved."
+			if providers.KindOf(perr) == providers.InvalidRequest {
+				p.FailureCode = "provider_refused"
+			}
+		case t.dest == StatusFailed:
 			callErr = &Error{Kind: KindDeclined, Code: p.FailureCode, Message: p.FailureMessage, Param: "payment_method"}
 		}
 		err := s.store.Write(ctx, func(tx *store.Tx) error {
-			_, err := writePayment(tx, pr, p, true, t, ledger, ik, func(out *pb.Payment) proto.Message {
-				resp.Payment = out
-				return resp
-			}, callErr)
+			if !twoPhase {
+				_, err := writePayment(tx, pr, p, true, t, ledger, ik, respond, callErr)
+				return err
+			}
+			cur, err := reloadPayment(tx, pr, p.ID)
+			if err != nil {
+				return err
+			}
+			if cur.Status != StatusProcessing {
+				// The reconciler was quicker: never settle twice.
+				callErr = nil
+				return ik.save(tx, respond(paymentProto(cur)), nil)
+			}
+			cur.Provider, cur.ProviderRef, cur.FailureCode, cur.FailureMessage = p.Provider, p.ProviderRef, p.FailureCode, p.FailureMessage
+			cur.AmountCaptured, cur.AmountCapturable = p.AmountCaptured, p.AmountCapturable
+			if !recorded {
+				if _, err := writePayment(tx, pr, cur, false, t, nil, nil, respond, nil); err != nil {
+					return err
+				}
+				return ik.forget(tx)
+			}
+			_, err = writePayment(tx, pr, cur, false, t, ledger, ik, respond, callErr)
 			return err
 		})
 		if err != nil {

@@ -107,6 +107,7 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 		if err != nil {
 			return err
 		}
+		ik.committedInterim()
 		prov, err := s.providerFor(p)
 		if err != nil {
 			return err
@@ -131,7 +132,7 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 				return err
 			}
 			resp.Refund = out
-			return ik.replace(tx, resp, callErr)
+			return ik.save(tx, resp, callErr)
 		})
 	})
 	if err != nil {

@@ -104,11 +104,12 @@ func (tx *Tx) InsertPayment(p *Payment) error {
 	return nil
 }
 
-// UpdatePayment writes a payment's mutable fields (status, amounts, failure, provider reference).
+// UpdatePayment writes a payment's mutable fields (status, amounts, failure,
+// provider and its reference).
 func (tx *Tx) UpdatePayment(p *Payment) error {
 	res, err := tx.exec(`UPDATE payments SET status=?, amount_capturable=?, amount_captured=?, amount_refunded=?,
-		provider_ref=?, failure_code=?, failure_message=?, updated=? WHERE account_id=? AND livemode=? AND id=?`,
-		p.Status, p.AmountCapturable, p.AmountCaptured, p.AmountRefunded, nullStr(p.ProviderRef),
+		provider=?, provider_ref=?, failure_code=?, failure_message=?, updated=? WHERE account_id=? AND livemode=? AND id=?`,
+		p.Status, p.AmountCapturable, p.AmountCaptured, p.AmountRefunded, p.Provider, nullStr(p.ProviderRef),
 		nullStr(p.FailureCode), nullStr(p.FailureMessage), micros(p.Updated), p.AccountID, boolInt(p.Livemode), p.ID)
 	if err != nil {
 		return fmt.Errorf("store: update payment: %w", err)

@@ -173,6 +173,16 @@ func (tx *Tx) ReplaceIdempotency(r *IdempotencyRecord) error {
 	return nil
 }
 
+// DeleteIdempotency removes the record of one key.
+func (tx *Tx) DeleteIdempotency(r *IdempotencyRecord) error {
+	_, err := tx.exec(`DELETE FROM idempotency_keys WHERE account_id=? AND livemode=? AND method=? AND key=?`,
+		r.AccountID, boolInt(r.Livemode), r.Method, r.Key)
+	if err != nil {
+		return fmt.Errorf("store: delete idempotency record: %w", err)
+	}
+	return nil
+}
+
 // GetIdempotency reads the stored outcome for a key, or ErrNotFound.
 func (s *Store) GetIdempotency(ctx context.Context, accountID string, livemode bool, method, key string) (*IdempotencyRecord, error) {
 	r := IdempotencyRecord{AccountID: accountID, Livemode: livemode, Method: method, Key: key}
