@@ -57,16 +57,12 @@ func (s *EventsServer) ListEvents(ctx context.Context, req *pb.ListEventsRequest
 		}
 		f.DeliveryStatus = req.DeliveryStatus
 	}
-	f.Limit++
 	evs, err := s.store.ListEvents(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	resp := &pb.ListEventsResponse{}
-	if len(evs) == f.Limit {
-		evs = evs[:len(evs)-1]
-		resp.NextPageToken = encodePageToken(evs[len(evs)-1].ID)
-	}
+	evs, resp.NextPageToken = nextPage(evs, f.PageFilter, func(x *store.Event) string { return x.ID })
 	ids := make([]string, len(evs))
 	for i, e := range evs {
 		ids[i] = e.ID

@@ -543,16 +543,12 @@ func (s *InvoicesServer) ListInvoices(ctx context.Context, req *pb.ListInvoicesR
 	if err := s.expireDue(ctx, pr.AccountID, pr.Livemode); err != nil {
 		return nil, err
 	}
-	f.Limit++ // one more than the page, to know whether there is a next page
 	invs, err := s.store.ListInvoices(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	resp := &pb.ListInvoicesResponse{}
-	if len(invs) == f.Limit {
-		invs = invs[:len(invs)-1]
-		resp.NextPageToken = encodePageToken(invs[len(invs)-1].ID)
-	}
+	invs, resp.NextPageToken = nextPage(invs, f, func(x *store.Invoice) string { return x.ID })
 	resp.Invoices = make([]*pb.Invoice, len(invs))
 	for i, inv := range invs {
 		resp.Invoices[i] = invoiceProto(inv)

@@ -397,16 +397,12 @@ func (s *PaymentsServer) ListPayments(ctx context.Context, req *pb.ListPaymentsR
 		}
 		f.AtOrAfter = idBound(PrefixPayment, req.CreatedAfter.AsTime())
 	}
-	f.Limit++ // one more than the page, to know whether there is a next page
 	ps, err := s.store.ListPayments(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	resp := &pb.ListPaymentsResponse{}
-	if len(ps) == f.Limit {
-		ps = ps[:len(ps)-1]
-		resp.NextPageToken = encodePageToken(ps[len(ps)-1].ID)
-	}
+	ps, resp.NextPageToken = nextPage(ps, f, func(x *store.Payment) string { return x.ID })
 	resp.Payments = make([]*pb.Payment, len(ps))
 	for i, p := range ps {
 		resp.Payments[i] = paymentProto(p)
@@ -414,18 +410,30 @@ func (s *PaymentsServer) ListPayments(ctx context.Context, req *pb.ListPaymentsR
 	return resp, nil
 }
 
+// pageFilter selects a page of the caller's objects. Its Limit is one more
+// than the page size, so that nextPage can tell whether another page follows.
 func pageFilter(pr *Principal, size int32, token, prefix string) (store.PageFilter, error) {
 	n, err := pageSize(size)
 	if err != nil {
 		return store.PageFilter{}, err
 	}
-	f := store.PageFilter{AccountID: pr.AccountID, Livemode: pr.Livemode, Limit: n}
+	f := store.PageFilter{AccountID: pr.AccountID, Livemode: pr.Livemode, Limit: n + 1}
 	if token != "" {
 		if f.Before, err = decodePageToken(token, prefix); err != nil {
 			return f, err
 		}
 	}
 	return f, nil
+}
+
+// nextPage cuts the extra item a pageFilter query fetched and returns the
+// page with the token of the next one ("" on the last page).
+func nextPage[T any](items []T, f store.PageFilter, id func(T) string) ([]T, string) {
+	if len(items) < f.Limit {
+		return items, ""
+	}
+	items = items[:f.Limit-1]
+	return items, encodePageToken(id(items[len(items)-1]))
 }
 
 // providerCallError converts a provider's refusal of a follow-up call

@@ -314,16 +314,12 @@ func (s *PayoutsServer) ListPayouts(ctx context.Context, req *pb.ListPayoutsRequ
 		}
 		f.AtOrAfter = idBound(PrefixPayout, req.CreatedAfter.AsTime())
 	}
-	f.Limit++ // one more than the page, to know whether there is a next page
 	ps, err := s.store.ListPayouts(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	resp := &pb.ListPayoutsResponse{}
-	if len(ps) == f.Limit {
-		ps = ps[:len(ps)-1]
-		resp.NextPageToken = encodePageToken(ps[len(ps)-1].ID)
-	}
+	ps, resp.NextPageToken = nextPage(ps, f, func(x *store.Payout) string { return x.ID })
 	resp.Payouts = make([]*pb.Payout, len(ps))
 	for i, p := range ps {
 		resp.Payouts[i] = payoutProto(p)

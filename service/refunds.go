@@ -171,16 +171,12 @@ func (s *PaymentsServer) ListRefunds(ctx context.Context, req *pb.ListRefundsReq
 			return nil, err
 		}
 	}
-	f.Limit++
 	rs, err := s.store.ListRefunds(ctx, f, req.PaymentId)
 	if err != nil {
 		return nil, err
 	}
 	resp := &pb.ListRefundsResponse{}
-	if len(rs) == f.Limit {
-		rs = rs[:len(rs)-1]
-		resp.NextPageToken = encodePageToken(rs[len(rs)-1].ID)
-	}
+	rs, resp.NextPageToken = nextPage(rs, f, func(x *store.Refund) string { return x.ID })
 	resp.Refunds = make([]*pb.Refund, len(rs))
 	for i, r := range rs {
 		resp.Refunds[i] = refundProto(r)

@@ -134,16 +134,12 @@ func (s *EventsServer) ListWebhookEndpoints(ctx context.Context, req *pb.ListWeb
 	if err != nil {
 		return nil, err
 	}
-	f.Limit++
 	es, err := s.store.ListWebhookEndpoints(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	resp := &pb.ListWebhookEndpointsResponse{}
-	if len(es) == f.Limit {
-		es = es[:len(es)-1]
-		resp.NextPageToken = encodePageToken(es[len(es)-1].ID)
-	}
+	es, resp.NextPageToken = nextPage(es, f, func(x *store.WebhookEndpoint) string { return x.ID })
 	resp.WebhookEndpoints = make([]*pb.WebhookEndpoint, len(es))
 	for i, e := range es {
 		resp.WebhookEndpoints[i] = endpointProto(e, false)
