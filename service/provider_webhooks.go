@@ -45,10 +45,7 @@ func (s *Service) webhookProvider(name string) (providers.WebhookParser, any) {
 		}
 		return parser, c.Client
 	}
-	for _, prov := range []providers.Payments{s.cfg.TestProvider, s.cfg.LiveProvider} {
-		if prov == nil || providerName(prov) != name {
-			continue
-		}
+	if prov := s.cfg.TestProvider; providerName(prov) == name {
 		if parser, ok := prov.(providers.WebhookParser); ok {
 			return parser, prov
 		}

@@ -23,8 +23,6 @@ type Config struct {
 	Version     string
 	// TestProvider serves test-mode keys; default the sandbox.
 	TestProvider providers.Payments
-	// LiveProvider serves live-mode keys; nil means live mode is not configured.
-	LiveProvider providers.Payments
 	// Router, when set, routes payments, invoices and payouts to the
 	// provider connections of paymentd.yaml, with fallback (routing.go);
 	// operations it has no route for keep the defaults above.
@@ -147,17 +145,14 @@ func providerName(p providers.Payments) string {
 	return "unknown"
 }
 
-// paymentsProvider routes a new payment: test keys to the test provider
-// (the sandbox), live keys to the configured live provider.
+// paymentsProvider is the provider for a payment no route covers: the
+// sandbox in test mode; in live mode there is none without a route.
 func (s *Service) paymentsProvider(pr *Principal) (providers.Payments, string, error) {
-	if !pr.Livemode {
-		return s.cfg.TestProvider, providerName(s.cfg.TestProvider), nil
-	}
-	if s.cfg.LiveProvider == nil {
+	if pr.Livemode {
 		return nil, "", Errorf(KindInvalid, "live_mode_not_configured",
 			"No live payment provider is configured for this account, so live keys cannot take payments yet; use a test key (ak_test_…) with the sandbox, or configure a live provider.")
 	}
-	return s.cfg.LiveProvider, providerName(s.cfg.LiveProvider), nil
+	return s.cfg.TestProvider, providerName(s.cfg.TestProvider), nil
 }
 
 // providerFor returns the provider that processed an existing payment.
@@ -165,10 +160,8 @@ func (s *Service) providerFor(p *store.Payment) (providers.Payments, error) {
 	if prov, ok := s.routedPayments(p.Provider); ok {
 		return prov, nil
 	}
-	for _, prov := range []providers.Payments{s.cfg.TestProvider, s.cfg.LiveProvider} {
-		if prov != nil && providerName(prov) == p.Provider {
-			return prov, nil
-		}
+	if providerName(s.cfg.TestProvider) == p.Provider {
+		return s.cfg.TestProvider, nil
 	}
 	return nil, Errorf(KindUnavailable, "provider_not_configured",
 		"The provider %s that processed payment %s is no longer configured.", p.Provider, p.ID)

@@ -40,10 +40,7 @@ func (s *StatusServer) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*
 		comps["authentication"] = &pb.ComponentStatus{Status: Down, Message: "API keys are stored in the database"}
 	}
 	comps["database"] = db
-	for _, prov := range []providers.Payments{s.cfg.TestProvider, s.cfg.LiveProvider} {
-		if prov == nil {
-			continue
-		}
+	if prov := s.cfg.TestProvider; prov != nil {
 		c := &pb.ComponentStatus{Status: Operational}
 		if chk, ok := prov.(providers.StatusChecker); ok {
 			pstart := time.Now()
