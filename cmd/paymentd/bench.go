@@ -1,17 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -32,8 +33,6 @@ import (
 
 	benchv1 "github.com/paymentd/paymentd/gen/paymentd/bench/v1"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
-	"github.com/paymentd/paymentd/service"
-	"github.com/paymentd/paymentd/store"
 )
 
 // The scenarios of `paymentd bench`, in the order they run. Each names the
@@ -55,9 +54,14 @@ type benchConfig struct {
 	scenarios, jsonOut   string
 	synchronous, workDir string
 	cpuProfile           string
+	server               string // child or inprocess
+	addr, httpAddr, key  string // an already-running paymentd serve
+	serverPID            int
 }
 
-// benchResult is one row of the table (and of --json).
+// benchResult is one row of the table (and of --json). Server figures are
+// the server process's own (CPU time, peak RSS); in --server inprocess mode
+// the load generator shares that process and is included.
 type benchResult struct {
 	Scenario   string  `json:"scenario"`
 	Requests   int64   `json:"requests"`
@@ -67,8 +71,18 @@ type benchResult struct {
 	P99ms      float64 `json:"p99_ms"`
 	P999ms     float64 `json:"p999_ms"`
 	Baseline   string  `json:"baseline,omitempty"`
-	Ratio      float64 `json:"ratio,omitempty"`
-	CPUSeconds float64 `json:"cpu_seconds"`
+	Ratio      float64 `json:"ratio,omitempty"`     // rps relative to the baseline's
+	P99Ratio   float64 `json:"p99_ratio,omitempty"` // p99 relative to the baseline's
+	CPUSeconds float64 `json:"cpu_seconds"`         // the server's CPU time in the measured window
+	// ServerCPUus is the server's CPU µs per successful request, and
+	// ServerCPURatio its ratio to the baseline's: the figure the issue's
+	// targets are stated in. Zero when the server's CPU cannot be read
+	// (a remote deployment without --server-pid).
+	ServerCPUus    float64 `json:"server_cpu_us_per_request,omitempty"`
+	ServerCPURatio float64 `json:"server_cpu_ratio,omitempty"`
+	// BenchCPUus is the load generator's own CPU µs per request (zero in
+	// inprocess mode, where it cannot be told apart).
+	BenchCPUus float64 `json:"bench_cpu_us_per_request,omitempty"`
 	PeakRSSMB  float64 `json:"peak_rss_mb"`
 	FirstError string  `json:"first_error,omitempty"`
 	Commits    int64   `json:"commits"`
@@ -76,6 +90,7 @@ type benchResult struct {
 }
 
 type benchReport struct {
+	Mode            string        `json:"mode"` // child, inprocess or external
 	Concurrency     int           `json:"concurrency"`
 	DurationSeconds float64       `json:"duration_seconds"`
 	Preloaded       int           `json:"preloaded_payments"`
@@ -85,6 +100,48 @@ type benchReport struct {
 	DBPayments      int64         `json:"db_payments"`
 	DBBytes         int64         `json:"db_bytes"`
 	GOMAXPROCS      int           `json:"gomaxprocs"`
+}
+
+// benchTarget is one server the scenarios call, and how its own cost is read.
+type benchTarget struct {
+	grpcAddr, httpAddr, key string
+	pid                     int  // the server's process; 0 when unknown
+	inProcess               bool // the server runs inside the bench
+	// stats reads the store's counters; nil when they cannot be read.
+	stats func() (benchServerStats, error)
+	free  func()
+	stop  func()
+}
+
+// cpuSeconds is the server process's CPU time so far.
+func (t *benchTarget) cpuSeconds() (float64, bool) {
+	switch {
+	case t.inProcess:
+		return cpuSeconds(), true
+	case t.pid > 0:
+		return procCPUSeconds(t.pid)
+	}
+	return 0, false
+}
+
+func (t *benchTarget) procDir() string {
+	if t.inProcess || t.pid == 0 {
+		return "/proc/self"
+	}
+	return "/proc/" + strconv.Itoa(t.pid)
+}
+
+func (t *benchTarget) resetPeakRSS() {
+	if t.inProcess || t.pid > 0 {
+		resetPeakRSS(t.procDir())
+	}
+}
+
+func (t *benchTarget) peakRSS() int64 {
+	if t.inProcess || t.pid > 0 {
+		return peakRSS(t.procDir())
+	}
+	return 0
 }
 
 func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -98,108 +155,129 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file (- for stdout)")
 	fs.StringVar(&c.synchronous, "synchronous", "FULL", "SQLite synchronous pragma (serve's default is FULL)")
 	fs.StringVar(&c.workDir, "dir", "", "directory for the temporary database (default: the system temp dir)")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the scenarios to this file")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the server to this file")
+	fs.StringVar(&c.server, "server", "child", "child: paymentd and the echo baseline run as child processes, so their own CPU is measured apart from the load generator's; inprocess: everything in this process")
+	fs.StringVar(&c.addr, "addr", "", "drive an already-running `paymentd serve` at this gRPC address instead of starting one (needs --key)")
+	fs.StringVar(&c.httpAddr, "http-addr", "", "with --addr: that server's HTTP address, for rest-create")
+	fs.StringVar(&c.key, "key", "", "with --addr: a test API key with the write scope on that server (or PAYMENTD_KEY)")
+	fs.IntVar(&c.serverPID, "server-pid", 0, "with --addr: the server's process id on this machine, to read its CPU time and peak RSS")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
 	if c.concurrency < 1 {
 		return errors.New("--concurrency must be at least 1")
 	}
+	if c.server != "child" && c.server != "inprocess" {
+		return fmt.Errorf("--server must be child or inprocess; got %q", c.server)
+	}
+	if c.addr == "" && (c.httpAddr != "" || c.key != "" || c.serverPID != 0) {
+		return errors.New("--http-addr, --key and --server-pid describe a running server: pass its gRPC address with --addr too")
+	}
+	if c.addr != "" {
+		switch {
+		case c.key == "":
+			return errors.New("--addr needs --key: a test API key with the write scope on that server (`paymentd keys create --mode test`)")
+		case c.preload > 0:
+			return errors.New("--preload cannot fill a running server's database; drop --preload or bench without --addr")
+		}
+	}
 	wanted, err := pickScenarios(c.scenarios)
 	if err != nil {
 		return err
 	}
+	if c.addr != "" && c.httpAddr == "" && wanted["rest-create"] {
+		return errors.New("rest-create against --addr needs that server's --http-addr (or leave rest-create out of --scenarios)")
+	}
 
-	dir, err := os.MkdirTemp(c.workDir, "paymentd-bench-")
-	if err != nil {
-		return err
+	mode := c.server
+	if c.addr != "" {
+		mode = "external"
 	}
-	defer os.RemoveAll(dir)
-	st, err := store.Open(ctx, filepath.Join(dir, "bench.db"), store.Options{Synchronous: c.synchronous})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	acct := &store.Account{ID: service.NewID(service.PrefixAccount), Name: "bench"}
-	secret, key := newKey(acct.ID, false, []string{service.ScopeWrite})
-	if err := st.Write(ctx, func(tx *store.Tx) error {
-		acct.Created, key.Created = tx.Now(), tx.Now()
-		if err := tx.InsertAccount(acct); err != nil {
+	var echoT, restEchoT, payT *benchTarget
+	switch mode {
+	case "inprocess":
+		t, e, stop, err := startInProcess(ctx, c, stderr)
+		if err != nil {
 			return err
 		}
-		return tx.InsertAPIKey(key)
-	}); err != nil {
-		return err
+		defer stop()
+		payT, restEchoT, echoT = t, t, e
+	case "child":
+		if payT, err = startChild(stderr, childArgs(c, true)...); err != nil {
+			return err
+		}
+		defer payT.stop()
+		restEchoT = payT
+	case "external":
+		payT = &benchTarget{grpcAddr: c.addr, httpAddr: c.httpAddr, key: c.key, pid: c.serverPID}
+		if wanted["rest-echo"] {
+			// serve has no echo route: the REST baseline is paymentd's own
+			// gateway in a child on this machine.
+			if restEchoT, err = startChild(stderr, childArgs(c, false)...); err != nil {
+				return err
+			}
+			defer restEchoT.stop()
+		}
 	}
-
-	// paymentd as `serve` runs it (rate limit off: one key drives all the load),
-	// plus the echo service, public, for the REST baseline through the same gateway.
-	log := slog.New(slog.DiscardHandler)
-	svc := service.New(service.Config{Store: st, Logger: log, Environment: "bench", Version: version,
-		RateLimit: -1, PublicServices: []string{"paymentd.bench.v1.EchoService"}})
-	srvs, err := startServers(ctx, svc, "127.0.0.1:0", "127.0.0.1:0", log,
-		func(s *grpc.Server) { benchv1.RegisterEchoServiceServer(s, echoServer{}) },
-		benchv1.RegisterEchoServiceHandler)
-	if err != nil {
-		return err
+	if echoT == nil {
+		if echoT, err = startChild(stderr, "--echo"); err != nil {
+			return err
+		}
+		defer echoT.stop()
 	}
-	defer srvs.stop(time.Second)
-
-	// The baseline: a bare gRPC server with only the echo service.
-	bare := grpc.NewServer()
-	benchv1.RegisterEchoServiceServer(bare, echoServer{})
-	bl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go func() { _ = bare.Serve(bl) }()
-	defer bare.Stop()
 
 	nconn := max(1, c.concurrency/25)
-	paymentd, err := dialN(srvs.grpcAddr.String(), nconn)
+	conns := map[string][]*grpc.ClientConn{}
+	dial := func(t *benchTarget) ([]*grpc.ClientConn, error) {
+		if cs, ok := conns[t.grpcAddr]; ok {
+			return cs, nil
+		}
+		cs, err := dialN(t.grpcAddr, nconn)
+		conns[t.grpcAddr] = cs
+		return cs, err
+	}
+	defer func() {
+		for _, cs := range conns {
+			for _, cc := range cs {
+				cc.Close()
+			}
+		}
+	}()
+	paymentd, err := dial(payT)
 	if err != nil {
 		return err
 	}
-	echoConns, err := dialN(bl.Addr().String(), nconn)
+	echoConns, err := dial(echoT)
 	if err != nil {
 		return err
 	}
 	httpc := &http.Client{Transport: &http.Transport{MaxIdleConns: 2 * c.concurrency, MaxIdleConnsPerHost: 2 * c.concurrency}}
-	base := "http://" + srvs.httpAddr.String()
-	authed := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+secret)
-
-	if c.preload > 0 {
-		fmt.Fprintf(stderr, "preloading %d payments…\n", c.preload)
-		start := time.Now()
-		err := service.SeedPayments(ctx, st, acct.ID, false, c.preload, 2000, func(done int) {
-			progressBar(stderr, "preload", done, c.preload, time.Since(start))
-		})
-		fmt.Fprintln(stderr)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "preloaded %d payments in %s (%.0f/s)\n", c.preload, time.Since(start).Round(time.Millisecond),
-			float64(c.preload)/time.Since(start).Seconds())
-	}
+	authed := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+payT.key)
 
 	// Payments for get and refund: captured, large enough for every refund of 100.
 	pool := make([]string, 0, 1000)
-	for i := range cap(pool) {
-		resp, err := pb.NewPaymentsServiceClient(paymentd[i%nconn]).CreatePayment(authed, &pb.CreatePaymentRequest{
-			Amount: 100_000_000, Currency: "USD", PaymentMethod: "pm_card_visa"})
-		if err != nil {
-			return fmt.Errorf("seeding payments: %w", err)
+	if wanted["get"] || wanted["refund"] {
+		for i := range cap(pool) {
+			resp, err := pb.NewPaymentsServiceClient(paymentd[i%nconn]).CreatePayment(authed, &pb.CreatePaymentRequest{
+				Amount: 100_000_000, Currency: "USD", PaymentMethod: "pm_card_visa"})
+			if err != nil {
+				return fmt.Errorf("seeding payments: %w", err)
+			}
+			pool = append(pool, resp.Payment.Id)
 		}
-		pool = append(pool, resp.Payment.Id)
 	}
-
-	// The preload's garbage is the benchmark's own, not the service's: hand
-	// it back to the OS so that the scenarios' peak RSS is theirs.
-	debug.FreeOSMemory()
+	for _, t := range []*benchTarget{payT, restEchoT, echoT} {
+		if t != nil && t.free != nil {
+			t.free()
+		}
+	}
 
 	payload := strings.Repeat("x", 120) // about a payment request's size
 	createBody := []byte(`{"amount":2000,"currency":"USD","payment_method":"pm_card_visa","description":"bench"}`)
 	echoBody := []byte(`{"payload":"` + payload + `"}`)
+	// Idempotency keys differ between runs, so that benches against one
+	// running server never replay each other's payments.
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var seq atomic.Int64
 	calls := map[string]func(worker int) error{
 		"echo": func(w int) error {
@@ -207,7 +285,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 			return err
 		},
 		"create": func(w int) error {
-			ictx := metadata.AppendToOutgoingContext(authed, "idempotency-key", "bench-"+strconv.FormatInt(seq.Add(1), 10))
+			ictx := metadata.AppendToOutgoingContext(authed, "idempotency-key", "bench-"+run+"-"+strconv.FormatInt(seq.Add(1), 10))
 			_, err := pb.NewPaymentsServiceClient(paymentd[w%nconn]).CreatePayment(ictx, &pb.CreatePaymentRequest{
 				Amount: 2000, Currency: "USD", PaymentMethod: "pm_card_visa", Description: "bench"})
 			return err
@@ -221,22 +299,28 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 			return err
 		},
 		"refund": func(w int) error {
-			ictx := metadata.AppendToOutgoingContext(authed, "idempotency-key", "bench-r-"+strconv.FormatInt(seq.Add(1), 10))
+			ictx := metadata.AppendToOutgoingContext(authed, "idempotency-key", "bench-r-"+run+"-"+strconv.FormatInt(seq.Add(1), 10))
 			_, err := pb.NewPaymentsServiceClient(paymentd[w%nconn]).CreateRefund(ictx, &pb.CreateRefundRequest{
 				PaymentId: pool[rand.IntN(len(pool))], Amount: proto.Int64(100)})
 			return err
 		},
-		"rest-echo": func(int) error { return post(httpc, base+"/v1/bench/echo", "", echoBody) },
 		"rest-create": func(int) error {
-			return post(httpc, base+"/v1/payments", "Bearer "+secret, createBody,
-				"Idempotency-Key", "bench-h-"+strconv.FormatInt(seq.Add(1), 10))
+			return post(httpc, "http://"+payT.httpAddr+"/v1/payments", "Bearer "+payT.key, createBody,
+				"Idempotency-Key", "bench-h-"+run+"-"+strconv.FormatInt(seq.Add(1), 10))
 		},
 	}
+	if restEchoT != nil {
+		calls["rest-echo"] = func(int) error { return post(httpc, "http://"+restEchoT.httpAddr+"/v1/bench/echo", "", echoBody) }
+	}
+	targets := map[string]*benchTarget{"echo": echoT, "rest-echo": restEchoT}
 
-	report := benchReport{Concurrency: c.concurrency, DurationSeconds: c.duration.Seconds(), Preloaded: c.preload,
+	report := benchReport{Mode: mode, Concurrency: c.concurrency, DurationSeconds: c.duration.Seconds(), Preloaded: c.preload,
 		Synchronous: strings.ToUpper(c.synchronous), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	if mode == "external" {
+		report.Synchronous = "(the server's)"
+	}
 	byName := map[string]*benchResult{}
-	if c.cpuProfile != "" {
+	if c.cpuProfile != "" && mode == "inprocess" {
 		f, err := os.Create(c.cpuProfile)
 		if err != nil {
 			return err
@@ -251,40 +335,62 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		if !wanted[sc.name] {
 			continue
 		}
-		var before store.Stats
-		if sc.name == "create" {
-			if before, err = st.Stats(ctx); err != nil {
+		t := payT
+		if tt, ok := targets[sc.name]; ok {
+			t = tt
+		}
+		var before benchServerStats
+		if t.stats != nil {
+			if before, err = t.stats(); err != nil {
 				return err
 			}
 		}
 		drive(ctx, c.concurrency, c.warmup, calls[sc.name], nil)
-		b0, o0 := st.WriterStats()
-		r := runScenario(ctx, stderr, sc.name, c, calls[sc.name])
-		if b1, o1 := st.WriterStats(); b1 > b0 {
-			r.Commits, r.MeanBatch = b1-b0, float64(o1-o0)/float64(b1-b0)
+		if t.stats != nil {
+			if before, err = t.stats(); err != nil {
+				return err
+			}
 		}
-		if b, ok := byName[sc.baseline]; ok && b.RPS > 0 {
-			r.Baseline, r.Ratio = sc.baseline, r.RPS/b.RPS
-		}
-		if sc.name == "create" {
-			after, err := st.Stats(ctx)
+		r := runScenario(ctx, stderr, sc.name, c, t, calls[sc.name])
+		if t.stats != nil {
+			after, err := t.stats()
 			if err != nil {
 				return err
 			}
-			if n := after.Payments - before.Payments; n > 0 {
+			if after.Batches > before.Batches {
+				r.Commits, r.MeanBatch = after.Batches-before.Batches, float64(after.Ops-before.Ops)/float64(after.Batches-before.Batches)
+			}
+			if n := after.Payments - before.Payments; sc.name == "create" && n > 0 {
 				report.DBBytesPerPay = float64(after.Bytes-before.Bytes) / float64(n)
+			}
+			if t == payT {
+				report.DBPayments, report.DBBytes = after.Payments, after.Bytes
+			}
+		}
+		if b, ok := byName[sc.baseline]; ok {
+			r.Baseline = sc.baseline
+			if b.RPS > 0 {
+				r.Ratio = r.RPS / b.RPS
+			}
+			if b.P99ms > 0 {
+				r.P99Ratio = r.P99ms / b.P99ms
+			}
+			if b.ServerCPUus > 0 {
+				r.ServerCPURatio = r.ServerCPUus / b.ServerCPUus
 			}
 		}
 		report.Results = append(report.Results, r)
 		byName[sc.name] = &report.Results[len(report.Results)-1]
 	}
-	final, err := st.Stats(ctx)
-	if err != nil {
-		return err
-	}
-	report.DBPayments, report.DBBytes = final.Payments, final.Bytes
-	if report.DBBytesPerPay == 0 && final.Payments > 0 {
-		report.DBBytesPerPay = float64(final.Bytes) / float64(final.Payments)
+	if payT.stats != nil {
+		final, err := payT.stats()
+		if err != nil {
+			return err
+		}
+		report.DBPayments, report.DBBytes = final.Payments, final.Bytes
+		if report.DBBytesPerPay == 0 && final.Payments > 0 {
+			report.DBBytesPerPay = float64(final.Bytes) / float64(final.Payments)
+		}
 	}
 	printReport(stdout, report)
 	if c.jsonOut != "" {
@@ -296,6 +402,126 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 	return err
+}
+
+// startInProcess serves paymentd and the bare echo baseline inside this
+// process, as bench did before child processes: the server's CPU figures
+// then include the load generator's.
+func startInProcess(ctx context.Context, c benchConfig, stderr io.Writer) (payT, echoT *benchTarget, stop func(), err error) {
+	dir, err := os.MkdirTemp(c.workDir, "paymentd-bench-")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, srvs, key, err := startBenchPaymentd(ctx, filepath.Join(dir, "bench.db"), c.synchronous, c.preload, stderr)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	bare := grpc.NewServer()
+	benchv1.RegisterEchoServiceServer(bare, echoServer{})
+	bl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srvs.stop(time.Second)
+		st.Close()
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	go func() { _ = bare.Serve(bl) }()
+	free := func() { debug.FreeOSMemory() }
+	payT = &benchTarget{grpcAddr: srvs.grpcAddr.String(), httpAddr: srvs.httpAddr.String(), key: key, inProcess: true, free: free,
+		stats: func() (benchServerStats, error) {
+			b, o := st.WriterStats()
+			s, err := st.Stats(ctx)
+			return benchServerStats{Batches: b, Ops: o, Payments: s.Payments, Bytes: s.Bytes}, err
+		}}
+	echoT = &benchTarget{grpcAddr: bl.Addr().String(), inProcess: true}
+	return payT, echoT, func() {
+		bare.Stop()
+		srvs.stop(time.Second)
+		st.Close()
+		os.RemoveAll(dir)
+	}, nil
+}
+
+// childArgs are the flags of a paymentd bench-server child; the preload and
+// the profile go only to the one the scenarios measure.
+func childArgs(c benchConfig, measured bool) []string {
+	args := []string{"--synchronous", c.synchronous}
+	if c.workDir != "" {
+		args = append(args, "--dir", c.workDir)
+	}
+	if measured && c.preload > 0 {
+		args = append(args, "--preload", strconv.Itoa(c.preload))
+	}
+	if measured && c.cpuProfile != "" {
+		args = append(args, "--cpuprofile", c.cpuProfile)
+	}
+	return args
+}
+
+// startChild runs `paymentd bench-server args…` (this same executable) and
+// waits until it serves. Its stdin stays open for stats requests; closing
+// it stops the child.
+func startChild(stderr io.Writer, args ...string) (*benchTarget, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: finding this executable to start the server: %w", err)
+	}
+	argv := append([]string{"bench-server"}, args...)
+	cmd := exec.Command(exe, argv...)
+	cmd.Stderr = stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: starting the server: %w", err)
+	}
+	rd := bufio.NewReader(out)
+	kill := func() { in.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	line, err := rd.ReadBytes('\n')
+	var ready benchServerReady
+	if err == nil {
+		err = json.Unmarshal(line, &ready)
+	}
+	if err != nil {
+		kill()
+		return nil, fmt.Errorf("bench: the server child did not start: %v", err)
+	}
+	var mu sync.Mutex
+	ask := func(req string, v any) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, err := fmt.Fprintln(in, req); err != nil {
+			return fmt.Errorf("bench: asking the server for %s: %w", req, err)
+		}
+		line, err := rd.ReadBytes('\n')
+		if err != nil {
+			return fmt.Errorf("bench: reading the server's %s: %w", req, err)
+		}
+		return json.Unmarshal(line, v)
+	}
+	t := &benchTarget{grpcAddr: ready.GRPC, httpAddr: ready.HTTP, key: ready.Key, pid: cmd.Process.Pid}
+	t.free = func() { _ = ask("free", &struct{}{}) }
+	if !slices.Contains(argv, "--echo") {
+		t.stats = func() (s benchServerStats, err error) { return s, ask("stats", &s) }
+	}
+	t.stop = func() {
+		in.Close() // the child stops when its stdin closes
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	return t, nil
 }
 
 func pickScenarios(list string) (map[string]bool, error) {
@@ -324,9 +550,10 @@ func pickScenarios(list string) (map[string]bool, error) {
 
 // runScenario drives call from c.concurrency goroutines for c.duration,
 // recording every latency.
-func runScenario(ctx context.Context, stderr io.Writer, name string, c benchConfig, call func(int) error) benchResult {
-	resetPeakRSS()
-	cpu0 := cpuSeconds()
+func runScenario(ctx context.Context, stderr io.Writer, name string, c benchConfig, t *benchTarget, call func(int) error) benchResult {
+	t.resetPeakRSS()
+	own0 := cpuSeconds()
+	cpu0, cpuKnown := t.cpuSeconds()
 	start := time.Now()
 	var done atomic.Int64
 	stopProgress := make(chan struct{})
@@ -347,8 +574,19 @@ func runScenario(ctx context.Context, stderr io.Writer, name string, c benchConf
 	elapsed := time.Since(start)
 	close(stopProgress)
 	fmt.Fprintf(stderr, "\r%-12s done: %d requests, %d errors%20s\n", name, len(lat), errs, "")
+	own := cpuSeconds() - own0
+	cpu1, _ := t.cpuSeconds()
 	r := benchResult{Scenario: name, Requests: int64(len(lat)), Errors: errs, RPS: float64(len(lat)) / elapsed.Seconds(),
-		CPUSeconds: cpuSeconds() - cpu0, PeakRSSMB: float64(peakRSS()) / (1 << 20)}
+		PeakRSSMB: float64(t.peakRSS()) / (1 << 20)}
+	if cpuKnown {
+		r.CPUSeconds = cpu1 - cpu0
+	}
+	if n := float64(len(lat)); n > 0 {
+		r.ServerCPUus = r.CPUSeconds * 1e6 / n
+		if !t.inProcess {
+			r.BenchCPUus = own * 1e6 / n
+		}
+	}
 	if firstErr != nil {
 		r.FirstError = firstErr.Error()
 	}
@@ -403,24 +641,46 @@ func drive(ctx context.Context, n int, d time.Duration, call func(int) error, do
 
 func printReport(w io.Writer, r benchReport) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "\npaymentd bench: concurrency %d, %s per scenario, synchronous=%s, GOMAXPROCS %d, preloaded %d payments\n\n",
-		r.Concurrency, time.Duration(r.DurationSeconds*float64(time.Second)), r.Synchronous, r.GOMAXPROCS, r.Preloaded)
-	fmt.Fprintln(tw, "scenario\trps\tp50 ms\tp99 ms\tp99.9 ms\terrors\tratio\tvs\tcpu s\tpeak RSS MB\tcommits/s\tbatch\t")
+	fmt.Fprintf(w, "\npaymentd bench: %s servers, concurrency %d, %s per scenario, synchronous=%s, GOMAXPROCS %d, preloaded %d payments\n",
+		r.Mode, r.Concurrency, time.Duration(r.DurationSeconds*float64(time.Second)), r.Synchronous, r.GOMAXPROCS, r.Preloaded)
+	switch r.Mode {
+	case "inprocess":
+		fmt.Fprintln(w, "(inprocess: server CPU and RSS include the load generator, which runs in the same process)")
+	case "external":
+		fmt.Fprintln(w, "(external: the echo baselines run as children on this machine; server CPU is read only with --server-pid)")
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(tw, "scenario\trps\tp50 ms\tp99 ms\tp99.9 ms\terrors\tratio\tp99 ×\tvs\tsrv µs/req\tsrv ×\tbench µs/req\tsrv cpu s\tpeak RSS MB\tcommits/s\tbatch\t")
 	for _, x := range r.Results {
-		ratio := "-"
+		ratio, p99x, cpux := "-", "-", "-"
 		if x.Baseline != "" {
-			ratio = fmt.Sprintf("%.2f", x.Ratio)
+			ratio, p99x = fmt.Sprintf("%.2f", x.Ratio), fmt.Sprintf("%.2f", x.P99Ratio)
+		}
+		if x.ServerCPURatio > 0 {
+			cpux = fmt.Sprintf("%.2f", x.ServerCPURatio)
+		}
+		srv, gen, cpu, rss := "-", "-", "-", "-"
+		if x.ServerCPUus > 0 {
+			srv, cpu = fmt.Sprintf("%.1f", x.ServerCPUus), fmt.Sprintf("%.1f", x.CPUSeconds)
+		}
+		if x.BenchCPUus > 0 {
+			gen = fmt.Sprintf("%.1f", x.BenchCPUus)
+		}
+		if x.PeakRSSMB > 0 {
+			rss = fmt.Sprintf("%.0f", x.PeakRSSMB)
 		}
 		commits, batch := "-", "-"
 		if x.Commits > 0 {
 			commits, batch = fmt.Sprintf("%.0f", float64(x.Commits)/r.DurationSeconds), fmt.Sprintf("%.1f", x.MeanBatch)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%.1f\t%.0f\t%s\t%s\t\n", x.Scenario, x.RPS, x.P50ms, x.P99ms, x.P999ms,
-			x.Errors, ratio, x.Baseline, x.CPUSeconds, x.PeakRSSMB, commits, batch)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", x.Scenario, x.RPS, x.P50ms, x.P99ms, x.P999ms,
+			x.Errors, ratio, p99x, x.Baseline, srv, cpux, gen, cpu, rss, commits, batch)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\ndatabase: %d payments, %.1f MB, %.0f bytes per payment (payment + event + ledger entries + idempotency record)\n",
-		r.DBPayments, float64(r.DBBytes)/(1<<20), r.DBBytesPerPay)
+	if r.DBPayments > 0 {
+		fmt.Fprintf(w, "\ndatabase: %d payments, %.1f MB, %.0f bytes per payment (payment + event + ledger entries + idempotency record)\n",
+			r.DBPayments, float64(r.DBBytes)/(1<<20), r.DBBytesPerPay)
+	}
 	for _, x := range r.Results {
 		if x.FirstError != "" {
 			fmt.Fprintf(w, "first error in %s: %s\n", x.Scenario, x.FirstError)
@@ -487,13 +747,38 @@ func cpuSeconds() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-// resetPeakRSS resets the kernel's peak-RSS mark (Linux), so that each
-// scenario reports its own peak.
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+// procCPUSeconds reads another process's user+system CPU time from
+// /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+func procCPUSeconds(pid int) (float64, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	const clockTicks = 100 // USER_HZ, fixed at 100 on every Linux architecture Go supports
+	return float64(utime+stime) / clockTicks, true
+}
 
-// peakRSS reads the process's peak resident set size in bytes (VmHWM).
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+// resetPeakRSS resets a process's peak-RSS mark (Linux; dir is /proc/self
+// or /proc/<pid>), so that each scenario reports its own peak.
+func resetPeakRSS(dir string) { _ = os.WriteFile(dir+"/clear_refs", []byte("5"), 0) }
+
+// peakRSS reads a process's peak resident set size in bytes (VmHWM).
+func peakRSS(dir string) int64 {
+	b, err := os.ReadFile(dir + "/status")
 	if err != nil {
 		return 0
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 )
 
@@ -24,6 +25,7 @@ Usage:
   paymentd check   --db PATH
   paymentd payout-methods list|set|reset --db PATH [--mode test|live] [--account ID] [--file methods.json]
   paymentd bench   [--concurrency 50] [--duration 10s] [--preload N] [--scenarios a,b] [--json FILE]
+                   [--server child|inprocess] [--addr HOST:PORT --http-addr HOST:PORT --key KEY [--server-pid PID]]
   paymentd version
 
 Every flag can also be set with an environment variable: PAYMENTD_ and the
@@ -47,6 +49,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return accounts(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return bench(ctx, rest, getenv, stdout, stderr)
+	case "bench-server": // hidden: the server side of bench, run as its child
+		return benchServer(ctx, rest, getenv, os.Stdin, stdout, stderr)
 	case "migrate":
 		return migrateCmd(ctx, rest, getenv, stdout, stderr)
 	case "check":

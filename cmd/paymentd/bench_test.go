@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/metadata"
+
+	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
+)
+
+// runAsMainEnv makes this test binary behave as the paymentd binary, so that
+// `paymentd bench` run by a test can start its `bench-server` children by
+// re-executing itself, as it does in production.
+const runAsMainEnv = "PAYMENTD_TEST_BINARY_IS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runAsMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runBench runs `paymentd bench` with short scenarios and returns its JSON report.
+func runBench(t *testing.T, args ...string) benchReport {
+	t.Helper()
+	t.Setenv(runAsMainEnv, "1")
+	out := filepath.Join(t.TempDir(), "bench.json")
+	var stdout, stderr bytes.Buffer
+	args = append([]string{"bench", "--duration", "300ms", "--warmup", "100ms", "--concurrency", "4", "--json", out}, args...)
+	if err := run(context.Background(), args, noEnv, &stdout, &stderr); err != nil {
+		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r benchReport
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), "srv µs/req") {
+		t.Errorf("the table lacks the server CPU column:\n%s", stdout.String())
+	}
+	return r
+}
+
+func resultsByName(t *testing.T, r benchReport, want ...string) map[string]benchResult {
+	t.Helper()
+	by := map[string]benchResult{}
+	for _, x := range r.Results {
+		by[x.Scenario] = x
+	}
+	for _, name := range want {
+		x, ok := by[name]
+		if !ok {
+			t.Fatalf("no result for %s in %+v", name, r.Results)
+		}
+		if x.Requests == 0 || x.Errors != 0 {
+			t.Errorf("%s: %d requests, %d errors (%s)", name, x.Requests, x.Errors, x.FirstError)
+		}
+	}
+	return by
+}
+
+// TestBenchChildServersReportServerCPU runs the bench with paymentd and the
+// echo baseline as child processes and checks that every scenario carries
+// the server's own CPU per request, apart from the generator's, and the
+// ratio to its baseline's.
+func TestBenchChildServersReportServerCPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench with child processes")
+	}
+	r := runBench(t, "--scenarios", "create,get,rest-create")
+	if r.Mode != "child" {
+		t.Errorf("mode %q, want child", r.Mode)
+	}
+	by := resultsByName(t, r, "echo", "create", "get", "rest-echo", "rest-create")
+	for name, x := range by {
+		if x.ServerCPUus <= 0 || x.BenchCPUus <= 0 || x.PeakRSSMB <= 0 {
+			t.Errorf("%s: server %.1f µs/req, bench %.1f µs/req, peak RSS %.0f MB; want all measured", name, x.ServerCPUus, x.BenchCPUus, x.PeakRSSMB)
+		}
+	}
+	for name, base := range map[string]string{"create": "echo", "get": "echo", "rest-create": "rest-echo"} {
+		x, b := by[name], by[base]
+		if x.Baseline != base || x.ServerCPURatio <= 0 || x.P99Ratio <= 0 {
+			t.Errorf("%s: baseline %q, server CPU ratio %.2f, p99 ratio %.2f", name, x.Baseline, x.ServerCPURatio, x.P99Ratio)
+		}
+		if got := x.ServerCPUus / b.ServerCPUus; got < x.ServerCPURatio*0.999 || got > x.ServerCPURatio*1.001 {
+			t.Errorf("%s: ratio %.3f is not %.1f/%.1f", name, x.ServerCPURatio, x.ServerCPUus, b.ServerCPUus)
+		}
+	}
+	// The child's store kept every created payment: the pool, create and rest-create.
+	if want := 1000 + by["create"].Requests + by["rest-create"].Requests; r.DBPayments < want {
+		t.Errorf("database holds %d payments, want at least %d", r.DBPayments, want)
+	}
+	if c := by["create"]; c.Commits == 0 || c.MeanBatch < 1 {
+		t.Errorf("create: %d commits, mean batch %.1f", c.Commits, c.MeanBatch)
+	}
+	if r.DBBytesPerPay <= 0 {
+		t.Errorf("bytes per payment %.0f", r.DBBytesPerPay)
+	}
+}
+
+// TestBenchDrivesRunningServer points the bench at a running `paymentd
+// serve` by address with its key, and checks that the payments it reports
+// are really on that server.
+func TestBenchDrivesRunningServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench with child processes")
+	}
+	srv := startServer(t, filepath.Join(t.TempDir(), "serve.db"))
+	httpAddr := strings.TrimPrefix(srv.baseURL, "http://")
+	r := runBench(t, "--addr", srv.conn.Target(), "--http-addr", httpAddr, "--key", srv.key,
+		"--server-pid", strconv.Itoa(os.Getpid()), "--scenarios", "create,list,rest-create")
+	if r.Mode != "external" {
+		t.Errorf("mode %q, want external", r.Mode)
+	}
+	by := resultsByName(t, r, "echo", "create", "list", "rest-echo", "rest-create")
+	if x := by["create"]; x.ServerCPUus <= 0 || x.ServerCPURatio <= 0 {
+		t.Errorf("create with --server-pid: server %.1f µs/req, ratio %.2f", x.ServerCPUus, x.ServerCPURatio)
+	}
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+srv.key)
+	var n int64
+	for page := ""; ; {
+		resp, err := srv.payments.ListPayments(ctx, &pb.ListPaymentsRequest{PageSize: 100, PageToken: page})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += int64(len(resp.Payments))
+		if page = resp.NextPageToken; page == "" {
+			break
+		}
+	}
+	if want := by["create"].Requests + by["rest-create"].Requests; n < want {
+		t.Errorf("the server holds %d payments, the bench reported %d created", n, want)
+	}
+}
+
+func TestBenchRefusesIncompleteAddress(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--addr", "127.0.0.1:1"},
+		{"bench", "--key", "ak_test_x"},
+		{"bench", "--addr", "127.0.0.1:1", "--key", "k", "--preload", "10"},
+		{"bench", "--addr", "127.0.0.1:1", "--key", "k", "--scenarios", "rest-create"},
+		{"bench", "--server", "thread"},
+	} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, noEnv, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), "--") {
+			t.Errorf("%v: error %v, want one naming the flag", args, err)
+		}
+	}
+}
+
+// TestBenchInProcess keeps the mode where the servers run inside the bench.
+func TestBenchInProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench")
+	}
+	r := runBench(t, "--server", "inprocess", "--scenarios", "list")
+	if r.Mode != "inprocess" {
+		t.Errorf("mode %q, want inprocess", r.Mode)
+	}
+	by := resultsByName(t, r, "echo", "list")
+	if x := by["list"]; x.ServerCPUus <= 0 || x.BenchCPUus != 0 {
+		t.Errorf("list in process: %.1f µs/req (process), bench %.1f µs/req; want the first measured and the second not told apart", x.ServerCPUus, x.BenchCPUus)
+	}
+}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
+	"time"
+
+	"google.golang.org/grpc"
+
+	benchv1 "github.com/paymentd/paymentd/gen/paymentd/bench/v1"
+	"github.com/paymentd/paymentd/service"
+	"github.com/paymentd/paymentd/store"
+)
+
+// benchServerReady is the one line a `paymentd bench-server` child writes
+// on stdout once it serves: where to reach it and, for paymentd, the test
+// key of its throw-away account. The pipe goes only to the parent bench.
+type benchServerReady struct {
+	GRPC string `json:"grpc"`
+	HTTP string `json:"http,omitempty"`
+	Key  string `json:"key,omitempty"`
+	PID  int    `json:"pid"`
+}
+
+// benchServerStats answers the parent's "stats" request: the store's
+// group-commit counters and the database's size.
+type benchServerStats struct {
+	Batches  int64 `json:"batches"`
+	Ops      int64 `json:"ops"`
+	Payments int64 `json:"payments"`
+	Bytes    int64 `json:"bytes"`
+}
+
+// benchServer is the hidden `paymentd bench-server` command: the server side
+// of `paymentd bench`, run as a child process so that the bench can read the
+// server's own CPU time apart from the load generator's. With --echo it is
+// the bare gRPC echo baseline; otherwise it is paymentd as `serve` runs it,
+// on a temporary database with one test key, plus the echo service behind
+// the gateway for the REST baseline. It serves until its stdin closes, and
+// answers one-line requests on stdin ("stats", "free") with one JSON line.
+func benchServer(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var (
+		echoOnly                  bool
+		dir, synchronous, cpuProf string
+		preload                   int
+	)
+	fs := newFlagSet("bench-server", stderr)
+	fs.BoolVar(&echoOnly, "echo", false, "serve only the bare gRPC echo service (the baseline)")
+	fs.StringVar(&dir, "dir", "", "directory for the temporary database (default: the system temp dir)")
+	fs.StringVar(&synchronous, "synchronous", "FULL", "SQLite synchronous pragma")
+	fs.IntVar(&preload, "preload", 0, "payments to write before serving, through the store's batch path")
+	fs.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the server to this file")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	ready := benchServerReady{PID: os.Getpid()}
+	var stats func() (benchServerStats, error)
+	if echoOnly {
+		bare := grpc.NewServer()
+		benchv1.RegisterEchoServiceServer(bare, echoServer{})
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		go func() { _ = bare.Serve(l) }()
+		defer bare.Stop()
+		ready.GRPC = l.Addr().String()
+		stats = func() (benchServerStats, error) { return benchServerStats{}, nil }
+	} else {
+		tmp, err := os.MkdirTemp(dir, "paymentd-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		st, srvs, key, err := startBenchPaymentd(ctx, filepath.Join(tmp, "bench.db"), synchronous, preload, stderr)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		defer srvs.stop(time.Second)
+		ready.GRPC, ready.HTTP, ready.Key = srvs.grpcAddr.String(), srvs.httpAddr.String(), key
+		stats = func() (benchServerStats, error) {
+			b, o := st.WriterStats()
+			s, err := st.Stats(ctx)
+			return benchServerStats{Batches: b, Ops: o, Payments: s.Payments, Bytes: s.Bytes}, err
+		}
+	}
+	if cpuProf != "" {
+		f, err := os.Create(cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	// The preload's garbage is the benchmark's own, not the service's.
+	debug.FreeOSMemory()
+
+	enc := json.NewEncoder(stdout)
+	if err := enc.Encode(ready); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(stdin)
+	for sc.Scan() {
+		var reply any = struct{}{}
+		switch sc.Text() {
+		case "stats":
+			s, err := stats()
+			if err != nil {
+				return err
+			}
+			reply = s
+		case "free":
+			debug.FreeOSMemory()
+		default:
+			return fmt.Errorf("bench-server: unknown request %q", sc.Text())
+		}
+		if err := enc.Encode(reply); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// startBenchPaymentd opens a fresh store at path with one account and one
+// test key, optionally preloads payments, and serves paymentd on loopback as
+// `serve` runs it (rate limit off: one key drives all the load), with the
+// echo service public behind the same gateway for the REST baseline.
+func startBenchPaymentd(ctx context.Context, path, synchronous string, preload int, stderr io.Writer) (*store.Store, *servers, string, error) {
+	st, err := store.Open(ctx, path, store.Options{Synchronous: synchronous})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	acct := &store.Account{ID: service.NewID(service.PrefixAccount), Name: "bench"}
+	secret, key := newKey(acct.ID, false, []string{service.ScopeWrite})
+	if err := st.Write(ctx, func(tx *store.Tx) error {
+		acct.Created, key.Created = tx.Now(), tx.Now()
+		if err := tx.InsertAccount(acct); err != nil {
+			return err
+		}
+		return tx.InsertAPIKey(key)
+	}); err != nil {
+		st.Close()
+		return nil, nil, "", err
+	}
+	if preload > 0 {
+		fmt.Fprintf(stderr, "preloading %d payments…\n", preload)
+		start := time.Now()
+		err := service.SeedPayments(ctx, st, acct.ID, false, preload, 2000, func(done int) {
+			progressBar(stderr, "preload", done, preload, time.Since(start))
+		})
+		fmt.Fprintln(stderr)
+		if err != nil {
+			st.Close()
+			return nil, nil, "", err
+		}
+		fmt.Fprintf(stderr, "preloaded %d payments in %s (%.0f/s)\n", preload, time.Since(start).Round(time.Millisecond),
+			float64(preload)/time.Since(start).Seconds())
+	}
+	log := slog.New(slog.DiscardHandler)
+	svc := service.New(service.Config{Store: st, Logger: log, Environment: "bench", Version: version,
+		RateLimit: -1, PublicServices: []string{"paymentd.bench.v1.EchoService"}})
+	srvs, err := startServers(ctx, svc, "127.0.0.1:0", "127.0.0.1:0", log,
+		func(s *grpc.Server) { benchv1.RegisterEchoServiceServer(s, echoServer{}) },
+		benchv1.RegisterEchoServiceHandler)
+	if err != nil {
+		st.Close()
+		return nil, nil, "", err
+	}
+	return st, srvs, secret, nil
+}
