@@ -46,6 +46,10 @@ type Kit struct {
 	delta     int64
 	currency  string
 	requests  []Request
+	faults    []Fault
+	fired     []string
+	books     map[string]*Money
+	alias     map[string]string
 }
 
 type failure struct {
@@ -131,10 +135,12 @@ func (k *Kit) Requests() []Request {
 	return append([]Request(nil), k.requests...)
 }
 
-// Reset turns every knob back off and forgets the requests.
+// Reset turns every knob back off and forgets the requests and injected
+// faults. The books are the provider's state, not a knob: they are kept.
 func (k *Kit) Reset() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.faults, k.fired = nil, nil
 	k.failures, k.delay, k.stall, k.malformed, k.oversize, k.declines, k.delta, k.currency, k.requests =
 		nil, 0, 0, false, false, 0, 0, "", nil
 }
@@ -154,7 +160,16 @@ func (k *Kit) Wrap(next http.Handler) http.Handler {
 			f = &k.failures[0]
 			k.failures = k.failures[1:]
 		}
+		var injected *Fault
+		if f == nil {
+			injected = k.takeFault(r.Method + " " + r.URL.Path)
+		}
 		k.mu.Unlock()
+
+		if injected != nil {
+			k.serveFault(w, r, next, injected)
+			return
+		}
 
 		if delay > 0 && !sleep(r, delay) {
 			return

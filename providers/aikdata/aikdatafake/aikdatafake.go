@@ -66,6 +66,41 @@ func (s *Server) Metadata(id string) map[string]string {
 	return nil
 }
 
+// Plant changes a charge behind paymentd's back, as a provider-side
+// difference for reconciliation tests: its status (when not empty) and its
+// amount (when positive) become these, in what the fake answers and in its
+// books. A charge that does not exist is created, as one paymentd never
+// asked for, with metadata.paymentd_id set to paymentdID when given.
+func (s *Server) Plant(id, status string, amount int64, currency, paymentdID string) {
+	s.mu.Lock()
+	ch := s.byID[id]
+	if ch == nil {
+		ch = &charge{id: id, currency: currency, status: "succeeded", created: time.Now(), metadata: map[string]string{}}
+		if paymentdID != "" {
+			ch.metadata["paymentd_id"] = paymentdID
+		}
+		s.charges = append(s.charges, ch)
+		s.byID[id] = ch
+	}
+	if status != "" {
+		ch.status = status
+	}
+	if amount > 0 {
+		ch.amount = amount
+	}
+	st, amt, cur := ch.status, ch.amount, ch.currency
+	s.mu.Unlock()
+	s.Book(id, "payment", cur, func(m *fakekit.Money) {
+		m.Status = st
+		if st == "succeeded" {
+			m.Captured = amt
+		} else {
+			m.Captured = 0
+		}
+	})
+	s.Alias(id, paymentdID)
+}
+
 func renderError(w http.ResponseWriter, status int) {
 	code := "api_error"
 	switch {
@@ -141,6 +176,8 @@ func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) {
 	s.charges = append(s.charges, ch)
 	s.byID[ch.id] = ch
 	s.mu.Unlock()
+	s.Book(ch.id, "payment", ch.currency, func(m *fakekit.Money) { m.Captured, m.Status = ch.amount, ch.status })
+	s.Alias(ch.id, b.Metadata["paymentd_id"])
 	writeOK(w, s.chargeJSON(ch))
 }
 
@@ -223,5 +260,6 @@ func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
 	}
 	ch.refunded += amount
 	s.mu.Unlock()
+	s.Book(ch.id, "payment", ch.currency, func(m *fakekit.Money) { m.Refunded += amount })
 	writeOK(w, map[string]any{"id": newID("rf_"), "charge_id": ch.id, "amount": s.Amount(amount), "status": "succeeded"})
 }

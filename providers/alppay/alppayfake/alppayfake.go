@@ -162,6 +162,8 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	s.payments[p.id] = p
 	out := s.json(p)
 	s.mu.Unlock()
+	s.Book(p.id, "invoice", short, func(m *fakekit.Money) { m.Status = p.status })
+	s.Alias(p.id, p.invoice)
 	raw, _ := json.Marshal(out)
 	fakekit.WriteJSON(w, http.StatusOK, raw)
 }
@@ -235,6 +237,8 @@ func (s *Server) PayInvoice(reference string, amount int64) error {
 	case received > 0:
 		p.status = "PARTIALLY_PAID"
 	}
+	status := p.status
+	s.Book(p.id, "invoice", p.short, func(m *fakekit.Money) { m.Received += amount; m.Status = status })
 	return nil
 }
 
@@ -244,6 +248,7 @@ func (s *Server) Expire(reference string) {
 	defer s.mu.Unlock()
 	if p := s.payments[reference]; p != nil {
 		p.status = "EXPIRED"
+		s.Book(p.id, "invoice", p.short, func(m *fakekit.Money) { m.Status = "EXPIRED" })
 	}
 }
 

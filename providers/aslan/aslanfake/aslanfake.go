@@ -163,6 +163,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.auths[a.id] = a
 	s.mu.Unlock()
+	s.Book(a.id, "payment", "USD", func(m *fakekit.Money) { m.Authorized, m.Status = a.amount, "authorized" })
 	writeOK(w, map[string]any{"id": a.id, "object": "authorization", "amount": s.Amount(a.amount),
 		"currency": s.Currency("usd"), "description": a.description, "status": "authorized", "created": time.Now().Unix()})
 }
@@ -194,6 +195,14 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		s.payments[p.id] = p
 	}
 	s.mu.Unlock()
+	if p != nil {
+		// Confirm captures the whole authorization (the document has no
+		// amount on confirm).
+		s.Book(a.id, "payment", "USD", func(m *fakekit.Money) {
+			m.Captured, m.Authorized, m.Status = m.Authorized, 0, "succeeded"
+		})
+		s.Alias(a.id, p.id)
+	}
 	if a == nil {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such authorization: "+b.AuthorizationID, "authorizationId")
 		return
@@ -214,6 +223,7 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.payments[p.id] = p
 	s.mu.Unlock()
+	s.Book(p.id, "payment", "USD", func(m *fakekit.Money) { m.Captured, m.Status = p.amount, "succeeded" })
 	writeOK(w, map[string]any{"success": true, "transaction_id": p.id, "status": "authorized", "amount": s.Amount(p.amount),
 		"description": p.description, "latency_ms": 3, "timestamp": time.Now().UTC().Format(time.RFC3339)})
 }
@@ -241,7 +251,12 @@ func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.refunded += amount
+	book := p.id
+	if p.authID != "" {
+		book = p.authID
+	}
 	s.mu.Unlock()
+	s.Book(book, "payment", "USD", func(m *fakekit.Money) { m.Refunded += amount })
 	writeOK(w, map[string]any{"id": newID("re_"), "object": "refund", "amount": s.Amount(amount), "currency": s.Currency("usd"),
 		"paymentId": p.id, "reason": b.Reason, "status": "succeeded", "created": time.Now().Unix()})
 }

@@ -9,8 +9,6 @@
 package aspaydsfake
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -47,6 +45,9 @@ var DefaultMethods = []Method{
 // Server is a fake aspayds.
 type Server struct {
 	*fakekit.Kit
+	// Webhooks delivers the fake's webhooks; tests inject lost, duplicated
+	// and out-of-order deliveries through it.
+	fakekit.Webhooks
 	srv         *httptest.Server
 	key, secret string
 
@@ -197,6 +198,8 @@ func (s *Server) createInvoice(w http.ResponseWriter, r *http.Request) {
 		status: "pending", amount: amount}
 	s.invoices[inv.id], s.invoices[inv.ref] = inv, inv
 	s.mu.Unlock()
+	s.Book(inv.id, "invoice", "BDT", func(m *fakekit.Money) { m.Status = inv.status })
+	s.Alias(inv.id, inv.ref)
 	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "invoice_id": inv.id,
 		"payment_url": s.srv.URL + "/methods/" + inv.id})
 }
@@ -265,6 +268,8 @@ func (s *Server) PayInvoice(reference string, amount int64) error {
 	if inv.paid >= inv.amount {
 		inv.status, inv.paidAt = "paid", time.Now()
 	}
+	id, status := inv.id, inv.status
+	s.Book(id, "invoice", "BDT", func(m *fakekit.Money) { m.Received += amount; m.Status = status })
 	paid, deliver, callback := inv.status == "paid", s.deliver, inv.callback
 	var body []byte
 	if paid {
@@ -275,7 +280,7 @@ func (s *Server) PayInvoice(reference string, amount int64) error {
 	}
 	s.mu.Unlock()
 	if paid && deliver {
-		return post(callback, "payment.completed", body)
+		return s.post(callback, "payment.completed", body)
 	}
 	return nil
 }
@@ -313,28 +318,12 @@ func (s *Server) payoutWebhookData(po *payout) map[string]any {
 		"recipient_name": po.name, "recipient_account": po.account, "processed_at": po.processed.UTC().Format(time.RFC3339Nano)}
 }
 
-func post(url, event string, body []byte) error {
-	if url == "" {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Webhook-Event", event)
-	req.Header.Set("X-Webhook-Timestamp", strconv.FormatInt(time.Now().Unix(), 10))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("aspaydsfake: webhook to %s answered %d", url, resp.StatusCode)
-	}
-	return nil
+// post sends a webhook through the fake's Webhooks, so injected webhook
+// faults apply.
+func (s *Server) post(url, event string, body []byte) error {
+	h := http.Header{"Content-Type": {"application/json"}, "X-Webhook-Event": {event},
+		"X-Webhook-Timestamp": {strconv.FormatInt(time.Now().Unix(), 10)}}
+	return s.Send(url, h, body)
 }
 
 func (s *Server) listMethods(w http.ResponseWriter, _ *http.Request) {
@@ -404,6 +393,13 @@ func (s *Server) createPayout(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.payouts[po.id], s.payouts[po.ref] = po, po
 	s.mu.Unlock()
+	s.Book(po.id, "payout", "BDT", func(m *fakekit.Money) {
+		m.Status = po.status
+		if po.status == "pending" {
+			m.Pending = po.amount
+		}
+	})
+	s.Alias(po.id, po.ref)
 	// The document's answer repeats "status": the envelope's, then the payout's.
 	amt := s.amount(po.amount)
 	raw := fmt.Sprintf(`{"status":"success","message":"Payout request created successfully","payout_id":%q,"transaction_reference":%q,"amount":%s,"fee":%s,"total_amount":%s,"status":"pending"}`,
@@ -472,12 +468,23 @@ func (s *Server) SettlePayout(reference, status string) error {
 	if status == "completed" || status == "rejected" || status == "cancelled" {
 		po.processed = time.Now()
 	}
+	amount, id := po.amount, po.id
+	s.Book(id, "payout", "BDT", func(m *fakekit.Money) {
+		m.Status, m.Pending, m.PaidOut = status, 0, 0
+		switch status {
+		case "completed":
+			m.PaidOut = amount
+		case "rejected", "cancelled":
+		default:
+			m.Pending = amount
+		}
+	})
 	deliver, callback := s.deliver, po.callback
 	body, _ := json.Marshal(map[string]any{"event": "payout." + status, "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 		"data": s.payoutWebhookData(po)})
 	s.mu.Unlock()
 	if deliver && status != "pending" {
-		return post(callback, "payout."+status, body)
+		return s.post(callback, "payout."+status, body)
 	}
 	return nil
 }

@@ -164,6 +164,13 @@ func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
 	s.payments[o.id], s.payments[o.reference] = o, o
 	data := s.paymentJSON(o)
 	s.mu.Unlock()
+	s.Book(o.id, "payment", o.currency, func(m *fakekit.Money) {
+		m.Status = o.status
+		if o.status == "successful" {
+			m.Captured = o.amount
+		}
+	})
+	s.Alias(o.id, o.reference)
 	if o.status == "failed" {
 		writeEnvelope(w, http.StatusOK, "failed", "Payment failed: card declined", data)
 		return
@@ -208,6 +215,7 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.refunded += b.Amount
+	s.Book(p.id, "payment", p.currency, func(m *fakekit.Money) { m.Refunded += b.Amount })
 	data := map[string]any{"id": newID("rfd_"), "payment_id": p.id, "reference": b.Reference, "amount": s.Amount(b.Amount),
 		"currency": s.Currency(p.currency), "status": "successful"}
 	s.mu.Unlock()
@@ -277,6 +285,8 @@ func (s *Server) createPayout(w http.ResponseWriter, r *http.Request) {
 	s.payouts[o.id], s.payouts[o.reference] = o, o
 	data := s.payoutJSON(o)
 	s.mu.Unlock()
+	s.Book(o.id, "payout", o.currency, func(m *fakekit.Money) { m.Pending, m.Status = o.amount, o.status })
+	s.Alias(o.id, o.reference)
 	writeEnvelope(w, http.StatusOK, "success", "Payout initiated", data)
 }
 
@@ -307,5 +317,22 @@ func (s *Server) SettlePayout(reference, status string) error {
 	if status == "rejected" {
 		o.reason = "recipient account closed"
 	}
+	settleBook(s.Kit, o.id, o.currency, o.amount, status)
 	return nil
+}
+
+// settleBook moves a payout's money in the books as its status says:
+// completed money is paid out, rejected or cancelled money is back, and
+// anything else is still pending.
+func settleBook(k *fakekit.Kit, id, currency string, amount int64, status string) {
+	k.Book(id, "payout", currency, func(m *fakekit.Money) {
+		m.Status, m.Pending, m.PaidOut = status, 0, 0
+		switch status {
+		case "completed":
+			m.PaidOut = amount
+		case "rejected", "cancelled", "failed":
+		default:
+			m.Pending = amount
+		}
+	})
 }
