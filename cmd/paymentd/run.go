@@ -23,6 +23,7 @@ Usage:
   paymentd accounts create --db PATH --name NAME
   paymentd migrate --db PATH
   paymentd check   --db PATH
+  paymentd reconcile --config paymentd.yaml --db PATH
   paymentd payout-methods list|set|reset --db PATH [--mode test|live] [--account ID] [--file methods.json]
   paymentd bench   [--concurrency 50] [--duration 10s] [--preload N] [--scenarios a,b] [--json FILE]
                    [--server child|inprocess] [--addr HOST:PORT --http-addr HOST:PORT --key KEY [--server-pid PID]]
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrateCmd(ctx, rest, getenv, stdout, stderr)
 	case "check":
 		return checkCmd(ctx, rest, getenv, stdout, stderr)
+	case "reconcile":
+		return reconcileCmd(ctx, rest, getenv, stdout, stderr)
 	case "payout-methods":
 		return payoutMethodsCmd(ctx, rest, getenv, stdout, stderr)
 	case "version":

@@ -66,6 +66,7 @@ var (
 	_ providers.Provider            = (*Client)(nil)
 	_ providers.Payments            = (*Client)(nil)
 	_ providers.PaymentStatusGetter = (*Client)(nil)
+	_ providers.PaymentLister       = (*Client)(nil)
 	_ providers.StatusChecker       = (*Client)(nil)
 )
 
@@ -363,4 +364,45 @@ func (c *Client) ListCharges(ctx context.Context, limit, offset int, status stri
 func (c *Client) CheckStatus(ctx context.Context) error {
 	_, err := c.ListCharges(ctx, 1, 0, "")
 	return err
+}
+
+// listPages bounds ListPayments: at 100 charges a page, a million charges.
+const listPages = 10000
+
+// ListPayments pages through GET /charges, newest first, for
+// reconciliation. A charge that is listed twice because new ones arrived
+// while paging (offsets shift) is passed to each once.
+func (c *Client) ListPayments(ctx context.Context, each func(providers.ListedPayment) error) error {
+	seen := map[string]bool{}
+	for page := range listPages {
+		var list struct {
+			Data []struct {
+				charge
+				Metadata map[string]string `json:"metadata"`
+			} `json:"data"`
+			Total int `json:"total"`
+		}
+		path := fmt.Sprintf("/charges?limit=%d&offset=%d", searchPageSize, page*searchPageSize)
+		if err := c.call(ctx, http.MethodGet, path, nil, "", &list); err != nil {
+			return err
+		}
+		for _, ch := range list.Data {
+			if ch.ID == "" || seen[ch.ID] {
+				continue
+			}
+			seen[ch.ID] = true
+			lp := providers.ListedPayment{PaymentdID: ch.Metadata["paymentd_id"], PaymentState: providers.PaymentState{
+				Reference: ch.ID, Status: paymentStatus(ch.Status), Currency: strings.ToUpper(ch.Currency)}}
+			if ch.Amount != nil {
+				lp.Amount = *ch.Amount
+			}
+			if err := each(lp); err != nil {
+				return err
+			}
+		}
+		if len(list.Data) == 0 || (page+1)*searchPageSize >= list.Total {
+			return nil
+		}
+	}
+	return nil
 }

@@ -132,6 +132,9 @@ var (
 	_ providers.Payouts       = (*Client)(nil)
 	_ providers.WebhookParser = (*Client)(nil)
 	_ providers.StatusChecker = (*Client)(nil)
+
+	_ providers.InvoiceBatchGetter = (*Client)(nil)
+	_ providers.PayoutBatchGetter  = (*Client)(nil)
 )
 
 // New returns a Client. Errors never contain the credentials.
