@@ -74,6 +74,8 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 	// Inbound provider webhooks (provider_webhooks.go).
 	mux.HandleFunc("POST /v1/provider-webhooks/{provider}", s.providerWebhook)
 	mux.HandleFunc("GET /v1/provider-webhooks/{provider}", s.providerReturn) // customers returning from a provider's page
+	mux.HandleFunc("GET /healthz", s.healthz)                                // liveness and readiness probes (health.go)
+	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.JSON)

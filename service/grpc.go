@@ -48,5 +48,6 @@ func (s *Service) NewGRPCServer() (*grpc.Server, *health.Server) {
 	hs.SetServingStatus("paymentd.v1.InvoicesService", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus("paymentd.v1.EventsService", healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(srv)
+	s.health.Store(hs)
 	return srv, hs
 }

@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/health"
+
+	"github.com/paymentd/paymentd/buildinfo"
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/providers/routing"
 	"github.com/paymentd/paymentd/providers/sandbox"
@@ -20,7 +23,10 @@ type Config struct {
 	Store       *store.Store
 	Logger      *slog.Logger
 	Environment string // e.g. development, production
-	Version     string
+	// Build is the binary's version and revision; Version, when empty, is
+	// Build.String() (what /v1/status reports).
+	Build   buildinfo.Info
+	Version string
 	// TestProvider serves test-mode keys; default the sandbox.
 	TestProvider providers.Payments
 	// Router, when set, routes payments, invoices and payouts to the
@@ -85,12 +91,18 @@ type Service struct {
 	publicURL atomic.Pointer[string] // set by SetPublicURL (invoices.go)
 
 	hooks webhookState // the webhook dispatcher's shared state (dispatcher.go)
+
+	health   atomic.Pointer[health.Server] // the gRPC health service (grpc.go)
+	draining atomic.Bool                   // BeginShutdown was called (health.go)
 }
 
 // New builds the services from cfg.
 func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Version == "" {
+		cfg.Version = cmp.Or(cfg.Build.String(), "devel")
 	}
 	if cfg.TestProvider == nil {
 		cfg.TestProvider = sandbox.New()

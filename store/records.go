@@ -28,6 +28,7 @@ func (tx *Tx) InsertEvent(e *Event) error {
 	if err != nil {
 		return fmt.Errorf("store: insert event: %w", err)
 	}
+	tx.events = append(tx.events, e.Type)
 	return nil
 }
 

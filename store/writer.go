@@ -33,6 +33,11 @@ type writer struct {
 	stopped chan struct{}
 
 	nBatches, nOps atomic.Int64 // counters for WriterStats
+
+	observer  atomic.Pointer[Observer] // SetObserver (observe.go)
+	batchErr  error                    // the error that failed the running batch as a whole
+	opEvents  []string                 // event types the running change recorded
+	batchEvts []string                 // event types of the batch's changes that succeeded
 }
 
 // WriterStats reports how many commits the writer made and how many state
@@ -116,9 +121,17 @@ func (w *writer) loop() {
 				break fill
 			}
 		}
+		start := time.Now()
 		errs = w.run(batch, errs[:0])
 		w.nBatches.Add(1)
 		w.nOps.Add(int64(len(batch)))
+		if o := w.observer.Load(); o != nil {
+			(*o).Committed(time.Since(start), len(batch), w.batchErr)
+			if len(w.batchEvts) > 0 {
+				(*o).EventsCommitted(w.batchEvts)
+			}
+		}
+		w.batchErr, w.batchEvts = nil, w.batchEvts[:0]
 		for i, o := range batch {
 			o.done <- errs[i]
 			batch[i] = nil
@@ -129,6 +142,7 @@ func (w *writer) loop() {
 // run executes one batch in one transaction and returns each op's outcome.
 func (w *writer) run(batch []*op, errs []error) []error {
 	if _, err := w.tx.exec("BEGIN IMMEDIATE"); err != nil {
+		w.batchErr = err
 		for range batch {
 			errs = append(errs, fmt.Errorf("store: begin: %w", err))
 		}
@@ -142,6 +156,7 @@ func (w *writer) run(batch []*op, errs []error) []error {
 		anyOK = anyOK || err == nil
 	}
 	if !anyOK {
+		w.batchEvts = w.batchEvts[:0]
 		_, _ = w.tx.exec("ROLLBACK")
 		w.tx.balances.dropBatch()
 		w.tx.payments.dropBatch()
@@ -151,6 +166,7 @@ func (w *writer) run(batch []*op, errs []error) []error {
 		w.tx.balances.commitBatch()
 		w.tx.payments.commitBatch()
 	} else {
+		w.batchErr, w.batchEvts = err, w.batchEvts[:0]
 		_, _ = w.tx.exec("ROLLBACK")
 		w.tx.balances.dropBatch()
 		w.tx.payments.dropBatch()
@@ -169,7 +185,7 @@ func (w *writer) apply(o *op) (err error) {
 	if err := o.ctx.Err(); err != nil {
 		return err
 	}
-	w.tx.opValue = nil
+	w.tx.opValue, w.tx.events = nil, w.tx.events[:0]
 	if _, err := w.tx.exec("SAVEPOINT op"); err != nil {
 		return fmt.Errorf("store: savepoint: %w", err)
 	}
@@ -186,6 +202,7 @@ func (w *writer) apply(o *op) (err error) {
 			err = rerr
 		}
 		if err == nil {
+			w.batchEvts = append(w.batchEvts, w.tx.events...)
 			w.tx.balances.releaseOp()
 			w.tx.payments.releaseOp()
 		} else {
@@ -209,6 +226,9 @@ type Tx struct {
 	payments *paymentCache
 	// opValue is a value one change keeps for itself during its run (OpValue).
 	opValue any
+	// events are the types of the events the running change inserted, for
+	// the Observer once the batch commits.
+	events []string
 }
 
 // SetOpValue keeps v for the rest of the running change (OpValue returns

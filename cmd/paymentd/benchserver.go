@@ -174,7 +174,7 @@ func startBenchPaymentd(ctx context.Context, path, synchronous string, preload i
 			float64(preload)/time.Since(start).Seconds())
 	}
 	log := slog.New(slog.DiscardHandler)
-	svc := service.New(service.Config{Store: st, Logger: log, Environment: "bench", Version: version,
+	svc := service.New(service.Config{Store: st, Logger: log, Environment: "bench", Build: build(),
 		RateLimit: -1, PublicServices: []string{"paymentd.bench.v1.EchoService"}})
 	srvs, err := startServers(ctx, svc, "127.0.0.1:0", "127.0.0.1:0", log,
 		func(s *grpc.Server) { benchv1.RegisterEchoServiceServer(s, echoServer{}) },

@@ -139,7 +139,7 @@ func TestPaymentsOverGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetStatus: %v", err)
 	}
-	if st.Service != "paymentd" || st.Status != "operational" || st.Environment != "development" || st.Version != "dev" ||
+	if st.Service != "paymentd" || st.Status != "operational" || st.Environment != "development" || st.Version != build().String() ||
 		time.Since(st.Timestamp.AsTime()).Abs() > time.Minute {
 		t.Errorf("GetStatus = %v; want paymentd, operational, development, dev, now", st)
 	}
@@ -340,7 +340,7 @@ func TestPaymentsOverREST(t *testing.T) {
 
 	code, st, _ := srv.restDo(t, "GET", "/v1/status", "", "", "")
 	if code != http.StatusOK || str(st, "service") != "paymentd" || str(st, "status") != "operational" ||
-		str(st, "environment") != "development" || str(st, "version") != "dev" {
+		str(st, "environment") != "development" || str(st, "version") != build().String() {
 		t.Errorf("GET /v1/status: %d %v; want 200 paymentd operational development dev", code, st)
 	}
 	db, _ := st["components"].(map[string]any)["database"].(map[string]any)

@@ -10,9 +10,6 @@ import (
 	"strings"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 const usage = `paymentd — one payment service over gRPC and REST.
 
 Usage:
@@ -61,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "payout-methods":
 		return payoutMethodsCmd(ctx, rest, getenv, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "paymentd", version)
+		printVersion(stdout)
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

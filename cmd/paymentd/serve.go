@@ -15,7 +15,7 @@ import (
 type serveConfig struct {
 	db, grpcAddr, httpAddr, env, logLevel, synchronous string
 	rateLimit                                          float64
-	shutdownWait, authCacheTTL                         time.Duration
+	shutdownWait, shutdownDelay, authCacheTTL          time.Duration
 	payouts                                            payoutFlags // sandbox payouts, ledger checkpoints (payout_flags.go)
 
 	// Invoices: the payment pages' base URL and how often due invoices expire.
@@ -38,6 +38,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&c.synchronous, "synchronous", "FULL", "SQLite synchronous pragma; FULL makes every acknowledged change survive power loss")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 100, "requests per second per API key (negative: unlimited)")
 	fs.DurationVar(&c.shutdownWait, "shutdown-wait", 10*time.Second, "how long to wait for calls in flight on SIGINT/SIGTERM")
+	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "on SIGINT/SIGTERM, how long /readyz and gRPC health report unavailable before the listeners close (give load balancers time to notice)")
 	fs.DurationVar(&c.authCacheTTL, "auth-cache-ttl", 10*time.Second, "how long an API key lookup is cached; revocations take effect within it")
 	c.payouts.register(fs)
 	fs.StringVar(&c.publicURL, "public-url", "", "base URL of the HTTP port as customers' browsers reach it, for invoice payment_urls (default http://localhost:PORT from --http-addr)")
@@ -78,7 +79,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	svc := service.New(service.Config{
-		Store: st, Logger: log, Environment: c.env, Version: version,
+		Store: st, Logger: log, Environment: c.env, Build: build(),
 		RateLimit: c.rateLimit, AuthCacheTTL: c.authCacheTTL,
 		SandboxPayoutProcessingDelay: c.payouts.processingDelay, SandboxPayoutCompletionDelay: c.payouts.completionDelay,
 		LedgerCheckpointInterval: c.payouts.checkpointInterval, LedgerCheckpointEntries: c.payouts.checkpointEntries,
@@ -101,14 +102,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		svc.SetPublicURL(c.publicURL)
 	}
 	log.Info("invoice payment pages", "public_url", c.publicURL+"/pay/{invoice_id}")
-	fmt.Fprintf(stdout, "paymentd %s serving gRPC on %s and HTTP on %s (database %s)\n", version, srvs.grpcAddr, srvs.httpAddr, c.db)
-	log.Info("serving", "grpc", srvs.grpcAddr.String(), "http", srvs.httpAddr.String(), "db", c.db, "env", c.env)
+	fmt.Fprintf(stdout, "paymentd %s serving gRPC on %s and HTTP on %s (database %s)\n", build(), srvs.grpcAddr, srvs.httpAddr, c.db)
+	b := build()
+	log.Info("serving", "grpc", srvs.grpcAddr.String(), "http", srvs.httpAddr.String(), "db", c.db, "env", c.env,
+		"version", b.String(), "revision", b.Revision, "go_version", b.GoVersion)
 
 	var serveErr error
 	select {
 	case <-ctx.Done():
 	case serveErr = <-srvs.errc:
 	}
+	srvs.drain(c.shutdownDelay)
 	srvs.stop(c.shutdownWait)
 	stopBG()
 	// Let background work (webhook attempts in flight) end before the store closes.

@@ -12,7 +12,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 
 	"github.com/paymentd/paymentd/service"
 )
@@ -20,8 +19,8 @@ import (
 // servers are the gRPC server, the HTTP server with the REST gateway, and
 // the loopback connection between them.
 type servers struct {
+	svc      *service.Service
 	grpc     *grpc.Server
-	health   *health.Server
 	http     *http.Server
 	conn     *grpc.ClientConn
 	grpcAddr net.Addr
@@ -34,8 +33,8 @@ type servers struct {
 // gateway routes.
 func startServers(ctx context.Context, svc *service.Service, grpcAddr, httpAddr string, log *slog.Logger,
 	register func(*grpc.Server), extra ...service.GatewayRegistrar) (*servers, error) {
-	s := &servers{errc: make(chan error, 2)}
-	s.grpc, s.health = svc.NewGRPCServer()
+	s := &servers{svc: svc, errc: make(chan error, 2)}
+	s.grpc, _ = svc.NewGRPCServer()
 	if register != nil {
 		register(s.grpc)
 	}
@@ -86,9 +85,10 @@ func startServers(ctx context.Context, svc *service.Service, grpcAddr, httpAddr 
 }
 
 // stop refuses new work, lets calls in flight finish within wait, then cuts
-// what remains.
+// what remains. Readiness (/readyz and gRPC health) turns unavailable
+// first, if drain has not already done it.
 func (s *servers) stop(wait time.Duration) {
-	s.health.Shutdown()
+	s.svc.BeginShutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -106,6 +106,16 @@ func (s *servers) stop(wait time.Duration) {
 	}()
 	wg.Wait()
 	s.conn.Close()
+}
+
+// drain turns readiness unavailable (/readyz 503, gRPC health
+// NOT_SERVING) and keeps serving for delay, so that load balancers notice
+// and stop sending work before the listeners close.
+func (s *servers) drain(delay time.Duration) {
+	s.svc.BeginShutdown()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
 }
 
 // loopbackTarget turns a listener address such as [::]:9090 into one the

@@ -1,0 +1,65 @@
+package store
+
+import (
+	"context"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Observer is told what the writer did, for metrics. Its methods run on the
+// writer goroutine, so they must be quick and must not call the store.
+type Observer interface {
+	// Committed reports one batch: how long its transaction took from BEGIN
+	// to COMMIT, how many state changes it held, and the error that failed
+	// the whole batch (BEGIN or COMMIT failing), nil otherwise.
+	Committed(took time.Duration, changes int, err error)
+	// EventsCommitted reports the types of the events (e.g.
+	// "payment.succeeded") that a committed batch recorded. Events that were
+	// rolled back are never reported. The slice is reused after the call.
+	EventsCommitted(types []string)
+}
+
+// SetObserver installs o; call it before the store is used.
+func (s *Store) SetObserver(o Observer) { s.w.observer.Store(&o) }
+
+// ProbeWrite runs an empty change through the writer: it answers only when
+// the writer goroutine is running and the database takes the write lock and
+// commits, which is what readiness needs to know.
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	return s.Write(ctx, func(*Tx) error { return nil })
+}
+
+// PendingMigrations lists the embedded migrations the database has not
+// recorded as applied.
+func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT name FROM schema_migrations`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	applied := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		applied[n] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var pending []string
+	for _, name := range names {
+		if base := strings.TrimPrefix(name, "migrations/"); !applied[base] {
+			pending = append(pending, base)
+		}
+	}
+	sort.Strings(pending)
+	return pending, nil
+}
