@@ -69,7 +69,7 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", limitBody(gw))
+	mux.Handle("/v1/", limitBody(checkIdemKeyHeader(gw)))
 	mux.Handle("/pay/", s.paymentPages()) // hosted invoice pages (hostedpage.go)
 	// Inbound provider webhooks (provider_webhooks.go).
 	mux.HandleFunc("POST /v1/provider-webhooks/{provider}", s.providerWebhook)
@@ -141,6 +141,13 @@ func restError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w ht
 		}
 	}
 	writeRESTError(w, httpStatus, body)
+}
+
+// writeDomainError answers a REST request with a domain error found before
+// the gateway runs, rendered exactly as the gateway renders the same error
+// coming back from the gRPC server.
+func writeDomainError(w http.ResponseWriter, r *http.Request, e *Error) {
+	restError(r.Context(), nil, nil, w, r, e.GRPCStatus().Err())
 }
 
 func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {

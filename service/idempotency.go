@@ -134,14 +134,14 @@ func (i *idempotency) replayFromEvent(ctx context.Context, rec *store.Idempotenc
 func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Message, do func(*idemKey) error) error {
 	p, _ := PrincipalFrom(ctx)
 	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("idempotency-key")
-	if p == nil || len(vals) == 0 || vals[0] == "" {
+	vals := md.Get(idemKeyMetadata)
+	if err := checkIdempotencyKey(vals); err != nil {
+		return err
+	}
+	if p == nil || len(vals) == 0 {
 		return do(nil)
 	}
 	key := vals[0]
-	if len(key) > 255 {
-		return Invalid("idempotency_key", "idempotency_key_invalid", "The idempotency key must be at most 255 characters; got %d.", len(key))
-	}
 	reqBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
 	if err != nil {
 		return err

@@ -72,10 +72,10 @@ func (s *Service) publicMethod(full string) bool {
 }
 
 // UnaryInterceptors returns the interceptor chain, outermost first: panic
-// recovery, request log, default deadline, auth, rate limit, card-number
-// refusal, and error conversion.
+// recovery, request log, default deadline, auth, rate limit, idempotency-key
+// check, card-number refusal, and error conversion.
 func (s *Service) UnaryInterceptors() []grpc.UnaryServerInterceptor {
-	return []grpc.UnaryServerInterceptor{s.recoverUnary, s.logUnary, s.deadlineUnary, s.authUnary, s.refusePANUnary, s.errorsUnary}
+	return []grpc.UnaryServerInterceptor{s.recoverUnary, s.logUnary, s.deadlineUnary, s.authUnary, s.checkIdemKeyUnary, s.refusePANUnary, s.errorsUnary}
 }
 
 func (s *Service) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
+)
+
+// restRaw sends one REST request with the headers given as they are (a
+// value may hold any byte net/http lets through) and decodes the JSON
+// object it answers.
+func (s *testServer) restRaw(t *testing.T, method, path, body string, header http.Header) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.baseURL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := map[string]any{}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s %s: status %d, body is not a JSON object (%v): %.300s", method, path, resp.StatusCode, err, raw)
+	}
+	return resp.StatusCode, out
+}
+
+// TestIdempotencyKeysHonouredExactlyOrRefused sends refunds three times
+// with keys that cannot travel as gRPC metadata unchanged: each must be
+// refused with idempotency_key_invalid, never run as three keyless refunds.
+// (Issue 10, case 5.)
+func TestIdempotencyKeysHonouredExactlyOrRefused(t *testing.T) {
+	srv := newServer(t)
+	ctx := withKey(t.Context(), srv.key)
+	p := mustCreate(t, ctx, srv.payments, visa(90000))
+
+	bad := map[string]string{
+		"u-umlaut":          "refund-ü-1",
+		"emoji":             "refund-💸-1",
+		"e-acute":           "refund-é-1",
+		"tab":               "refund-\t-1",
+		"rtl override":      "refund-\u202e-1",
+		"invalid utf-8":     "refund-\xff\xfe-1",
+		"whitespace only":   "   ",
+		"inner space":       "refund 1",
+		"too long":          strings.Repeat("k", 256),
+		"card number":       "4111111111111111-x",
+		"spaced card":       "4111-1111-1111-1111",
+		"nbsp card number":  "4111\u00a01111\u00a01111\u00a01111",
+		"latin-1 byte only": "refund-\xe9",
+	}
+	for name, key := range bad {
+		wantCode := "idempotency_key_invalid"
+		if strings.Contains(name, "card") {
+			wantCode = "card_number_refused"
+		}
+		for i := range 3 {
+			code, body := srv.restRaw(t, "POST", "/v1/refunds", `{"payment_id":"`+p.Id+`","amount":1000}`,
+				http.Header{"Authorization": {"Bearer " + srv.key}, "Idempotency-Key": {key}})
+			got := restError(t, code, body)
+			if code != 400 || got.code != wantCode || got.param != "idempotency_key" {
+				t.Errorf("%s, attempt %d: %d %s (param %q); want 400 %s (param idempotency_key)", name, i+1, code, got.code, got.param, wantCode)
+			}
+			if msg, _ := body["error"].(map[string]any)["message"].(string); key != "   " && strings.Contains(msg, key) {
+				t.Errorf("%s: the error message quotes the key: %q", name, msg)
+			}
+		}
+	}
+	// Two Idempotency-Key headers are ambiguous: refused too.
+	code, body := srv.restRaw(t, "POST", "/v1/refunds", `{"payment_id":"`+p.Id+`","amount":1000}`,
+		http.Header{"Authorization": {"Bearer " + srv.key}, "Idempotency-Key": {"refund-a", "refund-b"}})
+	if got := restError(t, code, body); code != 400 || got.code != "idempotency_key_invalid" {
+		t.Errorf("two keys: %d %s; want 400 idempotency_key_invalid", code, got.code)
+	}
+	if got := mustGet(t, ctx, srv.payments, p.Id); got.AmountRefunded != 0 {
+		t.Errorf("after refused keys, amount_refunded = %d; want 0 (nothing executed)", got.AmountRefunded)
+	}
+
+	// A good key still replays: three sends, one refund.
+	for range 3 {
+		code, body := srv.restRaw(t, "POST", "/v1/refunds", `{"payment_id":"`+p.Id+`","amount":1000}`,
+			http.Header{"Authorization": {"Bearer " + srv.key}, "Idempotency-Key": {"refund-ok:1/~!"}})
+		if code != 200 {
+			t.Fatalf("good key: %d %v", code, body)
+		}
+	}
+	if got := mustGet(t, ctx, srv.payments, p.Id); got.AmountRefunded != 1000 {
+		t.Errorf("three sends with one good key refunded %d; want 1000", got.AmountRefunded)
+	}
+
+	// Over gRPC the same rule holds for the metadata.
+	for name, md := range map[string]metadata.MD{
+		"empty":       metadata.Pairs("idempotency-key", ""),
+		"two values":  metadata.Pairs("idempotency-key", "a", "idempotency-key", "b"),
+		"inner space": metadata.Pairs("idempotency-key", "refund 2"),
+		"card number": metadata.Pairs("idempotency-key", "4111111111111111"),
+	} {
+		for range 3 {
+			_, err := srv.payments.CreateRefund(metadata.NewOutgoingContext(ctx, metadata.Join(md, metadata.Pairs("authorization", "Bearer "+srv.key))),
+				&pb.CreateRefundRequest{PaymentId: p.Id, Amount: proto.Int64(1000)})
+			got := grpcError(t, err)
+			want := "idempotency_key_invalid"
+			if name == "card number" {
+				want = "card_number_refused"
+			}
+			if got.grpcCode != codes.InvalidArgument || got.code != want || got.param != "idempotency_key" {
+				t.Errorf("gRPC %s: %v %s (param %q); want INVALID_ARGUMENT %s (param idempotency_key)", name, got.grpcCode, got.code, got.param, want)
+			}
+		}
+	}
+	if got := mustGet(t, ctx, srv.payments, p.Id); got.AmountRefunded != 1000 {
+		t.Errorf("after refused gRPC keys, amount_refunded = %d; want 1000", got.AmountRefunded)
+	}
+}
