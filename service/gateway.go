@@ -134,7 +134,7 @@ func restError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w ht
 			body.Message = fmt.Sprintf("The request body is larger than the limit of %d bytes.", MaxBodyBytes)
 		case st.Code() == codes.InvalidArgument:
 			body.Code = "invalid_request_body"
-			body.Message = "The request could not be decoded: " + st.Message() +
+			body.Message = "The request could not be decoded: " + redactPANs(st.Message()) +
 				". Send a JSON object whose field names are those of the API reference (snake_case), with amounts as integers."
 		default:
 			body.Type, body.Code = "api_error", strings.ToLower(st.Code().String())

@@ -219,23 +219,14 @@ func checkRecipientAccount(m *store.PayoutMethod, account string) error {
 	return nil
 }
 
-// looksLikeCardNumber reports a card number in a recipient account: 13–19
-// digits that start the way card numbers of the big networks do (2, 3, 4, 5
-// or 6) and pass the Luhn check. It is narrower than the PAN refusal on
-// other fields, which would refuse one in ten long bank account numbers;
-// mobile numbers in international form (+880…, +234…) never match.
+// looksLikeCardNumber reports a card number in a recipient account, read
+// the way containsPAN reads any field (separators and Unicode digits
+// included). containsPAN only takes numbers with a card network's prefix,
+// so long bank account numbers are refused only when they also pass Luhn
+// and start like a card; mobile numbers in international form (+880…,
+// +234…) never match.
 func looksLikeCardNumber(account string) bool {
-	if len(account) < 13 || len(account) > 19 || account[0] < '2' || account[0] > '6' {
-		return false
-	}
-	digits := make([]byte, len(account))
-	for i := 0; i < len(account); i++ {
-		if account[i] < '0' || account[i] > '9' {
-			return false
-		}
-		digits[i] = account[i] - '0'
-	}
-	return luhn(digits)
+	return containsPAN(account)
 }
 
 func accountHint(m *store.PayoutMethod) string {
