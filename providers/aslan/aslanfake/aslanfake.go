@@ -164,6 +164,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	s.auths[a.id] = a
 	s.mu.Unlock()
 	s.Book(a.id, "payment", "USD", func(m *fakekit.Money) { m.Authorized, m.Status = a.amount, "authorized" })
+	s.Alias(a.id, r.Header.Get("Idempotency-Key"))
 	writeOK(w, map[string]any{"id": a.id, "object": "authorization", "amount": s.Amount(a.amount),
 		"currency": s.Currency("usd"), "description": a.description, "status": "authorized", "created": time.Now().Unix()})
 }
@@ -224,6 +225,7 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 	s.payments[p.id] = p
 	s.mu.Unlock()
 	s.Book(p.id, "payment", "USD", func(m *fakekit.Money) { m.Captured, m.Status = p.amount, "succeeded" })
+	s.Alias(p.id, r.Header.Get("Idempotency-Key"))
 	writeOK(w, map[string]any{"success": true, "transaction_id": p.id, "status": "authorized", "amount": s.Amount(p.amount),
 		"description": p.description, "latency_ms": 3, "timestamp": time.Now().UTC().Format(time.RFC3339)})
 }
