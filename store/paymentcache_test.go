@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -76,5 +77,96 @@ func TestPaymentCacheServesOnlyCommittedVersions(t *testing.T) {
 	}
 	if _, err := st.GetPayment(ctx, "acct_a", true, "pay_cache1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("other mode: %v", err)
+	}
+}
+
+// TestPaymentCacheKeepsReadPayments checks that a payment read from the
+// database (not written since the store opened, or evicted) is served from
+// memory afterwards, that its later updates replace it, and that a read
+// which overlapped a commit is not kept.
+func TestPaymentCacheKeepsReadPayments(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := Open(ctx, filepath.Join(dir, "paymentd.db"), Options{PaymentCache: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.UnixMilli(time.Now().UnixMilli()).UTC()
+	for _, id := range []string{"pay_r1", "pay_r2", "pay_r3"} { // pay_r1 is evicted by pay_r3
+		p := &Payment{ID: id, AccountID: "acct_a", Status: "requires_capture", Amount: 1000, Currency: "USD",
+			AmountCapturable: 1000, CaptureMethod: "manual", PaymentMethod: "pm_card_visa", Provider: "sandbox", Created: now, Updated: now}
+		if err := st.Write(ctx, func(tx *Tx) error { return tx.InsertPayment(p) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cached := func(id string) *Payment {
+		st.payments.mu.RLock()
+		defer st.payments.mu.RUnlock()
+		return st.payments.m[paymentKey{"acct_a", false, id}]
+	}
+	if cached("pay_r1") != nil {
+		t.Fatal("pay_r1 should have been evicted")
+	}
+	got, err := st.GetPayment(ctx, "acct_a", false, "pay_r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cached("pay_r1"); c == nil || !reflect.DeepEqual(c, got) {
+		t.Fatalf("read payment not kept: %+v", c)
+	}
+	// An update replaces the kept version.
+	if err := st.Write(ctx, func(tx *Tx) error {
+		cur, err := tx.GetPayment("acct_a", false, "pay_r1")
+		if err != nil {
+			return err
+		}
+		cur.Status, cur.AmountCaptured, cur.AmountCapturable, cur.Updated = "succeeded", 1000, 0, tx.Now()
+		return tx.UpdatePayment(cur)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.GetPayment(ctx, "acct_a", false, "pay_r1"); got.Status != "succeeded" {
+		t.Fatalf("after update: %q", got.Status)
+	}
+	// A version read before a publication is not kept: here pay_r2, read
+	// while pay_r2 was still requires_capture, then captured and evicted.
+	old, err := scanPayment(st.r.getPayment.QueryRowContext(ctx, "acct_a", 0, "pay_r2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := st.payments.generation()
+	if err := st.Write(ctx, func(tx *Tx) error {
+		cur, err := tx.GetPayment("acct_a", false, "pay_r2")
+		if err != nil {
+			return err
+		}
+		cur.Status, cur.Updated = "canceled", tx.Now()
+		return tx.UpdatePayment(cur)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.payments.mu.Lock()
+	delete(st.payments.m, paymentKey{"acct_a", false, "pay_r2"}) // as an eviction would
+	st.payments.mu.Unlock()
+	st.payments.fill(gen, old)
+	if c := cached("pay_r2"); c != nil {
+		t.Fatalf("an outdated read was kept: %+v", c)
+	}
+	if got, _ := st.GetPayment(ctx, "acct_a", false, "pay_r2"); got.Status != "canceled" {
+		t.Fatalf("pay_r2 reads %q, want canceled", got.Status)
+	}
+	// List pages that missed the cache fill it too.
+	st.payments.mu.Lock()
+	clear(st.payments.m)
+	st.payments.mu.Unlock()
+	page, err := st.ListPayments(ctx, PageFilter{AccountID: "acct_a", Limit: 2})
+	if err != nil || len(page) != 2 {
+		t.Fatalf("list: %v, %v", page, err)
+	}
+	for _, p := range page {
+		if c := cached(p.ID); c == nil || !reflect.DeepEqual(c, p) {
+			t.Errorf("listed %s not kept", p.ID)
+		}
 	}
 }

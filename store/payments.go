@@ -133,12 +133,17 @@ func (tx *Tx) GetPayment(accountID string, livemode bool, id string) (*Payment, 
 }
 
 // GetPayment reads one payment of the account and mode, from memory if it
-// was written recently.
+// is in the payment cache (and then keeps it there).
 func (s *Store) GetPayment(ctx context.Context, accountID string, livemode bool, id string) (*Payment, error) {
 	if p, ok := s.payments.get(accountID, livemode, id); ok {
 		return p, nil
 	}
-	return scanPayment(s.r.getPayment.QueryRowContext(ctx, accountID, boolInt(livemode), id))
+	gen := s.payments.generation()
+	p, err := scanPayment(s.r.getPayment.QueryRowContext(ctx, accountID, boolInt(livemode), id))
+	if err == nil {
+		s.payments.fill(gen, p)
+	}
+	return p, err
 }
 
 // PageFilter selects a page of objects of one account and mode, newest first.
@@ -176,8 +181,8 @@ func (f PageFilter) where(extra ...string) (string, []any) {
 }
 
 // ListPayments returns up to f.Limit payments, newest first. It first reads
-// only the ids of the page and takes the payments from the cache of recent
-// payments; if any is missing (or no longer matches the status filter), it
+// only the ids of the page and takes the payments from the payment cache;
+// if any is missing (or no longer matches the status filter), it
 // reads the whole rows instead.
 func (s *Store) ListPayments(ctx context.Context, f PageFilter) ([]*Payment, error) {
 	where, args := f.where()
@@ -188,6 +193,7 @@ func (s *Store) ListPayments(ctx context.Context, f PageFilter) ([]*Payment, err
 			return page, err
 		}
 	}
+	gen := s.payments.generation()
 	rows, err := s.query(ctx, `SELECT `+paymentCols+` FROM payments WHERE `+where+order, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list payments: %w", err)
@@ -201,7 +207,11 @@ func (s *Store) ListPayments(ctx context.Context, f PageFilter) ([]*Payment, err
 		}
 		out = append(out, p)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	s.payments.fill(gen, out...)
+	return out, nil
 }
 
 func (s *Store) cachedPage(ctx context.Context, f PageFilter, query string, args []any) ([]*Payment, bool, error) {

@@ -42,8 +42,8 @@ type Options struct {
 	ReadConns int
 	// MaxBatch bounds how many state changes share one commit; default 256.
 	MaxBatch int
-	// PaymentCache is how many recently written payments reads find in
-	// memory; default 20000, negative disables the cache.
+	// PaymentCache is how many payments (the latest written or read) reads
+	// find in memory; default 20000, negative disables the cache.
 	PaymentCache int
 }
 
@@ -56,7 +56,7 @@ type Store struct {
 	r    *readStmts
 
 	readCache sync.Map      // query text → *sql.Stmt on the read pool
-	payments  *paymentCache // recently written payments
+	payments  *paymentCache // latest committed versions of recently written or read payments
 }
 
 // query runs a read on the pool with a statement prepared once per query
