@@ -30,12 +30,15 @@ type ProviderRecord struct {
 	Reference string
 	// PaymentRef is a refund's payment's provider reference.
 	PaymentRef string
+	// Metadata is a payment's metadata as stored (JSON), e.g. the
+	// invoice_id of a payment made on a hosted payment page.
+	Metadata string
 }
 
 // ProviderRecords reads, read-only and on one snapshot (it can run beside a
 // serving paymentd), every payment, refund, invoice and payout recorded
-// against a provider connection other than except (the sandbox), oldest
-// first within each kind.
+// against a provider connection other than except (the sandbox; "" keeps
+// every object), oldest first within each kind.
 func ProviderRecords(ctx context.Context, path, except string) ([]ProviderRecord, error) {
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -59,15 +62,15 @@ func ProviderRecords(ctx context.Context, path, except string) ([]ProviderRecord
 		kind, query string
 	}{
 		{"payment", `SELECT id, account_id, livemode, provider, COALESCE(provider_ref, ''), status, currency, amount,
-			amount_captured, amount_refunded, 0, 0, '', '' FROM payments WHERE provider != ? ORDER BY created, id`},
+			amount_captured, amount_refunded, 0, 0, '', '', COALESCE(metadata, '') FROM payments WHERE provider != ? ORDER BY created, id`},
 		{"refund", `SELECT r.id, r.account_id, r.livemode, p.provider, '', r.status, r.currency, r.amount,
-			0, 0, 0, 0, r.payment_id, COALESCE(p.provider_ref, '') FROM refunds r
+			0, 0, 0, 0, r.payment_id, COALESCE(p.provider_ref, ''), '' FROM refunds r
 			JOIN payments p ON p.account_id = r.account_id AND p.livemode = r.livemode AND p.id = r.payment_id
 			WHERE p.provider != ? ORDER BY r.created, r.id`},
 		{"invoice", `SELECT id, account_id, livemode, provider, COALESCE(provider_ref, ''), status, currency, amount,
-			0, 0, amount_paid, 0, transaction_reference, '' FROM invoices WHERE provider != ? ORDER BY created, id`},
+			0, 0, amount_paid, 0, transaction_reference, '', '' FROM invoices WHERE provider != ? ORDER BY created, id`},
 		{"payout", `SELECT id, account_id, livemode, provider, COALESCE(provider_ref, ''), status, currency, amount,
-			0, 0, 0, fee, transaction_reference, '' FROM payouts WHERE provider != ? ORDER BY created, id`},
+			0, 0, 0, fee, transaction_reference, '', '' FROM payouts WHERE provider != ? ORDER BY created, id`},
 	} {
 		rows, err := tx.QueryContext(ctx, q.query, except)
 		if err != nil {
@@ -77,7 +80,7 @@ func ProviderRecords(ctx context.Context, path, except string) ([]ProviderRecord
 			r := ProviderRecord{Kind: q.kind}
 			var live int
 			if err := rows.Scan(&r.ID, &r.AccountID, &live, &r.Provider, &r.ProviderRef, &r.Status, &r.Currency, &r.Amount,
-				&r.Captured, &r.Refunded, &r.Paid, &r.Fee, &r.Reference, &r.PaymentRef); err != nil {
+				&r.Captured, &r.Refunded, &r.Paid, &r.Fee, &r.Reference, &r.PaymentRef, &r.Metadata); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("reading %ss: %w", q.kind, err)
 			}

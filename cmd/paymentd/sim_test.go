@@ -56,6 +56,8 @@ var (
 var simKnownViolations = map[string]string{
 	"aslan-partial-capture":           "issue 10 case 1: Aslan's confirm captures the whole authorization; a partial capture must be refused before the call",
 	"cancel-after-unanswered-capture": "issue 10 case 2: a cancel after a capture that got no definite answer must be refused until the capture is settled",
+	"page-second-attempt":             "issue 10 case 4: while a page payment attempt is unsettled the page must refuse another",
+	"page-settled-later":              "issue 10 case 4: a page payment that settles later (reconciler) must be applied to its invoice",
 	"unanswered-capture":              "issue 10 case 2: a capture that got no definite answer leaves the payment requires_capture with nothing captured while the provider captured it",
 }
 
@@ -88,7 +90,7 @@ type simRun struct {
 	proc               *exec.Cmd
 	procDone           chan struct{}
 	log                *syncBuffer
-	liveKey            string
+	liveKey, testKey   string
 
 	objs  []*simObj
 	acked map[string]string // object id → status paymentd answered 200 with
@@ -185,6 +187,7 @@ func newSimRun(t *testing.T, seed uint64) *simRun {
 	r.grpcAddr, r.httpAddr = pvClosedAddr(t), pvClosedAddr(t)
 	r.start()
 	r.liveKey, _ = createKey(t, r.db, "live", "read,write,payouts", "")
+	r.testKey, _ = createKey(t, r.db, "test", "read,write", "")
 	pvSetLiveMethods(t, r.db, `{"payout_methods":[
 		{"id":"1","name":"bKash","type":"mobile_banking","currency":"BDT","min_amount":10000,"max_amount":5000000,
 		 "fee":{"fixed_amount":0,"basis_points":0},"account_format":"01XXXXXXXXX"},
@@ -280,14 +283,20 @@ func (r *simRun) stop(kill bool) {
 
 var simClient = &http.Client{Timeout: 15 * time.Second}
 
-// rest sends one REST request; a transport error is an answer too (code 0).
+// rest sends one REST request with the live key; a transport error is an
+// answer too (code 0).
 func (r *simRun) rest(method, path, idemKey, body string) (int, map[string]any) {
+	return r.restAs(r.liveKey, method, path, idemKey, body)
+}
+
+// restAs is rest with another API key.
+func (r *simRun) restAs(key, method, path, idemKey, body string) (int, map[string]any) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req, _ := http.NewRequest(method, "http://"+r.httpAddr+path, rd)
-	req.Header.Set("Authorization", "Bearer "+r.liveKey)
+	req.Header.Set("Authorization", "Bearer "+key)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -428,10 +437,14 @@ func (r *simRun) drive(steps int) {
 			r.opCancel(key)
 		case n < 50:
 			r.opRefund(key)
-		case n < 60:
+		case n < 56:
 			r.opInvoice(key, step)
-		case n < 72:
+		case n < 60:
+			r.opPageInvoice(key, step)
+		case n < 66:
 			r.opPayInvoice()
+		case n < 72:
+			r.opPayPage()
 		case n < 80:
 			r.opPayout(key, step)
 		case n < 87:
@@ -578,6 +591,60 @@ func (r *simRun) opInvoice(key string, step int) {
 			r.ack(out)
 		}
 		r.objs = append(r.objs, &simObj{kind: "invoice", id: id, conn: conn, currency: cur, amount: amount, ref: ref, ambiguous: unanswered})
+	}
+}
+
+// opPageInvoice creates a test-mode invoice, paid on paymentd's hosted
+// page through the sandbox.
+func (r *simRun) opPageInvoice(key string, step int) {
+	ref := fmt.Sprintf("PG%dN%d", r.seed%100000, step)
+	amount := int64(500 + r.rng.IntN(5000))
+	body := fmt.Sprintf(`{"amount":%d,"currency":"USD","customer":{"name":"Sim"},"transaction_reference":"%s","callback_url":"https://shop.example/cb"}`, amount, ref)
+	r.logf("page invoice %s", ref)
+	code, out := r.restAs(r.testKey, "POST", "/v1/invoices", key, body)
+	r.logf("  → %d %v", code, brief(out))
+	r.stats["op:page-invoice"]++
+	if id, _ := out["id"].(string); id != "" && code == 200 {
+		r.ack(out)
+		r.objs = append(r.objs, &simObj{kind: "page-invoice", id: id, conn: "sandbox", currency: "USD", amount: amount, ref: ref})
+	}
+}
+
+// opPayPage submits the hosted page's form, as a customer's browser does.
+func (r *simRun) opPayPage() {
+	o := r.pick("page-invoice", nil)
+	if o == nil {
+		return
+	}
+	code, inv := r.restAs(r.testKey, "GET", "/v1/invoices/"+o.id, "", "")
+	if code != 200 || (inv["status"] != "open" && inv["status"] != "partially_paid") {
+		return
+	}
+	if o.ambiguous && !*simKnown {
+		r.logf("pay page %s skipped: an earlier attempt timed out (%s)", o.id, simKnownViolations["page-second-attempt"])
+		return
+	}
+	method := "pm_card_visa"
+	switch n := r.rng.IntN(20); {
+	case n < 5:
+		method = "pm_card_timeout"
+	case n < 8:
+		method = "pm_card_declined"
+	}
+	form := "action=pay&payment_method=" + method
+	req, _ := http.NewRequest("POST", "http://"+r.httpAddr+"/pay/"+o.id, strings.NewReader(form))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := invNoRedirects.Do(req)
+	status := 0
+	if err == nil {
+		status = resp.StatusCode
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	r.stats["op:pay-page"]++
+	r.logf("pay page %s with %s → %d %v", o.id, method, status, err)
+	if method == "pm_card_timeout" {
+		o.ambiguous = true
 	}
 }
 
@@ -746,7 +813,7 @@ func (r *simRun) quiesceAndCheck() {
 // the problems, the objects left unsettled where the provider cannot be
 // read (operator items), and the violations of simKnownViolations.
 func (r *simRun) compare() (problems, operator, known []string) {
-	recs, err := store.ProviderRecords(context.Background(), r.db, "sandbox")
+	recs, err := store.ProviderRecords(context.Background(), r.db, "")
 	if err != nil {
 		return []string{"reading the records: " + err.Error()}, nil, nil
 	}
@@ -757,8 +824,15 @@ func (r *simRun) compare() (problems, operator, known []string) {
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	byID := map[string]store.ProviderRecord{}
 	refunds := map[string][2]int64{} // payment id → succeeded, pending
+	pagePaid := map[string]int64{}   // invoice id → captured by its page payments
 	for _, rec := range recs {
 		byID[rec.ID] = rec
+		if rec.Kind == "payment" && rec.Metadata != "" {
+			var md map[string]string
+			if json.Unmarshal([]byte(rec.Metadata), &md) == nil && md["invoice_id"] != "" {
+				pagePaid[md["invoice_id"]] += rec.Captured
+			}
+		}
 		if rec.Kind == "refund" {
 			v := refunds[rec.Reference]
 			switch rec.Status {
@@ -790,6 +864,22 @@ func (r *simRun) compare() (problems, operator, known []string) {
 		claimed[conn][id] = true
 	}
 	for _, rec := range recs {
+		if rec.Kind == "invoice" && rec.Provider == "sandbox" {
+			// Hosted-page invoices: the invoice never collects more than
+			// its amount, and records what its payments captured.
+			paid := pagePaid[rec.ID]
+			what := fmt.Sprintf("invoice %s (sandbox, %s)", rec.ID, rec.Status)
+			switch o := objs[rec.ID]; {
+			case paid > rec.Amount:
+				bad("%s: its page payments captured %d for an invoice of %d", what, paid, rec.Amount)
+			case paid != rec.Paid && o != nil && o.ambiguous:
+				known = append(known, fmt.Sprintf("%s: its page payments captured %d, the invoice records %d paid [%s]",
+					what, paid, rec.Paid, simKnownViolations["page-settled-later"]))
+			case paid != rec.Paid:
+				bad("%s: its page payments captured %d, the invoice records %d paid", what, paid, rec.Paid)
+			}
+			continue
+		}
 		kit := r.fake(rec.Provider)
 		if kit == nil || rec.Kind == "refund" {
 			continue
@@ -910,4 +1000,42 @@ func terminalContradiction(kind, acked, now string) bool {
 		return acked == "succeeded" || acked == "failed"
 	}
 	return false
+}
+
+// The simulation's checks are not vacuous: a difference planted at a
+// provider — a charge whose amount changed behind paymentd's back, and a
+// charge paymentd never asked for — is caught by its comparison with the
+// books and by `paymentd reconcile`.
+func TestSimulationCatchesPlantedDifference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the simulation runs paymentd processes")
+	}
+	r := newSimRun(t, 7)
+	code, out, _ := r.call("POST", "/v1/payments", "plant-1", `{"amount":2500,"currency":"EUR","payment_method":"pm_sim"}`)
+	id, _ := out["id"].(string)
+	if code != 200 || out["status"] != "succeeded" {
+		t.Fatalf("payment through aikdata: %d %v", code, out)
+	}
+	r.ack(out)
+	r.objs = append(r.objs, &simObj{kind: "payment", id: id, conn: "aikdata-live", currency: "EUR", amount: 2500})
+	if problems, _, _ := r.compare(); len(problems) != 0 {
+		t.Fatalf("before planting: %v; want no problem", problems)
+	}
+	book, _ := r.aikdata.BookFor(id)
+	r.aikdata.Plant(book.ID, "", 2400, "", "")
+	r.aikdata.Plant("ch_planted0000001", "succeeded", 900, "EUR", "")
+	problems, _, _ := r.compare()
+	joined := strings.Join(problems, "\n")
+	if len(problems) != 2 || !strings.Contains(joined, "payment "+id+" at aikdata-live (succeeded): paymentd captured 2500") ||
+		!strings.Contains(joined, "payment ch_planted0000001 at aikdata-live moved money paymentd has no record of") {
+		t.Errorf("after planting, the simulation found:\n%s\nwant the changed charge and the unknown one", joined)
+	}
+	r.stop(false)
+	var buf bytes.Buffer
+	err := run(context.Background(), []string{"reconcile", "--db", r.db, "--config", r.cfg},
+		func(k string) string { return pvEnv[k] }, &buf, &buf)
+	if err == nil || !strings.Contains(buf.String(), "DIFF     payment "+id+" at aikdata-live ("+book.ID+"): paymentd captured 2500 EUR; the provider captured 2400") ||
+		!strings.Contains(buf.String(), "DIFF     payment ch_planted0000001 at aikdata-live") {
+		t.Errorf("reconcile after planting: %v\n%s", err, buf.String())
+	}
 }
