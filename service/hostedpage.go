@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -28,7 +26,7 @@ import (
 // plain HTML rendered by html/template, which escapes everything the merchant
 // or customer typed; its stylesheet is embedded, and it loads nothing else.
 
-//go:embed templates/*.html templates/*.css
+//go:embed templates/*.html templates/*.css templates/*.js
 var pageFiles embed.FS
 
 var (
@@ -66,7 +64,7 @@ func (s *Service) paymentPages() http.Handler {
 	})
 	mux.HandleFunc("GET /pay/{id}", s.showPaymentPage)
 	mux.HandleFunc("POST /pay/{id}", s.submitPaymentPage)
-	mux.HandleFunc("/pay/", func(w http.ResponseWriter, _ *http.Request) { s.renderNotFound(w) })
+	mux.HandleFunc("/pay/", s.renderNotFoundFor)
 	return http.NewCrossOriginProtection().Handler(mux)
 }
 
@@ -97,7 +95,7 @@ func (s *Service) showPaymentPage(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.renderFailure(w, r, err)
 	case inv == nil:
-		s.renderNotFound(w)
+		s.renderNotFoundFor(w, r)
 	default:
 		s.renderInvoice(w, r, inv, http.StatusOK, "")
 	}
@@ -106,7 +104,7 @@ func (s *Service) showPaymentPage(w http.ResponseWriter, r *http.Request) {
 func (s *Service) submitPaymentPage(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxPageForm)
 	if err := r.ParseForm(); err != nil {
-		s.renderMessage(w, http.StatusBadRequest, "The form could not be read", "Go back to the payment page and try again.")
+		s.renderMessage(w, r, http.StatusBadRequest, "form")
 		return
 	}
 	inv, err := s.pageInvoice(r.Context(), r.PathValue("id"))
@@ -115,7 +113,7 @@ func (s *Service) submitPaymentPage(w http.ResponseWriter, r *http.Request) {
 		s.renderFailure(w, r, err)
 		return
 	case inv == nil:
-		s.renderNotFound(w)
+		s.renderNotFoundFor(w, r)
 		return
 	}
 	switch r.PostForm.Get("action") {
@@ -124,7 +122,7 @@ func (s *Service) submitPaymentPage(w http.ResponseWriter, r *http.Request) {
 	case "cancel":
 		s.cancelFromPage(w, r, inv)
 	default:
-		s.renderInvoice(w, r, inv, http.StatusBadRequest, "Choose Pay or Cancel.")
+		s.renderInvoice(w, r, inv, http.StatusBadRequest, "err_choose_action")
 	}
 }
 
@@ -139,8 +137,7 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 		s.redirectToCallback(w, r, inv, redirectSuccess) // a second click, or the back button
 		return
 	case inv.Network != "":
-		s.renderInvoice(w, r, inv, http.StatusConflict,
-			"This invoice is paid by sending "+inv.Currency+" to the deposit address below; transfers appear here as they arrive.")
+		s.renderInvoice(w, r, inv, http.StatusConflict, "err_crypto_pay")
 		return
 	case inv.Status != InvoiceOpen:
 		s.renderInvoice(w, r, inv, http.StatusConflict, "")
@@ -151,7 +148,7 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 		method = sandbox.CardVisa
 	}
 	if !slices.Contains(sandbox.Methods, method) {
-		s.renderInvoice(w, r, inv, http.StatusBadRequest, "Choose one of the test cards.")
+		s.renderInvoice(w, r, inv, http.StatusBadRequest, "err_choose_card")
 		return
 	}
 	prov := s.cfg.TestProvider
@@ -167,19 +164,20 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 		Description: p.Description, Livemode: p.Livemode,
 	})
 	cancel()
-	const uncertain = "The payment could not be confirmed. Do not pay again now: if it went through, this page will show the invoice as paid."
 	t, ledger, recorded := authorizationOutcome(p, res, perr)
 	var failure string
+	var unsettled bool
 	switch {
 	case !recorded:
-		s.renderInvoice(w, r, inv, http.StatusServiceUnavailable, "The payment could not be processed and nothing was charged; try again in a moment.")
+		s.renderInvoice(w, r, inv, http.StatusServiceUnavailable, "err_unavailable")
 		return
 	case t.dest == StatusFailed:
-		failure = p.FailureMessage
+		failure = declineText(p.FailureCode)
 	case t.dest != StatusSucceeded:
 		// Authorized only, or no answer (the reconciler settles it): the
 		// merchant or the reconciler finishes it, never a second payment.
-		failure = uncertain
+		// The page shows the unsettled attempt (pageState) and no Pay button.
+		unsettled = true
 	}
 	captured := t.dest == StatusSucceeded
 	after := inv
@@ -213,6 +211,8 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 		s.redirectToCallback(w, r, after, redirectSuccess)
 	case failure != "":
 		s.renderInvoice(w, r, after, http.StatusPaymentRequired, failure)
+	case unsettled:
+		s.renderInvoice(w, r, after, http.StatusAccepted, "")
 	default:
 		s.renderInvoice(w, r, after, http.StatusConflict, "")
 	}
@@ -283,91 +283,6 @@ func (s *Service) redirectToCallback(w http.ResponseWriter, r *http.Request, inv
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
-// pageData is what the invoice template shows.
-type pageData struct {
-	Merchant, ID, Reference, Status, StatusLabel string
-	Amount, AmountDue, AmountPaid, Currency      string
-	Description, CustomerName                    string
-	ExpiresAt                                    string
-	TestMode, Payable, CanPay, CanCancel         bool
-	Crypto, Refresh                              bool
-	Network, DepositAddress                      string
-	ConfirmationsRequired                        int
-	Receipts                                     []receiptView
-	Methods                                      []methodView
-	Error, Notice                                string
-	ReturnURL                                    string
-}
-
-type receiptView struct {
-	TxnID, Amount, Time string
-	Confirmations       int
-	Confirmed           bool
-}
-
-type methodView struct{ Value, Label string }
-
-var testCardLabels = map[string]string{
-	sandbox.CardVisa:              "Visa — succeeds",
-	sandbox.CardMastercard:        "Mastercard — succeeds",
-	sandbox.CardDeclined:          "Card declined",
-	sandbox.CardInsufficientFunds: "Insufficient funds",
-}
-
-var statusLabels = map[string]string{
-	InvoiceOpen:          "Awaiting payment",
-	InvoicePartiallyPaid: "Partially paid",
-	InvoicePaid:          "Paid",
-	InvoiceExpired:       "Expired",
-	InvoiceCanceled:      "Canceled",
-}
-
-func pageTime(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") }
-
-// renderInvoice shows the invoice's page with an optional error message.
-func (s *Service) renderInvoice(w http.ResponseWriter, r *http.Request, inv *store.Invoice, code int, errMsg string) {
-	c, ok := LookupCurrency(inv.Currency)
-	if !ok {
-		c = Currency{Code: inv.Currency}
-	}
-	merchant := "Merchant"
-	if a, err := s.store.Account(r.Context(), inv.AccountID); err == nil && a.Name != "" {
-		merchant = a.Name
-	}
-	d := pageData{
-		Merchant: merchant, ID: inv.ID, Reference: inv.TransactionReference, Status: inv.Status,
-		StatusLabel: statusLabels[inv.Status], Amount: FormatAmount(inv.Amount, c), Currency: inv.Currency,
-		AmountDue: FormatAmount(max(inv.Amount-inv.AmountPaid, 0), c), AmountPaid: FormatAmount(inv.AmountPaid, c),
-		Description: inv.Description, CustomerName: inv.CustomerName, ExpiresAt: pageTime(inv.ExpiresAt),
-		TestMode: !inv.Livemode, Payable: payable(inv.Status), Crypto: inv.Network != "",
-		Network: inv.Network, DepositAddress: inv.DepositAddress, ConfirmationsRequired: inv.ConfirmationsRequired,
-		Error: errMsg,
-	}
-	d.CanPay = inv.Status == InvoiceOpen && !d.Crypto
-	d.CanCancel = inv.Status == InvoiceOpen
-	d.Refresh = d.Crypto && d.Payable
-	for _, m := range sandbox.Methods {
-		d.Methods = append(d.Methods, methodView{Value: m, Label: testCardLabels[m]})
-	}
-	for _, rc := range inv.Receipts {
-		d.Receipts = append(d.Receipts, receiptView{TxnID: rc.TxnID, Amount: FormatAmount(rc.Amount, c),
-			Time: pageTime(rc.Created), Confirmations: rc.Confirmations, Confirmed: rc.Counted})
-	}
-	switch inv.Status {
-	case InvoicePaid:
-		d.Notice = "This invoice has been paid. Thank you!"
-		d.ReturnURL, _ = callbackRedirect(inv.CallbackURL, redirectSuccess, inv)
-	case InvoiceCanceled:
-		d.Notice = "This invoice was canceled and can no longer be paid."
-		d.ReturnURL, _ = callbackRedirect(inv.CallbackURL, redirectCancel, inv)
-	case InvoiceExpired:
-		d.Notice = "This invoice expired on " + pageTime(inv.ExpiresAt) + " and can no longer be paid."
-	case InvoicePartiallyPaid:
-		d.Notice = "Part of this invoice has been paid; send the amount due to complete it."
-	}
-	s.renderPage(w, code, "invoice.html", d, callbackOrigin(inv.CallbackURL))
-}
-
 // callbackOrigin is the callback's origin for the page's form-action policy
 // (the form's redirect goes there), or "" if it is not a plain origin.
 var plainOrigin = regexp.MustCompile(`^https?://[A-Za-z0-9.\-]+(:[0-9]+)?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]+)?$`)
@@ -384,42 +299,3 @@ func callbackOrigin(callback string) string {
 	return o
 }
 
-func (s *Service) renderNotFound(w http.ResponseWriter) {
-	s.renderMessage(w, http.StatusNotFound, "Invoice not found",
-		"There is no invoice at this address. Check the link you were given, or ask the merchant for a new one.")
-}
-
-func (s *Service) renderFailure(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.ErrorContext(r.Context(), "payment page", "path", r.URL.Path, "error", err.Error())
-	s.renderMessage(w, http.StatusInternalServerError, "Something went wrong",
-		"The payment page could not be shown. Nothing was charged; reload the page in a moment.")
-}
-
-func (s *Service) renderMessage(w http.ResponseWriter, code int, title, message string) {
-	s.renderPage(w, code, "message.html", struct{ Title, Message string }{title, message}, "")
-}
-
-// renderPage renders a template fully before writing anything, with the
-// headers that keep the page from being framed, cached, or made to load or
-// run anything but its own stylesheet.
-func (s *Service) renderPage(w http.ResponseWriter, code int, name string, data any, formOrigin string) {
-	var buf bytes.Buffer
-	if err := pageTemplates.ExecuteTemplate(&buf, name, data); err != nil {
-		s.log.Error("payment page template", "template", name, "error", err.Error())
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	formAction := "'self'"
-	if formOrigin != "" {
-		formAction += " " + formOrigin
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action "+formAction)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_, _ = w.Write(buf.Bytes())
-}

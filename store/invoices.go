@@ -403,15 +403,12 @@ func (s *Store) DueInvoices(ctx context.Context, now time.Time, accountID string
 
 // Account reads one account. The hosted payment page shows its name as the merchant's.
 func (s *Store) Account(ctx context.Context, id string) (*Account, error) {
-	var a Account
-	var created int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT id, name, created FROM accounts WHERE id=?`, id).Scan(&a.ID, &a.Name, &created)
+	a, err := scanAccount(s.rdb.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id=?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: account: %w", err)
 	}
-	a.Created = fromMicros(created)
-	return &a, nil
+	return a, nil
 }

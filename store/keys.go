@@ -9,11 +9,52 @@ import (
 	"time"
 )
 
-// Account owns objects and API keys.
+// Account owns objects and API keys. Name is the operator's name for it;
+// Brand is what its customers see on the hosted payment page.
 type Account struct {
 	ID      string
 	Name    string
 	Created time.Time
+	Brand   Brand
+}
+
+// Brand is how an account presents itself to its customers on the hosted
+// payment page. Every field is optional (empty means unset) and is checked
+// by the service before it is stored.
+type Brand struct {
+	DisplayName  string
+	LogoURL      string
+	AccentColor  string // #rrggbb
+	SupportEmail string
+	SupportURL   string
+}
+
+const accountColumns = `id, name, created, display_name, logo_url, accent_color, support_email, support_url`
+
+func scanAccount(row interface{ Scan(...any) error }) (*Account, error) {
+	var a Account
+	var created int64
+	var display, logo, accent, email, support sql.NullString
+	if err := row.Scan(&a.ID, &a.Name, &created, &display, &logo, &accent, &email, &support); err != nil {
+		return nil, err
+	}
+	a.Created = fromMicros(created)
+	a.Brand = Brand{DisplayName: display.String, LogoURL: logo.String, AccentColor: accent.String,
+		SupportEmail: email.String, SupportURL: support.String}
+	return &a, nil
+}
+
+// UpdateAccountBrand replaces an account's brand settings.
+func (tx *Tx) UpdateAccountBrand(id string, b Brand) error {
+	res, err := tx.exec(`UPDATE accounts SET display_name=?, logo_url=?, accent_color=?, support_email=?, support_url=? WHERE id=?`,
+		nullStr(b.DisplayName), nullStr(b.LogoURL), nullStr(b.AccentColor), nullStr(b.SupportEmail), nullStr(b.SupportURL), id)
+	if err != nil {
+		return fmt.Errorf("store: update account: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return errors.Join(ErrNotFound, err)
+	}
+	return nil
 }
 
 // APIKey is an API key as stored: its hash, never the key itself.
@@ -108,20 +149,18 @@ func (s *Store) ListAPIKeys(ctx context.Context) ([]*APIKey, error) {
 
 // Accounts returns every account, oldest first.
 func (s *Store) Accounts(ctx context.Context) ([]*Account, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, name, created FROM accounts ORDER BY id`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list accounts: %w", err)
 	}
 	defer rows.Close()
 	var out []*Account
 	for rows.Next() {
-		var a Account
-		var created int64
-		if err := rows.Scan(&a.ID, &a.Name, &created); err != nil {
+		a, err := scanAccount(rows)
+		if err != nil {
 			return nil, err
 		}
-		a.Created = fromMicros(created)
-		out = append(out, &a)
+		out = append(out, a)
 	}
 	return out, rows.Err()
 }

@@ -234,3 +234,22 @@ func (s *Store) cachedPage(ctx context.Context, f PageFilter, query string, args
 	}
 	return out, rows.Err() == nil, rows.Err()
 }
+
+// UnsettledInvoicePayment returns the newest payment made for an invoice
+// (metadata invoice_id) since idFloor that has no definite answer yet:
+// processing, unknown or requires_capture; ErrNotFound if there is none.
+// idFloor is a payment id no later than the invoice's creation, so the scan
+// is one range of the owner's payments, never the whole table.
+func (s *Store) UnsettledInvoicePayment(ctx context.Context, accountID string, livemode bool, invoiceID, idFloor string) (*Payment, error) {
+	p, err := scanPayment(s.rdb.QueryRowContext(ctx, `SELECT `+paymentCols+` FROM payments
+		WHERE account_id = ? AND livemode = ? AND id >= ? AND status IN ('processing', 'unknown', 'requires_capture')
+		AND json_extract(metadata, '$.invoice_id') = ? ORDER BY id DESC LIMIT 1`,
+		accountID, boolInt(livemode), idFloor, invoiceID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: unsettled invoice payment: %w", err)
+	}
+	return p, nil
+}

@@ -621,8 +621,8 @@ func TestCryptoInvoiceReceipts(t *testing.T) {
 	}
 	code, _, page := getPayPage(t, srv, "/pay/"+inv.Id)
 	if code != http.StatusOK || !strings.Contains(page, inv.DepositAddress) || !strings.Contains(page, "0xb2") ||
-		!strings.Contains(page, "25.000000") || strings.Contains(page, `id="pay"`) || strings.Contains(page, `id="cancel"`) {
-		t.Errorf("page of the paid crypto invoice: status %d; want 200 with the address, the receipts, 25.000000 and no buttons:\n%s", code, page)
+		!strings.Contains(page, `<span id="amount">25.00</span>`) || strings.Contains(page, `id="pay"`) || strings.Contains(page, `id="cancel"`) {
+		t.Errorf("page of the paid crypto invoice: status %d; want 200 with the address, the receipts, 25.00 USDT (display precision) and no buttons:\n%s", code, page)
 	}
 
 	// A crypto invoice's page has no Pay button; posting pay there moves nothing.

@@ -153,32 +153,6 @@ func resolveAccount(ctx context.Context, st *store.Store, id string) (string, er
 	return "", fmt.Errorf("no account %s", id)
 }
 
-func accounts(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return errors.New("accounts: expected create")
-	}
-	fs := newFlagSet("accounts create", stderr)
-	db := fs.String("db", "paymentd.db", "database file")
-	name := fs.String("name", "", "account name")
-	if err := parseFlags(fs, args[1:], getenv); err != nil {
-		return err
-	}
-	if *name == "" {
-		return errors.New("--name is required")
-	}
-	st, err := openForCLI(ctx, *db)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	a := &store.Account{ID: service.NewID(service.PrefixAccount), Name: *name}
-	if err := st.Write(ctx, func(tx *store.Tx) error { a.Created = tx.Now(); return tx.InsertAccount(a) }); err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, a.ID)
-	return nil
-}
-
 func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
 	db := fs.String("db", "paymentd.db", "database file")

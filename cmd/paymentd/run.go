@@ -18,6 +18,9 @@ Usage:
   paymentd keys    list   --db PATH
   paymentd keys    revoke --db PATH KEY_ID
   paymentd accounts create --db PATH --name NAME
+  paymentd accounts list   --db PATH
+  paymentd accounts update --db PATH [--account ID] [--display-name N] [--logo-url URL] [--accent-color #RRGGBB]
+                           [--support-email E] [--support-url URL]
   paymentd migrate --db PATH
   paymentd check   --db PATH
   paymentd reconcile --config paymentd.yaml --db PATH

@@ -1,0 +1,136 @@
+package service
+
+import (
+	"context"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paymentd/paymentd/store"
+)
+
+// TestPageCatalogue checks that both languages have every string, with the
+// same placeholders.
+func TestPageCatalogue(t *testing.T) {
+	en, bn := catalogueKeys(textEnglish), catalogueKeys(textBengali)
+	if !slices.Equal(en, bn) {
+		t.Fatalf("catalogue keys differ:\n en %v\n bn %v", en, bn)
+	}
+	for _, k := range en {
+		for _, ph := range []string{"{merchant}", "{amount}", "{currency}", "{network}", "{confirmations}", "{time}", "{s}", "{m}", "{h}", "{d}"} {
+			if strings.Contains(textEnglish[k], ph) != strings.Contains(textBengali[k], ph) {
+				t.Errorf("%s: placeholder %s in one language only:\n en %q\n bn %q", k, ph, textEnglish[k], textBengali[k])
+			}
+		}
+	}
+}
+
+func TestPageAmounts(t *testing.T) {
+	usd, _ := LookupCurrency("USD")
+	usdt, _ := LookupCurrency("USDT")
+	btc, _ := LookupCurrency("BTC")
+	jpy, _ := LookupCurrency("JPY")
+	en, bn := pageLocales["en"], pageLocales["bn"]
+	for _, tc := range []struct {
+		l      *pageLocale
+		minor  int64
+		c      Currency
+		want   string
+		reason string
+	}{
+		{en, 2500, usd, "25.00", ""},
+		{en, 123456789, usd, "1,234,567.89", "thousands"},
+		{bn, 123456789, usd, "১২,৩৪,৫৬৭.৮৯", "lakh grouping, Bengali digits"},
+		{bn, 99999, usd, "৯৯৯.৯৯", ""},
+		{en, 25_000_000, usdt, "25.00", "display precision"},
+		{en, 20_500_000, usdt, "20.50", ""},
+		{en, 20_123_456, usdt, "20.123456", "every digit that is not zero"},
+		{en, 12_300, btc, "0.000123", ""},
+		{en, 1_000_000, jpy, "1,000,000", "no decimals"},
+		{en, -150, usd, "-1.50", ""},
+	} {
+		if got := tc.l.Amount(tc.minor, tc.c); got != tc.want {
+			t.Errorf("%s Amount(%d %s) = %q; want %q %s", tc.l.Tag, tc.minor, tc.c.Code, got, tc.want, tc.reason)
+		}
+	}
+	at := time.Date(2026, 12, 2, 15, 4, 5, 0, time.UTC)
+	if got := bn.Time(at); got != "২ ডিসেম্বর ২০২৬, ১৫:০৪ UTC" {
+		t.Errorf("bn Time = %q", got)
+	}
+	if got := en.Time(at); got != "2 Dec 2026, 15:04 UTC" {
+		t.Errorf("en Time = %q", got)
+	}
+	if got := en.Remaining(90 * time.Minute); got != "90 min left" {
+		t.Errorf("Remaining(90m) = %q", got)
+	}
+	if got := bn.Remaining(26 * time.Hour); got != "আর ২৬ ঘণ্টা ০ মিনিট বাকি" {
+		t.Errorf("bn Remaining(26h) = %q", got)
+	}
+}
+
+func TestPickLocale(t *testing.T) {
+	for _, tc := range []struct{ query, accept, want string }{
+		{"", "", "en"},
+		{"", "bn", "bn"},
+		{"", "bn-BD,bn;q=0.9", "bn"},
+		{"", "fr, bn;q=0.5", "bn"},
+		{"", "de-DE", "en"},
+		{"?lang=bn", "en", "bn"},
+		{"?lang=en", "bn", "en"},
+		{"?lang=xx", "bn", "bn"},
+		{"", "not a header;;;", "en"},
+	} {
+		r := httptest.NewRequest("GET", "/pay/inv_x"+tc.query, nil)
+		r.Header.Set("Accept-Language", tc.accept)
+		if got := pickLocale(r).Tag; got != tc.want {
+			t.Errorf("query %q Accept-Language %q: %s; want %s", tc.query, tc.accept, got, tc.want)
+		}
+	}
+}
+
+// TestBrandColours checks that the Pay button's text colour always reaches
+// AA contrast on the merchant's accent colour.
+func TestBrandColours(t *testing.T) {
+	for r := 0; r < 256; r += 17 {
+		for g := 0; g < 256; g += 17 {
+			for b := 0; b < 256; b += 17 {
+				bg := "#" + hex2(r) + hex2(g) + hex2(b)
+				if ratio := contrastRatio(bg, textOn(bg)); ratio < 4.5 {
+					t.Fatalf("text %s on %s: contrast %.2f; want at least 4.5", textOn(bg), bg, ratio)
+				}
+			}
+		}
+	}
+	b, err := CheckBrand(context.Background(), store.Brand{AccentColor: " #AbC ", DisplayName: "  Tea  "}, BrandChecks{})
+	if err != nil || b.AccentColor != "#aabbcc" || b.DisplayName != "Tea" {
+		t.Errorf("CheckBrand: %+v %v; want #aabbcc and the name trimmed", b, err)
+	}
+	// A stored value that no longer passes shows no brand at all.
+	v := newBrandView(&store.Account{Name: "ops", Brand: store.Brand{DisplayName: "Tea", AccentColor: "red"}})
+	if v.Name != "ops" || v.Accent != "" {
+		t.Errorf("brand view of a bad stored colour: %+v; want the account name and no colour", v)
+	}
+}
+
+func hex2(v int) string { return string("0123456789abcdef"[v>>4]) + string("0123456789abcdef"[v&15]) }
+
+// TestDepositURI checks what the QR code holds per network.
+func TestDepositURI(t *testing.T) {
+	btc, _ := LookupCurrency("BTC")
+	usdt, _ := LookupCurrency("USDT")
+	if got := depositURI("bitcoin", "tb1qxyz", 12_300, btc); got != "bitcoin:tb1qxyz?amount=0.000123" {
+		t.Errorf("bitcoin: %q", got)
+	}
+	if got := depositURI("bitcoin", "tb1qxyz", 100_000_000, btc); got != "bitcoin:tb1qxyz?amount=1" {
+		t.Errorf("bitcoin 1 BTC: %q", got)
+	}
+	if got := depositURI("tron", "TXYZ", 25_000_000, usdt); got != "TXYZ" {
+		t.Errorf("tron: %q", got)
+	}
+	svg, err := qrSVG("TXYZ", `<b>"label"</b>`)
+	if err != nil || !strings.HasPrefix(string(svg), "<svg ") || strings.Contains(string(svg), "<b>") || strings.Contains(string(svg), "style") {
+		t.Errorf("qrSVG: %v\n%s", err, svg)
+	}
+}
