@@ -298,4 +298,3 @@ func callbackOrigin(callback string) string {
 	}
 	return o
 }
-
