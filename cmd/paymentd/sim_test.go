@@ -58,6 +58,7 @@ var simKnownViolations = map[string]string{
 	"cancel-after-unanswered-capture": "issue 10 case 2: a cancel after a capture that got no definite answer must be refused until the capture is settled",
 	"page-second-attempt":             "issue 10 case 4: while a page payment attempt is unsettled the page must refuse another",
 	"page-settled-later":              "issue 10 case 4: a page payment that settles later (reconciler) must be applied to its invoice",
+	"provider-invoice-cancel":         "issue 10 case 7: canceling a provider-served invoice is local only, and money the provider's page takes after it is not recorded",
 	"unanswered-capture":              "issue 10 case 2: a capture that got no definite answer leaves the payment requires_capture with nothing captured while the provider captured it",
 }
 
@@ -70,6 +71,8 @@ type simObj struct {
 	// captureUnanswered says a capture of the payment got no definite
 	// answer (issue 10 case 2).
 	captureUnanswered bool
+	// canceled says paymentd answered a cancel of the invoice with 200.
+	canceled bool
 }
 
 type simRun struct {
@@ -441,8 +444,10 @@ func (r *simRun) drive(steps int) {
 			r.opInvoice(key, step)
 		case n < 60:
 			r.opPageInvoice(key, step)
-		case n < 66:
+		case n < 64:
 			r.opPayInvoice()
+		case n < 66:
+			r.opCancelInvoice(key)
 		case n < 72:
 			r.opPayPage()
 		case n < 80:
@@ -648,6 +653,22 @@ func (r *simRun) opPayPage() {
 	}
 }
 
+// opCancelInvoice cancels a provider-served invoice through paymentd; the
+// customer may still pay it on the provider's page afterwards.
+func (r *simRun) opCancelInvoice(key string) {
+	o := r.pick("invoice", nil)
+	if o == nil {
+		return
+	}
+	r.logf("cancel invoice %s", o.id)
+	code, out, _ := r.call("POST", "/v1/invoices/"+o.id+"/cancel", key, "{}")
+	r.stats["op:cancel-invoice"]++
+	if code == 200 {
+		r.ack(out)
+		o.canceled = true
+	}
+}
+
 func (r *simRun) opPayInvoice() {
 	o := r.pick("invoice", nil)
 	if o == nil {
@@ -805,7 +826,29 @@ func (r *simRun) quiesceAndCheck() {
 	err := run(context.Background(), []string{"reconcile", "--db", r.db, "--config", r.cfg},
 		func(k string) string { return pvEnv[k] }, &out, &out)
 	if err != nil {
-		t.Errorf("seed %d: paymentd reconcile: %v\n%s", r.seed, err, out.String())
+		// Differences about objects with a known violation are that
+		// violation seen by reconcile; any other fails the seed.
+		other := 0
+		for _, line := range strings.Split(out.String(), "\n") {
+			if !strings.HasPrefix(line, "DIFF") && !strings.HasPrefix(line, "UNREAD") {
+				continue
+			}
+			isKnown := false
+			for _, k := range known {
+				// A known violation starts "<kind> <id> …".
+				if f := strings.Fields(k); len(f) > 1 && strings.Contains(line, " "+f[1]+" ") {
+					isKnown = true
+				}
+			}
+			if !isKnown || *simKnown {
+				other++
+			}
+		}
+		if other > 0 {
+			t.Errorf("seed %d: paymentd reconcile: %v\n%s", r.seed, err, out.String())
+		} else {
+			t.Logf("seed %d: paymentd reconcile lists only the known violations:\n%s", r.seed, out.String())
+		}
 	}
 }
 
@@ -933,6 +976,11 @@ func (r *simRun) compare() (problems, operator, known []string) {
 				operator = append(operator, fmt.Sprintf("%s: %d refunded pending (the provider cannot be asked)", what, rf[1]))
 			}
 		case "invoice":
+			if o := objs[rec.ID]; o != nil && o.canceled && rec.Status == "canceled" && found && book.Received > 0 {
+				known = append(known, fmt.Sprintf("%s: the provider received %d after paymentd canceled it, paymentd records %d [%s]",
+					what, book.Received, rec.Paid, simKnownViolations["provider-invoice-cancel"]))
+				continue
+			}
 			if found && book.Received != rec.Paid {
 				bad("%s: paymentd has %d paid; the provider received %d", what, rec.Paid, book.Received)
 			}
