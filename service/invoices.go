@@ -179,6 +179,9 @@ func (s *InvoicesServer) CreateInvoice(ctx context.Context, req *pb.CreateInvoic
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkPublicHost(ctx, "callback_url", v.callback); err != nil {
+		return nil, err
+	}
 	provider, err := s.invoiceProviderName(pr, v.currency.Code)
 	if err != nil {
 		return nil, err

@@ -153,6 +153,12 @@ func (s *PayoutsServer) CreatePayout(ctx context.Context, req *pb.CreatePayoutRe
 	if err := validateCreatePayout(req); err != nil {
 		return nil, err
 	}
+	if req.CallbackUrl != "" {
+		u, _ := url.Parse(req.CallbackUrl) // validateCreatePayout parsed it
+		if err := s.checkPublicHost(ctx, "callback_url", u); err != nil {
+			return nil, err
+		}
+	}
 	provider, err := s.payoutsProvider(pr)
 	if err != nil {
 		return nil, err

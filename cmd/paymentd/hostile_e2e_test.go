@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -125,5 +128,53 @@ func TestIdempotencyKeysHonouredExactlyOrRefused(t *testing.T) {
 	}
 	if got := mustGet(t, ctx, srv.payments, p.Id); got.AmountRefunded != 1000 {
 		t.Errorf("after refused gRPC keys, amount_refunded = %d; want 1000", got.AmountRefunded)
+	}
+}
+
+// TestCallbackURLsCheckedWhenGiven: invoice and payout callback_url and
+// webhook endpoint urls naming loopback or private hosts, in any disguise,
+// are refused at creation (unless --allow-private-webhooks), and a URL with
+// credentials is never stored.
+func TestCallbackURLsCheckedWhenGiven(t *testing.T) {
+	srv := newServer(t)
+	hosts := []string{
+		"127.0.0.1", "localhost", "[::ffff:127.0.0.1]", "2130706433", "[::127.0.0.1]", "[2002:7f00:1::1]",
+		"[2001:0:4136:e378:8000:63bf:80ff:fffe]", "ⓛⓞⓒⓐⓛⓗⓞⓢⓣ", "１２７.０.０.１", "10.0.0.7", "169.254.169.254",
+	}
+	for i, h := range hosts {
+		u := "https://" + h + "/cb"
+		for _, c := range []struct{ path, body, param string }{
+			{"/v1/invoices", fmt.Sprintf(`{"amount":1000,"currency":"USD","transaction_reference":"ssrf-%d","callback_url":%q}`, i, u), "callback_url"},
+			{"/v1/payouts", fmt.Sprintf(`{"payout_method_id":"us_bank","amount":1000,"recipient_name":"Jane Doe","recipient_account":"000123456789","transaction_reference":"ssrf-%d","callback_url":%q}`, i, u), "callback_url"},
+			{"/v1/webhook-endpoints", fmt.Sprintf(`{"url":%q}`, u), "url"},
+		} {
+			code, body, _ := srv.restDo(t, "POST", c.path, srv.key, "", c.body)
+			got := restError(t, code, body)
+			if code != 400 || got.code != "url_not_allowed" || got.param != c.param {
+				t.Errorf("%s with %s: %d %s (param %q); want 400 url_not_allowed (param %s)", c.path, u, code, got.code, got.param, c.param)
+			}
+		}
+	}
+	for _, c := range []struct{ path, body, param string }{
+		{"/v1/invoices", `{"amount":1000,"currency":"USD","transaction_reference":"ssrf-user","callback_url":"https://user:pw@shop.example/cb"}`, "callback_url"},
+		{"/v1/payouts", `{"payout_method_id":"us_bank","amount":1000,"recipient_name":"Jane Doe","recipient_account":"000123456789","transaction_reference":"ssrf-user","callback_url":"https://user:pw@shop.example/cb"}`, "callback_url"},
+		{"/v1/webhook-endpoints", `{"url":"https://user:pw@shop.example/cb"}`, "url"},
+	} {
+		code, body, _ := srv.restDo(t, "POST", c.path, srv.key, "", c.body)
+		if got := restError(t, code, body); code != 400 || got.code != "url_invalid" || got.param != c.param {
+			t.Errorf("%s with credentials: %d %s (param %q); want 400 url_invalid", c.path, code, got.code, got.param)
+		}
+	}
+	raw, err := os.ReadFile(srv.db + "-wal")
+	if err == nil && bytes.Contains(raw, []byte("user:pw")) {
+		t.Errorf("the WAL holds the URL credentials")
+	}
+
+	// With --allow-private-webhooks, local development keeps working.
+	dev := newServer(t, "--allow-private-webhooks")
+	code, body, _ := dev.restDo(t, "POST", "/v1/invoices", dev.key, "",
+		`{"amount":1000,"currency":"USD","transaction_reference":"dev-1","callback_url":"http://127.0.0.1:9/cb"}`)
+	if code != 200 {
+		t.Errorf("with --allow-private-webhooks: %d %v; want 200", code, body)
 	}
 }
