@@ -9,6 +9,7 @@ import (
 
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers/aikdata/aikdatafake"
+	"github.com/paymentd/paymentd/providers/aspayds/aspaydsfake"
 )
 
 func reconcileRun(t *testing.T, db string) (string, error) {
@@ -71,5 +72,59 @@ routes:
 		if !strings.Contains(out, want) {
 			t.Errorf("reconcile output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// reconcile reads aspayds' invoices and payouts in batches and reports
+// money the provider took or paid out while paymentd was not told.
+func TestReconcileAspaydsBatches(t *testing.T) {
+	fake := aspaydsfake.New(pvAspaydsKey, pvAspaydsSecret)
+	defer fake.Close()
+	s := pvStart(t, pwConfig(fake, ""), pvEnv)
+	pvSetLiveMethods(t, s.db, `{"payout_methods":[{"id":"1","name":"bKash","type":"mobile_banking","currency":"BDT",
+		"min_amount":10000,"max_amount":5000000,"fee":{"fixed_amount":0,"basis_points":0},"account_format":"01XXXXXXXXX"}]}`)
+	for _, ref := range []string{"RC-COLLECT", "RC-LATER"} {
+		code, inv, _ := s.restDo(t, "POST", "/v1/invoices", s.liveKey, ref, `{"amount":200000,"currency":"BDT","customer":{"name":"A"},"transaction_reference":"`+ref+`","callback_url":"https://shop.example/cb"}`)
+		if code != 200 {
+			t.Fatalf("invoice %s: %d %v", ref, code, inv)
+		}
+	}
+	_ = fake.PayInvoice("RC-COLLECT", 200000)
+	if code, got, _ := s.restDo(t, "GET", "/v1/invoices/RC-COLLECT", s.liveKey, "", ""); code != 200 || got["status"] != "paid" {
+		t.Fatalf("invoice after payment: %d %v", code, got)
+	}
+	code, po, _ := s.restDo(t, "POST", "/v1/payouts", s.liveKey, "rc-po", `{"payout_method_id":"1","amount":50000,"recipient_name":"John Doe","recipient_account":"01712345678","transaction_reference":"RC-WD1"}`)
+	if code != 200 || po["status"] != "pending" {
+		t.Fatalf("payout: %d %v", code, po)
+	}
+	s.stop()
+	if out, err := reconcileRun(t, s.db); err != nil || !strings.Contains(out, "3 object(s) compared with their provider: 3 agree, 0 differ") {
+		t.Fatalf("reconcile of agreeing books: %v\n%s", err, out)
+	}
+	// While paymentd is down, a customer pays and aspayds completes the payout.
+	_ = fake.PayInvoice("RC-LATER", 150000)
+	_ = fake.SettlePayout("RC-WD1", "completed")
+	out, err := reconcileRun(t, s.db)
+	if err == nil {
+		t.Errorf("reconcile succeeded; want the differences reported\n%s", out)
+	}
+	for _, want := range []string{
+		"paymentd says open with 0 BDT paid; the provider says partially_paid with 150000 paid",
+		"DIFF     payout " + po["id"].(string) + " at aspayds-live (",
+		"paymentd says pending; the provider completed the payout",
+		"3 object(s) compared with their provider: 1 agree, 2 differ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("reconcile output lacks %q:\n%s", want, out)
+		}
+	}
+	var batches int
+	for _, r := range fake.Requests() {
+		if strings.HasSuffix(r.Path, "/batch/status") {
+			batches++
+		}
+	}
+	if batches < 4 {
+		t.Errorf("%d batch status calls for two reconcile runs; want the invoices and the payouts read in batches", batches)
 	}
 }
