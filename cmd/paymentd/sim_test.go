@@ -428,9 +428,19 @@ func (r *simRun) ack(body map[string]any) {
 var simPaymentConns = map[string]string{"USD": "aslan-live", "EUR": "aikdata-live", "NGN": "asyncpay-live"}
 
 func (r *simRun) drive(steps int) {
+	conns := []string{"aslan-live", "aikdata-live", "asyncpay-live", "aspayds-live", "alppay-live"}
 	for step := range steps {
 		r.ops++
 		key := fmt.Sprintf("sim-%d-%d", r.seed, step)
+		if r.rng.IntN(10) == 0 {
+			// Reads go wrong too: the reconciler, the payout processor and
+			// GETs that ask the provider must not settle on a bad answer.
+			conn := conns[r.rng.IntN(len(conns))]
+			f := fakekit.Fault{Kind: simFaultKinds[r.rng.IntN(len(simFaultKinds))], Op: "GET", Nth: 1 + r.rng.IntN(3)}
+			r.fake(conn).Inject(f)
+			r.stats["read-fault:"+f.Kind.String()]++
+			r.logf("read fault %s at %s", f, conn)
+		}
 		switch n := r.rng.IntN(100); {
 		case n < 22:
 			r.opPay(key)
