@@ -26,6 +26,26 @@ type Server struct {
 	mu       sync.Mutex
 	auths    map[string]*authz
 	payments map[string]*payment
+	// loseConfirms is how many of the next confirmations are applied (the
+	// payment is charged) and then never answered.
+	loseConfirms int
+}
+
+// LoseConfirmAnswers makes the next n confirmations charge the payment and
+// then hang until the client gives up, as a provider whose answer is lost
+// after it moved the money.
+func (s *Server) LoseConfirmAnswers(n int) { s.mu.Lock(); s.loseConfirms += n; s.mu.Unlock() }
+
+// Captured returns the payments Aslan made (confirmed authorizations and
+// purchases) and their amounts, keyed by payment id.
+func (s *Server) Captured() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int64{}
+	for id, p := range s.payments {
+		out[id] = p.amount
+	}
+	return out
 }
 
 type authz struct {
@@ -33,6 +53,7 @@ type authz struct {
 	amount      int64
 	description string
 	paymentID   string
+	confirmKey  string // the Idempotency-Key of the confirm that made paymentID
 }
 
 type payment struct {
@@ -185,6 +206,10 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 	var p *payment
 	switch {
 	case a == nil:
+	case a.paymentID != "" && a.confirmKey != "" && r.Header.Get("Idempotency-Key") == a.confirmKey:
+		// The same confirmation again (a client retrying after a lost
+		// answer): answer the payment it made, charge nothing more.
+		p = s.payments[a.paymentID]
 	case a.paymentID != "":
 		s.mu.Unlock()
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "authorization_already_confirmed",
@@ -192,8 +217,12 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		p = &payment{id: newID("pay_"), authID: a.id, description: a.description, amount: a.amount, created: time.Now().Unix()}
-		a.paymentID = p.id
+		a.paymentID, a.confirmKey = p.id, r.Header.Get("Idempotency-Key")
 		s.payments[p.id] = p
+	}
+	lose := a != nil && s.loseConfirms > 0
+	if lose {
+		s.loseConfirms--
 	}
 	s.mu.Unlock()
 	if p != nil {
@@ -206,6 +235,10 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 	}
 	if a == nil {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "No such authorization: "+b.AuthorizationID, "authorizationId")
+		return
+	}
+	if lose {
+		<-r.Context().Done()
 		return
 	}
 	writeOK(w, s.paymentJSON(p))
