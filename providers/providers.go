@@ -21,7 +21,10 @@ type PaymentRequest struct {
 	PaymentMethod  string
 	Capture        bool // capture at once (automatic capture)
 	Description    string
-	Livemode       bool
+	// Metadata is the caller's metadata, for providers whose API carries
+	// key-value pairs (aikdata); adapters add their own keys beside it.
+	Metadata map[string]string
+	Livemode bool
 }
 
 // PaymentResult is what the provider did with a PaymentRequest that it answered.
@@ -36,6 +39,11 @@ type RefundRequest struct {
 	Reference      string // the provider's payment id
 	Amount         int64
 	Currency       string
+	// Reason is the caller's reason (duplicate, fraudulent,
+	// requested_by_customer), sent where the provider takes one.
+	Reason string
+	// Metadata is the caller's metadata, sent where the provider takes it.
+	Metadata map[string]string
 }
 
 // RefundResult is the provider's answer to a RefundRequest.
@@ -55,12 +63,33 @@ type Payments interface {
 	Refund(ctx context.Context, req RefundRequest) (RefundResult, error)
 }
 
+// CaptureRequest asks a provider to capture an authorized payment.
+type CaptureRequest struct {
+	// IdempotencyKey is paymentd's key for this capture (derived from the
+	// payment's id, so that a retry and the reconciler send the same one);
+	// adapters send it upstream where the provider takes one.
+	IdempotencyKey string
+	Reference      string // the provider's authorization
+	Amount         int64
+	Currency       string
+}
+
 // CaptureReferencer is implemented by payments providers whose capture
 // creates a new provider object (Aslan's confirm answers a payment id
 // distinct from the authorization's): CaptureReference captures like
-// Capture and returns the reference later calls, such as refunds, must use.
+// Capture, sending req.IdempotencyKey upstream, and returns the reference
+// later calls, such as refunds, must use. Sending the same request again is
+// safe: it answers the capture already made instead of making another.
 type CaptureReferencer interface {
-	CaptureReference(ctx context.Context, reference string, amount int64, currency string) (string, error)
+	CaptureReference(ctx context.Context, req CaptureRequest) (string, error)
+}
+
+// WholeCapturer is implemented by payments providers that can capture only
+// the whole authorized amount (Aslan's confirm takes no amount). paymentd
+// refuses a partial capture on such a connection before any call, since the
+// provider would charge the whole authorization.
+type WholeCapturer interface {
+	CapturesWholeAuthorizationOnly() bool
 }
 
 // StatusChecker reports whether a provider can be reached.
@@ -254,3 +283,8 @@ var ErrWebhookSignature = errors.New("providers: webhook signature does not veri
 type WebhookParser interface {
 	ParseWebhook(header http.Header, body []byte, now time.Time) (WebhookEvent, error)
 }
+
+// CaptureKey is the upstream idempotency key of the capture of paymentd's
+// payment id: one per payment, so that a retried capture and the
+// reconciler re-send the very same request.
+func CaptureKey(paymentID string) string { return paymentID + "-capture" }

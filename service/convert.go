@@ -17,6 +17,7 @@ func paymentProto(p *store.Payment) *pb.Payment {
 		AmountRefunded: p.AmountRefunded, Description: p.Description, Metadata: p.Metadata, AgentId: p.AgentID,
 		Livemode: p.Livemode, Provider: p.Provider, FailureCode: p.FailureCode, FailureMessage: p.FailureMessage,
 		CreatedAt: timestamppb.New(p.Created), UpdatedAt: timestamppb.New(p.Updated),
+		PendingOperation: p.PendingOp, PendingAmount: p.PendingAmount,
 	}
 	if p.CustomerName != "" || p.CustomerEmail != "" || p.CustomerID != "" {
 		out.Customer = &pb.Customer{Name: p.CustomerName, Email: p.CustomerEmail, Id: p.CustomerID}

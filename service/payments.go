@@ -141,7 +141,7 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 		}
 		res, name, perr := s.authorizeRouted(ctx, cands, providers.PaymentRequest{
 			IdempotencyKey: p.ID, Amount: p.Amount, Currency: p.Currency, PaymentMethod: p.PaymentMethod,
-			Capture: captureMethod == "automatic", Description: p.Description, Livemode: p.Livemode,
+			Capture: captureMethod == "automatic", Description: p.Description, Metadata: p.Metadata, Livemode: p.Livemode,
 		})
 		p.Provider = name
 		t, ledger, recorded := authorizationOutcome(p, res, perr)
@@ -155,13 +155,22 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 			// No money moved: the processing payment failed, and the key
 			// is free again for a retry.
 			t, p.FailureCode, p.FailureMessage = tSettleFailed, "provider_unavailable", "The provider could not take the payment; no money moved."
-			if providers.KindOf(perr) == providers.InvalidRequest {
+			var pe *providers.Error
+			switch {
+			case providers.KindOf(perr) == providers.InvalidRequest:
 				p.FailureCode = "provider_refused"
+			case errors.As(perr, &pe) && pe.Code == "provider_authentication_failed":
+				p.FailureCode = pe.Code
+				p.FailureMessage = "The provider refused paymentd's credentials; no money moved. An operator must fix the connection's credentials."
 			}
 		case t.dest == StatusFailed:
 			callErr = &Error{Kind: KindDeclined, Code: p.FailureCode, Message: p.FailureMessage, Param: "payment_method"}
 		}
-		err := s.store.Write(ctx, func(tx *store.Tx) error {
+		// Record the answer even when the caller has gone (its deadline
+		// passed while the provider took its time): money may have moved.
+		wctx, wcancel := recordCtx(ctx)
+		defer wcancel()
+		err := s.store.Write(wctx, func(tx *store.Tx) error {
 			if !twoPhase {
 				_, err := writePayment(tx, pr, p, true, t, ledger, ik, respond, callErr)
 				return err
@@ -220,7 +229,10 @@ func authorizationOutcome(p *store.Payment, res providers.PaymentResult, perr er
 		return transition{}, nil, false
 	}
 	// No answer: money may have moved. Record the payment as unknown so that
-	// it is reconciled; never report it as failed.
+	// it is reconciled; never report it as failed. A reference the adapter
+	// learnt before the answer was lost (Aslan's authorization, whose
+	// confirm went unanswered) is kept: the reconciler needs it.
+	p.ProviderRef = res.Reference
 	return tCreateUnknown, nil, true
 }
 
@@ -256,7 +268,11 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// CapturePayment captures an authorized payment, fully or in part.
+// CapturePayment captures an authorized payment, fully or in part. With a
+// provider across the network the capture is recorded on the payment before
+// the call (boundary.go): until the provider answers definitely, the payment
+// refuses a cancel and a second capture, and a retry with the same
+// idempotency key re-sends the capture with the same upstream key.
 func (s *PaymentsServer) CapturePayment(ctx context.Context, req *pb.CapturePaymentRequest) (*pb.CapturePaymentResponse, error) {
 	pr := mustPrincipal(ctx)
 	p, err := s.loadPayment(ctx, pr, "id", req.Id)
@@ -264,7 +280,14 @@ func (s *PaymentsServer) CapturePayment(ctx context.Context, req *pb.CapturePaym
 		return nil, err
 	}
 	resp := &pb.CapturePaymentResponse{}
+	respond := func(out *pb.Payment) proto.Message { resp.Payment = out; return resp }
 	err = s.idem.run(ctx, "CapturePayment", req, resp, func(ik *idemKey) error {
+		if p.PendingOp != "" {
+			if resumes(p, opCapture, ik) && (req.Amount == nil || req.GetAmount() == p.PendingAmount) {
+				return s.sendCapture(ctx, pr, p, p.PendingAmount, true, ik, respond)
+			}
+			return unsettledError(p)
+		}
 		if err := tCapture.check(p.ID, p.Status); err != nil {
 			return err
 		}
@@ -282,32 +305,28 @@ func (s *PaymentsServer) CapturePayment(ctx context.Context, req *pb.CapturePaym
 		if err != nil {
 			return err
 		}
-		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
-		newRef, perr := captureRouted(pctx, prov, p.ProviderRef, amount, p.Currency) // Aslan's confirm makes a new id (routing.go)
-		cancel()
-		if perr != nil {
-			return providerCallError(perr, p.Provider)
+		if wc, ok := prov.(providers.WholeCapturer); ok && wc.CapturesWholeAuthorizationOnly() && amount != p.AmountCapturable {
+			c, _ := LookupCurrency(p.Currency)
+			return Invalid("amount", "partial_capture_unsupported",
+				"The provider %s can capture only the whole authorized amount; capture all %s (omit amount), or cancel the payment and create a new one for %s.",
+				p.Provider, FormatAmount(p.AmountCapturable, c), FormatAmount(amount, c))
 		}
-		return s.store.Write(ctx, func(tx *store.Tx) error {
-			cur, err := reloadPayment(tx, pr, p.ID)
-			if err != nil {
-				return err
-			}
+		if !remote(prov) {
+			return s.sendCapture(ctx, pr, p, amount, false, ik, respond)
+		}
+		cur, err := s.markPending(ctx, pr, p.ID, opCapture, amount, ik, func(cur *store.Payment) error {
 			if err := tCapture.check(cur.ID, cur.Status); err != nil {
 				return err
 			}
 			if amount > cur.AmountCapturable {
 				return Invalid("amount", "amount_too_large", "amount %d is more than the %d authorized.", amount, cur.AmountCapturable)
 			}
-			cur.AmountCaptured = amount
-			cur.AmountCapturable = 0 // the rest is released
-			if newRef != "" {
-				cur.ProviderRef = newRef
-			}
-			_, err = writePayment(tx, pr, cur, false, tCapture, moveEntries(cur, amount, cur.ID), ik,
-				func(out *pb.Payment) proto.Message { resp.Payment = out; return resp }, nil)
-			return err
+			return nil
 		})
+		if err != nil {
+			return err
+		}
+		return s.sendCapture(ctx, pr, cur, amount, true, ik, respond)
 	})
 	if err != nil {
 		return nil, err
@@ -315,7 +334,8 @@ func (s *PaymentsServer) CapturePayment(ctx context.Context, req *pb.CapturePaym
 	return resp, nil
 }
 
-// CancelPayment releases an authorized, uncaptured payment.
+// CancelPayment releases an authorized, uncaptured payment. Like a capture,
+// a cancel sent to a provider across the network is recorded before the call.
 func (s *PaymentsServer) CancelPayment(ctx context.Context, req *pb.CancelPaymentRequest) (*pb.CancelPaymentResponse, error) {
 	pr := mustPrincipal(ctx)
 	if req.CancellationReason != "" {
@@ -328,7 +348,14 @@ func (s *PaymentsServer) CancelPayment(ctx context.Context, req *pb.CancelPaymen
 		return nil, err
 	}
 	resp := &pb.CancelPaymentResponse{}
+	respond := func(out *pb.Payment) proto.Message { resp.Payment = out; return resp }
 	err = s.idem.run(ctx, "CancelPayment", req, resp, func(ik *idemKey) error {
+		if p.PendingOp != "" {
+			if resumes(p, opCancel, ik) {
+				return s.sendCancel(ctx, pr, p, true, ik, respond)
+			}
+			return unsettledError(p)
+		}
 		if err := tCancel.check(p.ID, p.Status); err != nil {
 			return err
 		}
@@ -336,25 +363,16 @@ func (s *PaymentsServer) CancelPayment(ctx context.Context, req *pb.CancelPaymen
 		if err != nil {
 			return err
 		}
-		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
-		perr := prov.Cancel(pctx, p.ProviderRef)
-		cancel()
-		if perr != nil {
-			return providerCallError(perr, p.Provider)
+		if !remote(prov) {
+			return s.sendCancel(ctx, pr, p, false, ik, respond)
 		}
-		return s.store.Write(ctx, func(tx *store.Tx) error {
-			cur, err := reloadPayment(tx, pr, p.ID)
-			if err != nil {
-				return err
-			}
-			if err := tCancel.check(cur.ID, cur.Status); err != nil {
-				return err
-			}
-			cur.AmountCapturable = 0
-			_, err = writePayment(tx, pr, cur, false, tCancel, nil, ik,
-				func(out *pb.Payment) proto.Message { resp.Payment = out; return resp }, nil)
-			return err
+		cur, err := s.markPending(ctx, pr, p.ID, opCancel, 0, ik, func(cur *store.Payment) error {
+			return tCancel.check(cur.ID, cur.Status)
 		})
+		if err != nil {
+			return err
+		}
+		return s.sendCancel(ctx, pr, cur, true, ik, respond)
 	})
 	if err != nil {
 		return nil, err
@@ -447,6 +465,9 @@ func providerCallError(err error, name string) error {
 	case providers.InvalidRequest:
 		return &Error{Kind: KindInvalid, Code: pe.Code, Message: pe.Message, Param: pe.Param}
 	case providers.Unavailable:
+		if pe != nil && pe.Code == "provider_authentication_failed" {
+			return Errorf(KindUnavailable, pe.Code, "The payment provider %s refused paymentd's credentials; nothing changed. Retry once an operator has fixed the connection's credentials.", name)
+		}
 		return Errorf(KindUnavailable, "provider_unavailable", "The payment provider %s is unavailable; nothing changed. Retry later with the same idempotency key.", name)
 	}
 	return Errorf(KindProviderUnsettled, "provider_unsettled", "The payment provider %s did not answer; retry with the same idempotency key.", name)

@@ -93,6 +93,7 @@ func (s *Service) reconcileOnce(ctx context.Context, cfg ReconcileConfig) {
 		}
 		s.reconcileRefund(ctx, cfg, r, rstates[i])
 	}
+	s.reconcilePendingOps(ctx, cfg, now) // captures and cancels left unanswered (boundary.go)
 	s.reconcileProviderObjects(ctx, cfg, now)
 }
 
@@ -186,6 +187,12 @@ var errNotSettled = errors.New("not settled")
 
 func (s *Service) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p *store.Payment, st store.ReconcileState) {
 	log := s.log.With("payment", p.ID, "attempt", st.Attempts+1)
+	if prov, err := s.providerFor(p); err == nil {
+		if _, ok := prov.(providers.PaymentStatusGetter); !ok {
+			s.reconcileWithoutStatus(ctx, cfg, prov, p, st) // Aslan (boundary.go)
+			return
+		}
+	}
 	state, err := s.paymentState(ctx, p)
 	if err == nil {
 		err = s.settlePayment(ctx, p.AccountID, p.Livemode, p.ID, state)

@@ -113,7 +113,8 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 			return err
 		}
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
-		_, perr := prov.Refund(pctx, providers.RefundRequest{IdempotencyKey: r.ID, Reference: p.ProviderRef, Amount: r.Amount, Currency: r.Currency})
+		_, perr := prov.Refund(pctx, providers.RefundRequest{IdempotencyKey: r.ID, Reference: p.ProviderRef, Amount: r.Amount,
+			Currency: r.Currency, Reason: r.Reason, Metadata: r.Metadata})
 		cancel()
 		kind := providers.KindOf(perr)
 		if perr != nil && kind == providers.Unknown {
@@ -126,7 +127,9 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 		if perr != nil {
 			callErr = providerCallError(perr, p.Provider)
 		}
-		return s.store.Write(ctx, func(tx *store.Tx) error {
+		wctx, wcancel := recordCtx(ctx) // recorded even if the caller has gone
+		defer wcancel()
+		return s.store.Write(wctx, func(tx *store.Tx) error {
 			out, err := settleRefund(tx, pr, r, perr == nil)
 			if err != nil {
 				return err

@@ -69,15 +69,15 @@ func (s *Service) authorizeRouted(ctx context.Context, cands []providers.Payment
 // captureRouted captures through prov and returns the reference later
 // calls must use: a new one for providers whose capture creates a new
 // object (Aslan's confirm), else "".
-func captureRouted(ctx context.Context, prov providers.Payments, reference string, amount int64, currency string) (string, error) {
+func captureRouted(ctx context.Context, prov providers.Payments, req providers.CaptureRequest) (string, error) {
 	if cr, ok := prov.(providers.CaptureReferencer); ok {
-		ref, err := cr.CaptureReference(ctx, reference, amount, currency)
-		if ref == reference {
+		ref, err := cr.CaptureReference(ctx, req)
+		if ref == req.Reference {
 			ref = ""
 		}
 		return ref, err
 	}
-	return "", prov.Capture(ctx, reference, amount, currency)
+	return "", prov.Capture(ctx, req.Reference, req.Amount, req.Currency)
 }
 
 // routedPayments returns the configured connection called name, if it

@@ -43,7 +43,8 @@ type Config struct {
 	RateLimit float64
 	// RateBurst is the burst allowed above RateLimit (default 2×RateLimit).
 	RateBurst int
-	// DefaultDeadline applies to calls that arrive without one (default 30s).
+	// DefaultDeadline applies to calls that arrive without one (default 30s,
+	// or ProviderTimeout plus 10s when that is longer).
 	DefaultDeadline time.Duration
 	// ProviderTimeout bounds each provider call (default 20s).
 	ProviderTimeout time.Duration
@@ -110,8 +111,11 @@ func New(cfg Config) *Service {
 	cfg.AuthCacheTTL = positive(cfg.AuthCacheTTL, 10*time.Second)
 	cfg.RateLimit = cmp.Or(cfg.RateLimit, 100)
 	cfg.RateBurst = cmp.Or(cfg.RateBurst, int(2*cfg.RateLimit))
-	cfg.DefaultDeadline = positive(cfg.DefaultDeadline, 30*time.Second)
 	cfg.ProviderTimeout = positive(cfg.ProviderTimeout, 20*time.Second)
+	// The default deadline leaves room for a whole provider call and the
+	// write that records its answer, so that a call without a deadline of
+	// its own is never cut short while the provider may be moving money.
+	cfg.DefaultDeadline = positive(cfg.DefaultDeadline, max(30*time.Second, cfg.ProviderTimeout+recordTimeout))
 	cfg.InvoiceSweepInterval = positive(cfg.InvoiceSweepInterval, time.Minute)
 	cfg.SandboxPayoutProcessingDelay = positive(cfg.SandboxPayoutProcessingDelay, 2*time.Second)
 	cfg.SandboxPayoutCompletionDelay = positive(cfg.SandboxPayoutCompletionDelay, 5*time.Second)

@@ -79,6 +79,8 @@ func (r *CheckReport) WriteTo(w io.Writer) (int64, error) {
 //     payouts:*) is ever negative, replaying the entries in order;
 //   - every checkpoint equals the sum of the entries it covers, and every
 //     balance the API reports equals the sum of its entries;
+//   - a capture or cancel waiting for its provider is only on an authorized
+//     payment, for at most its capturable amount;
 //   - each payment's provider entries equal its captured amount, and each
 //     refund's equal its amount once it succeeded;
 //   - refunds never exceed captures: the refunds still counting (pending or
@@ -377,7 +379,7 @@ func (c *checker) compareReported(res *CheckResult, account string, live bool, s
 
 // payments: a payment's provider entries move exactly what it captured.
 func (c *checker) payments() CheckResult {
-	res := CheckResult{Name: "payments: provider entries equal amount_captured", Unit: "payments"}
+	res := CheckResult{Name: "payments: provider entries equal amount_captured; pending captures and cancels only on authorized payments", Unit: "payments"}
 	res.Checked = c.count(`SELECT count(*) FROM payments`)
 	c.each(`SELECT p.account_id, p.livemode, p.id, p.amount_captured, COALESCE(-e.moved, 0) FROM payments p
 		LEFT JOIN (SELECT source_id, SUM(amount) AS moved FROM ledger_entries WHERE book LIKE 'provider:%' GROUP BY source_id) e
@@ -392,6 +394,22 @@ func (c *checker) payments() CheckResult {
 			acct, modeName(live), id, captured, moved))
 		return nil
 	})
+	// A capture or cancel waiting for its provider's answer is only ever on
+	// an authorized payment, and a pending capture is of what is capturable.
+	c.each(`SELECT account_id, livemode, id, status, pending_op, COALESCE(pending_amount, 0), amount_capturable FROM payments
+		INDEXED BY payments_pending_op WHERE pending_op IS NOT NULL AND (status != 'requires_capture'
+		OR pending_op NOT IN ('capture', 'cancel') OR (pending_op = 'capture' AND (pending_amount <= 0 OR pending_amount > amount_capturable)))`,
+		func(scan func(...any) error) error {
+			var acct, id, status, op string
+			var live bool
+			var amount, capturable int64
+			if err := scan(&acct, &live, &id, &status, &op, &amount, &capturable); err != nil {
+				return err
+			}
+			res.Problems = append(res.Problems, fmt.Sprintf("%s %s: payment %s is %s with a pending %s of %d (capturable %d)",
+				acct, modeName(live), id, status, op, amount, capturable))
+			return nil
+		})
 	return res
 }
 

@@ -33,21 +33,33 @@ type Payment struct {
 	AgentID          string
 	FailureCode      string
 	FailureMessage   string
-	Created          time.Time
-	Updated          time.Time
+	// PendingOp is a capture or cancel sent to the provider and not yet
+	// answered definitely ("" when none); PendingAmount is the capture's
+	// amount, PendingKey the caller's idempotency key that may resume it
+	// and PendingSince when it was recorded.
+	PendingOp     string
+	PendingAmount int64
+	PendingKey    string
+	PendingSince  time.Time
+	Created       time.Time
+	Updated       time.Time
 }
 
 const paymentCols = `id, account_id, livemode, status, amount, currency, amount_capturable, amount_captured,
 	amount_refunded, capture_method, payment_method, provider, provider_ref, description, metadata,
-	customer_name, customer_email, customer_id, agent_id, failure_code, failure_message, created, updated`
+	customer_name, customer_email, customer_id, agent_id, failure_code, failure_message, created, updated,
+	pending_op, pending_amount, pending_key, pending_since`
 
 func scanPayment(row interface{ Scan(...any) error }) (*Payment, error) {
 	var p Payment
 	var providerRef, desc, meta, cname, cemail, cid, agent, fcode, fmsg sql.NullString
 	var created, updated int64
+	var pendOp, pendKey sql.NullString
+	var pendAmount, pendSince sql.NullInt64
 	err := row.Scan(&p.ID, &p.AccountID, &p.Livemode, &p.Status, &p.Amount, &p.Currency,
 		&p.AmountCapturable, &p.AmountCaptured, &p.AmountRefunded, &p.CaptureMethod, &p.PaymentMethod,
-		&p.Provider, &providerRef, &desc, &meta, &cname, &cemail, &cid, &agent, &fcode, &fmsg, &created, &updated)
+		&p.Provider, &providerRef, &desc, &meta, &cname, &cemail, &cid, &agent, &fcode, &fmsg, &created, &updated,
+		&pendOp, &pendAmount, &pendKey, &pendSince)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -61,6 +73,10 @@ func scanPayment(row interface{ Scan(...any) error }) (*Payment, error) {
 		return nil, err
 	}
 	p.Created, p.Updated = fromMicros(created), fromMicros(updated)
+	p.PendingOp, p.PendingAmount, p.PendingKey = pendOp.String, pendAmount.Int64, pendKey.String
+	if pendSince.Valid {
+		p.PendingSince = fromMicros(pendSince.Int64)
+	}
 	return &p, nil
 }
 
@@ -92,11 +108,12 @@ func (tx *Tx) InsertPayment(p *Payment) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.exec(`INSERT INTO payments (`+paymentCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err = tx.exec(`INSERT INTO payments (`+paymentCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, append([]any{
 		p.ID, p.AccountID, boolInt(p.Livemode), p.Status, p.Amount, p.Currency, p.AmountCapturable,
 		p.AmountCaptured, p.AmountRefunded, p.CaptureMethod, p.PaymentMethod, p.Provider, nullStr(p.ProviderRef),
 		nullStr(p.Description), meta, nullStr(p.CustomerName), nullStr(p.CustomerEmail), nullStr(p.CustomerID),
-		nullStr(p.AgentID), nullStr(p.FailureCode), nullStr(p.FailureMessage), micros(p.Created), micros(p.Updated))
+		nullStr(p.AgentID), nullStr(p.FailureCode), nullStr(p.FailureMessage), micros(p.Created), micros(p.Updated)},
+		pending(p)...)...)
 	if err != nil {
 		return fmt.Errorf("store: insert payment: %w", err)
 	}
@@ -104,13 +121,23 @@ func (tx *Tx) InsertPayment(p *Payment) error {
 	return nil
 }
 
+// pending returns the pending-operation columns of p, all NULL when it has none.
+func pending(p *Payment) []any {
+	if p.PendingOp == "" {
+		return []any{nil, nil, nil, nil}
+	}
+	return []any{p.PendingOp, p.PendingAmount, nullStr(p.PendingKey), micros(p.PendingSince)}
+}
+
 // UpdatePayment writes a payment's mutable fields (status, amounts, failure,
 // provider and its reference).
 func (tx *Tx) UpdatePayment(p *Payment) error {
 	res, err := tx.exec(`UPDATE payments SET status=?, amount_capturable=?, amount_captured=?, amount_refunded=?,
-		provider=?, provider_ref=?, failure_code=?, failure_message=?, updated=? WHERE account_id=? AND livemode=? AND id=?`,
-		p.Status, p.AmountCapturable, p.AmountCaptured, p.AmountRefunded, p.Provider, nullStr(p.ProviderRef),
-		nullStr(p.FailureCode), nullStr(p.FailureMessage), micros(p.Updated), p.AccountID, boolInt(p.Livemode), p.ID)
+		provider=?, provider_ref=?, failure_code=?, failure_message=?, updated=?,
+		pending_op=?, pending_amount=?, pending_key=?, pending_since=? WHERE account_id=? AND livemode=? AND id=?`,
+		append(append([]any{p.Status, p.AmountCapturable, p.AmountCaptured, p.AmountRefunded, p.Provider, nullStr(p.ProviderRef),
+			nullStr(p.FailureCode), nullStr(p.FailureMessage), micros(p.Updated)}, pending(p)...),
+			p.AccountID, boolInt(p.Livemode), p.ID)...)
 	if err != nil {
 		return fmt.Errorf("store: update payment: %w", err)
 	}

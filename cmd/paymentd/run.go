@@ -24,6 +24,7 @@ Usage:
   paymentd migrate --db PATH
   paymentd check   --db PATH
   paymentd reconcile --config paymentd.yaml --db PATH
+  paymentd operator-items --db PATH [--all]
   paymentd payout-methods list|set|reset --db PATH [--mode test|live] [--account ID] [--file methods.json]
   paymentd bench   [--concurrency 50] [--duration 10s] [--preload N] [--scenarios a,b] [--json FILE]
                    [--server child|inprocess] [--addr HOST:PORT --http-addr HOST:PORT --key KEY [--server-pid PID]]
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return checkCmd(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":
 		return reconcileCmd(ctx, rest, getenv, stdout, stderr)
+	case "operator-items":
+		return operatorItemsCmd(ctx, rest, getenv, stdout, stderr)
 	case "payout-methods":
 		return payoutMethodsCmd(ctx, rest, getenv, stdout, stderr)
 	case "version":

@@ -187,7 +187,7 @@ func (c *Client) Authorize(ctx context.Context, req providers.PaymentRequest) (p
 			Param: "capture_method", Message: "aikdata captures charges at once; use capture_method automatic, or route manual captures to another provider."}
 	}
 	body := map[string]any{"amount": req.Amount, "currency": strings.ToUpper(req.Currency),
-		"metadata": map[string]string{"paymentd_id": req.IdempotencyKey}}
+		"metadata": withPaymentdID(req.Metadata, req.IdempotencyKey)}
 	if req.Description != "" {
 		body["description"] = req.Description
 	}
@@ -231,7 +231,10 @@ func (c *Client) Cancel(context.Context, string) error {
 // Refund refunds part or all of a charge.
 func (c *Client) Refund(ctx context.Context, req providers.RefundRequest) (providers.RefundResult, error) {
 	body := map[string]any{"charge_id": req.Reference, "amount": req.Amount,
-		"metadata": map[string]string{"paymentd_id": req.IdempotencyKey}}
+		"metadata": withPaymentdID(req.Metadata, req.IdempotencyKey)}
+	if req.Reason != "" {
+		body["reason"] = req.Reason
+	}
 	var r refund
 	if err := c.call(ctx, http.MethodPost, "/refund", body, req.IdempotencyKey, &r); err != nil {
 		return providers.RefundResult{}, err
@@ -405,4 +408,16 @@ func (c *Client) ListPayments(ctx context.Context, each func(providers.ListedPay
 		}
 	}
 	return nil
+}
+
+// withPaymentdID returns the caller's metadata with paymentd's id added as
+// paymentd_id (which the reconciler looks charges up by, so it wins over a
+// caller's key of that name).
+func withPaymentdID(meta map[string]string, id string) map[string]string {
+	out := make(map[string]string, len(meta)+1)
+	for k, v := range meta {
+		out[k] = v
+	}
+	out["paymentd_id"] = id
+	return out
 }

@@ -93,7 +93,13 @@ var (
 	_ providers.Payments          = (*Client)(nil)
 	_ providers.StatusChecker     = (*Client)(nil)
 	_ providers.CaptureReferencer = (*Client)(nil)
+	_ providers.WholeCapturer     = (*Client)(nil)
 )
+
+// CapturesWholeAuthorizationOnly reports true: confirm takes no amount and
+// charges the whole authorization, so paymentd refuses partial captures
+// before calling Aslan.
+func (c *Client) CapturesWholeAuthorizationOnly() bool { return true }
 
 // New returns a Client, or an error when the options cannot work. Errors
 // never contain the key.
@@ -283,9 +289,13 @@ func (c *Client) Authorize(ctx context.Context, req providers.PaymentRequest) (p
 	if !req.Capture {
 		return providers.PaymentResult{Reference: a.ID}, nil
 	}
-	ref, err := c.CaptureReference(ctx, a.ID, req.Amount, req.Currency)
+	ref, err := c.CaptureReference(ctx, providers.CaptureRequest{IdempotencyKey: providers.CaptureKey(req.IdempotencyKey),
+		Reference: a.ID, Amount: req.Amount, Currency: req.Currency})
 	if err != nil {
-		return providers.PaymentResult{}, err
+		// The authorization exists: keep its id with the error, so that the
+		// payment left unknown can be settled by confirming it again (Aslan
+		// has no status endpoint; a confirm of one authorization is done once).
+		return providers.PaymentResult{Reference: a.ID}, err
 	}
 	return providers.PaymentResult{Reference: ref, Captured: true}, nil
 }
@@ -311,8 +321,13 @@ func (c *Client) purchase(ctx context.Context, req providers.PaymentRequest, des
 }
 
 // CaptureReference confirms an authorization and returns the id of the
-// payment Aslan creates for it (pay_…), which refunds must name.
-func (c *Client) CaptureReference(ctx context.Context, reference string, amount int64, currency string) (string, error) {
+// payment Aslan creates for it (pay_…), which refunds must name. It sends
+// req.IdempotencyKey as Idempotency-Key, so that a confirmation re-sent
+// after a lost answer is answered with the payment already made. An answer
+// that the authorization was already confirmed is Unknown: money moved, but
+// the payment's id was not learnt.
+func (c *Client) CaptureReference(ctx context.Context, req providers.CaptureRequest) (string, error) {
+	reference, amount, currency := req.Reference, req.Amount, req.Currency
 	if !strings.EqualFold(currency, "USD") {
 		return "", &providers.Error{Kind: providers.InvalidRequest, Code: "currency_not_supported", Param: "currency",
 			Message: "Aslan takes payments in USD only."}
@@ -321,7 +336,12 @@ func (c *Client) CaptureReference(ctx context.Context, reference string, amount 
 		return reference, nil // already confirmed
 	}
 	var p payment
-	if err := c.post(ctx, "", "/api/v1/confirm", map[string]any{"authorizationId": reference}, "", true, &p); err != nil {
+	if err := c.post(ctx, "", "/api/v1/confirm", map[string]any{"authorizationId": reference}, req.IdempotencyKey, true, &p); err != nil {
+		var pe *providers.Error
+		if errors.As(err, &pe) && pe.Code == "authorization_already_confirmed" {
+			return "", &providers.Error{Kind: providers.Unknown, Code: "authorization_already_confirmed",
+				Message: "Aslan says authorization " + reference + " was already confirmed (charged), without the payment's id."}
+		}
 		return "", err
 	}
 	if p.ID == "" {
@@ -347,7 +367,7 @@ func (c *Client) CaptureReference(ctx context.Context, reference string, amount 
 // Capture confirms an authorization (the whole amount; see the package
 // comment).
 func (c *Client) Capture(ctx context.Context, reference string, amount int64, currency string) error {
-	_, err := c.CaptureReference(ctx, reference, amount, currency)
+	_, err := c.CaptureReference(ctx, providers.CaptureRequest{Reference: reference, Amount: amount, Currency: currency})
 	return err
 }
 
@@ -358,8 +378,11 @@ func (c *Client) Cancel(context.Context, string) error { return nil }
 // Refund refunds part or all of a confirmed payment.
 func (c *Client) Refund(ctx context.Context, req providers.RefundRequest) (providers.RefundResult, error) {
 	var r refund
-	err := c.post(ctx, "", "/api/v1/refund", map[string]any{"paymentId": req.Reference, "amount": req.Amount},
-		req.IdempotencyKey, false, &r)
+	body := map[string]any{"paymentId": req.Reference, "amount": req.Amount}
+	if req.Reason != "" {
+		body["reason"] = req.Reason
+	}
+	err := c.post(ctx, "", "/api/v1/refund", body, req.IdempotencyKey, false, &r)
 	if err != nil {
 		return providers.RefundResult{}, err
 	}

@@ -55,9 +55,20 @@ func TestManualCaptureThenRefundUsesPaymentID(t *testing.T) {
 	if err != nil || res.Captured {
 		t.Fatalf("Authorize: %+v, %v", res, err)
 	}
-	payID, err := c.CaptureReference(ctx, res.Reference, 2500, "USD")
+	creq := providers.CaptureRequest{IdempotencyKey: providers.CaptureKey("pay_1"), Reference: res.Reference, Amount: 2500, Currency: "USD"}
+	payID, err := c.CaptureReference(ctx, creq)
 	if err != nil || payID == res.Reference {
 		t.Fatalf("CaptureReference(%s) = %q, %v; want the payment's own id", res.Reference, payID, err)
+	}
+	// Re-sent with the same idempotency key (a retry after a lost answer),
+	// the confirmation answers the payment already made; with another key
+	// it is "already confirmed", which is Unknown, never a refusal.
+	if again, err := c.CaptureReference(ctx, creq); err != nil || again != payID {
+		t.Fatalf("re-sent CaptureReference = %q, %v; want %q", again, err, payID)
+	}
+	creq.IdempotencyKey = "other"
+	if _, err := c.CaptureReference(ctx, creq); providers.KindOf(err) != providers.Unknown {
+		t.Fatalf("confirm with another key: %v; want Unknown", err)
 	}
 	if _, err := c.Refund(ctx, providers.RefundRequest{IdempotencyKey: "re_1", Reference: payID, Amount: 1000, Currency: "USD"}); err != nil {
 		t.Fatalf("Refund: %v", err)

@@ -63,7 +63,15 @@ type Payment struct {
 	// When the payment was created.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// When the payment last changed.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// A capture or cancel sent to the provider that it has not answered
+	// definitely yet: `capture` | `cancel`, empty when none. While it is set
+	// the payment refuses every other capture or cancel
+	// (`payment_operation_unsettled`); a retry of the same call with the same
+	// idempotency key, or the reconciler, settles it.
+	PendingOperation string `protobuf:"bytes,20,opt,name=pending_operation,json=pendingOperation,proto3" json:"pending_operation,omitempty"`
+	// The amount of the pending capture (minor units), 0 otherwise.
+	PendingAmount int64 `protobuf:"varint,21,opt,name=pending_amount,json=pendingAmount,proto3" json:"pending_amount,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -229,6 +237,20 @@ func (x *Payment) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Payment) GetPendingOperation() string {
+	if x != nil {
+		return x.PendingOperation
+	}
+	return ""
+}
+
+func (x *Payment) GetPendingAmount() int64 {
+	if x != nil {
+		return x.PendingAmount
+	}
+	return 0
 }
 
 // Refund returns captured money to the customer.
@@ -1269,7 +1291,7 @@ var File_paymentd_v1_payments_proto protoreflect.FileDescriptor
 
 const file_paymentd_v1_payments_proto_rawDesc = "" +
 	"\n" +
-	"\x1apaymentd/v1/payments.proto\x12\vpaymentd.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18paymentd/v1/common.proto\"\x99\x06\n" +
+	"\x1apaymentd/v1/payments.proto\x12\vpaymentd.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18paymentd/v1/common.proto\"\xed\x06\n" +
 	"\aPayment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x03R\x06amount\x12\x1a\n" +
@@ -1292,7 +1314,9 @@ const file_paymentd_v1_payments_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x1a;\n" +
+	"updated_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12+\n" +
+	"\x11pending_operation\x18\x14 \x01(\tR\x10pendingOperation\x12%\n" +
+	"\x0epending_amount\x18\x15 \x01(\x03R\rpendingAmount\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xee\x02\n" +

@@ -1,0 +1,424 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
+	"github.com/paymentd/paymentd/providers"
+	"github.com/paymentd/paymentd/providers/sandbox"
+	"github.com/paymentd/paymentd/store"
+)
+
+// This file holds the rules for money at the provider boundary that
+// captures and cancels follow (issue 10): an operation that can move money
+// at a provider across the network is recorded on the payment before the
+// call (store.Payment.PendingOp), only a definite answer clears it, and while
+// it is set the payment refuses whatever could contradict what the provider
+// may have done. A retry with the caller's idempotency key re-sends it (with
+// the same upstream key), and so does the reconciler; what cannot be settled
+// automatically becomes an operator item.
+
+// Operations that may be pending on a payment.
+const (
+	opCapture = "capture"
+	opCancel  = "cancel"
+)
+
+// recordTimeout bounds a write that records a provider's answer after the
+// caller may have gone: it is detached from the caller's context, so that a
+// deadline or a disconnect never loses what the provider did.
+const recordTimeout = 10 * time.Second
+
+// recordCtx returns a context for recording a provider's answer: it keeps
+// ctx's values but not its deadline or cancellation, bounded by recordTimeout.
+func recordCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+}
+
+// remote reports whether prov is a provider across the network, whose
+// answer may be lost; the in-process sandbox always answers.
+func remote(prov providers.Payments) bool {
+	_, ok := prov.(*sandbox.Provider)
+	return !ok
+}
+
+// unsettledError refuses an operation on a payment whose pending capture or
+// cancel the provider has not answered definitely.
+func unsettledError(p *store.Payment) error {
+	what := "a capture of " + fmt.Sprint(p.PendingAmount)
+	if p.PendingOp == opCancel {
+		what = "a cancel"
+	}
+	return &Error{Kind: KindConflict, Code: "payment_operation_unsettled", Param: "id", Message: fmt.Sprintf(
+		"Payment %s has %s sent to %s that the provider has not answered definitely yet; nothing else can be done to it until that is settled. Retry that %s with the same idempotency key, or wait for the reconciler to settle it.",
+		p.ID, what, p.Provider, p.PendingOp)}
+}
+
+// resumes reports whether a call with key ik resumes p's pending op.
+func resumes(p *store.Payment, op string, ik *idemKey) bool {
+	return p.PendingOp == op && ik != nil && p.PendingKey != "" && p.PendingKey == ik.rec.Key
+}
+
+// markPending records op on the payment before its provider is asked, after
+// the checks of check (run on the payment as read inside the write).
+func (s *Service) markPending(ctx context.Context, pr *Principal, id, op string, amount int64, ik *idemKey,
+	check func(*store.Payment) error) (*store.Payment, error) {
+	var out *store.Payment
+	err := s.store.Write(ctx, func(tx *store.Tx) error {
+		cur, err := reloadPayment(tx, pr, id)
+		if err != nil {
+			return err
+		}
+		if cur.PendingOp != "" {
+			return unsettledError(cur)
+		}
+		if err := check(cur); err != nil {
+			return err
+		}
+		cur.PendingOp, cur.PendingAmount, cur.PendingSince = op, amount, tx.Now()
+		cur.PendingKey = ""
+		if ik != nil {
+			cur.PendingKey = ik.rec.Key
+		}
+		cur.Updated = tx.Now()
+		out = cur
+		return tx.UpdatePayment(cur)
+	})
+	return out, err
+}
+
+func clearPending(p *store.Payment) {
+	p.PendingOp, p.PendingAmount, p.PendingKey, p.PendingSince = "", 0, "", time.Time{}
+}
+
+// sendCapture asks the provider to capture amount of p and records its
+// answer. pending says the capture was recorded on the payment before the
+// call (markPending). On success the payment is captured; on a definite
+// refusal the pending capture is cleared and the refusal returned; without a
+// definite answer the pending capture stays and the call answers
+// provider_unsettled, so that a retry with the same key re-sends it.
+func (s *Service) sendCapture(ctx context.Context, pr *Principal, p *store.Payment, amount int64, pending bool,
+	ik *idemKey, respond func(*pb.Payment) proto.Message) error {
+	prov, err := s.providerFor(p)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	newRef, perr := captureRouted(pctx, prov, providers.CaptureRequest{IdempotencyKey: providers.CaptureKey(p.ID),
+		Reference: p.ProviderRef, Amount: amount, Currency: p.Currency})
+	cancel()
+	wctx, wcancel := recordCtx(ctx)
+	defer wcancel()
+	var callErr error
+	err = s.store.Write(wctx, func(tx *store.Tx) error {
+		var err error
+		callErr, err = applyCaptureAnswer(tx, pr, p.ID, amount, newRef, perr, pending, ik, respond)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return callErr
+}
+
+// applyCaptureAnswer records a provider's answer to a capture inside tx and
+// returns the error the caller gets (nil on success).
+func applyCaptureAnswer(tx *store.Tx, pr *Principal, id string, amount int64, newRef string, perr error, pending bool,
+	ik *idemKey, respond func(*pb.Payment) proto.Message) (error, error) {
+	cur, err := reloadPayment(tx, pr, id)
+	if err != nil {
+		return nil, err
+	}
+	if pending && cur.PendingOp != opCapture {
+		// Settled meanwhile (by the reconciler, or another retry): never twice.
+		if cur.Status == StatusSucceeded {
+			respond(paymentProto(cur))
+			return nil, nil
+		}
+		return tCapture.check(cur.ID, cur.Status), nil
+	}
+	kind := providers.KindOf(perr)
+	switch {
+	case perr == nil:
+		if err := tCapture.check(cur.ID, cur.Status); err != nil {
+			return err, nil
+		}
+		if amount > cur.AmountCapturable {
+			return Invalid("amount", "amount_too_large", "amount %d is more than the %d authorized.", amount, cur.AmountCapturable), nil
+		}
+		clearPending(cur)
+		cur.AmountCaptured = amount
+		cur.AmountCapturable = 0 // the rest is released
+		if newRef != "" {
+			cur.ProviderRef = newRef
+		}
+		if _, err := writePayment(tx, pr, cur, false, tCapture, moveEntries(cur, amount, cur.ID), ik, respond, nil); err != nil {
+			return nil, err
+		}
+		if err := tx.ResolveOperatorItems(cur.ID); err != nil {
+			return nil, err
+		}
+		return nil, tx.DeleteReconcileCheck(cur.ID)
+	case kind == providers.Unknown:
+		// No definite answer: the capture stays pending (recorded before
+		// the call), so nothing can contradict what the provider did.
+		return providerCallError(perr, cur.Provider), nil
+	}
+	// A definite refusal: nothing was captured.
+	if pending {
+		clearPending(cur)
+		cur.Updated = tx.Now()
+		if err := tx.UpdatePayment(cur); err != nil {
+			return nil, err
+		}
+		if err := tx.DeleteReconcileCheck(cur.ID); err != nil {
+			return nil, err
+		}
+	}
+	return providerCallError(perr, cur.Provider), nil
+}
+
+// sendCancel asks the provider to release p's authorization and records its
+// answer, as sendCapture does for captures.
+func (s *Service) sendCancel(ctx context.Context, pr *Principal, p *store.Payment, pending bool,
+	ik *idemKey, respond func(*pb.Payment) proto.Message) error {
+	prov, err := s.providerFor(p)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	perr := prov.Cancel(pctx, p.ProviderRef)
+	cancel()
+	wctx, wcancel := recordCtx(ctx)
+	defer wcancel()
+	var callErr error
+	err = s.store.Write(wctx, func(tx *store.Tx) error {
+		var err error
+		callErr, err = applyCancelAnswer(tx, pr, p.ID, perr, pending, ik, respond)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return callErr
+}
+
+// applyCancelAnswer records a provider's answer to a cancel inside tx.
+func applyCancelAnswer(tx *store.Tx, pr *Principal, id string, perr error, pending bool,
+	ik *idemKey, respond func(*pb.Payment) proto.Message) (error, error) {
+	cur, err := reloadPayment(tx, pr, id)
+	if err != nil {
+		return nil, err
+	}
+	if pending && cur.PendingOp != opCancel {
+		if cur.Status == StatusCanceled {
+			respond(paymentProto(cur))
+			return nil, nil
+		}
+		return tCancel.check(cur.ID, cur.Status), nil
+	}
+	switch kind := providers.KindOf(perr); {
+	case perr == nil:
+		if err := tCancel.check(cur.ID, cur.Status); err != nil {
+			return err, nil
+		}
+		clearPending(cur)
+		cur.AmountCapturable = 0
+		if _, err := writePayment(tx, pr, cur, false, tCancel, nil, ik, respond, nil); err != nil {
+			return nil, err
+		}
+		return nil, tx.DeleteReconcileCheck(cur.ID)
+	case kind == providers.Unknown:
+		return providerCallError(perr, cur.Provider), nil
+	}
+	if pending {
+		clearPending(cur)
+		cur.Updated = tx.Now()
+		if err := tx.UpdatePayment(cur); err != nil {
+			return nil, err
+		}
+		if err := tx.DeleteReconcileCheck(cur.ID); err != nil {
+			return nil, err
+		}
+	}
+	return providerCallError(perr, cur.Provider), nil
+}
+
+// reconcilePendingOps re-sends the captures and cancels providers left
+// unanswered, once the call that sent them must have ended.
+func (s *Service) reconcilePendingOps(ctx context.Context, cfg ReconcileConfig, now time.Time) {
+	ps, states, err := s.store.PendingOperations(ctx, now.Add(-max(cfg.Schedule[0], 2*s.cfg.ProviderTimeout)), now, reconcileBatch)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("reconciler: reading pending operations", "error", err.Error())
+	}
+	for i, p := range ps {
+		if ctx.Err() != nil {
+			return
+		}
+		s.reconcilePendingOp(ctx, cfg, p, states[i])
+	}
+}
+
+func (s *Service) reconcilePendingOp(ctx context.Context, cfg ReconcileConfig, p *store.Payment, st store.ReconcileState) {
+	log := s.log.With("payment", p.ID, "operation", p.PendingOp, "attempt", st.Attempts+1)
+	pr := &Principal{AccountID: p.AccountID, Livemode: p.Livemode}
+	prov, err := s.providerFor(p)
+	if err != nil {
+		s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, err)
+		return
+	}
+	discard := func(out *pb.Payment) proto.Message { return out }
+	var perr error
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	var newRef string
+	if p.PendingOp == opCapture {
+		newRef, perr = captureRouted(pctx, prov, providers.CaptureRequest{IdempotencyKey: providers.CaptureKey(p.ID),
+			Reference: p.ProviderRef, Amount: p.PendingAmount, Currency: p.Currency})
+	} else {
+		perr = prov.Cancel(pctx, p.ProviderRef)
+	}
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	if providers.KindOf(perr) == providers.Unknown {
+		log.Warn("reconciler: pending operation still unanswered", "error", perr.Error())
+		s.operatorItemIfStuck(p, perr)
+		s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, perr)
+		return
+	}
+	err = s.store.Write(ctx, func(tx *store.Tx) error {
+		var err error
+		if p.PendingOp == opCapture {
+			_, err = applyCaptureAnswer(tx, pr, p.ID, p.PendingAmount, newRef, perr, true, nil, discard)
+		} else {
+			_, err = applyCancelAnswer(tx, pr, p.ID, perr, true, nil, discard)
+		}
+		return err
+	})
+	if err != nil {
+		log.Error("reconciler: recording a pending operation's answer", "error", err.Error())
+		return
+	}
+	log.Info("reconciler: pending operation settled", "refused", perr != nil)
+}
+
+// operatorItemIfStuck records an operator item when a provider's answer says
+// money moved but not how (Aslan's "already confirmed" without the payment's
+// id): asking again cannot settle it.
+func (s *Service) operatorItemIfStuck(p *store.Payment, perr error) {
+	var pe *providers.Error
+	if !errors.As(perr, &pe) || pe.Code != "authorization_already_confirmed" {
+		return
+	}
+	s.addOperatorItem(p.AccountID, p.Livemode, p.ID, "payment_captured_reference_unknown", fmt.Sprintf(
+		"%s says the authorization %s of payment %s was confirmed (charged), but does not say the payment's id; paymentd keeps the payment unsettled. Find the payment in the %s dashboard and settle it by hand.",
+		p.Provider, p.ProviderRef, p.ID, p.Provider))
+}
+
+// addOperatorItem records an operator item (once per object and kind).
+func (s *Service) addOperatorItem(accountID string, livemode bool, objectID, kind, msg string) {
+	err := s.store.Write(context.Background(), func(tx *store.Tx) error {
+		return addOperatorItemTx(tx, accountID, livemode, objectID, kind, msg)
+	})
+	if err != nil {
+		s.log.Error("recording an operator item", "object", objectID, "kind", kind, "error", err.Error())
+	}
+}
+
+// PrefixOperatorItem is the id prefix of operator items.
+const PrefixOperatorItem = "opi_"
+
+func addOperatorItemTx(tx *store.Tx, accountID string, livemode bool, objectID, kind, msg string) error {
+	_, err := tx.AddOperatorItem(&store.OperatorItem{ID: NewID(PrefixOperatorItem), AccountID: accountID, Livemode: livemode,
+		ObjectID: objectID, Kind: kind, Message: msg})
+	return err
+}
+
+// operatorComponent reports the open operator items for /v1/status:
+// degraded while any is open, since each needs a person.
+func (s *Service) operatorComponent(ctx context.Context) *pb.ComponentStatus {
+	n, err := s.store.OpenOperatorItems(ctx)
+	switch {
+	case err != nil:
+		return &pb.ComponentStatus{Status: Degraded, Message: "operator items could not be counted"}
+	case n > 0:
+		return &pb.ComponentStatus{Status: Degraded, Message: fmt.Sprintf(
+			"%d open operator item(s): objects paymentd could not settle on its own; list them with `paymentd operator-items`", n)}
+	}
+	return &pb.ComponentStatus{Status: Operational, Message: "0 open operator items"}
+}
+
+// reconcileWithoutStatus settles a payment left unknown or processing at a
+// provider that has no status call (Aslan). When the authorization is known
+// and the payment was to be captured at once, the confirmation is sent
+// again with the same upstream idempotency key: the provider then answers
+// the payment it made, or makes the one that was asked for. Whatever cannot
+// be settled that way becomes an operator item; nothing is ever guessed.
+func (s *Service) reconcileWithoutStatus(ctx context.Context, cfg ReconcileConfig, prov providers.Payments, p *store.Payment, st store.ReconcileState) {
+	log := s.log.With("payment", p.ID, "provider", p.Provider, "attempt", st.Attempts+1)
+	cr, canConfirm := prov.(providers.CaptureReferencer)
+	if !canConfirm || p.ProviderRef == "" || p.CaptureMethod != "automatic" {
+		why := "its provider was never heard from with the authorization's id"
+		if !canConfirm {
+			why = "its provider has no call that can settle it"
+		}
+		s.addOperatorItem(p.AccountID, p.Livemode, p.ID, "payment_unsettled_no_status_endpoint", fmt.Sprintf(
+			"Payment %s (%d %s) is %s at %s, which has no status endpoint, and %s. Look it up in the %s dashboard: money may have moved.",
+			p.ID, p.Amount, p.Currency, p.Status, p.Provider, why, p.Provider))
+		s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, errors.New(why))
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	ref, perr := cr.CaptureReference(pctx, providers.CaptureRequest{IdempotencyKey: providers.CaptureKey(p.ID),
+		Reference: p.ProviderRef, Amount: p.Amount, Currency: p.Currency})
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	var state providers.PaymentState
+	switch providers.KindOf(perr) {
+	case 0:
+		state = providers.PaymentState{Reference: ref, Status: "captured", Amount: p.Amount, Currency: p.Currency}
+	case providers.Declined:
+		state = providers.PaymentState{Status: "failed"}
+	default:
+		log.Warn("reconciler: confirmation re-sent, still unsettled", "error", perr.Error())
+		s.operatorItemIfStuck(p, perr)
+		s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, perr)
+		return
+	}
+	pr := &Principal{AccountID: p.AccountID, Livemode: p.Livemode}
+	err := s.store.Write(ctx, func(tx *store.Tx) error {
+		if ref != "" {
+			// The confirmation made a new provider object (pay_…), which
+			// refunds must name.
+			cur, err := reloadPayment(tx, pr, p.ID)
+			if err != nil {
+				return err
+			}
+			cur.ProviderRef = ref
+			if err := tx.UpdatePayment(cur); err != nil {
+				return err
+			}
+		}
+		if err := settlePaymentTx(tx, pr, p.ID, state); err != nil {
+			return err
+		}
+		return tx.ResolveOperatorItems(p.ID)
+	})
+	switch {
+	case errors.Is(err, errAlreadySettled):
+		s.forget(p.ID)
+	case err != nil:
+		log.Error("reconciler: recording a re-sent confirmation", "error", err.Error())
+		s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, err)
+	default:
+		log.Info("reconciler: payment settled by re-sending its confirmation", "status", state.Status)
+	}
+}

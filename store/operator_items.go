@@ -1,0 +1,111 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// PendingOperations returns up to limit payments with a capture or cancel
+// sent to their provider and not answered definitely, that are due a
+// reconciler call: never asked and pending since before firstBefore (so the
+// call that started it must have ended), or asked before and due again at now.
+func (s *Store) PendingOperations(ctx context.Context, firstBefore, now time.Time, limit int) ([]*Payment, []ReconcileState, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+hookPrefixCols("p.", paymentCols)+`, c.attempts, c.next_check
+		FROM payments AS p INDEXED BY payments_pending_op LEFT JOIN reconcile_checks AS c ON c.object_id = p.id
+		WHERE p.pending_op IS NOT NULL
+		  AND ((c.next_check IS NULL AND p.pending_since <= ?) OR c.next_check <= ?)
+		LIMIT ?`, micros(firstBefore), micros(now), limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: pending operations: %w", err)
+	}
+	defer rows.Close()
+	var ps []*Payment
+	var states []ReconcileState
+	for rows.Next() {
+		var st ReconcileState
+		var attempts, next sql.NullInt64
+		p, err := scanPayment(hookScanTail{rows, []any{&attempts, &next}})
+		if err != nil {
+			return nil, nil, err
+		}
+		st.Attempts, st.NextCheck = int(attempts.Int64), hookFromMicros(next)
+		ps, states = append(ps, p), append(states, st)
+	}
+	return ps, states, rows.Err()
+}
+
+// OperatorItem is something paymentd could not settle on its own and an
+// operator must look at: an object whose provider offers no way to ask, or
+// answered that money moved without saying how.
+type OperatorItem struct {
+	ID        string
+	AccountID string
+	Livemode  bool
+	ObjectID  string // the payment, refund, invoice or payout concerned
+	Kind      string // what is wrong, e.g. payment_unsettled_no_status_endpoint
+	Message   string // what is known and what the operator should do
+	Created   time.Time
+	Resolved  time.Time // zero while open
+}
+
+// AddOperatorItem records an item, unless one of the same kind is already
+// recorded for the object (open or resolved): it reports whether it added one.
+func (tx *Tx) AddOperatorItem(it *OperatorItem) (bool, error) {
+	res, err := tx.exec(`INSERT INTO operator_items (id, account_id, livemode, object_id, kind, message, created)
+		VALUES (?,?,?,?,?,?,?) ON CONFLICT (object_id, kind) DO NOTHING`,
+		it.ID, it.AccountID, boolInt(it.Livemode), it.ObjectID, it.Kind, it.Message, micros(tx.now))
+	if err != nil {
+		return false, fmt.Errorf("store: operator item: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// ResolveOperatorItems closes the open items of an object, when a definite
+// answer settled it after all.
+func (tx *Tx) ResolveOperatorItems(objectID string) error {
+	if _, err := tx.exec(`UPDATE operator_items SET resolved=? WHERE object_id=? AND resolved IS NULL`, micros(tx.now), objectID); err != nil {
+		return fmt.Errorf("store: operator item: %w", err)
+	}
+	return nil
+}
+
+// OperatorItems lists items, oldest first: the open ones only unless all is set.
+func (s *Store) OperatorItems(ctx context.Context, all bool) ([]*OperatorItem, error) {
+	q := `SELECT id, account_id, livemode, object_id, kind, message, created, resolved FROM operator_items`
+	if !all {
+		q += ` WHERE resolved IS NULL`
+	}
+	rows, err := s.rdb.QueryContext(ctx, q+` ORDER BY created, id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: operator items: %w", err)
+	}
+	defer rows.Close()
+	var out []*OperatorItem
+	for rows.Next() {
+		var it OperatorItem
+		var created int64
+		var resolved sql.NullInt64
+		if err := rows.Scan(&it.ID, &it.AccountID, &it.Livemode, &it.ObjectID, &it.Kind, &it.Message, &created, &resolved); err != nil {
+			return nil, fmt.Errorf("store: operator items: %w", err)
+		}
+		it.Created = fromMicros(created)
+		if resolved.Valid {
+			it.Resolved = fromMicros(resolved.Int64)
+		}
+		out = append(out, &it)
+	}
+	return out, rows.Err()
+}
+
+// OpenOperatorItems counts the items still open, for /v1/status.
+func (s *Store) OpenOperatorItems(ctx context.Context) (int, error) {
+	var n int
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM operator_items INDEXED BY operator_items_open WHERE resolved IS NULL`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: operator items: %w", err)
+	}
+	return n, nil
+}
