@@ -204,6 +204,7 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	a := s.auths[b.AuthorizationID]
 	var p *payment
+	fresh := false // a new payment, as opposed to the answer of one already made
 	switch {
 	case a == nil:
 	case a.paymentID != "" && a.confirmKey != "" && r.Header.Get("Idempotency-Key") == a.confirmKey:
@@ -219,13 +220,14 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		p = &payment{id: newID("pay_"), authID: a.id, description: a.description, amount: a.amount, created: time.Now().Unix()}
 		a.paymentID, a.confirmKey = p.id, r.Header.Get("Idempotency-Key")
 		s.payments[p.id] = p
+		fresh = true
 	}
 	lose := a != nil && s.loseConfirms > 0
 	if lose {
 		s.loseConfirms--
 	}
 	s.mu.Unlock()
-	if p != nil {
+	if fresh {
 		// Confirm captures the whole authorization (the document has no
 		// amount on confirm).
 		s.Book(a.id, "payment", "USD", func(m *fakekit.Money) {
