@@ -158,6 +158,7 @@ func (tx *Tx) PutIdempotency(r *IdempotencyRecord) error {
 	if n, _ := res.RowsAffected(); n != 1 {
 		return ErrConflict
 	}
+	tx.idem.added(tx.idem.hash(r.AccountID, r.Livemode, r.Method, r.Key))
 	return nil
 }
 
@@ -165,10 +166,17 @@ func (tx *Tx) PutIdempotency(r *IdempotencyRecord) error {
 // written earlier with an interim outcome (e.g. a refund first recorded as
 // pending, then settled).
 func (tx *Tx) ReplaceIdempotency(r *IdempotencyRecord) error {
-	_, err := tx.exec(`INSERT INTO idempotency_keys (account_id, livemode, method, key, request_hash, code, response, event_id, created)
-		VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET code=excluded.code, response=excluded.response, event_id=excluded.event_id`,
-		r.AccountID, boolInt(r.Livemode), r.Method, r.Key, r.RequestHash, r.Code, nonNil(r.Response), nullStr(r.EventID), micros(r.Created))
+	// Update first, so that the idempotency index counts a record only when
+	// one is added.
+	res, err := tx.exec(`UPDATE idempotency_keys SET code=?, response=?, event_id=? WHERE account_id=? AND livemode=? AND method=? AND key=?`,
+		r.Code, nonNil(r.Response), nullStr(r.EventID), r.AccountID, boolInt(r.Livemode), r.Method, r.Key)
 	if err != nil {
+		return fmt.Errorf("store: replace idempotency record: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	if err := tx.PutIdempotency(r); err != nil {
 		return fmt.Errorf("store: replace idempotency record: %w", err)
 	}
 	return nil
@@ -176,16 +184,23 @@ func (tx *Tx) ReplaceIdempotency(r *IdempotencyRecord) error {
 
 // DeleteIdempotency removes the record of one key.
 func (tx *Tx) DeleteIdempotency(r *IdempotencyRecord) error {
-	_, err := tx.exec(`DELETE FROM idempotency_keys WHERE account_id=? AND livemode=? AND method=? AND key=?`,
+	res, err := tx.exec(`DELETE FROM idempotency_keys WHERE account_id=? AND livemode=? AND method=? AND key=?`,
 		r.AccountID, boolInt(r.Livemode), r.Method, r.Key)
 	if err != nil {
 		return fmt.Errorf("store: delete idempotency record: %w", err)
 	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		tx.idem.deleted(tx.idem.hash(r.AccountID, r.Livemode, r.Method, r.Key))
+	}
 	return nil
 }
 
-// GetIdempotency reads the stored outcome for a key, or ErrNotFound.
+// GetIdempotency reads the stored outcome for a key, or ErrNotFound. A key
+// the idempotency index has never counted is not read from the database.
 func (s *Store) GetIdempotency(ctx context.Context, accountID string, livemode bool, method, key string) (*IdempotencyRecord, error) {
+	if !s.idem.mayExist(s.idem.hash(accountID, livemode, method, key)) {
+		return nil, ErrNotFound
+	}
 	r := IdempotencyRecord{AccountID: accountID, Livemode: livemode, Method: method, Key: key}
 	var created int64
 	var eventID sql.NullString
@@ -211,11 +226,29 @@ func nonNil(b []byte) []byte {
 
 // DeleteIdempotencyBefore removes records created before t and reports how many.
 func (tx *Tx) DeleteIdempotencyBefore(t time.Time) (int64, error) {
-	res, err := tx.exec(`DELETE FROM idempotency_keys WHERE created < ?`, micros(t))
+	st, err := tx.stmt(`DELETE FROM idempotency_keys WHERE created < ? RETURNING account_id, livemode, method, key`)
+	if err != nil {
+		return 0, err
+	}
+	rows, err := st.QueryContext(context.Background(), micros(t))
 	if err != nil {
 		return 0, fmt.Errorf("store: expire idempotency records: %w", err)
 	}
-	return res.RowsAffected()
+	defer rows.Close()
+	var n int64
+	var account, method, key string
+	var livemode bool
+	for rows.Next() {
+		if err := rows.Scan(&account, &livemode, &method, &key); err != nil {
+			return n, fmt.Errorf("store: expire idempotency records: %w", err)
+		}
+		tx.idem.deleted(tx.idem.hash(account, livemode, method, key))
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("store: expire idempotency records: %w", err)
+	}
+	return n, nil
 }
 
 // readStmts are the hot read queries, prepared once for the read pool.

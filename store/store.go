@@ -57,6 +57,7 @@ type Store struct {
 
 	readCache sync.Map      // query text → *sql.Stmt on the read pool
 	payments  *paymentCache // latest committed versions of recently written or read payments
+	idem      *idemIndex    // which idempotency keys may have a record
 }
 
 // query runs a read on the pool with a statement prepared once per query
@@ -133,12 +134,16 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	rdb.SetMaxOpenConns(o.ReadConns)
 	rdb.SetMaxIdleConns(o.ReadConns)
 	rdb.SetConnMaxIdleTime(0)
-	s := &Store{path: path, wdb: wdb, rdb: rdb, payments: newPaymentCache(max(o.PaymentCache, 0))}
+	s := &Store{path: path, wdb: wdb, rdb: rdb, payments: newPaymentCache(max(o.PaymentCache, 0)), idem: newIdemIndex()}
 	if s.r, err = prepareReads(ctx, rdb); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
-	if s.w, err = startWriter(ctx, wdb, o.MaxBatch, s.payments); err != nil {
+	if err := s.idem.load(ctx, rdb); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	if s.w, err = startWriter(ctx, wdb, o.MaxBatch, s.payments, s.idem); err != nil {
 		s.closeDBs()
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func (s *Store) WriterStats() (batches, ops int64) {
 	return s.w.nBatches.Load(), s.w.nOps.Load()
 }
 
-func startWriter(ctx context.Context, db *sql.DB, maxBatch int, payments *paymentCache) (*writer, error) {
+func startWriter(ctx context.Context, db *sql.DB, maxBatch int, payments *paymentCache, idem *idemIndex) (*writer, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: writer connection: %w", err)
@@ -57,7 +57,7 @@ func startWriter(ctx context.Context, db *sql.DB, maxBatch int, payments *paymen
 		maxBatch: maxBatch,
 		stopped:  make(chan struct{}),
 	}
-	w.tx = &Tx{conn: conn, stmts: map[string]*sql.Stmt{}, hooks: newHookCache(), balances: newBalanceCache(), payments: payments}
+	w.tx = &Tx{conn: conn, stmts: map[string]*sql.Stmt{}, hooks: newHookCache(), balances: newBalanceCache(), payments: payments, idem: idem}
 	go w.loop()
 	return w, nil
 }
@@ -159,16 +159,19 @@ func (w *writer) run(batch []*op, errs []error) []error {
 		w.batchEvts = w.batchEvts[:0]
 		_, _ = w.tx.exec("ROLLBACK")
 		w.tx.balances.dropBatch()
+		w.tx.idem.dropBatch()
 		w.tx.payments.dropBatch()
 		return errs
 	}
 	if _, err := w.tx.exec("COMMIT"); err == nil {
 		w.tx.balances.commitBatch()
+		w.tx.idem.commitBatch()
 		w.tx.payments.commitBatch()
 	} else {
 		w.batchErr, w.batchEvts = err, w.batchEvts[:0]
 		_, _ = w.tx.exec("ROLLBACK")
 		w.tx.balances.dropBatch()
+		w.tx.idem.dropBatch()
 		w.tx.payments.dropBatch()
 		for i := range errs {
 			if errs[i] == nil {
@@ -204,9 +207,11 @@ func (w *writer) apply(o *op) (err error) {
 		if err == nil {
 			w.batchEvts = append(w.batchEvts, w.tx.events...)
 			w.tx.balances.releaseOp()
+			w.tx.idem.releaseOp()
 			w.tx.payments.releaseOp()
 		} else {
 			w.tx.balances.dropOp()
+			w.tx.idem.dropOp()
 			w.tx.payments.dropOp()
 		}
 	}()
@@ -224,6 +229,8 @@ type Tx struct {
 	balances *balanceCache
 	// payments publishes committed payment versions to readers (paymentcache.go).
 	payments *paymentCache
+	// idem counts the idempotency records that may exist (idemindex.go).
+	idem *idemIndex
 	// opValue is a value one change keeps for itself during its run (OpValue).
 	opValue any
 	// events are the types of the events the running change inserted, for
