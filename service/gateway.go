@@ -31,10 +31,11 @@ type GatewayRegistrar func(ctx context.Context, mux *runtime.ServeMux, conn *grp
 // interceptor applies to REST exactly as to gRPC) and GET /openapi.json.
 func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra ...GatewayRegistrar) (http.Handler, error) {
 	gw := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		}}),
+		runtime.SetQueryParameterParser(strictQueryParser{}),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			switch strings.ToLower(key) {
 			case "idempotency-key":
@@ -125,7 +126,10 @@ func restError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w ht
 		}
 	}
 	httpStatus := HTTPStatus(st.Code(), body.Type)
-	if body.Type == "" {
+	if ge, ok := parseGatewayError(st.Message()); ok && st.Code() == codes.InvalidArgument {
+		body = restErrorBody{Type: "invalid_request_error", Code: ge.Code, Message: ge.Message, Param: ge.Param}
+		httpStatus = http.StatusBadRequest
+	} else if body.Type == "" {
 		// Not a paymentd error: the gateway could not decode the request.
 		body.Type = "invalid_request_error"
 		switch {

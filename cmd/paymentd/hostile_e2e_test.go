@@ -178,3 +178,58 @@ func TestCallbackURLsCheckedWhenGiven(t *testing.T) {
 		t.Errorf("with --allow-private-webhooks: %d %v; want 200", code, body)
 	}
 }
+
+// TestParseErrorsNameTheParameter: loose numbers are refused, and decode and
+// query-string errors name the parameter and the expected form, with no Go
+// internals.
+func TestParseErrorsNameTheParameter(t *testing.T) {
+	srv := newServer(t)
+	for _, c := range []struct {
+		name, method, path, body string
+		code, param, fragment    string
+	}{
+		{"decimal amount", "POST", "/v1/payments", `{"amount":100.00,"currency":"USD","payment_method":"pm_card_visa"}`,
+			"amount_invalid", "amount", "amounts are integers in the currency's minor units"},
+		{"exponent amount", "POST", "/v1/payments", `{"amount":1e3,"currency":"USD","payment_method":"pm_card_visa"}`,
+			"amount_invalid", "amount", "amounts are integers in the currency's minor units"},
+		{"decimal refund amount", "POST", "/v1/refunds", `{"payment_id":"pay_x","amount":10.5}`,
+			"amount_invalid", "amount", "minor units"},
+		{"decimal invoice amount", "POST", "/v1/invoices", `{"amount":19.99,"currency":"USD","transaction_reference":"p-1","callback_url":"https://shop.example/cb"}`,
+			"amount_invalid", "amount", "minor units"},
+		{"string amount", "POST", "/v1/payments", `{"amount":"abc","currency":"USD","payment_method":"pm_card_visa"}`,
+			"amount_invalid", "amount", "minor units"},
+		{"unknown field", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa","amountt":1}`,
+			"invalid_request_body", "amountt", "amountt"},
+		{"card number as field name", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","4111111111111111":1}`,
+			"invalid_request_body", "••••1111", "••••1111"},
+		{"nested wrong type", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa","customer":{"name":5}}`,
+			"invalid_request_body", "customer.name", "customer.name must be a string"},
+		{"lone surrogate", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa","description":"\ud800x"}`,
+			"invalid_request_body", "", "lone UTF-16 surrogate"},
+		{"invalid utf-8", "POST", "/v1/payments", "{\"amount\":1000,\"currency\":\"USD\",\"payment_method\":\"pm_card_visa\",\"description\":\"\xff\"}",
+			"invalid_request_body", "", "not valid UTF-8"},
+		{"bad timestamp", "GET", "/v1/payments?created_after=2026-01-01", "", "invalid_request_body", "created_after", "RFC 3339 timestamp"},
+		{"bad page size", "GET", "/v1/payments?page_size=abc", "", "invalid_request_body", "page_size", "integer from 1 to 100"},
+		{"unknown query parameter", "GET", "/v1/payments?limit=1", "", "parameter_unknown", "limit", "limit is not a query parameter"},
+		{"unknown refund query parameter", "GET", "/v1/refunds?status=succeeded", "", "parameter_unknown", "status", "status is not a query parameter"},
+	} {
+		code, body, _ := srv.restDo(t, c.method, c.path, srv.key, "", c.body)
+		got := restError(t, code, body)
+		msg, _ := body["error"].(map[string]any)["message"].(string)
+		if code != 400 || got.code != c.code || got.param != c.param || !strings.Contains(msg, c.fragment) {
+			t.Errorf("%s: %d %s (param %q) %q; want 400 %s (param %q) saying %q", c.name, code, got.code, got.param, msg, c.code, c.param, c.fragment)
+		}
+		for _, leak := range []string{"parsing time", "strconv", "proto:", "2006-01-02T15:04:05", "4111111111111111"} {
+			if strings.Contains(msg, leak) {
+				t.Errorf("%s: message %q leaks %q", c.name, msg, leak)
+			}
+		}
+	}
+	// Integers written plainly still work, as numbers or strings.
+	if code, body, _ := srv.restDo(t, "POST", "/v1/payments", srv.key, "", `{"amount":"1000","currency":"USD","payment_method":"pm_card_visa"}`); code != 200 {
+		t.Errorf("amount as a string of digits: %d %v; want 200", code, body)
+	}
+	if code, body, _ := srv.restDo(t, "GET", "/v1/payments?page_size=5&created_after=2026-01-01T00:00:00Z&status=succeeded", srv.key, "", ""); code != 200 {
+		t.Errorf("valid query: %d %v; want 200", code, body)
+	}
+}

@@ -560,7 +560,7 @@ func TestBadInputs(t *testing.T) {
 		{name: "malformed JSON", key: srv.key, method: "POST", path: "/v1/payments", body: `{"amount": 1000, "currency": `,
 			wantHTTP: 400, wantType: invalid, wantCode: "invalid_request_body"},
 		{name: "unknown JSON field", key: srv.key, method: "POST", path: "/v1/payments", body: `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa","amountt":1}`,
-			wantHTTP: 400, wantType: invalid, wantCode: "invalid_request_body"},
+			wantHTTP: 400, wantType: invalid, wantCode: "invalid_request_body", wantParam: "amountt"},
 		{name: "body over 1 MiB", key: srv.key, method: "POST", path: "/v1/payments",
 			body:     `{"currency":"USD","description":"` + strings.Repeat("a", 1<<20) + `"}`,
 			wantHTTP: 413, wantType: invalid, wantCode: "body_too_large"},

@@ -1,0 +1,367 @@
+package service
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// The gateway's generated handlers turn every decoding error into a plain
+// INVALID_ARGUMENT status with the error's text, losing any detail. The
+// strict decoder and query parser below therefore return a gatewayError,
+// whose text carries its parameter, code and message as JSON behind a
+// marker; restError (gateway.go) reads it back into a normal error body.
+const gatewayErrorTag = "paymentd-gateway-error "
+
+// gatewayError is a request error found while the gateway decodes a REST
+// request.
+type gatewayError struct {
+	Param   string `json:"param,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *gatewayError) Error() string {
+	b, _ := json.Marshal(e)
+	return gatewayErrorTag + string(b)
+}
+
+// parseGatewayError recovers a gatewayError from a status message.
+func parseGatewayError(msg string) (*gatewayError, bool) {
+	rest, ok := strings.CutPrefix(msg, gatewayErrorTag)
+	if !ok {
+		return nil, false
+	}
+	var e gatewayError
+	if json.Unmarshal([]byte(rest), &e) != nil {
+		return nil, false
+	}
+	return &e, true
+}
+
+// strictJSON is the gateway's marshaler: protojson as configured, with a
+// decoder that refuses what protojson would quietly accept or report
+// obscurely.
+type strictJSON struct{ *runtime.JSONPb }
+
+// NewDecoder reads the whole body (already bounded by limitBody) and checks
+// it before protojson decodes it.
+func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		raw, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(raw)) == 0 {
+			return io.EOF
+		}
+		paths, err := checkJSONBody(raw)
+		if err != nil {
+			return err
+		}
+		if err := m.JSONPb.NewDecoder(bytes.NewReader(raw)).Decode(v); err != nil {
+			return explainDecodeError(err, paths)
+		}
+		return nil
+	})
+}
+
+var (
+	reUnknownField = regexp.MustCompile(`unknown field "(.*)"`)
+	reInvalidValue = regexp.MustCompile(`invalid value for (\w+) field (\w+): `)
+)
+
+// explainDecodeError turns a protojson error into a gatewayError naming the
+// field where it can, and never quotes a card number.
+func explainDecodeError(err error, paths []string) error {
+	msg := err.Error()
+	if m := reUnknownField.FindStringSubmatch(msg); m != nil {
+		name := m[1]
+		if last4, ok := scanPAN(name); ok {
+			name = "••••" + last4
+		}
+		return &gatewayError{Param: name, Code: "invalid_request_body",
+			Message: fmt.Sprintf("The request body has a field %s that this call does not take; field names are those of the API reference (snake_case).", name)}
+	}
+	if m := reInvalidValue.FindStringSubmatch(msg); m != nil {
+		param := fieldPath(snakeCase(m[2]), paths)
+		want := "a " + m[1]
+		switch m[1] {
+		case "int64", "int32", "uint64", "uint32", "sint64", "sint32", "fixed64", "fixed32":
+			want = "an integer"
+		case "string":
+			want = "a string"
+		case "bool":
+			want = "true or false"
+		case "message":
+			want = "an object"
+		}
+		e := &gatewayError{Param: param, Code: "invalid_request_body", Message: fmt.Sprintf("%s must be %s.", param, want)}
+		if isAmountField(param) {
+			e.Code, e.Message = "amount_invalid", param+" must be an integer: amounts are integers in the currency's minor units (1000 is 10.00 USD)."
+		}
+		return e
+	}
+	return errors.New(redactPANs(msg))
+}
+
+// fieldPath finds the full path of a field named leaf among the body's paths.
+func fieldPath(leaf string, paths []string) string {
+	for _, p := range paths {
+		if p == leaf || strings.HasSuffix(p, "."+leaf) {
+			return p
+		}
+	}
+	return leaf
+}
+
+func snakeCase(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isAmountField(path string) bool {
+	leaf := path[strings.LastIndexByte(path, '.')+1:]
+	return leaf == "amount" || strings.HasSuffix(leaf, "_amount")
+}
+
+// checkJSONBody refuses a body that is not valid UTF-8, holds a lone UTF-16
+// surrogate escape (which decoders silently replace), or writes a number
+// with a decimal point or an exponent (every number a request takes is an
+// integer; protojson would read 100.00 as 100 and 1e3 as 1000). It returns
+// the dotted paths of the body's fields, for naming a field in later errors.
+func checkJSONBody(raw []byte) ([]string, error) {
+	if !utf8.Valid(raw) {
+		i := 0
+		for i < len(raw) {
+			r, size := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			i += size
+		}
+		return nil, &gatewayError{Code: "invalid_request_body",
+			Message: fmt.Sprintf("The request body is not valid UTF-8 (the first bad byte is at offset %d); send JSON text encoded as UTF-8.", i)}
+	}
+	if off, ok := loneSurrogate(raw); ok {
+		return nil, &gatewayError{Code: "invalid_request_body",
+			Message: fmt.Sprintf("The request body has a lone UTF-16 surrogate escape (\\uD800–\\uDFFF without its pair) at offset %d; JSON strings must be valid Unicode text.", off)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	type frame struct {
+		obj       bool
+		expectKey bool
+		key       string
+	}
+	var stack []frame
+	var paths []string
+	path := func() string {
+		var parts []string
+		for _, f := range stack {
+			if f.obj {
+				parts = append(parts, f.key)
+			}
+		}
+		return strings.Join(parts, ".")
+	}
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].obj {
+			stack[n-1].expectKey = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			// io.EOF at the end; a syntax error is left to protojson,
+			// which says where it is.
+			return paths, nil
+		}
+		if n := len(stack); n > 0 && stack[n-1].obj && stack[n-1].expectKey {
+			if k, ok := tok.(string); ok {
+				stack[n-1].key, stack[n-1].expectKey = k, false
+				paths = append(paths, path())
+				continue
+			}
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				stack = append(stack, frame{obj: true, expectKey: true})
+			case '[':
+				stack = append(stack, frame{})
+			default:
+				if len(stack) > 0 {
+					stack = stack[:len(stack)-1]
+				}
+				valueDone()
+			}
+			continue
+		case json.Number:
+			if strings.ContainsAny(string(t), ".eE") {
+				p := path()
+				if isAmountField(p) {
+					return nil, &gatewayError{Param: p, Code: "amount_invalid",
+						Message: p + " must be an integer with no decimal point or exponent: amounts are integers in the currency's minor units (send 10000 for 100.00 USD)."}
+				}
+				return nil, &gatewayError{Param: p, Code: "invalid_request_body",
+					Message: p + " must be an integer with no decimal point or exponent."}
+			}
+		}
+		valueDone()
+	}
+}
+
+// loneSurrogate finds a \uD800–\uDFFF escape inside a JSON string that is
+// not part of a high-low pair, and returns its offset.
+func loneSurrogate(raw []byte) (int, bool) {
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if !inString {
+			if c == '"' {
+				inString = true
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			if i+1 < len(raw) && raw[i+1] == 'u' {
+				r, ok := hex4(raw, i+2)
+				switch {
+				case !ok:
+				case r >= 0xD800 && r <= 0xDBFF:
+					if i+11 < len(raw)+0 && raw[i+6] == '\\' && raw[i+7] == 'u' {
+						if lo, ok := hex4(raw, i+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+							i += 11
+							continue
+						}
+					}
+					return i, true
+				case r >= 0xDC00 && r <= 0xDFFF:
+					return i, true
+				}
+				i += 5
+				continue
+			}
+			i++ // the escaped character
+		}
+	}
+	return 0, false
+}
+
+func hex4(b []byte, at int) (rune, bool) {
+	if at+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[at : at+4] {
+		if !ishex(c) {
+			return 0, false
+		}
+		r = r<<4 | rune(unhex(c))
+	}
+	return r, true
+}
+
+// strictQueryParser refuses query parameters the call does not take, and
+// explains a value it cannot read, naming the parameter and the form
+// expected, before the default parser fills the request.
+type strictQueryParser struct{}
+
+// Parse implements runtime.QueryParameterParser.
+func (strictQueryParser) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
+	md := msg.ProtoReflect().Descriptor()
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fd := queryField(md, k)
+		if fd == nil {
+			name := k
+			if last4, ok := scanPAN(name); ok {
+				name = "••••" + last4
+			}
+			return &gatewayError{Param: name, Code: "parameter_unknown",
+				Message: fmt.Sprintf("%s is not a query parameter of this call; the parameters are %s.", name, queryFieldNames(md))}
+		}
+		if err := (&runtime.DefaultQueryParser{}).Parse(msg, url.Values{k: values[k]}, filter); err != nil {
+			return &gatewayError{Param: k, Code: "invalid_request_body", Message: k + " must be " + expectedForm(fd) + "."}
+		}
+	}
+	return nil
+}
+
+// queryField resolves a dotted query parameter (customer.id) to its field.
+func queryField(md protoreflect.MessageDescriptor, key string) protoreflect.FieldDescriptor {
+	var fd protoreflect.FieldDescriptor
+	for part := range strings.SplitSeq(key, ".") {
+		if md == nil {
+			return nil
+		}
+		fd = md.Fields().ByName(protoreflect.Name(part))
+		if fd == nil {
+			fd = md.Fields().ByJSONName(part)
+		}
+		if fd == nil {
+			return nil
+		}
+		md = fd.Message()
+	}
+	return fd
+}
+
+func queryFieldNames(md protoreflect.MessageDescriptor) string {
+	var names []string
+	for i := range md.Fields().Len() {
+		names = append(names, string(md.Fields().Get(i).Name()))
+	}
+	return strings.Join(names, ", ")
+}
+
+// expectedForm says, for the caller, what a field's value must look like.
+func expectedForm(fd protoreflect.FieldDescriptor) string {
+	switch {
+	case fd.Message() != nil && fd.Message().FullName() == "google.protobuf.Timestamp":
+		return "an RFC 3339 timestamp such as 2026-01-01T00:00:00Z"
+	case fd.Name() == "page_size":
+		return "an integer from 1 to 100"
+	}
+	switch fd.Kind() {
+	case protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind,
+		protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Fixed32Kind, protoreflect.Fixed64Kind,
+		protoreflect.Sfixed32Kind, protoreflect.Sfixed64Kind:
+		return "an integer"
+	case protoreflect.BoolKind:
+		return "true or false"
+	case protoreflect.EnumKind:
+		return "one of the values in the API reference"
+	}
+	return "valid for this parameter"
+}
