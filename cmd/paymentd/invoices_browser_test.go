@@ -314,8 +314,20 @@ func TestInvoicePageInBrowser(t *testing.T) {
 	if copied != inv3.DepositAddress || !strings.HasSuffix(countdown, "left") || !strings.HasPrefix(refreshed, "Last refreshed ") {
 		t.Errorf("crypto page: clipboard %q after Copy, countdown %q, %q; want the address, a countdown and when the page was refreshed", copied, countdown, refreshed)
 	}
+	// Transfers arrive while the page is open: it updates in place, and the
+	// same live region announces the new status.
+	browse(t, browser, "mark the live region", chromedp.Evaluate[chromedp.Void](`document.getElementById("announce").dataset.mark = "kept"`))
 	mustReceipt(t, ctx, c, inv3.Id, "0xbeef01", 5_000_000, 30)
+	browse(t, browser, "customer comes back to the tab", chromedp.Evaluate[chromedp.Void](`window.dispatchEvent(new Event("focus"))`),
+		chromedp.WaitReady(chromedp.CSS(`#page[data-state="partially_paid"]`)))
+	announced := read(t, browser, "announcement", chromedp.Evaluate[string](`(() => { const a = document.getElementById("announce"); return a.dataset.mark + " " + a.getAttribute("aria-live") + " " + a.textContent })()`))
+	if announced != "kept polite Partially paid" {
+		t.Errorf("after a transfer arrived: live region %q; want the same polite live region saying \"Partially paid\"", announced)
+	}
 	mustReceipt(t, ctx, c, inv3.Id, "0xbeef02", 2_500_000, 4)
+	browse(t, browser, "focus again", chromedp.Evaluate[chromedp.Void](`window.dispatchEvent(new Event("focus"))`),
+		chromedp.WaitReady(chromedp.CSS(`#receipts tbody tr:nth-child(2)`)))
+	pc.check("partially_paid")
 	pc.open(inv3.PaymentUrl, "partially_paid")
 	address := read(t, browser, "deposit address", chromedp.TextContent(chromedp.ID("deposit-address")))
 	due := read(t, browser, "amount due", chromedp.TextContent(chromedp.ID("amount-due")))

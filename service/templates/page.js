@@ -113,5 +113,9 @@
   var page = document.getElementById("page");
   if (page && page.hasAttribute("data-refresh")) {
     setInterval(refresh, Number(page.getAttribute("data-refresh")) * 1000);
+    // A customer who paid from a wallet app on the same phone comes back
+    // to this tab: show what arrived at once rather than at the next tick.
+    window.addEventListener("focus", refresh);
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) { refresh(); } });
   }
 })();
