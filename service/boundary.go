@@ -108,10 +108,10 @@ func (s *Service) sendCapture(ctx context.Context, pr *Principal, p *store.Payme
 	if err != nil {
 		return err
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	pctx, done := s.providerCall(ctx, prov, "capture")
 	newRef, perr := captureRouted(pctx, prov, providers.CaptureRequest{IdempotencyKey: providers.CaptureKey(p.ID),
 		Reference: p.ProviderRef, Amount: amount, Currency: p.Currency})
-	cancel()
+	done(perr)
 	wctx, wcancel := recordCtx(ctx)
 	defer wcancel()
 	var callErr error
@@ -191,9 +191,9 @@ func (s *Service) sendCancel(ctx context.Context, pr *Principal, p *store.Paymen
 	if err != nil {
 		return err
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	pctx, done := s.providerCall(ctx, prov, "cancel")
 	perr := prov.Cancel(pctx, p.ProviderRef)
-	cancel()
+	done(perr)
 	wctx, wcancel := recordCtx(ctx)
 	defer wcancel()
 	var callErr error
@@ -274,7 +274,7 @@ func (s *Service) reconcilePendingOp(ctx context.Context, cfg ReconcileConfig, p
 	}
 	discard := func(out *pb.Payment) proto.Message { return out }
 	var perr error
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	pctx, done := s.providerCall(ctx, prov, p.PendingOp)
 	var newRef string
 	if p.PendingOp == opCapture {
 		newRef, perr = captureRouted(pctx, prov, providers.CaptureRequest{IdempotencyKey: providers.CaptureKey(p.ID),
@@ -282,7 +282,7 @@ func (s *Service) reconcilePendingOp(ctx context.Context, cfg ReconcileConfig, p
 	} else {
 		perr = prov.Cancel(pctx, p.ProviderRef)
 	}
-	cancel()
+	done(perr)
 	if ctx.Err() != nil {
 		return
 	}
@@ -374,10 +374,10 @@ func (s *Service) reconcileWithoutStatus(ctx context.Context, cfg ReconcileConfi
 		s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, errors.New(why))
 		return
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	pctx, done := s.providerCall(ctx, cr, "capture")
 	ref, perr := cr.CaptureReference(pctx, providers.CaptureRequest{IdempotencyKey: providers.CaptureKey(p.ID),
 		Reference: p.ProviderRef, Amount: p.Amount, Currency: p.Currency})
-	cancel()
+	done(perr)
 	if ctx.Err() != nil {
 		return
 	}

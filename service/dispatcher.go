@@ -207,6 +207,7 @@ func (s *Service) deliver(ctx context.Context, cfg WebhookConfig, client *http.C
 	if !ok && ctx.Err() != nil {
 		return // cut short by shutdown: not an attempt; it is made again after the restart
 	}
+	outcome := "retrying"
 	err = s.store.Write(context.Background(), func(tx *store.Tx) error {
 		cur, err := tx.GetDelivery(d.AccountID, d.Livemode, d.ID)
 		if err != nil {
@@ -229,6 +230,12 @@ func (s *Service) deliver(ctx context.Context, cfg WebhookConfig, client *http.C
 		if err := tx.UpdateDelivery(cur, prev); err != nil {
 			return err
 		}
+		switch cur.Status {
+		case store.DeliveryDelivered:
+			outcome = "delivered"
+		case store.DeliveryFailed:
+			outcome = "failed"
+		}
 		return tx.InsertDeliveryAttempt(&store.DeliveryAttempt{AccountID: d.AccountID, Livemode: d.Livemode,
 			EventID: d.EventID, DeliveryID: d.ID, N: cur.Attempts, URL: d.URL, Attempted: start, HTTPStatus: code,
 			Latency: latency, Error: errText, Response: excerpt})
@@ -237,6 +244,7 @@ func (s *Service) deliver(ctx context.Context, cfg WebhookConfig, client *http.C
 		log.Error("webhooks: recording attempt", "error", err.Error())
 		return
 	}
+	s.metrics.webhookDelivered.WithLabelValues(outcome).Inc()
 	if ok {
 		log.Debug("webhook delivered", "url", d.URL, "status", code, "attempt", d.Attempts+1)
 	} else {

@@ -77,11 +77,14 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 	mux.HandleFunc("GET /v1/provider-webhooks/{provider}", s.providerReturn) // customers returning from a provider's page
 	mux.HandleFunc("GET /healthz", s.healthz)                                // liveness and readiness probes (health.go)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if !s.cfg.SeparateMetrics {
+		mux.Handle("GET /metrics", s.MetricsHandler())
+	}
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.JSON)
 	})
-	return mux, nil
+	return s.observeHTTP(mux), nil
 }
 
 // limitBody refuses bodies over MaxBodyBytes: at once when Content-Length
@@ -103,11 +106,16 @@ type restErrorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Param   string `json:"param,omitempty"`
+	// RequestID is the request's id, as in its X-Request-Id response header.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 func writeRESTError(w http.ResponseWriter, httpStatus int, body restErrorBody) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Del("Grpc-Metadata-Content-Type")
+	if body.RequestID == "" {
+		body.RequestID = w.Header().Get(RequestIDHeader) // set by observeHTTP before any handler
+	}
 	w.WriteHeader(httpStatus)
 	_ = json.NewEncoder(w).Encode(map[string]restErrorBody{"error": body})
 }

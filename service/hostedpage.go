@@ -158,12 +158,12 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 		Description: inv.Description, CustomerName: inv.CustomerName, CustomerEmail: inv.CustomerEmail, CustomerID: inv.CustomerID,
 		Metadata: map[string]string{"invoice_id": inv.ID, "transaction_reference": inv.TransactionReference},
 	}
-	pctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProviderTimeout)
+	pctx, done := s.providerCall(r.Context(), prov, "authorize")
 	res, perr := prov.Authorize(pctx, providers.PaymentRequest{
 		IdempotencyKey: p.ID, Amount: p.Amount, Currency: p.Currency, PaymentMethod: method, Capture: true,
 		Description: p.Description, Livemode: p.Livemode,
 	})
-	cancel()
+	done(perr)
 	t, ledger, recorded := authorizationOutcome(p, res, perr)
 	var failure string
 	var unsettled bool

@@ -28,7 +28,8 @@ const IdempotencyTTL = 24 * time.Hour
 // memory: paymentd is the only writer of its database, so this process sees
 // every call in flight.
 type idempotency struct {
-	store *store.Store
+	store   *store.Store
+	metrics *metrics // replays, conflicts and mismatches (metrics.go)
 
 	mu       sync.Mutex
 	inflight map[string]struct{}
@@ -152,6 +153,7 @@ func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Me
 	i.mu.Lock()
 	if _, busy := i.inflight[slot]; busy {
 		i.mu.Unlock()
+		i.metrics.idempotency.WithLabelValues("conflict").Inc()
 		return Errorf(KindInFlight, "idempotency_key_in_use",
 			"A request with this idempotency key is still being processed; retry after it finishes.")
 	}
@@ -169,13 +171,17 @@ func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Me
 	case err != nil:
 		return err
 	case string(rec.RequestHash) != string(hash[:]):
+		i.metrics.idempotency.WithLabelValues("mismatch").Inc()
 		return Errorf(KindIdempotency, "idempotency_key_reused",
 			"This idempotency key was already used with different parameters for %s; use a new key for a new request.", method)
 	case rec.Code == int(codes.OK) && rec.EventID != "":
+		i.metrics.idempotency.WithLabelValues("replay").Inc()
 		return i.replayFromEvent(ctx, rec, resp)
 	case rec.Code == int(codes.OK):
+		i.metrics.idempotency.WithLabelValues("replay").Inc()
 		return proto.Unmarshal(rec.Response, resp)
 	default:
+		i.metrics.idempotency.WithLabelValues("replay").Inc()
 		var st spb.Status
 		if err := proto.Unmarshal(rec.Response, &st); err != nil {
 			return err

@@ -72,10 +72,13 @@ func (s *Service) publicMethod(full string) bool {
 }
 
 // UnaryInterceptors returns the interceptor chain, outermost first: panic
-// recovery, request log, default deadline, auth, rate limit, idempotency-key
-// check, card-number refusal, and error conversion.
+// recovery, Prometheus gRPC metrics (grpc_server_handled_total and
+// grpc_server_handling_seconds), request id, request log, default deadline,
+// auth, rate limit, idempotency-key check, card-number refusal, and error
+// conversion.
 func (s *Service) UnaryInterceptors() []grpc.UnaryServerInterceptor {
-	return []grpc.UnaryServerInterceptor{s.recoverUnary, s.logUnary, s.deadlineUnary, s.authUnary, s.checkIdemKeyUnary, s.refusePANUnary, s.errorsUnary}
+	return []grpc.UnaryServerInterceptor{s.recoverUnary, s.metrics.grpc.UnaryServerInterceptor(), s.requestIDUnary, s.logUnary,
+		s.deadlineUnary, s.authUnary, s.checkIdemKeyUnary, s.refusePANUnary, s.errorsUnary}
 }
 
 func (s *Service) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
@@ -100,9 +103,18 @@ func (s *Service) logUnary(ctx context.Context, req any, info *grpc.UnaryServerI
 		level = slog.LevelError
 	}
 	if s.log.Enabled(ctx, level) {
-		attrs := []any{"method", info.FullMethod, "code", st.Code().String(), "duration_ms", float64(time.Since(start).Microseconds()) / 1000}
+		attrs := []any{"method", info.FullMethod, "code", st.Code().String(), "duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+			"peer", callPeer(ctx)}
 		if p := holder.p; p != nil {
 			attrs = append(attrs, "account", p.AccountID, "key_id", p.KeyID, "mode", p.Mode())
+		}
+		if st.Code() == codes.ResourceExhausted && holder.p != nil {
+			// One line per key per second, however many requests it sends.
+			ok, n := s.rateLog.allow("grpc:"+holder.p.KeyID, time.Now())
+			if !ok {
+				return resp, err
+			}
+			attrs = append(attrs, "count", n)
 		}
 		if err != nil {
 			attrs = append(attrs, "error", st.Message())
@@ -146,6 +158,7 @@ func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServer
 			Message: "This API key lacks the " + scope + " scope needed for " + info.FullMethod + "; create a key with `paymentd keys create --scopes " + scope + "`."})
 	}
 	if ok, wait := s.limits.allow(p.KeyID); !ok {
+		s.metrics.rateLimited.Inc()
 		return nil, toGRPC(&Error{Kind: KindRateLimited, Code: "rate_limited", RetryAfter: wait,
 			Message: "Too many requests for this API key; retry after the delay in Retry-After."})
 	}

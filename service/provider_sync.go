@@ -33,9 +33,9 @@ func (s *Service) invoiceProviderState(ctx context.Context, inv *store.Invoice) 
 	case inv.ProviderRef == "":
 		return providers.InvoiceState{}, fmt.Errorf("invoice %s has no reference at %s", inv.ID, inv.Provider)
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	pctx, done := s.providerCall(ctx, prov, "get_invoice")
 	st, err := prov.GetInvoice(pctx, inv.ProviderRef)
-	cancel()
+	done(err)
 	if err != nil {
 		return st, err
 	}
@@ -130,9 +130,9 @@ func (s *Service) payoutProviderState(ctx context.Context, p *store.Payout) (pro
 	if ref == "" {
 		ref = p.TransactionReference
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	pctx, done := s.providerCall(ctx, prov, "get_payout")
 	st, err := prov.GetPayout(pctx, ref)
-	cancel()
+	done(err)
 	if err != nil {
 		return st, err
 	}

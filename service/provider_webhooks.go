@@ -64,11 +64,20 @@ func (s *Service) webhookProvider(name string) (providers.WebhookParser, any) {
 func (s *Service) providerWebhook(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("provider")
 	parser, prov := s.webhookProvider(name)
+	verdict := "unknown_connection"
+	defer func() {
+		conn := name
+		if parser == nil {
+			conn = "unknown" // never a label value the caller chose
+		}
+		s.metrics.providerWebhooks.WithLabelValues(conn, verdict).Inc()
+	}()
 	if parser == nil {
 		writeRESTError(w, http.StatusNotFound, restErrorBody{Type: "invalid_request_error", Code: "provider_not_found",
 			Message: "No configured provider called " + truncate(name, 64) + " accepts webhooks here."})
 		return
 	}
+	verdict = "invalid"
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxProviderWebhookBody))
 	if err != nil {
 		writeRESTError(w, http.StatusRequestEntityTooLarge, restErrorBody{Type: "invalid_request_error", Code: "body_too_large",
@@ -79,6 +88,7 @@ func (s *Service) providerWebhook(w http.ResponseWriter, r *http.Request) {
 	ev, err := parser.ParseWebhook(r.Header, body, time.Now())
 	if err != nil {
 		if errors.Is(err, providers.ErrWebhookSignature) {
+			verdict = "signature_invalid"
 			log.Warn("provider webhook: signature refused", "error", err.Error())
 			writeRESTError(w, http.StatusUnauthorized, restErrorBody{Type: "authentication_error", Code: "signature_invalid",
 				Message: "The webhook's signature does not verify."})
@@ -96,7 +106,9 @@ func (s *Service) providerWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	log = log.With("provider_event", ev.ID, "type", ev.Type)
 	outcome, objectID, err := s.handleProviderEvent(r.Context(), name, prov, ev)
+	verdict = outcome
 	if err != nil {
+		verdict = "unavailable"
 		// Nothing was recorded: the provider's retry will be handled afresh.
 		log.Warn("provider webhook: not handled", "error", err.Error())
 		writeRESTError(w, http.StatusServiceUnavailable, restErrorBody{Type: "api_error", Code: "provider_unavailable",
@@ -183,9 +195,9 @@ func (s *Service) preparePaymentEvent(ctx context.Context, provider string, prov
 	if ref == "" {
 		ref = p.ID
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	pctx, done := s.providerCall(ctx, getter, "get_payment")
 	state, err := getter.GetPayment(pctx, ref)
-	cancel()
+	done(err)
 	if err != nil {
 		return nil, "", err
 	}

@@ -129,6 +129,7 @@ func (s *Service) reconcileProviderObjects(ctx context.Context, cfg ReconcileCon
 // reconcileInvoice asks an invoice's provider for its state and records
 // what is new, or schedules the next call.
 func (s *Service) reconcileInvoice(ctx context.Context, cfg ReconcileConfig, inv *store.Invoice, st store.ReconcileState) {
+	s.metrics.reconciler.WithLabelValues("due").Inc()
 	log := s.log.With("invoice", inv.ID, "provider", inv.Provider, "attempt", st.Attempts+1)
 	pst, err := s.invoiceProviderState(ctx, inv)
 	if err == nil && invoiceStateNews(inv, pst) {
@@ -140,6 +141,7 @@ func (s *Service) reconcileInvoice(ctx context.Context, cfg ReconcileConfig, inv
 		})
 		if err == nil && (changed || !payable(cur.Status)) {
 			log.Info("reconciler: invoice updated from its provider", "status", cur.Status, "amount_paid", cur.AmountPaid)
+			s.metrics.reconciler.WithLabelValues("settled").Inc()
 			return // its schedule was dropped in the same write
 		}
 	}
@@ -157,6 +159,7 @@ func (s *Service) reconcileInvoice(ctx context.Context, cfg ReconcileConfig, inv
 // reconcilePayout asks a payout's provider for its state and records a step
 // forward, or schedules the next call.
 func (s *Service) reconcilePayout(ctx context.Context, cfg ReconcileConfig, p *store.Payout, st store.ReconcileState) {
+	s.metrics.reconciler.WithLabelValues("due").Inc()
 	log := s.log.With("payout", p.ID, "provider", p.Provider, "attempt", st.Attempts+1)
 	pst, err := s.payoutProviderState(ctx, p)
 	if err == nil && payoutStateNews(p, pst) {
@@ -168,6 +171,7 @@ func (s *Service) reconcilePayout(ctx context.Context, cfg ReconcileConfig, p *s
 		})
 		if err == nil && (changed || !payoutActive(cur.Status)) {
 			log.Info("reconciler: payout updated from its provider", "status", cur.Status)
+			s.metrics.reconciler.WithLabelValues("settled").Inc()
 			return // its schedule was dropped in the same write
 		}
 	}
@@ -186,6 +190,7 @@ func (s *Service) reconcilePayout(ctx context.Context, cfg ReconcileConfig, p *s
 var errNotSettled = errors.New("not settled")
 
 func (s *Service) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p *store.Payment, st store.ReconcileState) {
+	s.metrics.reconciler.WithLabelValues("due").Inc()
 	log := s.log.With("payment", p.ID, "attempt", st.Attempts+1)
 	if prov, err := s.providerFor(p); err == nil {
 		if _, ok := prov.(providers.PaymentStatusGetter); !ok {
@@ -198,6 +203,7 @@ func (s *Service) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p *
 		err = s.settlePayment(ctx, p.AccountID, p.Livemode, p.ID, state)
 		if err == nil {
 			log.Info("reconciler: payment settled", "status", state.Status)
+			s.metrics.reconciler.WithLabelValues("settled").Inc()
 			return
 		}
 	}
@@ -232,9 +238,10 @@ func (s *Service) paymentState(ctx context.Context, p *store.Payment) (providers
 	if ref == "" {
 		ref = p.ID // Authorize never answered: the provider knows it by our idempotency key
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
-	defer cancel()
-	return getter.GetPayment(pctx, ref)
+	pctx, done := s.providerCall(ctx, getter, "get_payment")
+	st, err := getter.GetPayment(pctx, ref)
+	done(err)
+	return st, err
 }
 
 // settlePayment applies a provider's confirmed state to a payment left
@@ -314,6 +321,7 @@ var errAlreadySettled = errors.New("already settled")
 
 // reschedule records a status call that left the object unsettled.
 func (s *Service) reschedule(objectID, accountID string, livemode bool, cfg ReconcileConfig, st store.ReconcileState, cause error) {
+	s.metrics.reconciler.WithLabelValues("rescheduled").Inc()
 	st.Attempts++
 	st.NextCheck = time.Now().Add(cfg.after(st.Attempts))
 	lastErr := ""
@@ -329,10 +337,12 @@ func (s *Service) reschedule(objectID, accountID string, livemode bool, cfg Reco
 }
 
 func (s *Service) reconcileRefund(ctx context.Context, cfg ReconcileConfig, r *store.Refund, st store.ReconcileState) {
+	s.metrics.reconciler.WithLabelValues("due").Inc()
 	log := s.log.With("refund", r.ID, "attempt", st.Attempts+1)
 	err := s.settleRefundFromProvider(ctx, r)
 	if err == nil {
 		log.Info("reconciler: refund settled")
+		s.metrics.reconciler.WithLabelValues("settled").Inc()
 		return
 	}
 	if ctx.Err() != nil {
@@ -362,9 +372,9 @@ func (s *Service) settleRefundFromProvider(ctx context.Context, r *store.Refund)
 	if !ok {
 		return errors.New("provider " + p.Provider + " cannot report a refund's status")
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	pctx, done := s.providerCall(ctx, getter, "get_refund")
 	state, err := getter.GetRefund(pctx, r.ID)
-	cancel()
+	done(err)
 	if err != nil {
 		return err
 	}

@@ -112,10 +112,10 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 		if err != nil {
 			return err
 		}
-		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+		pctx, done := s.providerCall(ctx, prov, "refund")
 		_, perr := prov.Refund(pctx, providers.RefundRequest{IdempotencyKey: r.ID, Reference: p.ProviderRef, Amount: r.Amount,
 			Currency: r.Currency, Reason: r.Reason, Metadata: r.Metadata})
-		cancel()
+		done(perr)
 		kind := providers.KindOf(perr)
 		if perr != nil && kind == providers.Unknown {
 			// Leave it pending and reserved, and answer with the pending

@@ -54,9 +54,9 @@ func (s *Service) authorizeRouted(ctx context.Context, cands []providers.Payment
 	)
 	for i, prov := range cands {
 		name = providerName(prov)
-		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+		pctx, done := s.providerCall(ctx, prov, "authorize")
 		res, err = prov.Authorize(pctx, req)
-		cancel()
+		done(err)
 		if providers.KindOf(err) != providers.Unavailable || i == len(cands)-1 || ctx.Err() != nil {
 			break
 		}
@@ -157,9 +157,9 @@ func (s *Service) createRoutedInvoice(ctx context.Context, pr *Principal, inv *s
 		CustomerID: inv.CustomerID, Description: inv.Description, CallbackURL: inv.CallbackURL, Livemode: inv.Livemode}
 	for i, c := range conns {
 		prov := c.Client.(providers.Invoices)
-		pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+		pctx, done := s.providerCall(ctx, prov, "create_invoice")
 		st, err := prov.CreateInvoice(pctx, req)
-		cancel()
+		done(err)
 		if providers.KindOf(err) == providers.Unavailable && i < len(conns)-1 && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "provider unavailable; falling back", "invoice", inv.ID, "provider", c.Name,
 				"next", conns[i+1].Name, "error", err.Error())
@@ -262,11 +262,11 @@ func (s *Service) sendRoutedPayout(ctx context.Context, p *store.Payout, resp *p
 	if !ok {
 		return nil
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProviderTimeout)
+	pctx, done := s.providerCall(ctx, prov, "create_payout")
 	st, err := prov.CreatePayout(pctx, providers.PayoutRequest{IdempotencyKey: p.ID, Reference: p.TransactionReference,
 		MethodID: p.MethodID, Amount: p.Amount, Currency: p.Currency, RecipientName: p.RecipientName,
 		RecipientAccount: p.RecipientAccount, Description: p.Description})
-	cancel()
+	done(err)
 	log := s.log.With("payout", p.ID, "provider", p.Provider)
 	var t *payoutTransition
 	switch kind := providers.KindOf(err); {

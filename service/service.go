@@ -77,6 +77,9 @@ type Config struct {
 	// the newest checkpoint stay a short rowid range) since their last one (balance.go).
 	LedgerCheckpointInterval time.Duration
 	LedgerCheckpointEntries  int
+	// SeparateMetrics leaves GET /metrics off the HTTP port, for when
+	// `serve --metrics-addr` serves MetricsHandler on a port of its own.
+	SeparateMetrics bool
 }
 
 // Service holds the state shared by the gRPC services.
@@ -93,6 +96,8 @@ type Service struct {
 
 	hooks webhookState // the webhook dispatcher's shared state (dispatcher.go)
 
+	metrics  *metrics                      // Prometheus series (metrics.go)
+	rateLog  logSampler                    // rate-limited log lines (httpobs.go)
 	health   atomic.Pointer[health.Server] // the gRPC health service (grpc.go)
 	draining atomic.Bool                   // BeginShutdown was called (health.go)
 }
@@ -102,6 +107,8 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Lines logged with a context get its request id and trace id.
+	cfg.Logger = slog.New(contextHandler{cfg.Logger.Handler()})
 	if cfg.Version == "" {
 		cfg.Version = cmp.Or(cfg.Build.String(), "devel")
 	}
@@ -121,7 +128,7 @@ func New(cfg Config) *Service {
 	cfg.SandboxPayoutCompletionDelay = positive(cfg.SandboxPayoutCompletionDelay, 5*time.Second)
 	cfg.LedgerCheckpointInterval = positive(cfg.LedgerCheckpointInterval, time.Minute)
 	cfg.LedgerCheckpointEntries = cmp.Or(cfg.LedgerCheckpointEntries, 1)
-	return &Service{
+	s := &Service{
 		cfg:     cfg,
 		store:   cfg.Store,
 		log:     cfg.Logger,
@@ -130,6 +137,12 @@ func New(cfg Config) *Service {
 		limits:  newRateLimiter(cfg.RateLimit, cfg.RateBurst),
 		started: time.Now(),
 	}
+	s.metrics = newMetrics(s)
+	s.idem.metrics = s.metrics
+	if s.store != nil {
+		s.store.SetObserver(s.metrics)
+	}
+	return s
 }
 
 // Run does the service's background work until ctx ends, and returns when

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"io/fs"
 	"sort"
 	"strings"
@@ -62,4 +63,15 @@ func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(pending)
 	return pending, nil
+}
+
+// DeliveryBacklog counts the pending webhook deliveries and returns when the
+// oldest was created (zero time when none is pending).
+func (s *Store) DeliveryBacklog(ctx context.Context) (pending int, oldest time.Time, err error) {
+	var first sql.NullInt64
+	err = s.rdb.QueryRowContext(ctx, `SELECT count(*), min(created) FROM webhook_deliveries WHERE status = ?`, DeliveryPending).Scan(&pending, &first)
+	if err != nil || !first.Valid {
+		return pending, time.Time{}, err
+	}
+	return pending, fromMicros(first.Int64), nil
 }

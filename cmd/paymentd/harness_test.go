@@ -35,6 +35,9 @@ type testServer struct {
 	// key is the test key serve prints on an empty database; it is empty
 	// when the server was started on a database that already had an account.
 	key string
+	// log is everything serve wrote to stderr (the JSON log), when started
+	// by startServer.
+	log *syncBuffer
 
 	stopOnce sync.Once
 	stopFn   func()
@@ -102,7 +105,7 @@ func startServer(t *testing.T, dbPath string, extraArgs ...string) *testServer {
 		t.Fatal(err)
 	}
 	s := &testServer{
-		db: dbPath, conn: conn, key: st.key, baseURL: "http://" + st.httpAddr,
+		db: dbPath, conn: conn, key: st.key, baseURL: "http://" + st.httpAddr, log: stderr,
 		payments: pb.NewPaymentsServiceClient(conn), status: pb.NewStatusServiceClient(conn),
 	}
 	s.stopFn = func() {

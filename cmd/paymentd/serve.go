@@ -14,6 +14,7 @@ import (
 
 type serveConfig struct {
 	db, grpcAddr, httpAddr, env, logLevel, synchronous string
+	metricsAddr                                        string
 	rateLimit                                          float64
 	shutdownWait, shutdownDelay, authCacheTTL          time.Duration
 	payouts                                            payoutFlags // sandbox payouts, ledger checkpoints (payout_flags.go)
@@ -33,6 +34,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&c.db, "db", "paymentd.db", "SQLite database file (created if missing)")
 	fs.StringVar(&c.grpcAddr, "grpc-addr", ":9090", "gRPC listen address")
 	fs.StringVar(&c.httpAddr, "http-addr", ":8080", "HTTP (REST gateway) listen address")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve GET /metrics on this address instead of on --http-addr (e.g. 127.0.0.1:9464)")
 	fs.StringVar(&c.env, "env", "development", "environment name reported by /v1/status")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.synchronous, "synchronous", "FULL", "SQLite synchronous pragma; FULL makes every acknowledged change survive power loss")
@@ -87,6 +89,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ProviderTimeout: c.hooks.providerTimeout, AllowPrivateWebhooks: c.hooks.allowPrivate,
 		Webhooks: c.hooks.webhooks(), Reconcile: c.hooks.reconcile(),
 		Router: router, ProviderCheckInterval: c.providers.checkInterval,
+		SeparateMetrics: c.metricsAddr != "",
 	})
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
@@ -96,6 +99,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srvs, err := startServers(ctx, svc, c.grpcAddr, c.httpAddr, log, nil)
 	if err != nil {
 		return err
+	}
+	if c.metricsAddr != "" {
+		stopMetrics, addr, err := serveMetrics(c.metricsAddr, svc, log)
+		if err != nil {
+			srvs.stop(c.shutdownWait)
+			return err
+		}
+		defer stopMetrics()
+		fmt.Fprintf(stdout, "paymentd metrics on http://%s/metrics\n", addr)
 	}
 	if c.publicURL == "" {
 		c.publicURL = defaultPublicURL(c.httpAddr, srvs.httpAddr)

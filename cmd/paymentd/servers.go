@@ -130,3 +130,22 @@ func loopbackTarget(a net.Addr) string {
 	}
 	return "passthrough:///" + tcp.String()
 }
+
+// serveMetrics serves GET /metrics on its own address (serve
+// --metrics-addr), so that the metrics can stay on a network that the API
+// port is not on. The returned function stops it.
+func serveMetrics(addr string, svc *service.Service, log *slog.Logger) (func(), net.Addr, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--metrics-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", svc.MetricsHandler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() { _ = srv.Serve(l) }()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, l.Addr(), nil
+}
