@@ -108,9 +108,11 @@ func declineText(code string) string {
 	return "decline_other"
 }
 
-// invoiceUnsettledAttempt is the invoice's card payment that was sent to
-// the provider and has no definite answer yet, or nil. While there is one
-// the page shows the unsettled state and offers no second payment.
+// invoiceUnsettledAttempt is the open invoice's card payment that was sent
+// to the provider and is not reflected in the invoice: it has no definite
+// answer yet, or its answer came late (the reconciler settled it) and has
+// not been applied to the invoice. While there is one the page shows the
+// unsettled state and offers no second payment.
 func (s *Service) invoiceUnsettledAttempt(ctx context.Context, inv *store.Invoice) (*store.Payment, error) {
 	if inv.Network != "" || inv.Status != InvoiceOpen || len(inv.ID) <= len(PrefixInvoice) {
 		return nil, nil

@@ -263,13 +263,16 @@ func (s *Store) cachedPage(ctx context.Context, f PageFilter, query string, args
 }
 
 // UnsettledInvoicePayment returns the newest payment made for an invoice
-// (metadata invoice_id) since idFloor that has no definite answer yet:
-// processing, unknown or requires_capture; ErrNotFound if there is none.
-// idFloor is a payment id no later than the invoice's creation, so the scan
-// is one range of the owner's payments, never the whole table.
+// (metadata invoice_id) since idFloor that the invoice does not reflect yet:
+// one with no definite answer (processing, unknown, requires_capture), or
+// one that succeeded after its answer came late (the reconciler settled it)
+// — callers ask only about open invoices, whose own payment would have
+// made them paid. ErrNotFound if there is none. idFloor is a payment id no
+// later than the invoice's creation, so the scan is one range of the
+// owner's payments, never the whole table.
 func (s *Store) UnsettledInvoicePayment(ctx context.Context, accountID string, livemode bool, invoiceID, idFloor string) (*Payment, error) {
 	p, err := scanPayment(s.rdb.QueryRowContext(ctx, `SELECT `+paymentCols+` FROM payments
-		WHERE account_id = ? AND livemode = ? AND id >= ? AND status IN ('processing', 'unknown', 'requires_capture')
+		WHERE account_id = ? AND livemode = ? AND id >= ? AND status IN ('processing', 'unknown', 'requires_capture', 'succeeded')
 		AND json_extract(metadata, '$.invoice_id') = ? ORDER BY id DESC LIMIT 1`,
 		accountID, boolInt(livemode), idFloor, invoiceID))
 	if errors.Is(err, sql.ErrNoRows) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 )
 
 var (
@@ -261,4 +263,39 @@ func TestAccountsUpdate(t *testing.T) {
 	}
 	// A private logo host is accepted for local development only when asked.
 	cli(t, "accounts", "update", "--db", db, "--logo-url", "https://127.0.0.1:8443/logo.png", "--allow-private-urls")
+}
+
+// TestInvoicePageAfterLateSettlement: a card payment that got no answer is
+// settled later by the reconciler (the sandbox reports pm_card_timeout's
+// payments captured). From the first answer on, the page never offers a
+// second payment: it shows the attempt as being confirmed until the
+// invoice reflects it, and then the invoice as paid.
+func TestInvoicePageAfterLateSettlement(t *testing.T) {
+	t.Parallel()
+	srv, c := invServer(t, "--provider-timeout", "200ms", "--reconcile-schedule", "300ms,50ms", "--reconcile-interval", "20ms")
+	ctx := withKey(t.Context(), srv.key)
+	inv := mustCreateInvoice(t, ctx, c, cardInvoice("late-1"))
+	checkPagePost(t, srv, inv.Id, url.Values{"action": {"pay"}, "payment_method": {"pm_card_timeout"}}, http.StatusAccepted, "unsettled", "")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		pays, err := srv.payments.ListPayments(ctx, &pb.ListPaymentsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pays.Payments) != 1 || pays.Payments[0].Metadata["invoice_id"] != inv.Id {
+			t.Fatalf("payments %v; want the one attempt for %s", pays.Payments, inv.Id)
+		}
+		if pays.Payments[0].Status == "succeeded" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("payment still %s after 20s; want the reconciler to settle it", pays.Payments[0].Status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, _, body := getPayPage(t, srv, "/pay/"+inv.Id)
+	m := pageState.FindStringSubmatch(body)
+	if m == nil || (m[1] != "unsettled" && m[1] != "paid") || strings.Contains(body, `id="pay"`) {
+		t.Errorf("page after the late answer: state %v, Pay button %v; want unsettled or paid, and no Pay button", m, strings.Contains(body, `id="pay"`))
+	}
 }
