@@ -362,6 +362,18 @@ func TestInvoicePageInBrowser(t *testing.T) {
 		t.Errorf("with Accept-Language bn and ?lang=en: lang %q, Pay button %q; want en and \"Pay 25.00 USD\"", lang, payText)
 	}
 
+	// The countdown ticks in the page's language.
+	soon := cardInvoice("browser-6")
+	soon.Expiry = durationpb.New(100 * time.Second)
+	inv6 := mustCreateInvoice(t, ctx, c, soon)
+	browse(t, browser, "open a soon-expiring invoice", chromedp.Navigate(inv6.PaymentUrl+"?lang=bn"), chromedp.WaitVisible(chromedp.ID("countdown")))
+	first := read(t, browser, "countdown", chromedp.TextContent(chromedp.ID("countdown")))
+	time.Sleep(1200 * time.Millisecond)
+	second := read(t, browser, "countdown", chromedp.TextContent(chromedp.ID("countdown")))
+	if first == second || !strings.Contains(second, "সেকেন্ড") || strings.ContainsAny(second, "0123456789") {
+		t.Errorf("countdown %q then %q a second later; want it ticking, in Bengali with Bengali digits", first, second)
+	}
+
 	if got := cb.received(); len(got) != 2 {
 		t.Errorf("the callback server saw %d requests %v; want 2 (pay, cancel)", len(got), got)
 	}
