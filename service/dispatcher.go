@@ -111,6 +111,7 @@ func (s *Service) dispatch(ctx context.Context) {
 	s.hooks.init()
 	cfg := s.cfg.Webhooks.withDefaults()
 	client := newWebhookClient(s.cfg.AllowPrivateWebhooks, cfg.Timeout, s.hooks.allowDial)
+	client.Transport = TraceTransport(s.cfg.TracerProvider, client.Transport) // a span and traceparent per attempt
 	defer client.CloseIdleConnections()
 	sem := make(chan struct{}, cfg.Concurrency)
 	var wg sync.WaitGroup

@@ -84,7 +84,7 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapiv2.JSON)
 	})
-	return s.observeHTTP(mux), nil
+	return s.traceHTTP(s.observeHTTP(mux)), nil
 }
 
 // limitBody refuses bodies over MaxBodyBytes: at once when Content-Length

@@ -31,7 +31,7 @@ const (
 // transport limits. The health server is returned so that shutdown can mark
 // the service NOT_SERVING first.
 func (s *Service) NewGRPCServer() (*grpc.Server, *health.Server) {
-	srv := grpc.NewServer(
+	srv := grpc.NewServer(append(s.grpcServerOptions(), // tracing, when on (tracing.go)
 		grpc.ChainUnaryInterceptor(s.UnaryInterceptors()...),
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(MaxSendMsgSize),
@@ -46,7 +46,7 @@ func (s *Service) NewGRPCServer() (*grpc.Server, *health.Server) {
 			Time:              2 * time.Minute,
 			Timeout:           20 * time.Second,
 		}),
-	)
+	)...)
 	pb.RegisterPaymentsServiceServer(srv, &PaymentsServer{Service: s})
 	pb.RegisterStatusServiceServer(srv, &StatusServer{Service: s})
 	pb.RegisterPayoutsServiceServer(srv, &PayoutsServer{Service: s})

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/health"
 
 	"github.com/paymentd/paymentd/buildinfo"
@@ -77,6 +78,9 @@ type Config struct {
 	// the newest checkpoint stay a short rowid range) since their last one (balance.go).
 	LedgerCheckpointInterval time.Duration
 	LedgerCheckpointEntries  int
+	// TracerProvider, when set, turns tracing on (tracing.go); serve sets
+	// it from the standard OTEL_* variables.
+	TracerProvider trace.TracerProvider
 	// SeparateMetrics leaves GET /metrics off the HTTP port, for when
 	// `serve --metrics-addr` serves MetricsHandler on a port of its own.
 	SeparateMetrics bool
@@ -141,6 +145,9 @@ func New(cfg Config) *Service {
 	s.idem.metrics = s.metrics
 	if s.store != nil {
 		s.store.SetObserver(s.metrics)
+		if s.tracingOn() {
+			s.store.SetTracer(s.tracer())
+		}
 	}
 	return s
 }

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Observer is told what the writer did, for metrics. Its methods run on the
@@ -75,3 +77,9 @@ func (s *Store) DeliveryBacklog(ctx context.Context) (pending int, oldest time.T
 	}
 	return pending, fromMicros(first.Int64), nil
 }
+
+// SetTracer makes every Write a span ("store.write", from the caller's
+// context, so a child of the RPC waiting on it) covering the wait for the
+// writer and the commit. Call it before the store is used; without it
+// Write starts no span at all.
+func (s *Store) SetTracer(t trace.Tracer) { s.tracer = t }

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -58,6 +59,7 @@ type Store struct {
 	readCache sync.Map      // query text → *sql.Stmt on the read pool
 	payments  *paymentCache // latest committed versions of recently written or read payments
 	idem      *idemIndex    // which idempotency keys may have a record
+	tracer    trace.Tracer  // SetTracer (observe.go); nil: no spans
 }
 
 // query runs a read on the pool with a statement prepared once per query

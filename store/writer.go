@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/codes"
 )
 
 // ErrClosed is returned by Write after the store has been closed.
@@ -69,7 +71,16 @@ func startWriter(ctx context.Context, db *sql.DB, maxBatch int, payments *paymen
 // the database that would be wrong if the commit failed; and it runs on the
 // writer goroutine, so it must be quick and must not call Write.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
-	return s.w.submit(ctx, fn)
+	if s.tracer == nil {
+		return s.w.submit(ctx, fn)
+	}
+	ctx, span := s.tracer.Start(ctx, "store.write")
+	err := s.w.submit(ctx, fn)
+	if err != nil {
+		span.SetStatus(codes.Error, "the write was not committed")
+	}
+	span.End()
+	return err
 }
 
 func (w *writer) submit(ctx context.Context, fn func(*Tx) error) error {

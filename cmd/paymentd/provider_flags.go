@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/paymentd/paymentd/providers/routing"
@@ -23,9 +24,11 @@ func (p *providerFlags) register(fs *flag.FlagSet) {
 // getenv; nil without --config. Neither the file nor the log ever holds a
 // credential: the file names environment variables, and only connection
 // names and modes are logged.
-func (p *providerFlags) router(getenv func(string) string, log *slog.Logger, timeout time.Duration) (*routing.Router, error) {
+// transport, if not nil, sends the connections' requests (the tracing
+// transport when traces are on).
+func (p *providerFlags) router(getenv func(string) string, log *slog.Logger, timeout time.Duration, transport http.RoundTripper) (*routing.Router, error) {
 	if p.config == "" {
 		return nil, nil
 	}
-	return routing.Load(p.config, routing.Options{Getenv: getenv, Timeout: timeout, Logger: log})
+	return routing.Load(p.config, routing.Options{Getenv: getenv, Timeout: timeout, Logger: log, Transport: transport})
 }

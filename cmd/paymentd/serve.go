@@ -66,7 +66,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
-	router, err := c.providers.router(getenv, log, c.hooks.providerTimeout)
+	tp, stopTracing, err := setupTracing(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	router, err := c.providers.router(getenv, log, c.hooks.providerTimeout, service.TraceTransport(tp, nil))
 	if err != nil {
 		return err
 	}
@@ -89,7 +94,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ProviderTimeout: c.hooks.providerTimeout, AllowPrivateWebhooks: c.hooks.allowPrivate,
 		Webhooks: c.hooks.webhooks(), Reconcile: c.hooks.reconcile(),
 		Router: router, ProviderCheckInterval: c.providers.checkInterval,
-		SeparateMetrics: c.metricsAddr != "",
+		SeparateMetrics: c.metricsAddr != "", TracerProvider: tp,
 	})
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()

@@ -51,9 +51,9 @@ func startServers(ctx context.Context, svc *service.Service, grpcAddr, httpAddr 
 
 	// The gateway reaches the gRPC server over loopback, so that REST calls
 	// pass through the same interceptors as gRPC calls.
-	s.conn, err = grpc.NewClient(loopbackTarget(gl.Addr()),
+	s.conn, err = grpc.NewClient(loopbackTarget(gl.Addr()), append(svc.GatewayDialOptions(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(service.MaxSendMsgSize)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(service.MaxSendMsgSize)))...)
 	if err != nil {
 		gl.Close()
 		hl.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,6 +93,9 @@ type Options struct {
 	Timeout time.Duration
 	// Logger gets one line per connection at start (names and modes only).
 	Logger *slog.Logger
+	// Transport, if set, sends every connection's HTTP requests (e.g. one
+	// that adds a trace span and traceparent); default http.DefaultTransport.
+	Transport http.RoundTripper
 }
 
 // New builds a Router from a configuration: every connection is validated,
@@ -208,6 +212,10 @@ func newClient(cc *ConnectionConfig, o Options, observe func(providers.Observati
 		timeout = o.Timeout
 	}
 	hopts := providers.HTTPOptions{Timeout: timeout, MaxAttempts: cc.MaxAttempts, MaxResponseBytes: cc.MaxResponseBytes, Observe: observe}
+	if o.Transport != nil {
+		hopts.Client = &http.Client{Transport: o.Transport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
 	opt := func(k string) string { return cc.Options[k] }
 	wrap := func(c providers.Provider, err error) (providers.Provider, error) {
 		if err != nil {
