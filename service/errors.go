@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/paymentd/paymentd/store"
 )
 
 // Kind classifies an error for the caller; each kind has exactly one gRPC
@@ -139,6 +141,9 @@ func toGRPC(err error) error {
 		return err
 	}
 	switch {
+	case errors.Is(err, store.ErrFull):
+		return (&Error{Kind: KindUnavailable, Code: "store_unavailable", RetryAfter: 5 * time.Second,
+			Message: "paymentd could not store this change because its database or disk is full; nothing was recorded. Retry later with the same idempotency key."}).GRPCStatus().Err()
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "The request took longer than its deadline; retry it with the same idempotency key.")
 	case errors.Is(err, context.Canceled):

@@ -35,6 +35,9 @@ func (s *StatusServer) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*
 	err := s.store.Ping(dctx)
 	cancel()
 	db := &pb.ComponentStatus{Status: Operational, ResponseTimeMs: float64(time.Since(start).Microseconds()) / 1000}
+	if degraded, reason, since := s.store.WriteHealth(); degraded && err == nil {
+		db.Status, db.Message = Degraded, reason+"; since "+since.Format(time.RFC3339)
+	}
 	if err != nil {
 		db.Status, db.Message = Down, "the database did not answer a read"
 		comps["authentication"] = &pb.ComponentStatus{Status: Down, Message: "API keys are stored in the database"}

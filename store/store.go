@@ -43,6 +43,11 @@ type Options struct {
 	ReadConns int
 	// MaxBatch bounds how many state changes share one commit; default 256.
 	MaxBatch int
+	// MaxPageCount caps the database at that many pages (SQLite's
+	// max_page_count; a page is 4 KiB), 0 for no cap. Writes past it fail
+	// as on a full disk (ErrFull), which is how tests exercise a full disk
+	// without root; an operator may also use it to bound the file.
+	MaxPageCount int
 	// PaymentCache is how many payments (the latest written or read) reads
 	// find in memory; default 20000, negative disables the cache.
 	PaymentCache int
@@ -92,6 +97,9 @@ func dsn(path string, o Options, readOnly bool) string {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Add("_txlock", "immediate")
+		if o.MaxPageCount > 0 {
+			q.Add("_pragma", fmt.Sprintf("max_page_count(%d)", o.MaxPageCount))
+		}
 	}
 	return "file:" + path + "?" + q.Encode()
 }

@@ -36,6 +36,8 @@ type writer struct {
 
 	nBatches, nOps atomic.Int64 // counters for WriterStats
 
+	full fullState // writes failing for lack of space (full.go)
+
 	observer  atomic.Pointer[Observer] // SetObserver (observe.go)
 	batchErr  error                    // the error that failed the running batch as a whole
 	opEvents  []string                 // event types the running change recorded
@@ -160,11 +162,29 @@ func (w *writer) run(batch []*op, errs []error) []error {
 		return errs
 	}
 	w.tx.now = time.Now().UTC().Truncate(time.Microsecond) // the precision stored
-	anyOK := false
+	anyOK, full := false, error(nil)
 	for _, o := range batch {
+		if full != nil {
+			errs = append(errs, fullError(full))
+			continue
+		}
 		err := w.apply(o)
 		errs = append(errs, err)
 		anyOK = anyOK || err == nil
+		if isFull(err) {
+			// SQLite may have rolled back the whole transaction: nothing of
+			// this batch can be acknowledged (full.go).
+			full = err
+		}
+	}
+	if full != nil {
+		for i := range errs {
+			if errs[i] == nil || isFull(errs[i]) {
+				errs[i] = fullError(full)
+			}
+		}
+		anyOK = false
+		w.batchErr = full
 	}
 	if !anyOK {
 		w.batchEvts = w.batchEvts[:0]
@@ -172,12 +192,16 @@ func (w *writer) run(batch []*op, errs []error) []error {
 		w.tx.balances.dropBatch()
 		w.tx.idem.dropBatch()
 		w.tx.payments.dropBatch()
+		if full != nil {
+			w.noteFull(full)
+		}
 		return errs
 	}
 	if _, err := w.tx.exec("COMMIT"); err == nil {
 		w.tx.balances.commitBatch()
 		w.tx.idem.commitBatch()
 		w.tx.payments.commitBatch()
+		w.noteCommitted()
 	} else {
 		w.batchErr, w.batchEvts = err, w.batchEvts[:0]
 		_, _ = w.tx.exec("ROLLBACK")
@@ -187,7 +211,13 @@ func (w *writer) run(batch []*op, errs []error) []error {
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = fmt.Errorf("store: commit: %w", err)
+				if isFull(err) {
+					errs[i] = fullError(err)
+				}
 			}
+		}
+		if isFull(err) {
+			w.noteFull(err)
 		}
 	}
 	return errs

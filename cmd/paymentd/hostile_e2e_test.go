@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -231,5 +233,82 @@ func TestParseErrorsNameTheParameter(t *testing.T) {
 	}
 	if code, body, _ := srv.restDo(t, "GET", "/v1/payments?page_size=5&created_after=2026-01-01T00:00:00Z&status=succeeded", srv.key, "", ""); code != 200 {
 		t.Errorf("valid query: %d %v; want 200", code, body)
+	}
+}
+
+// TestFullDiskAnswers503AndLosesNothing runs paymentd on a database capped
+// with --db-max-pages (a full disk without root): creates past the cap are
+// answered 503 store_unavailable with Retry-After, /v1/status shows the
+// database degraded with the reason, every acknowledged payment is there and
+// no refused one, and `paymentd check` and integrity_check pass afterwards.
+func TestFullDiskAnswers503AndLosesNothing(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "paymentd.db")
+	first := startServer(t, db)
+	key := first.key
+	first.stop()
+	info, err := os.Stat(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, db, "--db-max-pages", fmt.Sprint(info.Size()/4096+40))
+	acked := map[string]bool{}
+	refused, refusedKey := 0, ""
+	for i := 0; i < 3000 && refused < 20; i++ {
+		idem := fmt.Sprint("full-", i)
+		code, body, hdr := srv.restDo(t, "POST", "/v1/payments", key, idem,
+			`{"amount":1000,"currency":"USD","payment_method":"pm_card_visa","description":"`+strings.Repeat("x", 900)+`"}`)
+		switch code {
+		case 200:
+			acked[str(body, "id")] = true
+		case 503:
+			got := restError(t, code, body)
+			if got.code != "store_unavailable" || got.errType != "api_error" || hdr.Get("Retry-After") == "" {
+				t.Errorf("full disk: %d %+v Retry-After %q; want 503 api_error store_unavailable with Retry-After", code, got, hdr.Get("Retry-After"))
+			}
+			refused++
+			refusedKey = idem
+		default:
+			t.Fatalf("create %d: %d %v; want 200 or 503", i, code, body)
+		}
+	}
+	if refused == 0 {
+		t.Fatalf("%d creates all succeeded; the cap was never reached", len(acked))
+	}
+	code, st, _ := srv.restDo(t, "GET", "/v1/status", "", "", "")
+	dbc, _ := st["components"].(map[string]any)["database"].(map[string]any)
+	if code != 200 || dbc["status"] != "degraded" || !strings.Contains(fmt.Sprint(dbc["message"]), "full") {
+		t.Errorf("/v1/status database = %v; want degraded saying the disk is full", dbc)
+	}
+	// Reads still work, and every acknowledged payment is there.
+	ctx := withKey(t.Context(), key)
+	for id := range acked {
+		mustGet(t, ctx, srv.payments, id)
+	}
+	srv.stop()
+
+	out, _ := cli(t, "check", "--db", db)
+	if !strings.Contains(out, "checks passed") {
+		t.Errorf("paymentd check after a full disk:\n%s", out)
+	}
+	sq, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sq.Close()
+	var integrity string
+	var n int
+	if err := sq.QueryRow(`PRAGMA integrity_check`).Scan(&integrity); err != nil || integrity != "ok" {
+		t.Errorf("integrity_check = %q, %v", integrity, err)
+	}
+	if err := sq.QueryRow(`SELECT count(*) FROM payments`).Scan(&n); err != nil || n != len(acked) {
+		t.Errorf("%d payments stored, %v; %d were acknowledged", n, err, len(acked))
+	}
+	sq.Close()
+
+	// With space back, the refused call runs under its key.
+	again := startServer(t, db)
+	if code, body, _ := again.restDo(t, "POST", "/v1/payments", key, refusedKey,
+		`{"amount":1000,"currency":"USD","payment_method":"pm_card_visa","description":"`+strings.Repeat("x", 900)+`"}`); code != 200 {
+		t.Errorf("retry of a refused create once space returned: %d %v; want 200", code, body)
 	}
 }

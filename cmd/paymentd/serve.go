@@ -16,6 +16,7 @@ type serveConfig struct {
 	db, grpcAddr, httpAddr, env, logLevel, synchronous string
 	metricsAddr                                        string
 	rateLimit                                          float64
+	dbMaxPages                                         int
 	shutdownWait, shutdownDelay, authCacheTTL          time.Duration
 	payouts                                            payoutFlags // sandbox payouts, ledger checkpoints (payout_flags.go)
 
@@ -38,6 +39,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&c.env, "env", "development", "environment name reported by /v1/status")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.synchronous, "synchronous", "FULL", "SQLite synchronous pragma; FULL makes every acknowledged change survive power loss")
+	fs.IntVar(&c.dbMaxPages, "db-max-pages", 0, "cap the database file at this many 4 KiB pages (0: no cap); writes past it are answered 503 store_unavailable as on a full disk")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 100, "requests per second per API key (negative: unlimited)")
 	fs.DurationVar(&c.shutdownWait, "shutdown-wait", 10*time.Second, "how long to wait for calls in flight on SIGINT/SIGTERM")
 	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "on SIGINT/SIGTERM, how long /readyz and gRPC health report unavailable before the listeners close (give load balancers time to notice)")
@@ -76,7 +78,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
-	st, err := store.Open(ctx, c.db, store.Options{Synchronous: c.synchronous})
+	st, err := store.Open(ctx, c.db, store.Options{Synchronous: c.synchronous, MaxPageCount: c.dbMaxPages})
 	if err != nil {
 		return err
 	}
