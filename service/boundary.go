@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -420,5 +421,110 @@ func (s *Service) reconcileWithoutStatus(ctx context.Context, cfg ReconcileConfi
 		s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, err)
 	default:
 		log.Info("reconciler: payment settled by re-sending its confirmation", "status", state.Status)
+	}
+}
+
+// refuseCancelAtProvider refuses to cancel an invoice a provider serves
+// (aspayds, alppay): neither has a call that closes its payment page or
+// deposit address, so a local cancel would leave the provider taking money
+// for an invoice paymentd calls canceled (issue 10 case 7). The invoice ends
+// paid or expired, as the provider reports.
+func refuseCancelAtProvider(inv *store.Invoice) error {
+	if inv.ProviderRef == "" {
+		return nil
+	}
+	return &Error{Kind: KindConflict, Code: "invoice_cancel_unsupported", Param: "id", Message: fmt.Sprintf(
+		"Invoice %s is served by %s, which has no way to cancel it: its payment page keeps taking payments until the invoice expires at %s. Let it expire, and refund a payment that arrives if the order no longer stands.",
+		inv.ID, inv.Provider, inv.ExpiresAt.UTC().Format(time.RFC3339))}
+}
+
+// invoiceAttemptFloor is the smallest payment id that can belong to inv:
+// ids are time-ordered and an invoice's payments come after it.
+func invoiceAttemptFloor(inv *store.Invoice) string {
+	return PrefixPayment + inv.ID[len(PrefixInvoice):]
+}
+
+// refuseWhileAttemptUnsettled refuses to change inv (pay it again, cancel
+// it) while a payment attempt for it has no definite answer: the provider
+// may have taken the money, and the invoice must never collect twice.
+func refuseWhileAttemptUnsettled(tx *store.Tx, inv *store.Invoice, what string) error {
+	if inv.Network != "" || len(inv.ID) <= len(PrefixInvoice) {
+		return nil
+	}
+	p, err := tx.UnsettledInvoicePayment(inv.AccountID, inv.Livemode, inv.ID, invoiceAttemptFloor(inv))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return &Error{Kind: KindConflict, Code: "invoice_payment_unsettled", Param: "id", Message: fmt.Sprintf(
+		"Invoice %s cannot be %s now: its payment %s (status %s) has no definite answer from the provider yet. It is applied to the invoice once it settles; try again after that.",
+		inv.ID, what, p.ID, p.Status)}
+}
+
+// applyPaymentToInvoiceTx applies a payment made on an invoice's payment
+// page that settled after the page's call (by the reconciler or a provider
+// webhook): a succeeded payment pays the invoice if it is still open. If it
+// is not (expired meanwhile, or paid by another payment), the money is
+// recorded on the payment anyway and an operator item says the customer
+// paid for an invoice that no longer wanted it.
+func applyPaymentToInvoiceTx(tx *store.Tx, p *store.Payment) error {
+	invID := p.Metadata["invoice_id"]
+	if invID == "" || p.Status != StatusSucceeded {
+		return nil
+	}
+	inv, err := tx.GetInvoice(p.AccountID, p.Livemode, invID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if inv.Status == InvoiceOpen && inv.Network == "" && p.Amount == inv.Amount && p.Currency == inv.Currency {
+		inv.PaymentID, inv.AmountPaid = p.ID, inv.Amount
+		_, err := writeInvoice(tx, ownerOf(inv), inv, false, tInvoicePay, nil)
+		return err
+	}
+	if inv.PaymentID == p.ID {
+		return nil
+	}
+	return addOperatorItemTx(tx, p.AccountID, p.Livemode, p.ID, "invoice_payment_after_close", fmt.Sprintf(
+		"Payment %s of %d %s for invoice %s succeeded after the invoice became %s; the money is in the account. Refund the payment, or honor the invoice.",
+		p.ID, p.Amount, p.Currency, inv.ID, inv.Status))
+}
+
+// keyedLocks serializes work per key (an invoice id) within this process.
+type keyedLocks struct {
+	mu   sync.Mutex
+	busy map[string]chan struct{}
+}
+
+// lock waits until no one else holds key (or ctx ends), takes it and
+// returns the function that releases it.
+func (l *keyedLocks) lock(ctx context.Context, key string) (func(), error) {
+	for {
+		l.mu.Lock()
+		if l.busy == nil {
+			l.busy = map[string]chan struct{}{}
+		}
+		ch, held := l.busy[key]
+		if !held {
+			ch = make(chan struct{})
+			l.busy[key] = ch
+			l.mu.Unlock()
+			return func() {
+				l.mu.Lock()
+				delete(l.busy, key)
+				l.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }

@@ -151,6 +151,32 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 		s.renderInvoice(w, r, inv, http.StatusBadRequest, "err_choose_card")
 		return
 	}
+	// One attempt at a time per invoice: a second click waits for the
+	// first to finish, then sees what it did. paymentd is the only process
+	// serving its database, so an in-memory lock covers every attempt.
+	release, err := s.pagePays.lock(r.Context(), inv.ID)
+	if err != nil {
+		s.renderFailure(w, r, err)
+		return
+	}
+	defer release()
+	if inv, err = s.pageInvoice(r.Context(), inv.ID); err != nil || inv == nil {
+		s.renderFailure(w, r, errors.Join(err, errors.New("invoice vanished")))
+		return
+	}
+	switch unsettledAttempt, err := s.invoiceUnsettledAttempt(r.Context(), inv); {
+	case err != nil:
+		s.renderFailure(w, r, err)
+		return
+	case inv.Status == InvoicePaid:
+		s.redirectToCallback(w, r, inv, redirectSuccess)
+		return
+	case inv.Status != InvoiceOpen || unsettledAttempt != nil:
+		// An earlier attempt has no definite answer yet: the provider may
+		// have taken the money, so no second payment (issue 10 case 4).
+		s.renderInvoice(w, r, inv, http.StatusConflict, "")
+		return
+	}
 	prov := s.cfg.TestProvider
 	p := &store.Payment{
 		ID: NewID(PrefixPayment), AccountID: inv.AccountID, Livemode: inv.Livemode, Amount: inv.Amount,
@@ -174,14 +200,18 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 	case t.dest == StatusFailed:
 		failure = declineText(p.FailureCode)
 	case t.dest != StatusSucceeded:
-		// Authorized only, or no answer (the reconciler settles it): the
-		// merchant or the reconciler finishes it, never a second payment.
-		// The page shows the unsettled attempt (pageState) and no Pay button.
+		// Authorized only, or no answer (the reconciler settles it and
+		// applies it to the invoice, applyPaymentToInvoiceTx): the merchant
+		// or the reconciler finishes it, never a second payment. The page
+		// shows the unsettled attempt (pageState) and no Pay button.
 		unsettled = true
 	}
 	captured := t.dest == StatusSucceeded
 	after := inv
-	err := s.store.Write(r.Context(), func(tx *store.Tx) error {
+	// Record the answer even if the customer's browser has gone.
+	wctx, wcancel := recordCtx(r.Context())
+	defer wcancel()
+	err = s.store.Write(wctx, func(tx *store.Tx) error {
 		cur, err := tx.GetInvoice(inv.AccountID, inv.Livemode, inv.ID)
 		if err != nil {
 			return err

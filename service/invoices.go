@@ -600,6 +600,12 @@ func cancelInvoiceTx(tx *store.Tx, inv *store.Invoice) (*pb.Invoice, error) {
 	if err := tInvoiceCancel.check(cur.ID, status); err != nil {
 		return nil, err
 	}
+	if err := refuseCancelAtProvider(cur); err != nil {
+		return nil, err
+	}
+	if err := refuseWhileAttemptUnsettled(tx, cur, "canceled"); err != nil {
+		return nil, err
+	}
 	*inv = *cur
 	return writeInvoice(tx, ownerOf(inv), inv, false, tInvoiceCancel, nil)
 }

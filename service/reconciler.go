@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -313,6 +314,9 @@ func settlePaymentTx(tx *store.Tx, pr *Principal, id string, state providers.Pay
 		func(out *pb.Payment) proto.Message { return out }, nil); err != nil {
 		return err
 	}
+	if err := applyPaymentToInvoiceTx(tx, cur); err != nil { // a hosted page's attempt (boundary.go)
+		return err
+	}
 	return tx.DeleteReconcileCheck(cur.ID)
 }
 
@@ -370,6 +374,10 @@ func (s *Service) settleRefundFromProvider(ctx context.Context, r *store.Refund)
 	}
 	getter, ok := prov.(providers.RefundStatusGetter)
 	if !ok {
+		// Nothing can settle it: asking again would risk a second refund.
+		s.addOperatorItem(r.AccountID, r.Livemode, r.ID, "refund_unsettled_no_status_endpoint", fmt.Sprintf(
+			"Refund %s of %d %s on payment %s got no definite answer from %s, which has no refund status call; its amount stays reserved. Look the refund up in the %s dashboard, then settle it by hand.",
+			r.ID, r.Amount, r.Currency, p.ID, p.Provider, p.Provider))
 		return errors.New("provider " + p.Provider + " cannot report a refund's status")
 	}
 	pctx, done := s.providerCall(ctx, getter, "get_refund")

@@ -122,10 +122,11 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 			// refund: the reconciler asks the provider again.
 			return nil
 		}
-		// Phase two: record the answer.
-		var callErr error
+		// Phase two: record the answer. A refusal is answered as the
+		// refund it made, failed (200), and a replay answers the same.
 		if perr != nil {
-			callErr = providerCallError(perr, p.Provider)
+			s.log.InfoContext(ctx, "refund refused by its provider", "refund", r.ID, "provider", p.Provider,
+				"error", providerCallError(perr, p.Provider).Error())
 		}
 		wctx, wcancel := recordCtx(ctx) // recorded even if the caller has gone
 		defer wcancel()
@@ -135,7 +136,7 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 				return err
 			}
 			resp.Refund = out
-			return ik.save(tx, resp, callErr)
+			return ik.save(tx, resp, nil)
 		})
 	})
 	if err != nil {

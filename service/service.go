@@ -102,6 +102,7 @@ type Service struct {
 
 	metrics  *metrics                      // Prometheus series (metrics.go)
 	rateLog  logSampler                    // rate-limited log lines (httpobs.go)
+	pagePays keyedLocks                    // one payment attempt at a time per invoice page (boundary.go)
 	health   atomic.Pointer[health.Server] // the gRPC health service (grpc.go)
 	draining atomic.Bool                   // BeginShutdown was called (health.go)
 }

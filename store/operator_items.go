@@ -109,3 +109,17 @@ func (s *Store) OpenOperatorItems(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// UnsettledInvoicePayment is Store.UnsettledInvoicePayment inside the write
+// transaction, so that a check that an invoice has no unsettled payment
+// attempt holds until the commit that records a new one.
+func (tx *Tx) UnsettledInvoicePayment(accountID string, livemode bool, invoiceID, idFloor string) (*Payment, error) {
+	row, err := tx.queryRow(`SELECT `+paymentCols+` FROM payments
+		WHERE account_id = ? AND livemode = ? AND id >= ? AND status IN ('processing', 'unknown', 'requires_capture')
+		AND json_extract(metadata, '$.invoice_id') = ? ORDER BY id DESC LIMIT 1`,
+		accountID, boolInt(livemode), idFloor, invoiceID)
+	if err != nil {
+		return nil, err
+	}
+	return scanPayment(row)
+}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers/aikdata/aikdatafake"
 	"github.com/paymentd/paymentd/providers/aslan/aslanfake"
+	"github.com/paymentd/paymentd/providers/aspayds/aspaydsfake"
 )
 
 // Tests of issue 10's rule at the provider boundary: an operation that can
@@ -384,4 +388,144 @@ func TestBoundarySandboxDeadlineRecorded(t *testing.T) {
 	if err != nil || again.Payment.Id != got.Id {
 		t.Fatalf("retry with the same key: %v, %v; want the recorded payment %s", again, err, got.Id)
 	}
+}
+
+// TestBoundaryInvoicePageNeverCollectsTwice (issue 10 case 4): a page
+// payment whose answer is lost (pm_card_timeout) leaves an unsettled
+// attempt; while it is unsettled the page refuses a second payment and the
+// API refuses to cancel the invoice; once the reconciler settles the
+// payment it is applied to the invoice (paid, invoice.paid), and only one
+// payment ever succeeded.
+func TestBoundaryInvoicePageNeverCollectsTwice(t *testing.T) {
+	srv, invc := invServer(t, "--provider-timeout", "500ms", "--reconcile-schedule", "3s,100ms", "--reconcile-interval", "50ms")
+	ctx := withKey(context.Background(), srv.key)
+	inv := mustCreateInvoice(t, ctx, invc, cardInvoice("bd-page-1"))
+	code, _, page := postPayPage(t, srv, inv.Id, url.Values{"action": {"pay"}, "payment_method": {"pm_card_timeout"}})
+	if code != http.StatusAccepted {
+		t.Fatalf("pay with pm_card_timeout: %d; want 202 (unsettled)\n%.400s", code, page)
+	}
+	code, _, page = postPayPage(t, srv, inv.Id, url.Values{"action": {"pay"}, "payment_method": {"pm_card_visa"}})
+	if code != http.StatusConflict {
+		t.Fatalf("second payment while the first is unsettled: %d; want 409\n%.400s", code, page)
+	}
+	_, err := invc.CancelInvoice(withIdem(ctx, "bd-cancel"), &pb.CancelInvoiceRequest{Id: inv.Id})
+	if e := grpcError(t, err); e.code != "invoice_payment_unsettled" {
+		t.Fatalf("cancel while a payment is unsettled: %+v; want invoice_payment_unsettled", e)
+	}
+	code, _, page = postPayPage(t, srv, inv.Id, url.Values{"action": {"cancel"}})
+	if code != http.StatusConflict {
+		t.Fatalf("cancel on the page while a payment is unsettled: %d; want 409", code)
+	}
+	var got *pb.Invoice
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = mustGetInvoice(t, ctx, invc, inv.Id); got.Status == "paid" {
+			break
+		}
+	}
+	if got.Status != "paid" || got.AmountPaid != 2500 || got.PaymentId == "" {
+		t.Fatalf("after the reconciler settled the attempt: %v; want paid 2500 by its payment", got)
+	}
+	list, err := srv.payments.ListPayments(ctx, &pb.ListPaymentsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	succeeded := 0
+	for _, p := range list.Payments {
+		if p.Status == "succeeded" {
+			succeeded++
+			if p.Id != got.PaymentId {
+				t.Errorf("succeeded payment %s is not the invoice's %s", p.Id, got.PaymentId)
+			}
+		}
+	}
+	if succeeded != 1 || len(list.Payments) != 1 {
+		t.Errorf("payments %v; want exactly the one attempt, succeeded", list.Payments)
+	}
+	st, acct := invStore(t, srv)
+	if types := invEventTypes(t, st, acct, inv.Id); !slices.Contains(types, "invoice.paid") {
+		t.Errorf("invoice events %v; want invoice.paid", types)
+	}
+	// Paid: a further payment is never taken.
+	code, loc, _ := postPayPage(t, srv, inv.Id, url.Values{"action": {"pay"}, "payment_method": {"pm_card_visa"}})
+	if code != http.StatusSeeOther || !strings.Contains(loc, "status=success") {
+		t.Errorf("pay after paid: %d %q; want the redirect to the callback", code, loc)
+	}
+	pvCheckLedger(t, srv.db)
+}
+
+// TestBoundaryProviderInvoiceCancelRefused (issue 10 case 7): neither aspayds
+// nor alppay can close an invoice's payment page, so canceling one they
+// serve is refused with invoice_cancel_unsupported; the invoice keeps
+// following the provider, and money paid there is recorded as paid.
+func TestBoundaryProviderInvoiceCancelRefused(t *testing.T) {
+	fake := aspaydsfake.New(pvAspaydsKey, pvAspaydsSecret)
+	defer fake.Close()
+	s := pvStart(t, pwConfig(fake, ""), pvEnv, "--reconcile-schedule", "1h")
+	code, inv, _ := s.restDo(t, "POST", "/v1/invoices", s.liveKey, "pc-inv",
+		`{"amount":10000,"currency":"BDT","customer":{"name":"John Doe"},"transaction_reference":"TRXCANCEL1","callback_url":"https://shop.example/callback"}`)
+	if code != 200 || inv["provider"] != "aspayds-live" {
+		t.Fatalf("invoice through aspayds: %d %v", code, inv)
+	}
+	code, body, _ := s.restDo(t, "POST", "/v1/invoices/"+inv["id"].(string)+"/cancel", s.liveKey, "pc-cancel", `{}`)
+	e := restError(t, code, body)
+	if code != 409 || e.code != "invoice_cancel_unsupported" || !strings.Contains(bdMessage(body), "expire") {
+		t.Fatalf("cancel of an aspayds invoice: %d %+v; want 409 invoice_cancel_unsupported saying it expires", code, e)
+	}
+	if err := fake.PayInvoice("TRXCANCEL1", 10000); err != nil {
+		t.Fatal(err)
+	}
+	code, got, _ := s.restDo(t, "GET", "/v1/invoices/TRXCANCEL1", s.liveKey, "", "")
+	if code != 200 || got["status"] != "paid" || pvNumber(t, got["amount_paid"]) != 10000 {
+		t.Fatalf("after the customer paid at aspayds: %d %v; want paid", code, got)
+	}
+	pvCheckLedger(t, s.db)
+}
+
+// TestBoundaryRefundFailedReplays (issue 10 case 9): a refund the provider
+// refused is answered 200 with status failed, and so is its replay; a
+// refund left pending at a provider with no refund status call becomes an
+// operator item.
+func TestBoundaryRefundFailedReplays(t *testing.T) {
+	fake := aikdatafake.New(pvAikdataToken)
+	defer fake.Close()
+	s := pvStart(t, `
+connections:
+  - {name: aikdata-live, provider: aikdata, mode: live, base_url: '`+fake.URL()+`', credentials: {token: AIKDATA_TOKEN}, max_attempts: 1, timeout: 500ms}
+routes:
+  - {operation: payments, mode: live, currency: "*", connections: [aikdata-live]}
+`, pvEnv, "--provider-timeout", "500ms", "--reconcile-schedule", "100ms,100ms", "--reconcile-interval", "50ms")
+	code, p, _ := s.restDo(t, "POST", "/v1/payments", s.liveKey, "rf-1", `{"amount":3000,"currency":"EUR","payment_method":"pm_x"}`)
+	if code != 200 || p["status"] != "succeeded" {
+		t.Fatalf("payment: %d %v", code, p)
+	}
+	fake.FailNext(1, 503, 0)
+	refund := `{"payment_id":"` + p["id"].(string) + `","amount":1000}`
+	code, r, _ := s.restDo(t, "POST", "/v1/refunds", s.liveKey, "rf-2", refund)
+	if code != 200 || r["status"] != "failed" {
+		t.Fatalf("refund refused by the provider: %d %v; want 200 failed", code, r)
+	}
+	code, again, _ := s.restDo(t, "POST", "/v1/refunds", s.liveKey, "rf-2", refund)
+	if code != 200 || again["status"] != "failed" || again["id"] != r["id"] {
+		t.Fatalf("replay: %d %v; want 200, the same failed refund", code, again)
+	}
+
+	// The refund's answer is lost: aikdata has no refund status call.
+	fake.SetStall(2 * time.Second)
+	code, r, _ = s.restDo(t, "POST", "/v1/refunds", s.liveKey, "rf-3", refund)
+	fake.SetStall(0)
+	if code != 200 || r["status"] != "pending" {
+		t.Fatalf("refund whose answer was lost: %d %v; want 200 pending", code, r)
+	}
+	var out strings.Builder
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out.Reset()
+		err := run(context.Background(), []string{"operator-items", "--db", s.db}, noEnv, &out, &out)
+		if err != nil && strings.Contains(out.String(), r["id"].(string)) && strings.Contains(out.String(), "refund_unsettled_no_status_endpoint") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("paymentd operator-items: %v\n%s\nwant the pending refund %s listed", err, out.String(), r["id"])
+		}
+	}
+	pvCheckLedger(t, s.db)
 }
