@@ -312,3 +312,49 @@ func TestFullDiskAnswers503AndLosesNothing(t *testing.T) {
 		t.Errorf("retry of a refused create once space returned: %d %v; want 200", code, body)
 	}
 }
+
+// TestPageTokensBoundToFilters: a next_page_token sent back with other
+// filters is refused with page_token_invalid instead of paging through a
+// different listing; with the same filters it pages on.
+func TestPageTokensBoundToFilters(t *testing.T) {
+	srv := newServer(t)
+	ctx := withKey(t.Context(), srv.key)
+	for range 3 {
+		mustCreate(t, ctx, srv.payments, visa(1000))
+		mustCreate(t, ctx, srv.payments, manual(1000))
+	}
+	code, body, _ := srv.restDo(t, "GET", "/v1/payments?status=succeeded&page_size=1", srv.key, "", "")
+	token := str(body, "next_page_token")
+	if code != 200 || token == "" {
+		t.Fatalf("first page: %d %v", code, body)
+	}
+	code, body, _ = srv.restDo(t, "GET", "/v1/payments?status=succeeded&page_size=2&page_token="+token, srv.key, "", "")
+	if code != 200 || len(items(t, body, "payments")) != 2 {
+		t.Errorf("same filters, other page size: %d %v; want the next 2 payments", code, body)
+	}
+	for _, q := range []string{"status=requires_capture", "", "created_after=2020-01-01T00:00:00Z&status=succeeded"} {
+		code, body, _ := srv.restDo(t, "GET", "/v1/payments?"+q+"&page_token="+token, srv.key, "", "")
+		if got := restError(t, code, body); code != 400 || got.code != "page_token_invalid" || got.param != "page_token" {
+			t.Errorf("token reused with %q: %d %+v; want 400 page_token_invalid", q, code, got)
+		}
+	}
+	// Over gRPC too, and for refunds of another payment.
+	p1 := mustCreate(t, ctx, srv.payments, visa(3000))
+	p2 := mustCreate(t, ctx, srv.payments, visa(3000))
+	for range 2 {
+		if _, err := srv.payments.CreateRefund(ctx, &pb.CreateRefundRequest{PaymentId: p1.Id, Amount: proto.Int64(100)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := srv.payments.ListRefunds(ctx, &pb.ListRefundsRequest{PaymentId: p1.Id, PageSize: 1})
+	if err != nil || page.NextPageToken == "" {
+		t.Fatalf("ListRefunds: %v, %v", page, err)
+	}
+	_, err = srv.payments.ListRefunds(ctx, &pb.ListRefundsRequest{PaymentId: p2.Id, PageToken: page.NextPageToken})
+	if got := grpcError(t, err); got.grpcCode != codes.InvalidArgument || got.code != "page_token_invalid" {
+		t.Errorf("refund token reused for another payment: %+v; want INVALID_ARGUMENT page_token_invalid", got)
+	}
+	if next, err := srv.payments.ListRefunds(ctx, &pb.ListRefundsRequest{PaymentId: p1.Id, PageToken: page.NextPageToken}); err != nil || len(next.Refunds) != 1 {
+		t.Errorf("refund token with its own filters: %v, %v; want the second refund", next, err)
+	}
+}
