@@ -358,3 +358,57 @@ func TestPageTokensBoundToFilters(t *testing.T) {
 		t.Errorf("refund token with its own filters: %v, %v; want the second refund", next, err)
 	}
 }
+
+// TestCLIHelpVersionAndMissingDatabase: --help exits 0, --version works like
+// version, commands other than serve and migrate refuse a database that does
+// not exist (creating none), keys revoke never echoes a secret, and keys
+// list --mode filters.
+func TestCLIHelpVersionAndMissingDatabase(t *testing.T) {
+	runCLI := func(args ...string) (string, string, error) {
+		var out, errOut bytes.Buffer
+		err := run(t.Context(), args, noEnv, &out, &errOut)
+		return out.String(), errOut.String(), err
+	}
+	for _, args := range [][]string{{"keys", "list", "--help"}, {"serve", "--help"}, {"migrate", "-h"}, {"check", "--help"}, {"accounts", "create", "--help"}} {
+		if _, errOut, err := runCLI(args...); err != nil || !strings.Contains(errOut, "-db") {
+			t.Errorf("paymentd %s: %v (usage %q); want exit 0 with the flags' usage", strings.Join(args, " "), err, errOut)
+		}
+	}
+	v1, _, err1 := runCLI("version")
+	v2, _, err2 := runCLI("--version")
+	if err1 != nil || err2 != nil || v1 == "" || v1 != v2 {
+		t.Errorf("version %q %v, --version %q %v; want the same output", v1, err1, v2, err2)
+	}
+
+	dir := t.TempDir()
+	typo := filepath.Join(dir, "typo.db")
+	for _, args := range [][]string{
+		{"keys", "list", "--db", typo}, {"keys", "create", "--db", typo}, {"keys", "revoke", "--db", typo, "key_x"},
+		{"accounts", "list", "--db", typo}, {"check", "--db", typo}, {"operator-items", "--db", typo},
+	} {
+		_, _, err := runCLI(args...)
+		if err == nil || !strings.Contains(err.Error(), "no database at") {
+			t.Errorf("paymentd %s: %v; want an error saying there is no database", strings.Join(args, " "), err)
+		}
+		if _, statErr := os.Stat(typo); statErr == nil {
+			t.Fatalf("paymentd %s created %s", strings.Join(args, " "), typo)
+		}
+	}
+
+	db := filepath.Join(dir, "paymentd.db")
+	cli(t, "migrate", "--db", db)
+	cli(t, "accounts", "create", "--db", db, "--name", "shop")
+	secret, _ := createKey(t, db, "test", "read", "")
+	liveSecret, liveID := createKey(t, db, "live", "read", "")
+	_, _, err := runCLI("keys", "revoke", "--db", db, secret)
+	if err == nil || strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), secret[8:]) {
+		t.Errorf("keys revoke <secret>: %v; want an error that does not repeat the secret", err)
+	}
+	live, _ := cli(t, "keys", "list", "--db", db, "--mode", "live")
+	if !strings.Contains(live, liveID) || strings.Contains(live, " test ") || strings.Contains(live, liveSecret) {
+		t.Errorf("keys list --mode live:\n%s\nwant only the live key", live)
+	}
+	if _, _, err := runCLI("keys", "list", "--db", db, "--mode", "prod"); err == nil {
+		t.Error("keys list --mode prod accepted")
+	}
+}

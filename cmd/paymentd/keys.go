@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -46,11 +49,31 @@ func newKey(accountID string, live bool, scopes []string) (string, *store.APIKey
 	}
 }
 
+// openForCLI opens an existing database for a command other than serve and
+// migrate. It never creates one: a mistyped --db would otherwise answer from
+// a new, empty database as if all was well.
 func openForCLI(ctx context.Context, db string) (*store.Store, error) {
-	if db == "" {
-		return nil, errors.New("--db is required: the paymentd database file")
+	if err := requireDB(db); err != nil {
+		return nil, err
 	}
 	return store.Open(ctx, db, store.Options{})
+}
+
+// requireDB refuses a --db that names no existing database file.
+func requireDB(db string) error {
+	if db == "" {
+		return errors.New("--db is required: the paymentd database file")
+	}
+	info, err := os.Stat(db)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("no database at %s: check --db (only `paymentd serve` and `paymentd migrate` create one)", db)
+	case err != nil:
+		return err
+	case info.IsDir():
+		return fmt.Errorf("--db %s is a directory, not a database file", db)
+	}
+	return nil
 }
 
 func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -104,6 +127,12 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		if err != nil {
 			return err
 		}
+		if flagSet(fs, "mode") {
+			if *mode != "test" && *mode != "live" {
+				return fmt.Errorf("--mode must be test or live, not %q", *mode)
+			}
+			ks = slices.DeleteFunc(ks, func(k *store.APIKey) bool { return k.Livemode != (*mode == "live") })
+		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tACCOUNT\tMODE\tKEY\tSCOPES\tCREATED\tREVOKED")
 		for _, k := range ks {
@@ -124,6 +153,13 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 			return errors.New("keys revoke: give exactly one key id (key_…), as shown by `paymentd keys list`")
 		}
 		id := fs.Arg(0)
+		if strings.HasPrefix(id, "ak_") {
+			// Never repeat a secret: it would land in terminals, logs and CI output.
+			return errors.New("keys revoke: that is an API key's secret, not its id; give the key_… id shown by `paymentd keys list` (and treat the secret as exposed if it was shared)")
+		}
+		if !strings.HasPrefix(id, service.PrefixKey) || len(id) > 64 {
+			return errors.New("keys revoke: give a key id (key_…), as shown by `paymentd keys list`")
+		}
 		err := st.Write(ctx, func(tx *store.Tx) error { return tx.RevokeAPIKey(id) })
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("no active key %s; `paymentd keys list` shows the keys", id)
@@ -135,6 +171,13 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		return nil
 	}
 	return fmt.Errorf("keys: unknown subcommand %q; expected create, list or revoke", args[0])
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(f *flag.FlagSet, name string) bool {
+	found := false
+	f.Visit(func(fl *flag.Flag) { found = found || fl.Name == name })
+	return found
 }
 
 func resolveAccount(ctx context.Context, st *store.Store, id string) (string, error) {

@@ -37,6 +37,9 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	if err := requireDB(*db); err != nil {
+		return err
+	}
 	records, err := store.ProviderRecords(ctx, *db, "sandbox")
 	if err != nil {
 		return err

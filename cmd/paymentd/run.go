@@ -37,6 +37,17 @@ flag's name in upper case with _ for -, e.g. PAYMENTD_DB, PAYMENTD_GRPC_ADDR.
 // run is the whole program: main only supplies the process's arguments,
 // environment and output streams, so tests can call run directly.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, getenv, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		// `paymentd <cmd> --help`: the flag package printed the usage; asking
+		// for help is no failure.
+		return nil
+	}
+	return err
+}
+
+// dispatch runs the command args[0].
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command given")
@@ -63,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return operatorItemsCmd(ctx, rest, getenv, stdout, stderr)
 	case "payout-methods":
 		return payoutMethodsCmd(ctx, rest, getenv, stdout, stderr)
-	case "version":
+	case "version", "--version", "-version":
 		printVersion(stdout)
 		return nil
 	case "help", "-h", "--help":
