@@ -80,9 +80,10 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 	if !s.cfg.SeparateMetrics {
 		mux.Handle("GET /metrics", s.MetricsHandler())
 	}
+	doc := openapiDocument(s.cfg.Version)
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(openapiv2.JSON)
+		_, _ = w.Write(doc)
 	})
 	return s.traceHTTP(s.observeHTTP(mux)), nil
 }
@@ -171,4 +172,22 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 		writeRESTError(w, http.StatusNotFound, restErrorBody{Type: "invalid_request_error", Code: "route_not_found",
 			Message: "No API route matches " + r.Method + " " + r.URL.Path + "; see /openapi.json for the routes."})
 	}
+}
+
+// openapiDocument is the generated OpenAPI document (its text comes from the
+// protoc-gen-openapiv2 options in proto/) with info.version set to the
+// running build's version, which a proto file cannot know.
+func openapiDocument(version string) []byte {
+	var doc map[string]any
+	if err := json.Unmarshal(openapiv2.JSON, &doc); err != nil {
+		return openapiv2.JSON
+	}
+	if info, ok := doc["info"].(map[string]any); ok {
+		info["version"] = version
+	}
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return openapiv2.JSON
+	}
+	return out
 }

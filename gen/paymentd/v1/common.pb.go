@@ -7,6 +7,7 @@
 package paymentdv1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -85,15 +86,189 @@ func (x *Customer) GetId() string {
 	return ""
 }
 
+// ErrorResponse is the body of every REST error.
+type ErrorResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What went wrong.
+	Error         *ErrorBody `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorResponse) Reset() {
+	*x = ErrorResponse{}
+	mi := &file_paymentd_v1_common_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorResponse) ProtoMessage() {}
+
+func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_paymentd_v1_common_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorResponse.ProtoReflect.Descriptor instead.
+func (*ErrorResponse) Descriptor() ([]byte, []int) {
+	return file_paymentd_v1_common_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ErrorResponse) GetError() *ErrorBody {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// ErrorBody describes one error, as Stripe's API does.
+type ErrorBody struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// api_error | authentication_error | balance_error | card_error | idempotency_error | invalid_request_error | permission_error | rate_limit_error.
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// A stable snake_case code, e.g. amount_too_small or card_declined.
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// What happened and what to change, for a person to read.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// The request parameter at fault, when there is one.
+	Param string `protobuf:"bytes,4,opt,name=param,proto3" json:"param,omitempty"`
+	// The request's id, as in its X-Request-Id response header.
+	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorBody) Reset() {
+	*x = ErrorBody{}
+	mi := &file_paymentd_v1_common_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorBody) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorBody) ProtoMessage() {}
+
+func (x *ErrorBody) ProtoReflect() protoreflect.Message {
+	mi := &file_paymentd_v1_common_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorBody.ProtoReflect.Descriptor instead.
+func (*ErrorBody) Descriptor() ([]byte, []int) {
+	return file_paymentd_v1_common_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ErrorBody) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ErrorBody) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ErrorBody) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ErrorBody) GetParam() string {
+	if x != nil {
+		return x.Param
+	}
+	return ""
+}
+
+func (x *ErrorBody) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 var File_paymentd_v1_common_proto protoreflect.FileDescriptor
 
 const file_paymentd_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\x18paymentd/v1/common.proto\x12\vpaymentd.v1\"D\n" +
+	"\x18paymentd/v1/common.proto\x12\vpaymentd.v1\x1a.protoc-gen-openapiv2/options/annotations.proto\"D\n" +
 	"\bCustomer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\tR\x02idB9Z7github.com/paymentd/paymentd/gen/paymentd/v1;paymentdv1b\x06proto3"
+	"\x02id\x18\x03 \x01(\tR\x02id\"=\n" +
+	"\rErrorResponse\x12,\n" +
+	"\x05error\x18\x01 \x01(\v2\x16.paymentd.v1.ErrorBodyR\x05error\"\x9c\x02\n" +
+	"\tErrorBody\x12\xab\x01\n" +
+	"\x04type\x18\x01 \x01(\tB\x96\x01\x92A\x92\x01\xf2\x02\tapi_error\xf2\x02\x14authentication_error\xf2\x02\rbalance_error\xf2\x02\n" +
+	"card_error\xf2\x02\x11idempotency_error\xf2\x02\x15invalid_request_error\xf2\x02\x10permission_error\xf2\x02\x10rate_limit_errorR\x04type\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x14\n" +
+	"\x05param\x18\x04 \x01(\tR\x05param\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestIdB\x94\x12\x92A\xd7\x11\x12\xfa\x05\n" +
+	"\bpaymentd\x12\xe9\x05paymentd is one payment service over gRPC and REST: card-style payments and refunds, invoices with a hosted payment page (/pay/{invoice_id}), payouts, events and signed webhooks, routed to the configured payment providers. Amounts are integers in the currency's minor units. Every call but GET /v1/status needs an API key (Authorization: Bearer ak_test_… or ak_live_…); mutating calls take an Idempotency-Key header. Errors are {\"error\": {type, code, message, param, request_id}}; every response carries an X-Request-Id header. Providers post their webhooks to POST /v1/provider-webhooks/{connection} (the connection's name in paymentd.yaml), which is authenticated by the provider's own signature and answers {received, outcome, object_id}.2\x02v1*\x02\x01\x022\x10application/json:\x10application/jsonR\x93\x01\n" +
+	"\x03400\x12\x8b\x01\n" +
+	"iinvalid_request_error: a parameter is missing or invalid; param names it and message says what to change.\x12\x1e\n" +
+	"\x1c\x1a\x1a.paymentd.v1.ErrorResponseRm\n" +
+	"\x03401\x12f\n" +
+	"Dauthentication_error: no API key, or one that is unknown or revoked.\x12\x1e\n" +
+	"\x1c\x1a\x1a.paymentd.v1.ErrorResponseR\x91\x01\n" +
+	"\x03402\x12\x89\x01\n" +
+	"gcard_error or balance_error: the provider declined the payment, or the balance cannot cover the payout.\x12\x1e\n" +
+	"\x1c\x1a\x1a.paymentd.v1.ErrorResponseRf\n" +
+	"\x03403\x12_\n" +
+	"=permission_error: the API key lacks the scope the call needs.\x12\x1e\n" +
+	"\x1c\x1a\x1a.paymentd.v1.ErrorResponseRh\n" +
+	"\x03404\x12a\n" +
+	"?The object or route does not exist (for this account and mode).\x12\x1e\n" +
+	"\x1c\x1a\x1a.paymentd.v1.ErrorResponseR\x92\x01\n" +
+	"\x03409\x12\x8a\x01\n" +
+	"hThe object is not in a state that allows the call, or the same Idempotency-Key is still being processed.\x12\x1e\n" +
+	"\x1c\x1a\x1a.paymentd.v1.ErrorResponseRv\n" +
+	"\x03422\x12o\n" +
+	"Midempotency_error: the Idempotency-Key was used before with other parameters.\x12\x1e\n" +
+	"\x1c\x1a\x1a.paymentd.v1.ErrorResponseR\x8d\x01\n" +
+	"\x03429\x12\x85\x01\n" +
+	"crate_limit_error: too many requests for this API key; retry after the Retry-After header's seconds.\x12\x1e\n" +
+	"\x1c\x1a\x1a.paymentd.v1.ErrorResponseR\xb3\x01\n" +
+	"\x03503\x12\xab\x01\n" +
+	"\x88\x01api_error: the database or the provider is unavailable, or the provider's outcome is not known yet; retry with the same Idempotency-Key.\x12\x1e\n" +
+	"\x1c\x1a\x1a.paymentd.v1.ErrorResponseRU\n" +
+	"\adefault\x12J\n" +
+	"(Any other error, in the same error body.\x12\x1e\n" +
+	"\x1c\x1a\x1a.paymentd.v1.ErrorResponseZ\x8c\x01\n" +
+	"\x89\x01\n" +
+	"\x06bearer\x12\x7f\b\x02\x12jAn API key as a bearer token: `Authorization: Bearer ak_test_…`. Create one with `paymentd keys create`.\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00Z7github.com/paymentd/paymentd/gen/paymentd/v1;paymentdv1b\x06proto3"
 
 var (
 	file_paymentd_v1_common_proto_rawDescOnce sync.Once
@@ -107,16 +282,19 @@ func file_paymentd_v1_common_proto_rawDescGZIP() []byte {
 	return file_paymentd_v1_common_proto_rawDescData
 }
 
-var file_paymentd_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_paymentd_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_paymentd_v1_common_proto_goTypes = []any{
-	(*Customer)(nil), // 0: paymentd.v1.Customer
+	(*Customer)(nil),      // 0: paymentd.v1.Customer
+	(*ErrorResponse)(nil), // 1: paymentd.v1.ErrorResponse
+	(*ErrorBody)(nil),     // 2: paymentd.v1.ErrorBody
 }
 var file_paymentd_v1_common_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	2, // 0: paymentd.v1.ErrorResponse.error:type_name -> paymentd.v1.ErrorBody
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_paymentd_v1_common_proto_init() }
@@ -130,7 +308,7 @@ func file_paymentd_v1_common_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_paymentd_v1_common_proto_rawDesc), len(file_paymentd_v1_common_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

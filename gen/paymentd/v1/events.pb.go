@@ -7,6 +7,7 @@
 package paymentdv1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1431,7 +1432,7 @@ var File_paymentd_v1_events_proto protoreflect.FileDescriptor
 
 const file_paymentd_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x18paymentd/v1/events.proto\x12\vpaymentd.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x02\n" +
+	"\x18paymentd/v1/events.proto\x12\vpaymentd.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xb0\x02\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1b\n" +
@@ -1443,13 +1444,13 @@ const file_paymentd_v1_events_proto_rawDesc = "" +
 	"\x0fdelivery_status\x18\a \x01(\tR\x0edeliveryStatus\x12<\n" +
 	"\n" +
 	"deliveries\x18\b \x03(\v2\x1c.paymentd.v1.WebhookDeliveryR\n" +
-	"deliveries\"\x8f\x02\n" +
+	"deliveries\"\xb3\x02\n" +
 	"\x0fWebhookDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
 	"endpointId\x12\x10\n" +
-	"\x03url\x18\x03 \x01(\tR\x03url\x12\x16\n" +
-	"\x06status\x18\x04 \x01(\tR\x06status\x12#\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12:\n" +
+	"\x06status\x18\x04 \x01(\tB\"\x92A\x1f\xf2\x02\apending\xf2\x02\tdelivered\xf2\x02\x06failedR\x06status\x12#\n" +
 	"\rattempt_count\x18\x05 \x01(\x05R\fattemptCount\x12B\n" +
 	"\x0fnext_attempt_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\x128\n" +
 	"\battempts\x18\a \x03(\v2\x1c.paymentd.v1.DeliveryAttemptR\battempts\"\xfb\x01\n" +
@@ -1528,20 +1529,29 @@ const file_paymentd_v1_events_proto_rawDesc = "" +
 	"\x0ewebhook_secret\x18\x01 \x01(\v2\x1a.paymentd.v1.WebhookSecretR\rwebhookSecret\"#\n" +
 	"!RotateAccountWebhookSecretRequest\"g\n" +
 	"\"RotateAccountWebhookSecretResponse\x12A\n" +
-	"\x0ewebhook_secret\x18\x01 \x01(\v2\x1a.paymentd.v1.WebhookSecretR\rwebhookSecret2\xc8\n" +
-	"\n" +
+	"\x0ewebhook_secret\x18\x01 \x01(\v2\x1a.paymentd.v1.WebhookSecretR\rwebhookSecret2\xa4\x16\n" +
 	"\rEventsService\x12a\n" +
 	"\n" +
 	"ListEvents\x12\x1e.paymentd.v1.ListEventsRequest\x1a\x1f.paymentd.v1.ListEventsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/events\x12g\n" +
-	"\bGetEvent\x12\x1c.paymentd.v1.GetEventRequest\x1a\x1d.paymentd.v1.GetEventResponse\"\x1e\x82\xd3\xe4\x93\x02\x18b\x05event\x12\x0f/v1/events/{id}\x12\x86\x01\n" +
-	"\x0eRedeliverEvent\x12\".paymentd.v1.RedeliverEventRequest\x1a#.paymentd.v1.RedeliverEventResponse\"+\x82\xd3\xe4\x93\x02%:\x01*b\x05event\"\x19/v1/events/{id}/redeliver\x12\xa2\x01\n" +
-	"\x15CreateWebhookEndpoint\x12).paymentd.v1.CreateWebhookEndpointRequest\x1a*.paymentd.v1.CreateWebhookEndpointResponse\"2\x82\xd3\xe4\x93\x02,:\x01*b\x10webhook_endpoint\"\x15/v1/webhook-endpoints\x12\x8a\x01\n" +
-	"\x14ListWebhookEndpoints\x12(.paymentd.v1.ListWebhookEndpointsRequest\x1a).paymentd.v1.ListWebhookEndpointsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/webhook-endpoints\x12\xa4\x01\n" +
-	"\x15DeleteWebhookEndpoint\x12).paymentd.v1.DeleteWebhookEndpointRequest\x1a*.paymentd.v1.DeleteWebhookEndpointResponse\"4\x82\xd3\xe4\x93\x02.b\x10webhook_endpoint*\x1a/v1/webhook-endpoints/{id}\x12\xaf\x01\n" +
-	"\x13RotateWebhookSecret\x12'.paymentd.v1.RotateWebhookSecretRequest\x1a(.paymentd.v1.RotateWebhookSecretResponse\"E\x82\xd3\xe4\x93\x02?:\x01*b\x10webhook_endpoint\"(/v1/webhook-endpoints/{id}/rotate-secret\x12\xa0\x01\n" +
-	"\x17GetAccountWebhookSecret\x12+.paymentd.v1.GetAccountWebhookSecretRequest\x1a,.paymentd.v1.GetAccountWebhookSecretResponse\"*\x82\xd3\xe4\x93\x02$b\x0ewebhook_secret\x12\x12/v1/webhook-secret\x12\xb3\x01\n" +
-	"\x1aRotateAccountWebhookSecret\x12..paymentd.v1.RotateAccountWebhookSecretRequest\x1a/.paymentd.v1.RotateAccountWebhookSecretResponse\"4\x82\xd3\xe4\x93\x02.:\x01*b\x0ewebhook_secret\"\x19/v1/webhook-secret/rotateB9Z7github.com/paymentd/paymentd/gen/paymentd/v1;paymentdv1b\x06proto3"
+	"\bGetEvent\x12\x1c.paymentd.v1.GetEventRequest\x1a\x1d.paymentd.v1.GetEventResponse\"\x1e\x82\xd3\xe4\x93\x02\x18b\x05event\x12\x0f/v1/events/{id}\x12\xb2\x03\n" +
+	"\x0eRedeliverEvent\x12\".paymentd.v1.RedeliverEventRequest\x1a#.paymentd.v1.RedeliverEventResponse\"\xd6\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x02%:\x01*b\x05event\"\x19/v1/events/{id}/redeliver\x12\xce\x03\n" +
+	"\x15CreateWebhookEndpoint\x12).paymentd.v1.CreateWebhookEndpointRequest\x1a*.paymentd.v1.CreateWebhookEndpointResponse\"\xdd\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x02,:\x01*b\x10webhook_endpoint\"\x15/v1/webhook-endpoints\x12\x8a\x01\n" +
+	"\x14ListWebhookEndpoints\x12(.paymentd.v1.ListWebhookEndpointsRequest\x1a).paymentd.v1.ListWebhookEndpointsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/webhook-endpoints\x12\xd0\x03\n" +
+	"\x15DeleteWebhookEndpoint\x12).paymentd.v1.DeleteWebhookEndpointRequest\x1a*.paymentd.v1.DeleteWebhookEndpointResponse\"\xdf\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x02.b\x10webhook_endpoint*\x1a/v1/webhook-endpoints/{id}\x12\xdb\x03\n" +
+	"\x13RotateWebhookSecret\x12'.paymentd.v1.RotateWebhookSecretRequest\x1a(.paymentd.v1.RotateWebhookSecretResponse\"\xf0\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x02?:\x01*b\x10webhook_endpoint\"(/v1/webhook-endpoints/{id}/rotate-secret\x12\xa0\x01\n" +
+	"\x17GetAccountWebhookSecret\x12+.paymentd.v1.GetAccountWebhookSecretRequest\x1a,.paymentd.v1.GetAccountWebhookSecretResponse\"*\x82\xd3\xe4\x93\x02$b\x0ewebhook_secret\x12\x12/v1/webhook-secret\x12\xdf\x03\n" +
+	"\x1aRotateAccountWebhookSecret\x12..paymentd.v1.RotateAccountWebhookSecretRequest\x1a/.paymentd.v1.RotateAccountWebhookSecretResponse\"\xdf\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x02.:\x01*b\x0ewebhook_secret\"\x19/v1/webhook-secret/rotateB9Z7github.com/paymentd/paymentd/gen/paymentd/v1;paymentdv1b\x06proto3"
 
 var (
 	file_paymentd_v1_events_proto_rawDescOnce sync.Once

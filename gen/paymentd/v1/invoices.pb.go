@@ -7,6 +7,7 @@
 package paymentdv1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1077,11 +1078,11 @@ var File_paymentd_v1_invoices_proto protoreflect.FileDescriptor
 
 const file_paymentd_v1_invoices_proto_rawDesc = "" +
 	"\n" +
-	"\x1apaymentd/v1/invoices.proto\x12\vpaymentd.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18paymentd/v1/common.proto\"\xe0\a\n" +
+	"\x1apaymentd/v1/invoices.proto\x12\vpaymentd.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18paymentd/v1/common.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x99\b\n" +
 	"\aInvoice\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
-	"\x15transaction_reference\x18\x02 \x01(\tR\x14transactionReference\x12\x16\n" +
-	"\x06status\x18\x03 \x01(\tR\x06status\x12\x16\n" +
+	"\x15transaction_reference\x18\x02 \x01(\tR\x14transactionReference\x12O\n" +
+	"\x06status\x18\x03 \x01(\tB7\x92A4\xf2\x02\x04open\xf2\x02\x0epartially_paid\xf2\x02\x04paid\xf2\x02\aexpired\xf2\x02\bcanceledR\x06status\x12\x16\n" +
 	"\x06amount\x18\x04 \x01(\x03R\x06amount\x12\x1a\n" +
 	"\bcurrency\x18\x05 \x01(\tR\bcurrency\x12\x18\n" +
 	"\anetwork\x18\x06 \x01(\tR\anetwork\x12\x1f\n" +
@@ -1146,12 +1147,12 @@ const file_paymentd_v1_invoices_proto_rawDesc = "" +
 	"\rnot_found_ids\x18\x02 \x03(\tR\vnotFoundIds\x12'\n" +
 	"\x0ftotal_requested\x18\x03 \x01(\x05R\x0etotalRequested\x12\x1f\n" +
 	"\vtotal_found\x18\x04 \x01(\x05R\n" +
-	"totalFound\"\xed\x01\n" +
+	"totalFound\"\xa6\x02\n" +
 	"\x13ListInvoicesRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n" +
-	"\x06status\x18\x03 \x01(\tR\x06status\x12?\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12O\n" +
+	"\x06status\x18\x03 \x01(\tB7\x92A4\xf2\x02\x04open\xf2\x02\x0epartially_paid\xf2\x02\x04paid\xf2\x02\aexpired\xf2\x02\bcanceledR\x06status\x12?\n" +
 	"\rcreated_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12A\n" +
 	"\x0ecreated_before\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\"p\n" +
 	"\x14ListInvoicesResponse\x120\n" +
@@ -1167,15 +1168,21 @@ const file_paymentd_v1_invoices_proto_rawDesc = "" +
 	"\x06txn_id\x18\x03 \x01(\tR\x05txnId\x12$\n" +
 	"\rconfirmations\x18\x04 \x01(\x05R\rconfirmations\"K\n" +
 	"\x19RecordTestReceiptResponse\x12.\n" +
-	"\ainvoice\x18\x01 \x01(\v2\x14.paymentd.v1.InvoiceR\ainvoice2\x92\x06\n" +
-	"\x0fInvoicesService\x12x\n" +
-	"\rCreateInvoice\x12!.paymentd.v1.CreateInvoiceRequest\x1a\".paymentd.v1.CreateInvoiceResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*b\ainvoice\"\f/v1/invoices\x12q\n" +
+	"\ainvoice\x18\x01 \x01(\v2\x14.paymentd.v1.InvoiceR\ainvoice2\x97\r\n" +
+	"\x0fInvoicesService\x12\xa4\x03\n" +
+	"\rCreateInvoice\x12!.paymentd.v1.CreateInvoiceRequest\x1a\".paymentd.v1.CreateInvoiceResponse\"\xcb\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x02\x1a:\x01*b\ainvoice\"\f/v1/invoices\x12q\n" +
 	"\n" +
 	"GetInvoice\x12\x1e.paymentd.v1.GetInvoiceRequest\x1a\x1f.paymentd.v1.GetInvoiceResponse\"\"\x82\xd3\xe4\x93\x02\x1cb\ainvoice\x12\x11/v1/invoices/{id}\x12~\n" +
 	"\x10BatchGetInvoices\x12$.paymentd.v1.BatchGetInvoicesRequest\x1a%.paymentd.v1.BatchGetInvoicesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/v1/invoices/batch\x12i\n" +
-	"\fListInvoices\x12 .paymentd.v1.ListInvoicesRequest\x1a!.paymentd.v1.ListInvoicesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/invoices\x12\x84\x01\n" +
-	"\rCancelInvoice\x12!.paymentd.v1.CancelInvoiceRequest\x1a\".paymentd.v1.CancelInvoiceResponse\",\x82\xd3\xe4\x93\x02&:\x01*b\ainvoice\"\x18/v1/invoices/{id}/cancel\x12\x9f\x01\n" +
-	"\x11RecordTestReceipt\x12%.paymentd.v1.RecordTestReceiptRequest\x1a&.paymentd.v1.RecordTestReceiptResponse\";\x82\xd3\xe4\x93\x025:\x01*b\ainvoice\"'/v1/test-helpers/invoices/{id}/receiptsB9Z7github.com/paymentd/paymentd/gen/paymentd/v1;paymentdv1b\x06proto3"
+	"\fListInvoices\x12 .paymentd.v1.ListInvoicesRequest\x1a!.paymentd.v1.ListInvoicesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/invoices\x12\xb0\x03\n" +
+	"\rCancelInvoice\x12!.paymentd.v1.CancelInvoiceRequest\x1a\".paymentd.v1.CancelInvoiceResponse\"\xd7\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x02&:\x01*b\ainvoice\"\x18/v1/invoices/{id}/cancel\x12\xcb\x03\n" +
+	"\x11RecordTestReceipt\x12%.paymentd.v1.RecordTestReceiptRequest\x1a&.paymentd.v1.RecordTestReceiptResponse\"\xe6\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x025:\x01*b\ainvoice\"'/v1/test-helpers/invoices/{id}/receiptsB9Z7github.com/paymentd/paymentd/gen/paymentd/v1;paymentdv1b\x06proto3"
 
 var (
 	file_paymentd_v1_invoices_proto_rawDescOnce sync.Once

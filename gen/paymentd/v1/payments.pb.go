@@ -7,6 +7,7 @@
 package paymentdv1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1291,13 +1292,14 @@ var File_paymentd_v1_payments_proto protoreflect.FileDescriptor
 
 const file_paymentd_v1_payments_proto_rawDesc = "" +
 	"\n" +
-	"\x1apaymentd/v1/payments.proto\x12\vpaymentd.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18paymentd/v1/common.proto\"\xed\x06\n" +
+	"\x1apaymentd/v1/payments.proto\x12\vpaymentd.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18paymentd/v1/common.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xd6\a\n" +
 	"\aPayment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x03R\x06amount\x12\x1a\n" +
-	"\bcurrency\x18\x03 \x01(\tR\bcurrency\x12\x16\n" +
-	"\x06status\x18\x04 \x01(\tR\x06status\x12%\n" +
-	"\x0ecapture_method\x18\x05 \x01(\tR\rcaptureMethod\x12%\n" +
+	"\bcurrency\x18\x03 \x01(\tR\bcurrency\x12e\n" +
+	"\x06status\x18\x04 \x01(\tBM\x92AJ\xf2\x02\x10requires_capture\xf2\x02\n" +
+	"processing\xf2\x02\tsucceeded\xf2\x02\bcanceled\xf2\x02\x06failed\xf2\x02\aunknownR\x06status\x12?\n" +
+	"\x0ecapture_method\x18\x05 \x01(\tB\x18\x92A\x15\xf2\x02\tautomatic\xf2\x02\x06manualR\rcaptureMethod\x12%\n" +
 	"\x0epayment_method\x18\x06 \x01(\tR\rpaymentMethod\x12+\n" +
 	"\x11amount_capturable\x18\a \x01(\x03R\x10amountCapturable\x12'\n" +
 	"\x0famount_captured\x18\b \x01(\x03R\x0eamountCaptured\x12'\n" +
@@ -1319,15 +1321,16 @@ const file_paymentd_v1_payments_proto_rawDesc = "" +
 	"\x0epending_amount\x18\x15 \x01(\x03R\rpendingAmount\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xee\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcb\x03\n" +
 	"\x06Refund\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
 	"payment_id\x18\x02 \x01(\tR\tpaymentId\x12\x16\n" +
 	"\x06amount\x18\x03 \x01(\x03R\x06amount\x12\x1a\n" +
-	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x12\x16\n" +
-	"\x06status\x18\x05 \x01(\tR\x06status\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\x12=\n" +
+	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x12:\n" +
+	"\x06status\x18\x05 \x01(\tB\"\x92A\x1f\xf2\x02\tsucceeded\xf2\x02\apending\xf2\x02\x06failedR\x06status\x12O\n" +
+	"\x06reason\x18\x06 \x01(\tB7\x92A4\xf2\x02\tduplicate\xf2\x02\n" +
+	"fraudulent\xf2\x02\x15requested_by_customer\xf2\x02\x00R\x06reason\x12=\n" +
 	"\bmetadata\x18\a \x03(\v2!.paymentd.v1.Refund.MetadataEntryR\bmetadata\x12\x1a\n" +
 	"\blivemode\x18\b \x01(\bR\blivemode\x129\n" +
 	"\n" +
@@ -1363,22 +1366,24 @@ const file_paymentd_v1_payments_proto_rawDesc = "" +
 	"\x11GetPaymentRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"D\n" +
 	"\x12GetPaymentResponse\x12.\n" +
-	"\apayment\x18\x01 \x01(\v2\x14.paymentd.v1.PaymentR\apayment\"\xed\x01\n" +
+	"\apayment\x18\x01 \x01(\v2\x14.paymentd.v1.PaymentR\apayment\"\xbc\x02\n" +
 	"\x13ListPaymentsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n" +
-	"\x06status\x18\x03 \x01(\tR\x06status\x12?\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12e\n" +
+	"\x06status\x18\x03 \x01(\tBM\x92AJ\xf2\x02\x10requires_capture\xf2\x02\n" +
+	"processing\xf2\x02\tsucceeded\xf2\x02\bcanceled\xf2\x02\x06failed\xf2\x02\aunknownR\x06status\x12?\n" +
 	"\rcreated_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12A\n" +
 	"\x0ecreated_before\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\"p\n" +
 	"\x14ListPaymentsResponse\x120\n" +
 	"\bpayments\x18\x01 \x03(\v2\x14.paymentd.v1.PaymentR\bpayments\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xfd\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb6\x02\n" +
 	"\x13CreateRefundRequest\x12\x1d\n" +
 	"\n" +
 	"payment_id\x18\x01 \x01(\tR\tpaymentId\x12\x1b\n" +
-	"\x06amount\x18\x02 \x01(\x03H\x00R\x06amount\x88\x01\x01\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\x12J\n" +
+	"\x06amount\x18\x02 \x01(\x03H\x00R\x06amount\x88\x01\x01\x12O\n" +
+	"\x06reason\x18\x03 \x01(\tB7\x92A4\xf2\x02\tduplicate\xf2\x02\n" +
+	"fraudulent\xf2\x02\x15requested_by_customer\xf2\x02\x00R\x06reason\x12J\n" +
 	"\bmetadata\x18\x04 \x03(\v2..paymentd.v1.CreateRefundRequest.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -1398,15 +1403,23 @@ const file_paymentd_v1_payments_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"l\n" +
 	"\x13ListRefundsResponse\x12-\n" +
 	"\arefunds\x18\x01 \x03(\v2\x13.paymentd.v1.RefundR\arefunds\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xc5\a\n" +
-	"\x0fPaymentsService\x12x\n" +
-	"\rCreatePayment\x12!.paymentd.v1.CreatePaymentRequest\x1a\".paymentd.v1.CreatePaymentResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*b\apayment\"\f/v1/payments\x12\x88\x01\n" +
-	"\x0eCapturePayment\x12\".paymentd.v1.CapturePaymentRequest\x1a#.paymentd.v1.CapturePaymentResponse\"-\x82\xd3\xe4\x93\x02':\x01*b\apayment\"\x19/v1/payments/{id}/capture\x12\x84\x01\n" +
-	"\rCancelPayment\x12!.paymentd.v1.CancelPaymentRequest\x1a\".paymentd.v1.CancelPaymentResponse\",\x82\xd3\xe4\x93\x02&:\x01*b\apayment\"\x18/v1/payments/{id}/cancel\x12q\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xf7\x10\n" +
+	"\x0fPaymentsService\x12\xa4\x03\n" +
+	"\rCreatePayment\x12!.paymentd.v1.CreatePaymentRequest\x1a\".paymentd.v1.CreatePaymentResponse\"\xcb\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x02\x1a:\x01*b\apayment\"\f/v1/payments\x12\xb4\x03\n" +
+	"\x0eCapturePayment\x12\".paymentd.v1.CapturePaymentRequest\x1a#.paymentd.v1.CapturePaymentResponse\"\xd8\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x02':\x01*b\apayment\"\x19/v1/payments/{id}/capture\x12\xb0\x03\n" +
+	"\rCancelPayment\x12!.paymentd.v1.CancelPaymentRequest\x1a\".paymentd.v1.CancelPaymentResponse\"\xd7\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x02&:\x01*b\apayment\"\x18/v1/payments/{id}/cancel\x12q\n" +
 	"\n" +
 	"GetPayment\x12\x1e.paymentd.v1.GetPaymentRequest\x1a\x1f.paymentd.v1.GetPaymentResponse\"\"\x82\xd3\xe4\x93\x02\x1cb\apayment\x12\x11/v1/payments/{id}\x12i\n" +
-	"\fListPayments\x12 .paymentd.v1.ListPaymentsRequest\x1a!.paymentd.v1.ListPaymentsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/payments\x12s\n" +
-	"\fCreateRefund\x12 .paymentd.v1.CreateRefundRequest\x1a!.paymentd.v1.CreateRefundResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*b\x06refund\"\v/v1/refunds\x12l\n" +
+	"\fListPayments\x12 .paymentd.v1.ListPaymentsRequest\x1a!.paymentd.v1.ListPaymentsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/payments\x12\x9f\x03\n" +
+	"\fCreateRefund\x12 .paymentd.v1.CreateRefundRequest\x1a!.paymentd.v1.CreateRefundResponse\"\xc9\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x02\x18:\x01*b\x06refund\"\v/v1/refunds\x12l\n" +
 	"\tGetRefund\x12\x1d.paymentd.v1.GetRefundRequest\x1a\x1e.paymentd.v1.GetRefundResponse\" \x82\xd3\xe4\x93\x02\x1ab\x06refund\x12\x10/v1/refunds/{id}\x12e\n" +
 	"\vListRefunds\x12\x1f.paymentd.v1.ListRefundsRequest\x1a .paymentd.v1.ListRefundsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/refundsB9Z7github.com/paymentd/paymentd/gen/paymentd/v1;paymentdv1b\x06proto3"
 

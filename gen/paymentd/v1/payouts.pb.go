@@ -7,6 +7,7 @@
 package paymentdv1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1307,15 +1308,15 @@ var File_paymentd_v1_payouts_proto protoreflect.FileDescriptor
 
 const file_paymentd_v1_payouts_proto_rawDesc = "" +
 	"\n" +
-	"\x19paymentd/v1/payouts.proto\x12\vpaymentd.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"k\n" +
+	"\x19paymentd/v1/payouts.proto\x12\vpaymentd.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"k\n" +
 	"\tPayoutFee\x12!\n" +
 	"\ffixed_amount\x18\x01 \x01(\x03R\vfixedAmount\x12!\n" +
 	"\fbasis_points\x18\x02 \x01(\x05R\vbasisPoints\x12\x18\n" +
-	"\apercent\x18\x03 \x01(\tR\apercent\"\x8b\x02\n" +
+	"\apercent\x18\x03 \x01(\tR\apercent\"\xba\x02\n" +
 	"\fPayoutMethod\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
-	"\x04type\x18\x03 \x01(\tR\x04type\x12\x1a\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12A\n" +
+	"\x04type\x18\x03 \x01(\tB-\x92A*\xf2\x02\x0emobile_banking\xf2\x02\rbank_transfer\xf2\x02\x06cryptoR\x04type\x12\x1a\n" +
 	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x12\x1d\n" +
 	"\n" +
 	"min_amount\x18\x05 \x01(\x03R\tminAmount\x12\x1d\n" +
@@ -1323,11 +1324,12 @@ const file_paymentd_v1_payouts_proto_rawDesc = "" +
 	"max_amount\x18\x06 \x01(\x03R\tmaxAmount\x12(\n" +
 	"\x03fee\x18\a \x01(\v2\x16.paymentd.v1.PayoutFeeR\x03fee\x12%\n" +
 	"\x0eaccount_format\x18\b \x01(\tR\raccountFormat\x12\x18\n" +
-	"\anetwork\x18\t \x01(\tR\anetwork\"\x8e\a\n" +
+	"\anetwork\x18\t \x01(\tR\anetwork\"\xcd\a\n" +
 	"\x06Payout\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
-	"\x15transaction_reference\x18\x02 \x01(\tR\x14transactionReference\x12\x16\n" +
-	"\x06status\x18\x03 \x01(\tR\x06status\x12(\n" +
+	"\x15transaction_reference\x18\x02 \x01(\tR\x14transactionReference\x12U\n" +
+	"\x06status\x18\x03 \x01(\tB=\x92A:\xf2\x02\apending\xf2\x02\n" +
+	"processing\xf2\x02\tcompleted\xf2\x02\brejected\xf2\x02\tcancelledR\x06status\x12(\n" +
 	"\x10payout_method_id\x18\x04 \x01(\tR\x0epayoutMethodId\x12,\n" +
 	"\x12payout_method_type\x18\x05 \x01(\tR\x10payoutMethodType\x12\x18\n" +
 	"\anetwork\x18\x06 \x01(\tR\anetwork\x12\x16\n" +
@@ -1388,12 +1390,13 @@ const file_paymentd_v1_payouts_proto_rawDesc = "" +
 	"\rnot_found_ids\x18\x02 \x03(\tR\vnotFoundIds\x12'\n" +
 	"\x0ftotal_requested\x18\x03 \x01(\x05R\x0etotalRequested\x12\x1f\n" +
 	"\vtotal_found\x18\x04 \x01(\x05R\n" +
-	"totalFound\"\xec\x01\n" +
+	"totalFound\"\xab\x02\n" +
 	"\x12ListPayoutsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n" +
-	"\x06status\x18\x03 \x01(\tR\x06status\x12?\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12U\n" +
+	"\x06status\x18\x03 \x01(\tB=\x92A:\xf2\x02\apending\xf2\x02\n" +
+	"processing\xf2\x02\tcompleted\xf2\x02\brejected\xf2\x02\tcancelledR\x06status\x12?\n" +
 	"\rcreated_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12A\n" +
 	"\x0ecreated_before\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\"l\n" +
 	"\x13ListPayoutsResponse\x12-\n" +
@@ -1406,14 +1409,18 @@ const file_paymentd_v1_payouts_proto_rawDesc = "" +
 	"\x11GetBalanceRequest\"b\n" +
 	"\x12GetBalanceResponse\x120\n" +
 	"\bbalances\x18\x01 \x03(\v2\x14.paymentd.v1.BalanceR\bbalances\x12\x1a\n" +
-	"\blivemode\x18\x02 \x01(\bR\blivemode2\xbb\x06\n" +
+	"\blivemode\x18\x02 \x01(\bR\blivemode2\x95\v\n" +
 	"\x0ePayoutsService\x12~\n" +
-	"\x11ListPayoutMethods\x12%.paymentd.v1.ListPayoutMethodsRequest\x1a&.paymentd.v1.ListPayoutMethodsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/payout-methods\x12s\n" +
-	"\fCreatePayout\x12 .paymentd.v1.CreatePayoutRequest\x1a!.paymentd.v1.CreatePayoutResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*b\x06payout\"\v/v1/payouts\x12l\n" +
+	"\x11ListPayoutMethods\x12%.paymentd.v1.ListPayoutMethodsRequest\x1a&.paymentd.v1.ListPayoutMethodsResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/payout-methods\x12\x9f\x03\n" +
+	"\fCreatePayout\x12 .paymentd.v1.CreatePayoutRequest\x1a!.paymentd.v1.CreatePayoutResponse\"\xc9\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x02\x18:\x01*b\x06payout\"\v/v1/payouts\x12l\n" +
 	"\tGetPayout\x12\x1d.paymentd.v1.GetPayoutRequest\x1a\x1e.paymentd.v1.GetPayoutResponse\" \x82\xd3\xe4\x93\x02\x1ab\x06payout\x12\x10/v1/payouts/{id}\x12z\n" +
 	"\x0fBatchGetPayouts\x12#.paymentd.v1.BatchGetPayoutsRequest\x1a$.paymentd.v1.BatchGetPayoutsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/payouts/batch\x12e\n" +
-	"\vListPayouts\x12\x1f.paymentd.v1.ListPayoutsRequest\x1a .paymentd.v1.ListPayoutsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/payouts\x12\x7f\n" +
-	"\fCancelPayout\x12 .paymentd.v1.CancelPayoutRequest\x1a!.paymentd.v1.CancelPayoutResponse\"*\x82\xd3\xe4\x93\x02$:\x01*b\x06payout\"\x17/v1/payouts/{id}/cancel\x12b\n" +
+	"\vListPayouts\x12\x1f.paymentd.v1.ListPayoutsRequest\x1a .paymentd.v1.ListPayoutsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/payouts\x12\xab\x03\n" +
+	"\fCancelPayout\x12 .paymentd.v1.CancelPayoutRequest\x1a!.paymentd.v1.CancelPayoutResponse\"\xd5\x02\x92A\xa7\x02r\xa4\x02\n" +
+	"\xa1\x02\n" +
+	"\x0fIdempotency-Key\x12\x8b\x02Makes the call safe to retry: a repeat with the same key and parameters returns the first call's outcome without acting again; with other parameters it is refused (422), and while the first is still running it is refused (409). At most 255 printable ASCII characters.\x18\x01\x82\xd3\xe4\x93\x02$:\x01*b\x06payout\"\x17/v1/payouts/{id}/cancel\x12b\n" +
 	"\n" +
 	"GetBalance\x12\x1e.paymentd.v1.GetBalanceRequest\x1a\x1f.paymentd.v1.GetBalanceResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/balanceB9Z7github.com/paymentd/paymentd/gen/paymentd/v1;paymentdv1b\x06proto3"
 

@@ -7,6 +7,7 @@
 package paymentdv1
 
 import (
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -228,11 +229,11 @@ var File_paymentd_v1_status_proto protoreflect.FileDescriptor
 
 const file_paymentd_v1_status_proto_rawDesc = "" +
 	"\n" +
-	"\x18paymentd/v1/status.proto\x12\vpaymentd.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
-	"\x10GetStatusRequest\"\x80\x03\n" +
+	"\x18paymentd/v1/status.proto\x12\vpaymentd.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\x12\n" +
+	"\x10GetStatusRequest\"\xa5\x03\n" +
 	"\x11GetStatusResponse\x12\x18\n" +
-	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
-	"\x06status\x18\x02 \x01(\tR\x06status\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12;\n" +
+	"\x06status\x18\x02 \x01(\tB#\x92A \xf2\x02\voperational\xf2\x02\bdegraded\xf2\x02\x04downR\x06status\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12 \n" +
 	"\venvironment\x18\x04 \x01(\tR\venvironment\x12\x16\n" +
 	"\x06uptime\x18\x05 \x01(\x03R\x06uptime\x128\n" +
@@ -242,13 +243,13 @@ const file_paymentd_v1_status_proto_rawDesc = "" +
 	"components\x1a[\n" +
 	"\x0fComponentsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x122\n" +
-	"\x05value\x18\x02 \x01(\v2\x1c.paymentd.v1.ComponentStatusR\x05value:\x028\x01\"m\n" +
-	"\x0fComponentStatus\x12\x16\n" +
-	"\x06status\x18\x01 \x01(\tR\x06status\x12(\n" +
+	"\x05value\x18\x02 \x01(\v2\x1c.paymentd.v1.ComponentStatusR\x05value:\x028\x01\"\x92\x01\n" +
+	"\x0fComponentStatus\x12;\n" +
+	"\x06status\x18\x01 \x01(\tB#\x92A \xf2\x02\voperational\xf2\x02\bdegraded\xf2\x02\x04downR\x06status\x12(\n" +
 	"\x10response_time_ms\x18\x02 \x01(\x01R\x0eresponseTimeMs\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage2o\n" +
-	"\rStatusService\x12^\n" +
-	"\tGetStatus\x12\x1d.paymentd.v1.GetStatusRequest\x1a\x1e.paymentd.v1.GetStatusResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage2t\n" +
+	"\rStatusService\x12c\n" +
+	"\tGetStatus\x12\x1d.paymentd.v1.GetStatusRequest\x1a\x1e.paymentd.v1.GetStatusResponse\"\x17\x92A\x02b\x00\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/statusB9Z7github.com/paymentd/paymentd/gen/paymentd/v1;paymentdv1b\x06proto3"
 
 var (
