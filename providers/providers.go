@@ -288,3 +288,11 @@ type WebhookParser interface {
 // payment id: one per payment, so that a retried capture and the
 // reconciler re-send the very same request.
 func CaptureKey(paymentID string) string { return paymentID + "-capture" }
+
+// InvoiceFinder is implemented by invoice providers that can find an
+// invoice by the caller's transaction reference (aspayds' GET /payment/{id}
+// takes it), so that a create whose answer was lost is found instead of
+// made again. found is false only when the provider definitely has none.
+type InvoiceFinder interface {
+	FindInvoice(ctx context.Context, req InvoiceRequest) (st InvoiceState, found bool, err error)
+}

@@ -1,9 +1,13 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,6 +15,7 @@ import (
 
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
+	"github.com/paymentd/paymentd/providers/routing"
 	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
@@ -525,6 +530,155 @@ func (l *keyedLocks) lock(ctx context.Context, key string) (func(), error) {
 		case <-ch:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		}
+	}
+}
+
+// invoiceAttemptHash identifies what an invoice creation asked for, so that
+// only the same request resumes an unanswered one.
+func invoiceAttemptHash(inv *store.Invoice) []byte {
+	b, _ := json.Marshal([]any{inv.Amount, inv.Currency, inv.Network, inv.CustomerName, inv.CustomerEmail,
+		inv.CustomerID, inv.Description, inv.CallbackURL, inv.Metadata})
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// resumeInvoiceAttempt returns the connection an earlier, unanswered
+// creation of inv's reference was sent to (and gives inv that attempt's
+// id), or nil when there is none. Another request with the same reference
+// is a duplicate.
+func (s *Service) resumeInvoiceAttempt(ctx context.Context, pr *Principal, inv *store.Invoice) (*routing.Connection, error) {
+	att, err := s.store.GetInvoiceAttempt(ctx, pr.AccountID, pr.Livemode, inv.TransactionReference)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(att.RequestHash, invoiceAttemptHash(inv)) {
+		return nil, duplicateReference(inv.TransactionReference, att.InvoiceID)
+	}
+	c, ok := s.cfg.Router.Connection(att.Provider)
+	if !ok {
+		return nil, Errorf(KindUnavailable, "provider_not_configured",
+			"The invoice provider %s that was asked to create invoice %s is no longer configured.", att.Provider, att.InvoiceID)
+	}
+	life := inv.ExpiresAt.Sub(inv.Created)
+	inv.ID, inv.Created = att.InvoiceID, IDTime(att.InvoiceID)
+	inv.ExpiresAt = inv.Created.Add(life)
+	return c, nil
+}
+
+// findInvoiceAttempt looks an unanswered creation up at its provider. done
+// is true when it was found (inv then carries the provider's reference) or
+// cannot be looked up (an error says so, and an operator item records it):
+// a provider without a lookup is never asked to create it a second time.
+func (s *Service) findInvoiceAttempt(ctx context.Context, c *routing.Connection, inv *store.Invoice, req providers.InvoiceRequest) (done bool, err error) {
+	finder, ok := c.Client.(providers.InvoiceFinder)
+	if !ok {
+		s.addOperatorItem(inv.AccountID, inv.Livemode, inv.ID, "invoice_creation_unsettled", fmt.Sprintf(
+			"Invoice %s (reference %s, %d %s) was sent to %s, which did not answer and offers no way to look it up; it is not created again. Check the %s dashboard for a payment with invoice %s.",
+			inv.ID, inv.TransactionReference, inv.Amount, inv.Currency, c.Name, c.Name, inv.ID))
+		return true, &Error{Kind: KindProviderUnsettled, Code: "invoice_creation_unsettled", Message: fmt.Sprintf(
+			"The invoice provider %s did not answer the creation of invoice %s, and it cannot be looked up; it is not created again, so that the customer is never asked to pay twice. An operator item was recorded.",
+			c.Name, inv.ID)}
+	}
+	pctx, end := s.providerCall(ctx, finder, "find_invoice")
+	st, found, err := finder.FindInvoice(pctx, req)
+	end(err)
+	switch {
+	case err != nil:
+		return true, providerCallError(err, c.Name)
+	case !found:
+		return false, nil
+	case st.Reference == "" || (st.Amount != 0 && st.Amount != inv.Amount) || (st.Currency != "" && !strings.EqualFold(st.Currency, inv.Currency)):
+		return true, Errorf(KindProviderUnsettled, "provider_answer_mismatch",
+			"The invoice provider %s reports reference %s with %d %s, not the invoice's %d %s; the invoice was not recorded.",
+			c.Name, inv.TransactionReference, st.Amount, st.Currency, inv.Amount, inv.Currency)
+	}
+	inv.Provider, inv.ProviderRef, inv.PaymentURL = c.Name, st.Reference, st.PaymentURL
+	if st.DepositAddress != "" {
+		inv.DepositAddress = st.DepositAddress
+	}
+	if st.ConfirmationsRequired > 0 {
+		inv.ConfirmationsRequired = st.ConfirmationsRequired
+	}
+	return true, nil
+}
+
+// recordInvoiceAttempt records, before the call, that inv is being created
+// at connection.
+func (s *Service) recordInvoiceAttempt(ctx context.Context, pr *Principal, inv *store.Invoice, connection string) error {
+	body, err := json.Marshal(inv)
+	if err != nil {
+		return err
+	}
+	return s.store.Write(ctx, func(tx *store.Tx) error {
+		return tx.PutInvoiceAttempt(&store.InvoiceAttempt{AccountID: pr.AccountID, Livemode: pr.Livemode,
+			TransactionReference: inv.TransactionReference, InvoiceID: inv.ID, Provider: connection,
+			RequestHash: invoiceAttemptHash(inv), Invoice: body})
+	})
+}
+
+// dropInvoiceAttempt forgets an attempt the provider refused definitely.
+func (s *Service) dropInvoiceAttempt(ctx context.Context, pr *Principal, inv *store.Invoice) error {
+	wctx, cancel := recordCtx(ctx)
+	defer cancel()
+	return s.store.Write(wctx, func(tx *store.Tx) error {
+		return tx.DeleteInvoiceAttempt(pr.AccountID, pr.Livemode, inv.TransactionReference)
+	})
+}
+
+// reconcileInvoiceAttempts resolves provider-served invoice creations left
+// unanswered that nobody retried: found at the provider, the invoice is
+// recorded; definitely absent, the attempt is dropped (nothing was
+// created); a provider without a lookup leaves an operator item.
+func (s *Service) reconcileInvoiceAttempts(ctx context.Context, cfg ReconcileConfig, now time.Time) {
+	atts, err := s.store.InvoiceAttemptsBefore(ctx, now.Add(-max(cfg.Schedule[0], 2*s.cfg.ProviderTimeout)), reconcileBatch)
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("reconciler: reading invoice attempts", "error", err.Error())
+	}
+	for _, att := range atts {
+		if ctx.Err() != nil {
+			return
+		}
+		var inv store.Invoice
+		if err := json.Unmarshal(att.Invoice, &inv); err != nil {
+			s.log.Error("reconciler: invoice attempt unreadable", "invoice", att.InvoiceID, "error", err.Error())
+			continue
+		}
+		log := s.log.With("invoice", inv.ID, "provider", att.Provider)
+		c, ok := s.cfg.Router.Connection(att.Provider)
+		if !ok {
+			continue
+		}
+		req := providers.InvoiceRequest{IdempotencyKey: inv.ID, Reference: inv.TransactionReference, Amount: inv.Amount,
+			Currency: inv.Currency, Network: inv.Network, Livemode: inv.Livemode}
+		done, ferr := s.findInvoiceAttempt(ctx, c, &inv, req)
+		switch {
+		case ferr != nil:
+			log.Warn("reconciler: invoice creation still unsettled", "error", ferr.Error())
+			continue
+		case !done:
+			err = s.store.Write(ctx, func(tx *store.Tx) error {
+				return tx.DeleteInvoiceAttempt(att.AccountID, att.Livemode, att.TransactionReference)
+			})
+			log.Info("reconciler: the provider has no such invoice; attempt dropped")
+		default:
+			err = s.store.Write(ctx, func(tx *store.Tx) error {
+				if err := tx.DeleteInvoiceAttempt(att.AccountID, att.Livemode, att.TransactionReference); err != nil {
+					return err
+				}
+				if _, err := tx.InvoiceIDByReference(att.AccountID, att.Livemode, inv.TransactionReference); err == nil {
+					return nil // recorded meanwhile by a retry
+				}
+				_, err := writeInvoice(tx, ownerOf(&inv), &inv, true, tInvoiceCreate, nil)
+				return err
+			})
+			log.Info("reconciler: invoice found at its provider and recorded")
+		}
+		if err != nil {
+			log.Error("reconciler: recording an invoice attempt", "error", err.Error())
 		}
 	}
 }

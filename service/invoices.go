@@ -204,6 +204,8 @@ func (s *InvoicesServer) CreateInvoice(ctx context.Context, req *pb.CreateInvoic
 			inv.DepositAddress = sandboxDepositAddress(pr.AccountID, pr.Livemode, inv.Currency, inv.Network, inv.CustomerID, inv.ID)
 			inv.ConfirmationsRequired = v.network.Confirmations
 		}
+		inv.Created = IDTime(inv.ID)
+		inv.ExpiresAt = inv.Created.Add(v.expiry)
 		if err := s.createRoutedInvoice(ctx, pr, inv); err != nil { // provider-served invoices (routing.go)
 			return err
 		}
@@ -215,6 +217,9 @@ func (s *InvoicesServer) CreateInvoice(ctx context.Context, req *pb.CreateInvoic
 			}
 			inv.Created = IDTime(inv.ID)
 			inv.ExpiresAt = inv.Created.Add(v.expiry)
+			if err := tx.DeleteInvoiceAttempt(pr.AccountID, pr.Livemode, inv.TransactionReference); err != nil {
+				return err
+			}
 			out, err := writeInvoice(tx, pr, inv, true, tInvoiceCreate, nil)
 			if errors.Is(err, store.ErrConflict) {
 				return duplicateReference(inv.TransactionReference, "")

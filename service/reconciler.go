@@ -94,7 +94,8 @@ func (s *Service) reconcileOnce(ctx context.Context, cfg ReconcileConfig) {
 		}
 		s.reconcileRefund(ctx, cfg, r, rstates[i])
 	}
-	s.reconcilePendingOps(ctx, cfg, now) // captures and cancels left unanswered (boundary.go)
+	s.reconcilePendingOps(ctx, cfg, now)      // captures and cancels left unanswered (boundary.go)
+	s.reconcileInvoiceAttempts(ctx, cfg, now) // provider-served invoice creations left unanswered (boundary.go)
 	s.reconcileProviderObjects(ctx, cfg, now)
 }
 

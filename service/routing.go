@@ -152,20 +152,50 @@ func (s *Service) createRoutedInvoice(ctx context.Context, pr *Principal, inv *s
 	if dup, err := s.store.GetInvoiceByReference(ctx, pr.AccountID, pr.Livemode, inv.TransactionReference); err == nil {
 		return duplicateReference(inv.TransactionReference, dup.ID)
 	}
+	// An earlier creation of this reference that went unanswered is
+	// resumed (boundary.go): found at its provider, or created there again
+	// only when the provider says it has none.
+	resume, err := s.resumeInvoiceAttempt(ctx, pr, inv)
+	if err != nil {
+		return err
+	}
 	req := providers.InvoiceRequest{IdempotencyKey: inv.ID, Reference: inv.TransactionReference, Amount: inv.Amount,
 		Currency: inv.Currency, Network: inv.Network, CustomerName: inv.CustomerName, CustomerEmail: inv.CustomerEmail,
 		CustomerID: inv.CustomerID, Description: inv.Description, CallbackURL: inv.CallbackURL, Livemode: inv.Livemode}
+	if resume != nil {
+		done, err := s.findInvoiceAttempt(ctx, resume, inv, req)
+		if done || err != nil {
+			return err
+		}
+		conns = []*routing.Connection{resume} // it has none: create it there again
+	}
 	for i, c := range conns {
 		prov := c.Client.(providers.Invoices)
+		// Recorded before the call, so that a lost answer is never
+		// followed by a second invoice (or a second alppay payment).
+		if err := s.recordInvoiceAttempt(ctx, pr, inv, c.Name); err != nil {
+			return err
+		}
 		pctx, done := s.providerCall(ctx, prov, "create_invoice")
 		st, err := prov.CreateInvoice(pctx, req)
 		done(err)
-		if providers.KindOf(err) == providers.Unavailable && i < len(conns)-1 && ctx.Err() == nil {
+		kind := providers.KindOf(err)
+		if kind == providers.Unavailable && i < len(conns)-1 && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "provider unavailable; falling back", "invoice", inv.ID, "provider", c.Name,
 				"next", conns[i+1].Name, "error", err.Error())
 			continue
 		}
+		var pe *providers.Error
+		if resume != nil && errors.As(err, &pe) && pe.Code == "duplicate_transaction_reference" {
+			kind = providers.Unknown // it exists after all: found by the next retry or the reconciler
+		}
 		if err != nil {
+			if kind != providers.Unknown {
+				// A definite refusal: nothing was created, the reference is free.
+				if derr := s.dropInvoiceAttempt(ctx, pr, inv); derr != nil {
+					return derr
+				}
+			}
 			return providerCallError(err, c.Name)
 		}
 		if st.Reference == "" || st.PaymentURL == "" || st.Amount != inv.Amount || !strings.EqualFold(st.Currency, inv.Currency) {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -122,4 +123,83 @@ func (tx *Tx) UnsettledInvoicePayment(accountID string, livemode bool, invoiceID
 		return nil, err
 	}
 	return scanPayment(row)
+}
+
+// InvoiceAttempt is a provider-served invoice whose creation was sent to
+// its provider and not yet answered definitely.
+type InvoiceAttempt struct {
+	AccountID            string
+	Livemode             bool
+	TransactionReference string
+	InvoiceID            string
+	Provider             string // the connection asked
+	RequestHash          []byte
+	Invoice              []byte // the invoice to write, JSON
+	Created              time.Time
+}
+
+// PutInvoiceAttempt records an attempt, or updates the connection asked of
+// an existing one with the same invoice id.
+func (tx *Tx) PutInvoiceAttempt(a *InvoiceAttempt) error {
+	_, err := tx.exec(`INSERT INTO invoice_attempts (account_id, livemode, transaction_reference, invoice_id, provider,
+		request_hash, invoice, created) VALUES (?,?,?,?,?,?,?,?)
+		ON CONFLICT (account_id, livemode, transaction_reference) DO UPDATE SET provider=excluded.provider
+		WHERE invoice_attempts.invoice_id = excluded.invoice_id`,
+		a.AccountID, boolInt(a.Livemode), a.TransactionReference, a.InvoiceID, a.Provider, a.RequestHash,
+		string(a.Invoice), micros(tx.now))
+	if err != nil {
+		return fmt.Errorf("store: invoice attempt: %w", err)
+	}
+	return nil
+}
+
+// DeleteInvoiceAttempt forgets the attempt of a reference, once settled.
+func (tx *Tx) DeleteInvoiceAttempt(accountID string, livemode bool, ref string) error {
+	if _, err := tx.exec(`DELETE FROM invoice_attempts WHERE account_id=? AND livemode=? AND transaction_reference=?`,
+		accountID, boolInt(livemode), ref); err != nil {
+		return fmt.Errorf("store: invoice attempt: %w", err)
+	}
+	return nil
+}
+
+const invoiceAttemptCols = `account_id, livemode, transaction_reference, invoice_id, provider, request_hash, invoice, created`
+
+func scanInvoiceAttempt(row interface{ Scan(...any) error }) (*InvoiceAttempt, error) {
+	var a InvoiceAttempt
+	var inv string
+	var created int64
+	err := row.Scan(&a.AccountID, &a.Livemode, &a.TransactionReference, &a.InvoiceID, &a.Provider, &a.RequestHash, &inv, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: scan invoice attempt: %w", err)
+	}
+	a.Invoice, a.Created = []byte(inv), fromMicros(created)
+	return &a, nil
+}
+
+// GetInvoiceAttempt reads the attempt of a reference.
+func (s *Store) GetInvoiceAttempt(ctx context.Context, accountID string, livemode bool, ref string) (*InvoiceAttempt, error) {
+	return scanInvoiceAttempt(s.rdb.QueryRowContext(ctx, `SELECT `+invoiceAttemptCols+` FROM invoice_attempts
+		WHERE account_id=? AND livemode=? AND transaction_reference=?`, accountID, boolInt(livemode), ref))
+}
+
+// InvoiceAttemptsBefore returns up to limit attempts recorded before t, oldest first.
+func (s *Store) InvoiceAttemptsBefore(ctx context.Context, t time.Time, limit int) ([]*InvoiceAttempt, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+invoiceAttemptCols+` FROM invoice_attempts INDEXED BY invoice_attempts_by_age
+		WHERE created <= ? ORDER BY created LIMIT ?`, micros(t), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: invoice attempts: %w", err)
+	}
+	defer rows.Close()
+	var out []*InvoiceAttempt
+	for rows.Next() {
+		a, err := scanInvoiceAttempt(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
 }

@@ -17,8 +17,10 @@ import (
 
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers/aikdata/aikdatafake"
+	"github.com/paymentd/paymentd/providers/alppay/alppayfake"
 	"github.com/paymentd/paymentd/providers/aslan/aslanfake"
 	"github.com/paymentd/paymentd/providers/aspayds/aspaydsfake"
+	"github.com/paymentd/paymentd/providers/fakekit"
 )
 
 // Tests of issue 10's rule at the provider boundary: an operation that can
@@ -526,6 +528,82 @@ routes:
 		if time.Now().After(deadline) {
 			t.Fatalf("paymentd operator-items: %v\n%s\nwant the pending refund %s listed", err, out.String(), r["id"])
 		}
+	}
+	pvCheckLedger(t, s.db)
+}
+
+// bdPosts counts a fake's POST requests to path.
+func bdPosts(reqs []fakekit.Request, path string) int {
+	n := 0
+	for _, r := range reqs {
+		if r.Method == "POST" && r.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBoundaryProviderInvoiceCreateResumed (issue 10 case 6): aspayds
+// creates the invoice but its answer is lost; the retry with the same key
+// finds it by its transaction reference instead of failing with
+// duplicate_transaction_reference, and records it. alppay's answer is lost:
+// the retry never creates a second alppay payment (alppay cannot be asked),
+// and an operator item lists the invoice.
+func TestBoundaryProviderInvoiceCreateResumed(t *testing.T) {
+	as := aspaydsfake.New(pvAspaydsKey, pvAspaydsSecret)
+	defer as.Close()
+	alp := alppayfake.New(pvAlppayKey, pvAlppaySecret)
+	defer alp.Close()
+	s := pvStart(t, `
+connections:
+  - {name: aspayds-live, provider: aspayds, mode: live, base_url: '`+as.URL()+`', credentials: {api_key: ASPAYDS_KEY, api_secret: ASPAYDS_SECRET}, options: {currency: BDT}}
+  - {name: alppay-live, provider: alppay, mode: live, base_url: '`+alp.URL()+`', credentials: {api_key: ALPPAY_API_KEY, hmac_secret: ALPPAY_HMAC_SECRET}}
+routes:
+  - {operation: invoices, mode: live, currency: BDT, connections: [aspayds-live]}
+  - {operation: invoices, mode: live, currency: USDT, connections: [alppay-live]}
+`, pvEnv, "--provider-timeout", "500ms", "--reconcile-schedule", "1h")
+	body := `{"amount":10000,"currency":"BDT","customer":{"name":"John Doe"},"transaction_reference":"TRXLOST1","callback_url":"https://shop.example/callback"}`
+	as.Inject(fakekit.Fault{Kind: fakekit.ApplyThenHang, Op: "POST /payment/create"})
+	code, resp, _ := s.restDo(t, "POST", "/v1/invoices", s.liveKey, "lost-1", body)
+	if e := restError(t, code, resp); code != 503 {
+		t.Fatalf("create whose answer was lost: %d %+v; want 503", code, e)
+	}
+	code, inv, _ := s.restDo(t, "POST", "/v1/invoices", s.liveKey, "lost-1", body)
+	if code != 200 || inv["provider"] != "aspayds-live" || inv["status"] != "open" || inv["transaction_reference"] != "TRXLOST1" {
+		t.Fatalf("retry with the same key: %d %v; want the invoice aspayds made, open", code, inv)
+	}
+	if n := bdPosts(as.Requests(), "/payment/create"); n != 1 {
+		t.Errorf("aspayds was asked to create %d times; want once", n)
+	}
+	if err := as.PayInvoice("TRXLOST1", 10000); err != nil {
+		t.Fatal(err)
+	}
+	code, got, _ := s.restDo(t, "GET", "/v1/invoices/TRXLOST1", s.liveKey, "", "")
+	if code != 200 || got["status"] != "paid" || got["id"] != inv["id"] {
+		t.Fatalf("after the customer paid at aspayds: %d %v; want the same invoice, paid", code, got)
+	}
+	// Another request with the same reference is still a duplicate.
+	code, resp, _ = s.restDo(t, "POST", "/v1/invoices", s.liveKey, "lost-2", strings.Replace(body, "10000", "20000", 1))
+	if e := restError(t, code, resp); code != 409 || e.code != "duplicate_transaction_reference" {
+		t.Errorf("another invoice with the reference: %d %+v; want 409 duplicate_transaction_reference", code, e)
+	}
+
+	crypto := `{"amount":1000000000,"currency":"USDT","network":"tron","customer":{"id":"12312312","name":"John"},"transaction_reference":"INV-LOST","callback_url":"https://shop.example/orders/1"}`
+	alp.Inject(fakekit.Fault{Kind: fakekit.ApplyThenHang, Op: "POST /v2/payment"})
+	if code, resp, _ := s.restDo(t, "POST", "/v1/invoices", s.liveKey, "lost-3", crypto); code != 503 {
+		t.Fatalf("alppay create whose answer was lost: %d %v; want 503", code, resp)
+	}
+	code, resp, _ = s.restDo(t, "POST", "/v1/invoices", s.liveKey, "lost-3", crypto)
+	if e := restError(t, code, resp); code != 503 || e.code != "invoice_creation_unsettled" {
+		t.Fatalf("alppay retry: %d %+v; want 503 invoice_creation_unsettled", code, e)
+	}
+	if n := bdPosts(alp.Requests(), "/v2/payment"); n != 1 {
+		t.Errorf("alppay was asked to create %d payments; want one", n)
+	}
+	var out strings.Builder
+	err := run(context.Background(), []string{"operator-items", "--db", s.db}, noEnv, &out, &out)
+	if err == nil || !strings.Contains(out.String(), "invoice_creation_unsettled") {
+		t.Errorf("paymentd operator-items: %v\n%s\nwant the alppay invoice listed", err, out.String())
 	}
 	pvCheckLedger(t, s.db)
 }

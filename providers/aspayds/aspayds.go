@@ -722,3 +722,20 @@ func (c *Client) CheckStatus(ctx context.Context) error {
 	_, err := c.PayoutMethods(ctx)
 	return err
 }
+
+var _ providers.InvoiceFinder = (*Client)(nil)
+
+// FindInvoice looks an invoice up by its transaction reference (aspayds'
+// GET /payment/{id} takes one). A 404 means aspayds has none; any other
+// failure is an error. The answer carries no payment_url.
+func (c *Client) FindInvoice(ctx context.Context, req providers.InvoiceRequest) (providers.InvoiceState, bool, error) {
+	st, err := c.GetInvoice(ctx, req.Reference)
+	var pe *providers.Error
+	if errors.As(err, &pe) && pe.Kind == providers.InvalidRequest && pe.Code == "resource_missing" {
+		return providers.InvoiceState{}, false, nil
+	}
+	if err != nil {
+		return st, false, err
+	}
+	return st, true, nil
+}
