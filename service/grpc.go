@@ -33,6 +33,7 @@ const (
 func (s *Service) NewGRPCServer() (*grpc.Server, *health.Server) {
 	srv := grpc.NewServer(append(s.grpcServerOptions(), // tracing, when on (tracing.go)
 		grpc.ChainUnaryInterceptor(s.UnaryInterceptors()...),
+		grpc.ForceServerCodecV2(newServerCodec()), // invalid UTF-8 is INVALID_ARGUMENT (codec.go)
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(MaxSendMsgSize),
 		grpc.MaxConcurrentStreams(MaxConcurrentStreams),

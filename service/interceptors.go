@@ -73,12 +73,13 @@ func (s *Service) publicMethod(full string) bool {
 
 // UnaryInterceptors returns the interceptor chain, outermost first: panic
 // recovery, Prometheus gRPC metrics (grpc_server_handled_total and
-// grpc_server_handling_seconds), request id, request log, default deadline,
+// grpc_server_handling_seconds), request id, request log, invalid-UTF-8
+// refusal (codec.go), default deadline,
 // auth, rate limit, idempotency-key check, card-number refusal, page-token
 // binding (pagetoken.go), and error conversion.
 func (s *Service) UnaryInterceptors() []grpc.UnaryServerInterceptor {
 	return []grpc.UnaryServerInterceptor{s.recoverUnary, s.metrics.grpc.UnaryServerInterceptor(), s.requestIDUnary, s.logUnary,
-		s.deadlineUnary, s.authUnary, s.checkIdemKeyUnary, s.refusePANUnary, s.pageTokenUnary, s.errorsUnary}
+		s.checkUTF8Unary, s.deadlineUnary, s.authUnary, s.checkIdemKeyUnary, s.refusePANUnary, s.pageTokenUnary, s.errorsUnary}
 }
 
 func (s *Service) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {

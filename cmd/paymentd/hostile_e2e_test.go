@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"io"
 	"net/http"
 	"os"
@@ -410,5 +413,43 @@ func TestCLIHelpVersionAndMissingDatabase(t *testing.T) {
 	}
 	if _, _, err := runCLI("keys", "list", "--db", db, "--mode", "prod"); err == nil {
 		t.Error("keys list --mode prod accepted")
+	}
+}
+
+// rawCodec sends a request's bytes as they are (so a test can send what the
+// Go protobuf library refuses to marshal) and decodes answers as protobuf.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(v.([]byte))}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return proto.Unmarshal(data.Materialize(), v.(proto.Message))
+}
+
+func (rawCodec) Name() string { return "proto" }
+
+// TestInvalidUTF8OverGRPCIsInvalidArgument: a string field holding invalid
+// UTF-8 is the caller's error (INVALID_ARGUMENT naming the field), not an
+// internal one, and nothing is created.
+func TestInvalidUTF8OverGRPCIsInvalidArgument(t *testing.T) {
+	srv := newServer(t)
+	ctx := withKey(t.Context(), srv.key)
+	raw, err := proto.Marshal(visa(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = protowire.AppendTag(raw, 5, protowire.BytesType) // description
+	raw = protowire.AppendBytes(raw, []byte("order \xff\xfe"))
+	var resp pb.CreatePaymentResponse
+	err = srv.conn.Invoke(ctx, pb.PaymentsService_CreatePayment_FullMethodName, raw, &resp, grpc.ForceCodecV2(rawCodec{}))
+	got := grpcError(t, err)
+	if got.grpcCode != codes.InvalidArgument || got.param != "description" {
+		t.Errorf("invalid UTF-8 in description: %+v (%v); want INVALID_ARGUMENT about description", got, err)
+	}
+	list, err := srv.payments.ListPayments(ctx, &pb.ListPaymentsRequest{})
+	if err != nil || len(list.Payments) != 0 {
+		t.Errorf("ListPayments = %v, %v; want no payment", list, err)
 	}
 }
