@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -21,8 +22,9 @@ import (
 // paymentd.yaml, operation names and outcomes — never an account id, an
 // object id or a key.
 type metrics struct {
-	reg  *prometheus.Registry
-	grpc *grpcprom.ServerMetrics
+	reg        *prometheus.Registry
+	collectors []prometheus.Collector // everything registered, for MetricNames
+	grpc       *grpcprom.ServerMetrics
 
 	stateChanges     *prometheus.CounterVec   // kind, status
 	providerCalls    *prometheus.CounterVec   // connection, operation, outcome
@@ -51,7 +53,7 @@ func newMetrics(s *Service) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.grpc = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 		grpcprom.WithHistogramBuckets([]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30})))
-	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c); m.collectors = append(m.collectors, c) }
 	f(m.grpc)
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -153,6 +155,27 @@ func (c *webhookBacklog) Collect(ch chan<- prometheus.Metric) {
 func (s *Service) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: nil, Registry: s.metrics.reg})
 }
+
+// MetricNames lists the names of every metric family the service exports
+// (histograms by their base name), whether or not it has a series yet.
+func (s *Service) MetricNames() []string {
+	ch := make(chan *prometheus.Desc, 64)
+	go func() {
+		for _, c := range s.metrics.collectors {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	var names []string
+	for d := range ch {
+		if m := descName.FindStringSubmatch(d.String()); m != nil {
+			names = append(names, m[1])
+		}
+	}
+	return names
+}
+
+var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
 // Committed implements store.Observer.
 func (m *metrics) Committed(took time.Duration, changes int, err error) {
