@@ -333,6 +333,7 @@ func (s *Service) renderPage(w http.ResponseWriter, code int, name string, data 
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
+	h.Set("Vary", "Accept-Language") // the language is chosen from it
 	w.WriteHeader(code)
 	_, _ = w.Write(buf.Bytes())
 }

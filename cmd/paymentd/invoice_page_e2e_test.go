@@ -162,7 +162,7 @@ func checkPagePost(t *testing.T, srv *testServer, id string, form url.Values, co
 func checkPolicy(t *testing.T, what string, hdr http.Header, body, state, logoOrigin, formOrigin string, refresh bool) {
 	t.Helper()
 	for h, want := range map[string]string{"X-Frame-Options": "DENY", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-		"X-Content-Type-Options": "nosniff", "Content-Type": "text/html; charset=utf-8"} {
+		"X-Content-Type-Options": "nosniff", "Content-Type": "text/html; charset=utf-8", "Vary": "Accept-Language"} {
 		if got := hdr.Get(h); got != want {
 			t.Errorf("%s (%s): %s %q; want %q", what, state, h, got, want)
 		}
