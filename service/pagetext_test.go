@@ -2,11 +2,18 @@ package service
 
 import (
 	"context"
+	"fmt"
+	"image"
+	"image/color"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/makiuchi-d/gozxing"
+	zxqr "github.com/makiuchi-d/gozxing/qrcode"
+	qrcode "github.com/yeqown/go-qrcode/v2"
 
 	"github.com/paymentd/paymentd/store"
 )
@@ -132,5 +139,46 @@ func TestDepositURI(t *testing.T) {
 	svg, err := qrSVG("TXYZ", `<b>"label"</b>`)
 	if err != nil || !strings.HasPrefix(string(svg), "<svg ") || strings.Contains(string(svg), "<b>") || strings.Contains(string(svg), "style") {
 		t.Errorf("qrSVG: %v\n%s", err, svg)
+	}
+}
+
+// TestQRDecodes draws the QR codes of many deposit addresses at the page's
+// 4 pixels a module and reads each back with an independent decoder.
+func TestQRDecodes(t *testing.T) {
+	for i := range 60 {
+		network := []string{"tron", "ethereum", "bitcoin"}[i%3]
+		addr := sandboxDepositAddress("acct_x", i%2 == 0, "USDT", network, "", fmt.Sprintf("inv_%d", i))
+		btc, _ := LookupCurrency("BTC")
+		text := depositURI(network, addr, int64(1000+i), btc)
+		qr, err := qrcode.NewWith(text, qrcode.WithErrorCorrectionLevel(qrcode.ErrorCorrectionMedium))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m qrMatrix
+		if err := qr.Save(&m); err != nil {
+			t.Fatal(err)
+		}
+		const px, quiet = 4, 4
+		size := (len(m.bits) + 2*quiet) * px
+		img := image.NewGray(image.Rect(0, 0, size, size))
+		for y := range size {
+			for x := range size {
+				my, mx := y/px-quiet, x/px-quiet
+				dark := my >= 0 && mx >= 0 && my < len(m.bits) && mx < len(m.bits) && m.bits[my][mx]
+				if dark {
+					img.SetGray(x, y, color.Gray{0})
+				} else {
+					img.SetGray(x, y, color.Gray{255})
+				}
+			}
+		}
+		bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := zxqr.NewQRCodeReader().Decode(bmp, nil)
+		if err != nil || res.GetText() != text {
+			t.Errorf("QR of %q: read %v, %v", text, res, err)
+		}
 	}
 }

@@ -552,7 +552,7 @@ func (pc *pageChecker) check(state string) {
 func (pc *pageChecker) decodeQR() string {
 	t := pc.t
 	t.Helper()
-	shot := read(t, pc.browser, "QR screenshot", chromedp.Screenshot(chromedp.CSS(`#qr svg`)))
+	shot := read(t, pc.browser, "QR screenshot", chromedp.ScreenshotScale(chromedp.CSS(`#qr svg`), 2))
 	img, err := png.Decode(bytes.NewReader(shot))
 	if err != nil {
 		t.Fatalf("decode the QR screenshot: %v", err)
