@@ -97,6 +97,20 @@ func containsPAN(s string) bool {
 // The common case, a short ASCII string, is scanned byte by byte with no
 // allocation.
 func scanPAN(s string) (last4 string, found bool) {
+	// Most strings are short or hold few digits: 13 ASCII digits at least
+	// are needed unless there are non-ASCII characters or percent-escapes.
+	digits, other := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c >= utf8.RuneSelf || c == '%':
+			other = true
+		}
+	}
+	if digits < 13 && !other {
+		return "", false
+	}
 	var sc panScanner
 	if last4, found = sc.scan(s); found {
 		return last4, true
