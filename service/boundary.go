@@ -682,3 +682,12 @@ func (s *Service) reconcileInvoiceAttempts(ctx context.Context, cfg ReconcileCon
 		}
 	}
 }
+
+// pendingRefundItem records the operator item of a refund left pending at
+// a provider that has no refund status call: nothing can settle it, and
+// asking again could refund twice.
+func (s *Service) pendingRefundItem(r *store.Refund, p *store.Payment) {
+	s.addOperatorItem(r.AccountID, r.Livemode, r.ID, "refund_unsettled_no_status_endpoint", fmt.Sprintf(
+		"Refund %s of %d %s on payment %s got no definite answer from %s, which has no refund status call; its amount stays reserved. Look the refund up in the %s dashboard, then settle it by hand.",
+		r.ID, r.Amount, r.Currency, p.ID, p.Provider, p.Provider))
+}

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -376,9 +375,7 @@ func (s *Service) settleRefundFromProvider(ctx context.Context, r *store.Refund)
 	getter, ok := prov.(providers.RefundStatusGetter)
 	if !ok {
 		// Nothing can settle it: asking again would risk a second refund.
-		s.addOperatorItem(r.AccountID, r.Livemode, r.ID, "refund_unsettled_no_status_endpoint", fmt.Sprintf(
-			"Refund %s of %d %s on payment %s got no definite answer from %s, which has no refund status call; its amount stays reserved. Look the refund up in the %s dashboard, then settle it by hand.",
-			r.ID, r.Amount, r.Currency, p.ID, p.Provider, p.Provider))
+		s.pendingRefundItem(r, p)
 		return errors.New("provider " + p.Provider + " cannot report a refund's status")
 	}
 	pctx, done := s.providerCall(ctx, getter, "get_refund")

@@ -119,7 +119,11 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 		kind := providers.KindOf(perr)
 		if perr != nil && kind == providers.Unknown {
 			// Leave it pending and reserved, and answer with the pending
-			// refund: the reconciler asks the provider again.
+			// refund: the reconciler asks the provider again, or, when the
+			// provider cannot be asked, an operator must (listed at once).
+			if _, ok := prov.(providers.RefundStatusGetter); !ok {
+				s.pendingRefundItem(r, p)
+			}
 			return nil
 		}
 		// Phase two: record the answer. A refusal is answered as the
