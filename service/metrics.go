@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"regexp"
 	"strings"
@@ -80,7 +81,7 @@ func newMetrics(s *Service) *metrics {
 		Help: "Inbound provider webhooks by connection and verdict (applied, ignored, unconfirmed, signature_invalid, invalid, unavailable, unknown_connection)."},
 		[]string{"connection", "verdict"})
 	m.reconciler = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paymentd_reconciler_items_total",
-		Help: "Objects the reconciler handled: due (looked at), settled, rescheduled (still unsettled), operator (left for an operator)."},
+		Help: "Objects the reconciler handled: due (looked at), settled, rescheduled (still unsettled)."},
 		[]string{"result"})
 	m.commitSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "paymentd_store_commit_duration_seconds",
 		Help:    "Time from BEGIN to COMMIT of one store write batch (the fsync included).",
@@ -112,6 +113,20 @@ func newMetrics(s *Service) *metrics {
 		pending: prometheus.NewDesc("paymentd_webhook_deliveries_pending", "Webhook deliveries waiting for a successful attempt.", nil, nil),
 		oldest: prometheus.NewDesc("paymentd_webhook_oldest_pending_age_seconds",
 			"Age of the oldest pending webhook delivery (0 when none is pending).", nil, nil)})
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "paymentd_operator_items_open",
+		Help: "Open operator items: objects paymentd could not settle on its own (read from the store at scrape time; NaN if it cannot be read)."},
+		func() float64 {
+			if s.store == nil {
+				return 0
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := s.store.OpenOperatorItems(ctx)
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(n)
+		}))
 	// Pre-create the series alerts compare against, so that a rate over a
 	// counter that has not moved yet is 0 rather than absent.
 	for _, o := range []string{"delivered", "retrying", "failed"} {
@@ -120,7 +135,7 @@ func newMetrics(s *Service) *metrics {
 	for _, r := range []string{"replay", "conflict", "mismatch"} {
 		m.idempotency.WithLabelValues(r)
 	}
-	for _, r := range []string{"due", "settled", "rescheduled", "operator"} {
+	for _, r := range []string{"due", "settled", "rescheduled"} {
 		m.reconciler.WithLabelValues(r)
 	}
 	return m

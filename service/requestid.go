@@ -59,10 +59,9 @@ func requestID(caller string) string {
 // for the log lines and spans of the call.
 func (s *Service) requestIDUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	var caller string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("x-request-id"); len(v) > 0 {
-			caller = v[0]
-		}
+	// ValueFromIncomingContext reads without copying the whole metadata.
+	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 {
+		caller = v[0]
 	}
 	id := requestID(caller)
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
@@ -81,10 +80,8 @@ func callPeer(ctx context.Context) string {
 	addr := p.Addr.String()
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-			if md, ok := metadata.FromIncomingContext(ctx); ok {
-				if v := md.Get("x-forwarded-for"); len(v) > 0 && v[0] != "" {
-					return v[0]
-				}
+			if v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(v) > 0 && v[0] != "" {
+				return v[0]
 			}
 		}
 	}

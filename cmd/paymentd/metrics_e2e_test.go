@@ -154,6 +154,9 @@ routes:
 		t.Errorf("webhook backlog after delivery: %v pending, oldest %vs; want 0, 0",
 			after[`paymentd_webhook_deliveries_pending{}`], after[`paymentd_webhook_oldest_pending_age_seconds{}`])
 	}
+	if v, ok := after[`paymentd_operator_items_open{}`]; !ok || v != 0 {
+		t.Errorf("paymentd_operator_items_open = %v (present %v); want 0", v, ok)
+	}
 	if after[`paymentd_store_commit_duration_seconds_count{}`] <= before[`paymentd_store_commit_duration_seconds_count{}`] {
 		t.Error("paymentd_store_commit_duration_seconds did not count the commits")
 	}
