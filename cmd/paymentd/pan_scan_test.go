@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode"
@@ -141,7 +142,10 @@ func TestNoCardNumberStoredOrLogged(t *testing.T) {
 	scanFiles("running")
 	srv.stop()
 	scanFiles("stopped")
-	if found, ctx := findCardNumber([]byte(srv.log.String())); found != "" {
+	// The log names the database's path, and t.TempDir's random digits
+	// followed by "/001" can pass Luhn by chance: take the path out first.
+	logText := strings.ReplaceAll(srv.log.String(), filepath.Dir(srv.db), "<tempdir>")
+	if found, ctx := findCardNumber([]byte(logText)); found != "" {
 		t.Errorf("the server log holds a card number %s in %q", found, ctx)
 	}
 }

@@ -443,7 +443,7 @@ connections:
 routes:
   - {operation: payments, mode: live, currency: USD, connections: [aikdata-down, aslan-live]}
   - {operation: payments, mode: live, currency: "*", connections: [aikdata-slow, aslan-live]}
-`, pvEnv, "--provider-timeout", "700ms")
+`, pvEnv, "--provider-timeout", "2s")
 	code, p, _ := s.restDo(t, "POST", "/v1/payments", s.liveKey, "fb-1", `{"amount":2500,"currency":"USD","payment_method":"pm_x"}`)
 	if code != 200 || p["status"] != "succeeded" || p["provider"] != "aslan-live" {
 		t.Fatalf("with the first connection refusing: %d %v; want succeeded through aslan-live", code, p)
