@@ -262,19 +262,22 @@ func (c *connReconciler) payment(r store.ProviderRecord) {
 	}
 }
 
-// invoiceRead is a provider's answer about one invoice.
-type invoiceRead struct {
-	st    providers.InvoiceState
+// providerRead is a provider's answer about one object.
+type providerRead[S any] struct {
+	st    S
 	found bool
 	err   error
 }
 
-func (c *connReconciler) invoices(recs []store.ProviderRecord) {
-	if len(recs) == 0 {
-		return
-	}
-	reads := map[string]invoiceRead{}
-	if b, ok := c.conn.Client.(providers.InvoiceBatchGetter); ok {
+// readAtProvider asks the provider about every record's object: in batches of
+// 100 where batch is set, then one by one with get for what no batch
+// answered. A record the provider cannot be asked about has no entry
+// (nil), so that the caller counts it as unchecked.
+func readAtProvider[S any](c *connReconciler, recs []store.ProviderRecord,
+	batch func(context.Context, []string) ([]S, error), refOf func(S) string,
+	get func(context.Context, string) (S, error)) []*providerRead[S] {
+	byRef := map[string]providerRead[S]{}
+	if batch != nil {
 		var ids []string
 		for _, r := range recs {
 			if r.ProviderRef != "" {
@@ -284,36 +287,62 @@ func (c *connReconciler) invoices(recs []store.ProviderRecord) {
 		for len(ids) > 0 {
 			n := min(len(ids), 100)
 			ctx, cancel := c.call()
-			found, _, err := b.BatchInvoices(ctx, ids[:n])
+			found, err := batch(ctx, ids[:n])
 			cancel()
 			for _, id := range ids[:n] {
-				reads[id] = invoiceRead{err: err}
+				byRef[id] = providerRead[S]{err: err}
 			}
 			for _, st := range found {
-				reads[st.Reference] = invoiceRead{st: st, found: true}
+				byRef[refOf(st)] = providerRead[S]{st: st, found: true}
 			}
 			ids = ids[n:]
 		}
 	}
-	g, _ := c.conn.Client.(providers.Invoices)
-	for _, r := range recs {
+	out := make([]*providerRead[S], len(recs))
+	for i, r := range recs {
 		ref := r.ProviderRef
 		if ref == "" {
 			ref = r.Reference
 		}
-		rd, ok := reads[ref]
+		rd, ok := byRef[ref]
 		if !ok {
-			if g == nil {
-				c.rep.Unchecked["invoices at "+c.conn.Name]++
+			if get == nil {
 				continue
 			}
 			ctx, cancel := c.call()
-			st, err := g.GetInvoice(ctx, ref)
+			st, err := get(ctx, ref)
 			cancel()
-			rd = invoiceRead{st: st, found: err == nil, err: err}
+			rd = providerRead[S]{st: st, found: err == nil, err: err}
 			if notFound(err) {
 				rd.err = nil
 			}
+		}
+		out[i] = &rd
+	}
+	return out
+}
+
+func (c *connReconciler) invoices(recs []store.ProviderRecord) {
+	if len(recs) == 0 {
+		return
+	}
+	var batch func(context.Context, []string) ([]providers.InvoiceState, error)
+	if b, ok := c.conn.Client.(providers.InvoiceBatchGetter); ok {
+		batch = func(ctx context.Context, ids []string) ([]providers.InvoiceState, error) {
+			found, _, err := b.BatchInvoices(ctx, ids)
+			return found, err
+		}
+	}
+	var get func(context.Context, string) (providers.InvoiceState, error)
+	if g, ok := c.conn.Client.(providers.Invoices); ok {
+		get = g.GetInvoice
+	}
+	reads := readAtProvider(c, recs, batch, func(st providers.InvoiceState) string { return st.Reference }, get)
+	for i, r := range recs {
+		rd := reads[i]
+		if rd == nil {
+			c.rep.Unchecked["invoices at "+c.conn.Name]++
+			continue
 		}
 		c.rep.Checked++
 		switch {
@@ -340,52 +369,23 @@ func (c *connReconciler) payouts(recs []store.ProviderRecord) {
 	if len(recs) == 0 {
 		return
 	}
-	type payoutRead struct {
-		st    providers.PayoutState
-		found bool
-		err   error
-	}
-	reads := map[string]payoutRead{}
+	var batch func(context.Context, []string) ([]providers.PayoutState, error)
 	if b, ok := c.conn.Client.(providers.PayoutBatchGetter); ok {
-		var ids []string
-		for _, r := range recs {
-			if r.ProviderRef != "" {
-				ids = append(ids, r.ProviderRef)
-			}
-		}
-		for len(ids) > 0 {
-			n := min(len(ids), 100)
-			ctx, cancel := c.call()
-			found, _, err := b.BatchPayouts(ctx, ids[:n])
-			cancel()
-			for _, id := range ids[:n] {
-				reads[id] = payoutRead{err: err}
-			}
-			for _, st := range found {
-				reads[st.Reference] = payoutRead{st: st, found: true}
-			}
-			ids = ids[n:]
+		batch = func(ctx context.Context, ids []string) ([]providers.PayoutState, error) {
+			found, _, err := b.BatchPayouts(ctx, ids)
+			return found, err
 		}
 	}
-	g, _ := c.conn.Client.(providers.Payouts)
-	for _, r := range recs {
-		ref := r.ProviderRef
-		if ref == "" {
-			ref = r.Reference
-		}
-		rd, ok := reads[ref]
-		if !ok {
-			if g == nil {
-				c.rep.Unchecked["payouts at "+c.conn.Name]++
-				continue
-			}
-			ctx, cancel := c.call()
-			st, err := g.GetPayout(ctx, ref)
-			cancel()
-			rd = payoutRead{st: st, found: err == nil, err: err}
-			if notFound(err) {
-				rd.err = nil
-			}
+	var get func(context.Context, string) (providers.PayoutState, error)
+	if g, ok := c.conn.Client.(providers.Payouts); ok {
+		get = g.GetPayout
+	}
+	reads := readAtProvider(c, recs, batch, func(st providers.PayoutState) string { return st.Reference }, get)
+	for i, r := range recs {
+		rd := reads[i]
+		if rd == nil {
+			c.rep.Unchecked["payouts at "+c.conn.Name]++
+			continue
 		}
 		c.rep.Checked++
 		moving := r.Status == "pending" || r.Status == "processing"
