@@ -142,7 +142,7 @@ func (s *Service) handleProviderEvent(ctx context.Context, provider string, prov
 	case "payout":
 		apply, objectID, err = s.preparePayoutEvent(ctx, provider, ev)
 	default:
-		s.log.Warn("provider webhook: object kind not handled", "provider", provider, "kind", ev.ObjectKind, "type", ev.Type)
+		s.log.WarnContext(ctx, "provider webhook: object kind not handled", "provider", provider, "kind", ev.ObjectKind, "type", ev.Type)
 	}
 	if err != nil {
 		return "", "", err
@@ -233,7 +233,7 @@ func (s *Service) prepareInvoiceEvent(ctx context.Context, provider string, ev p
 	}
 	st, err := s.invoiceProviderState(ctx, inv)
 	if errors.Is(err, errProviderMismatch) {
-		s.log.Error("provider webhook: the provider reports another amount or currency; nothing recorded",
+		s.log.ErrorContext(ctx, "provider webhook: the provider reports another amount or currency; nothing recorded",
 			"invoice", inv.ID, "provider", provider, "error", err.Error())
 		return unconfirmed, inv.ID, nil
 	}
@@ -259,7 +259,7 @@ func (s *Service) preparePayoutEvent(ctx context.Context, provider string, ev pr
 	}
 	st, err := s.payoutProviderState(ctx, p)
 	if errors.Is(err, errProviderMismatch) {
-		s.log.Error("provider webhook: the provider reports another amount; nothing recorded",
+		s.log.ErrorContext(ctx, "provider webhook: the provider reports another amount; nothing recorded",
 			"payout", p.ID, "provider", provider, "error", err.Error())
 		return unconfirmed, p.ID, nil
 	}
