@@ -21,20 +21,7 @@ func (s *Store) PendingOperations(ctx context.Context, firstBefore, now time.Tim
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: pending operations: %w", err)
 	}
-	defer rows.Close()
-	var ps []*Payment
-	var states []ReconcileState
-	for rows.Next() {
-		var st ReconcileState
-		var attempts, next sql.NullInt64
-		p, err := scanPayment(hookScanTail{rows, []any{&attempts, &next}})
-		if err != nil {
-			return nil, nil, err
-		}
-		st.Attempts, st.NextCheck = int(attempts.Int64), hookFromMicros(next)
-		ps, states = append(ps, p), append(states, st)
-	}
-	return ps, states, rows.Err()
+	return scanDue(rows, scanPayment)
 }
 
 // OperatorItem is something paymentd could not settle on its own and an

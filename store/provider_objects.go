@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -98,20 +97,7 @@ func (s *Store) ProviderInvoicesDue(ctx context.Context, firstBefore, now time.T
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: provider invoices due: %w", err)
 	}
-	var invs []*Invoice
-	var states []ReconcileState
-	for rows.Next() {
-		var attempts, next sql.NullInt64
-		inv, err := scanInvoice(hookScanTail{rows, []any{&attempts, &next}})
-		if err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		invs = append(invs, inv)
-		states = append(states, ReconcileState{Attempts: int(attempts.Int64), NextCheck: hookFromMicros(next)})
-	}
-	err = rows.Err()
-	rows.Close()
+	invs, states, err := scanDue(rows, scanInvoice)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -131,17 +117,5 @@ func (s *Store) ProviderPayoutsDue(ctx context.Context, except string, firstBefo
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: provider payouts due: %w", err)
 	}
-	defer rows.Close()
-	var ps []*Payout
-	var states []ReconcileState
-	for rows.Next() {
-		var attempts, next sql.NullInt64
-		p, err := scanPayout(hookScanTail{rows, []any{&attempts, &next}})
-		if err != nil {
-			return nil, nil, err
-		}
-		ps = append(ps, p)
-		states = append(states, ReconcileState{Attempts: int(attempts.Int64), NextCheck: hookFromMicros(next)})
-	}
-	return ps, states, rows.Err()
+	return scanDue(rows, scanPayout)
 }

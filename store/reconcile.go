@@ -68,20 +68,7 @@ func (s *Store) UnsettledPayments(ctx context.Context, firstBefore, now time.Tim
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: unsettled payments: %w", err)
 	}
-	defer rows.Close()
-	var ps []*Payment
-	var states []ReconcileState
-	for rows.Next() {
-		var st ReconcileState
-		var attempts, next sql.NullInt64
-		p, err := scanPayment(hookScanTail{rows, []any{&attempts, &next}})
-		if err != nil {
-			return nil, nil, err
-		}
-		st.Attempts, st.NextCheck = int(attempts.Int64), hookFromMicros(next)
-		ps, states = append(ps, p), append(states, st)
-	}
-	return ps, states, rows.Err()
+	return scanDue(rows, scanPayment)
 }
 
 // PendingRefunds returns up to limit refunds in status pending that are due
@@ -95,20 +82,26 @@ func (s *Store) PendingRefunds(ctx context.Context, firstBefore, now time.Time, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: pending refunds: %w", err)
 	}
+	return scanDue(rows, scanRefund)
+}
+
+// scanDue reads the rows of a reconciler query, whose columns are an
+// object's own followed by its reconcile_checks attempts and next_check,
+// and closes them.
+func scanDue[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, []ReconcileState, error) {
 	defer rows.Close()
-	var rs []*Refund
+	var objs []T
 	var states []ReconcileState
 	for rows.Next() {
-		var st ReconcileState
 		var attempts, next sql.NullInt64
-		r, err := scanRefund(hookScanTail{rows, []any{&attempts, &next}})
+		o, err := scan(hookScanTail{rows, []any{&attempts, &next}})
 		if err != nil {
 			return nil, nil, err
 		}
-		st.Attempts, st.NextCheck = int(attempts.Int64), hookFromMicros(next)
-		rs, states = append(rs, r), append(states, st)
+		objs = append(objs, o)
+		states = append(states, ReconcileState{Attempts: int(attempts.Int64), NextCheck: hookFromMicros(next)})
 	}
-	return rs, states, rows.Err()
+	return objs, states, rows.Err()
 }
 
 // hookScanTail lets a row scanner for a table read extra columns after its own.
