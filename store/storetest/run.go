@@ -1,0 +1,42 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/paymentd/paymentd/store"
+)
+
+// test is one behaviour every backend must show. It gets a store on a fresh
+// database of its own.
+type test struct {
+	name string
+	run  func(t *testing.T, s *store.Store)
+}
+
+// tests lists the suite; each file of the package adds the tests of one part
+// of the store.
+var tests = []test{
+	{"PaymentsKeysetPagesNewestFirst", testPaymentsKeysetPages},
+	{"LedgerEntriesMustBalance", testLedgerEntriesMustBalance},
+	{"IdempotencyTwiceConflicts", testIdempotencyTwiceConflicts},
+}
+
+// Run runs every test of the suite as a parallel subtest, each on the store
+// that open returns for it. open must give each call a fresh, empty, migrated
+// database and close the store at t.Cleanup.
+func Run(t *testing.T, open func(t *testing.T) *store.Store) {
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, open(t))
+		})
+	}
+}
+
+func mustWrite(tb testing.TB, s *store.Store, fn func(*store.Tx) error) {
+	tb.Helper()
+	if err := s.Write(context.Background(), fn); err != nil {
+		tb.Fatalf("Write: %v", err)
+	}
+}
