@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/paymentd/paymentd/store"
 )
@@ -90,5 +92,60 @@ func testPaymentsKeysetPages(t *testing.T, s *store.Store) {
 	}
 	if _, err := s.GetPayment(ctx, "acct_a", true, newestFirst[0]); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("GetPayment of a test-mode id in live mode = %v; want ErrNotFound", err)
+	}
+}
+
+// capturedPayment returns a succeeded payment of amount, all of it captured.
+func capturedPayment(id, account string, amount int64, now time.Time) *store.Payment {
+	return &store.Payment{ID: id, AccountID: account, Status: "succeeded", Amount: amount, Currency: "USD",
+		AmountCaptured: amount, CaptureMethod: "automatic", PaymentMethod: "pm_card_visa", Provider: "sandbox",
+		Created: now, Updated: now}
+}
+
+// testPaymentRoundTrip writes a payment with every field set, reads it back
+// inside a write and outside, updates its mutable fields, and checks the
+// scoping of updates: another account's or mode's id is ErrNotFound.
+func testPaymentRoundTrip(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	var p *store.Payment
+	mustWrite(t, s, func(tx *store.Tx) error {
+		p = capturedPayment("pay_rt", "acct_1", 5000, tx.Now())
+		p.Status, p.AmountCaptured, p.AmountCapturable, p.CaptureMethod = "requires_capture", 0, 5000, "manual"
+		p.ProviderRef, p.Description, p.Metadata = "sb_1", "a book", map[string]string{"order": "42"}
+		p.CustomerName, p.CustomerEmail, p.CustomerID, p.AgentID = "Ann", "ann@example.com", "cus_1", "agent_1"
+		p.PendingOp, p.PendingAmount, p.PendingKey, p.PendingSince = "capture", 5000, "key-1", tx.Now()
+		return tx.InsertPayment(p)
+	})
+	got, err := s.GetPayment(ctx, "acct_1", false, "pay_rt")
+	if err != nil || !reflect.DeepEqual(got, p) {
+		t.Fatalf("GetPayment:\n got  %+v, %v\n want %+v", got, err, p)
+	}
+	mustWrite(t, s, func(tx *store.Tx) error {
+		in, err := tx.GetPayment("acct_1", false, "pay_rt")
+		if err != nil || !reflect.DeepEqual(in, p) {
+			return fmt.Errorf("Tx.GetPayment = %+v, %v; want %+v", in, err, p)
+		}
+		p.Status, p.AmountCapturable, p.AmountCaptured, p.Updated = "succeeded", 0, 5000, tx.Now()
+		p.PendingOp, p.PendingAmount, p.PendingKey, p.PendingSince = "", 0, "", time.Time{}
+		return tx.UpdatePayment(p)
+	})
+	if got, err := s.GetPayment(ctx, "acct_1", false, "pay_rt"); err != nil || !reflect.DeepEqual(got, p) {
+		t.Errorf("GetPayment after UpdatePayment:\n got  %+v, %v\n want %+v", got, err, p)
+	}
+	for _, other := range []struct {
+		account string
+		live    bool
+	}{{"acct_2", false}, {"acct_1", true}} {
+		q := *p
+		q.AccountID, q.Livemode = other.account, other.live
+		if err := s.Write(ctx, func(tx *store.Tx) error { return tx.UpdatePayment(&q) }); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("UpdatePayment of pay_rt as %s live=%v = %v; want ErrNotFound", other.account, other.live, err)
+		}
+		if _, err := s.GetPayment(ctx, other.account, other.live, "pay_rt"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetPayment of pay_rt as %s live=%v = %v; want ErrNotFound", other.account, other.live, err)
+		}
+	}
+	if err := s.Write(ctx, func(tx *store.Tx) error { return tx.InsertPayment(p) }); err == nil {
+		t.Errorf("inserting pay_rt twice succeeded; want an error")
 	}
 }

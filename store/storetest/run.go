@@ -17,9 +17,22 @@ type test struct {
 // tests lists the suite; each file of the package adds the tests of one part
 // of the store.
 var tests = []test{
+	{"PaymentRoundTrip", testPaymentRoundTrip},
 	{"PaymentsKeysetPagesNewestFirst", testPaymentsKeysetPages},
+	{"RefundsNeverExceedCaptured", testRefundsNeverExceedCaptured},
+	{"RefundReadsAndStatus", testRefundReadsAndStatus},
+	{"Invoices", testInvoices},
+	{"PayoutsNeverOverdraw", testPayoutsNeverOverdraw},
+	{"PayoutReads", testPayoutReads},
 	{"LedgerEntriesMustBalance", testLedgerEntriesMustBalance},
+	{"BalancesAcrossCheckpoints", testBalancesAcrossCheckpoints},
+	{"Events", testEvents},
+	{"Deliveries", testDeliveries},
 	{"IdempotencyTwiceConflicts", testIdempotencyTwiceConflicts},
+	{"WebhookEndpoints", testWebhookEndpoints},
+	{"WebhookSecrets", testWebhookSecrets},
+	{"AccountsAndKeys", testAccountsAndKeys},
+	{"OperatorItems", testOperatorItems},
 }
 
 // Run runs every test of the suite as a parallel subtest, each on the store

@@ -1,37 +1,26 @@
-package store
+package storetest
 
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/paymentd/paymentd/store"
 )
 
-func openInvoiceStore(t *testing.T) *Store {
-	t.Helper()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "paymentd.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func testInvoice(id, account, ref string, expires time.Time) *Invoice {
+func testInvoice(id, account, ref string, expires time.Time) *store.Invoice {
 	now := time.UnixMicro(time.Now().UnixMicro()).UTC()
-	return &Invoice{ID: id, AccountID: account, Status: "open", Amount: 2500, Currency: "USD",
+	return &store.Invoice{ID: id, AccountID: account, Status: "open", Amount: 2500, Currency: "USD",
 		TransactionReference: ref, CallbackURL: "https://shop.example/cb", PaymentURL: "http://localhost/pay/" + id,
 		Provider: "sandbox", Metadata: map[string]string{"k": "v"}, ExpiresAt: expires, Created: now, Updated: now}
 }
 
-// TestInvoiceStore covers what the service relies on: references unique per
+// testInvoices covers what the service relies on: references unique per
 // account and mode, receipts unique per invoice and transfer, lookups by id,
 // reference and batch, and the due-invoice query of the expiry sweep.
-func TestInvoiceStore(t *testing.T) {
-	t.Parallel()
-	s := openInvoiceStore(t)
+func testInvoices(t *testing.T, s *store.Store) {
 	ctx := context.Background()
 	past, future := time.UnixMicro(time.Now().Add(-time.Minute).UnixMicro()).UTC(), time.UnixMicro(time.Now().Add(time.Hour).UnixMicro()).UTC()
 	a := testInvoice("inv_a", "acct_1", "ref-1", future)
@@ -39,27 +28,27 @@ func TestInvoiceStore(t *testing.T) {
 	c := testInvoice("inv_c", "acct_2", "ref-1", past) // the same reference in another account
 	d := testInvoice("inv_d", "acct_1", "ref-1", past)
 	d.Livemode = true // …and in the other mode
-	write := func(fn func(*Tx) error) error { return s.Write(ctx, fn) }
-	for _, inv := range []*Invoice{a, b, c, d} {
-		if err := write(func(tx *Tx) error { return tx.InsertInvoice(inv) }); err != nil {
+	write := func(fn func(*store.Tx) error) error { return s.Write(ctx, fn) }
+	for _, inv := range []*store.Invoice{a, b, c, d} {
+		if err := write(func(tx *store.Tx) error { return tx.InsertInvoice(inv) }); err != nil {
 			t.Fatalf("insert %s: %v", inv.ID, err)
 		}
 	}
 	dup := testInvoice("inv_e", "acct_1", "ref-1", future)
-	if err := write(func(tx *Tx) error { return tx.InsertInvoice(dup) }); !errors.Is(err, ErrConflict) {
+	if err := write(func(tx *store.Tx) error { return tx.InsertInvoice(dup) }); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("a second ref-1 in acct_1 test mode: %v; want ErrConflict", err)
 	}
 
-	r := &InvoiceReceipt{AccountID: "acct_1", InvoiceID: "inv_a", TxnID: "0x1", Amount: 100, Confirmations: 1, Created: a.Created, Updated: a.Created}
-	if err := write(func(tx *Tx) error { return tx.InsertInvoiceReceipt(r) }); err != nil {
+	r := &store.InvoiceReceipt{AccountID: "acct_1", InvoiceID: "inv_a", TxnID: "0x1", Amount: 100, Confirmations: 1, Created: a.Created, Updated: a.Created}
+	if err := write(func(tx *store.Tx) error { return tx.InsertInvoiceReceipt(r) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := write(func(tx *Tx) error { return tx.InsertInvoiceReceipt(r) }); !errors.Is(err, ErrConflict) {
+	if err := write(func(tx *store.Tx) error { return tx.InsertInvoiceReceipt(r) }); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("the same receipt twice: %v; want ErrConflict", err)
 	}
 	r.Confirmations, r.Counted = 30, true
 	a.Status, a.AmountPaid, a.PaidAt = "paid", 100, a.Created
-	if err := write(func(tx *Tx) error {
+	if err := write(func(tx *store.Tx) error {
 		if err := tx.UpdateInvoiceReceipt(r); err != nil {
 			return err
 		}
@@ -72,14 +61,14 @@ func TestInvoiceStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Receipts = []*InvoiceReceipt{r}
+	a.Receipts = []*store.InvoiceReceipt{r}
 	if !reflect.DeepEqual(got, a) {
 		t.Errorf("GetInvoiceByReference:\n got  %+v\n want %+v", got, a)
 	}
 	if got, err := s.GetInvoiceByID(ctx, "inv_c"); err != nil || got.AccountID != "acct_2" {
 		t.Errorf("GetInvoiceByID(inv_c) = %+v, %v; want acct_2's invoice", got, err)
 	}
-	if _, err := s.GetInvoice(ctx, "acct_2", false, "inv_a"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetInvoice(ctx, "acct_2", false, "inv_a"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("another account's invoice: %v; want ErrNotFound", err)
 	}
 	found, err := s.FindInvoices(ctx, "acct_1", false, []string{"inv_b", "inv_c", "inv_zz"}, []string{"ref-1", "nope"})
@@ -103,11 +92,11 @@ func TestInvoiceStore(t *testing.T) {
 		t.Errorf("DueInvoices (all accounts) = %v; want inv_b, inv_c, inv_d", due)
 	}
 	due, err = s.DueInvoices(ctx, time.Now(), "acct_1", false, 10)
-	if err != nil || !reflect.DeepEqual(due, []InvoiceKey{{"acct_1", false, "inv_b"}}) {
+	if err != nil || !reflect.DeepEqual(due, []store.InvoiceKey{{AccountID: "acct_1", Livemode: false, ID: "inv_b"}}) {
 		t.Errorf("DueInvoices(acct_1, test) = %v, %v; want [inv_b]", due, err)
 	}
 
-	list, err := s.ListInvoices(ctx, PageFilter{AccountID: "acct_1", Limit: 10})
+	list, err := s.ListInvoices(ctx, store.PageFilter{AccountID: "acct_1", Limit: 10})
 	if err != nil || len(list) != 2 || list[0].ID != "inv_b" || list[1].ID != "inv_a" {
 		t.Errorf("ListInvoices = %v, %v; want inv_b, inv_a", list, err)
 	}
