@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers/routing"
 	"github.com/paymentd/paymentd/store"
@@ -39,7 +40,7 @@ const (
 
 // invoiceRequest is a validated CreateInvoiceRequest.
 type invoiceRequest struct {
-	currency Currency
+	currency paymentd.Currency
 	network  invoiceNetwork // zero for card invoices
 	expiry   time.Duration
 	callback *url.URL
@@ -115,7 +116,7 @@ func validateCreateInvoice(req *pb.CreateInvoiceRequest, livemode bool) (invoice
 	if v.currency, err = lookupCurrencyParam("currency", req.Currency); err != nil {
 		return v, err
 	}
-	if err := validateAmount("amount", req.Amount, v.currency); err != nil {
+	if err := paymentd.CheckAmount("amount", req.Amount, v.currency); err != nil {
 		return v, err
 	}
 	network := strings.ToLower(req.Network)
@@ -629,8 +630,8 @@ func (s *InvoicesServer) RecordTestReceipt(ctx context.Context, req *pb.RecordTe
 			Message: "Test helpers exist only in test mode; call them with a test key (ak_test_…)."}
 	}
 	switch {
-	case req.Amount <= 0 || req.Amount > MaxAmount:
-		return nil, Invalid("amount", "amount_invalid", "amount must be a positive number of minor units, at most %d; got %d.", MaxAmount, req.Amount)
+	case req.Amount <= 0 || req.Amount > paymentd.MaxAmount:
+		return nil, Invalid("amount", "amount_invalid", "amount must be a positive number of minor units, at most %d; got %d.", paymentd.MaxAmount, req.Amount)
 	case req.TxnId == "":
 		return nil, Invalid("txn_id", "parameter_missing", "txn_id is required: the transfer's transaction id on its network.")
 	case len(req.TxnId) > maxTxnID:
@@ -698,7 +699,7 @@ func applyReceipt(tx *store.Tx, inv *store.Invoice, txnID string, amount int64, 
 	t := keepStatus(inv.Status)
 	var ledger []store.LedgerEntry
 	if !r.Counted && r.Confirmations >= inv.ConfirmationsRequired {
-		paid, ok := addChecked(inv.AmountPaid, r.Amount)
+		paid, ok := paymentd.AddChecked(inv.AmountPaid, r.Amount)
 		if !ok {
 			return nil, Errorf(KindConflict, "amount_too_large", "Invoice %s cannot record more money.", inv.ID)
 		}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	qrcode "github.com/yeqown/go-qrcode/v2"
+
+	"github.com/paymentd/paymentd"
 )
 
 // The deposit address of a crypto invoice is shown as a QR code that a
@@ -18,9 +20,9 @@ import (
 // BTC), the plain address otherwise. Tron has no common URI scheme, and the
 // ethereum one for tokens (EIP-681) needs the token's contract address,
 // which a sandbox invoice does not have; wallets read plain addresses.
-func depositURI(network, address string, due int64, c Currency) string {
+func depositURI(network, address string, due int64, c paymentd.Currency) string {
 	if network == "bitcoin" && due > 0 {
-		return "bitcoin:" + address + "?amount=" + strings.TrimRight(strings.TrimRight(FormatAmount(due, c), "0"), ".")
+		return "bitcoin:" + address + "?amount=" + strings.TrimRight(strings.TrimRight(paymentd.FormatAmount(due, c), "0"), ".")
 	}
 	return address
 }

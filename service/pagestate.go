@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paymentd/paymentd"
 	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
@@ -128,9 +129,9 @@ func (s *Service) invoiceUnsettledAttempt(ctx context.Context, inv *store.Invoic
 // errKey is a catalogue key of an error to show, or "".
 func (s *Service) pageFor(r *http.Request, inv *store.Invoice, errKey string) (*pageData, error) {
 	l := pickLocale(r)
-	c, ok := LookupCurrency(inv.Currency)
+	c, ok := paymentd.LookupCurrency(inv.Currency)
 	if !ok {
-		c = Currency{Code: inv.Currency}
+		c = paymentd.Currency{Code: inv.Currency}
 	}
 	acct, err := s.store.Account(r.Context(), inv.AccountID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {

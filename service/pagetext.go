@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/text/language"
+
+	"github.com/paymentd/paymentd"
 )
 
 // The hosted page speaks English and Bengali (the language of aspayds' BDT
@@ -99,7 +101,7 @@ func (l *pageLocale) Int(n int) string { return l.Digits(l.group(strconv.Itoa(n)
 
 // Amount writes minor units in the currency's display precision, grouped
 // and in the locale's digits.
-func (l *pageLocale) Amount(minor int64, c Currency) string {
+func (l *pageLocale) Amount(minor int64, c paymentd.Currency) string {
 	s := displayAmount(minor, c)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
@@ -160,12 +162,12 @@ func (l *pageLocale) Remaining(d time.Duration) string {
 	return l.T("countdown_days", "d", l.Int(int(d/(24*time.Hour))))
 }
 
-// displayAmount is FormatAmount in the currency's display precision: crypto
+// displayAmount is paymentd.FormatAmount in the currency's display precision: crypto
 // assets, whose tokens have more decimals than anyone reads, show at least
 // two and drop trailing zeros (25.00 USDT, 20.5 not 20.500000, and every
 // digit that is not zero: 0.000123 BTC), so no amount is ever rounded.
-func displayAmount(minor int64, c Currency) string {
-	s := FormatAmount(minor, c)
+func displayAmount(minor int64, c paymentd.Currency) string {
+	s := paymentd.FormatAmount(minor, c)
 	if c.Exponent <= 2 {
 		return s
 	}

@@ -15,6 +15,7 @@ import (
 	zxqr "github.com/makiuchi-d/gozxing/qrcode"
 	qrcode "github.com/yeqown/go-qrcode/v2"
 
+	"github.com/paymentd/paymentd"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -35,15 +36,15 @@ func TestPageCatalogue(t *testing.T) {
 }
 
 func TestPageAmounts(t *testing.T) {
-	usd, _ := LookupCurrency("USD")
-	usdt, _ := LookupCurrency("USDT")
-	btc, _ := LookupCurrency("BTC")
-	jpy, _ := LookupCurrency("JPY")
+	usd, _ := paymentd.LookupCurrency("USD")
+	usdt, _ := paymentd.LookupCurrency("USDT")
+	btc, _ := paymentd.LookupCurrency("BTC")
+	jpy, _ := paymentd.LookupCurrency("JPY")
 	en, bn := pageLocales["en"], pageLocales["bn"]
 	for _, tc := range []struct {
 		l      *pageLocale
 		minor  int64
-		c      Currency
+		c      paymentd.Currency
 		want   string
 		reason string
 	}{
@@ -125,8 +126,8 @@ func hex2(v int) string { return string("0123456789abcdef"[v>>4]) + string("0123
 
 // TestDepositURI checks what the QR code holds per network.
 func TestDepositURI(t *testing.T) {
-	btc, _ := LookupCurrency("BTC")
-	usdt, _ := LookupCurrency("USDT")
+	btc, _ := paymentd.LookupCurrency("BTC")
+	usdt, _ := paymentd.LookupCurrency("USDT")
 	if got := depositURI("bitcoin", "tb1qxyz", 12_300, btc); got != "bitcoin:tb1qxyz?amount=0.000123" {
 		t.Errorf("bitcoin: %q", got)
 	}
@@ -148,7 +149,7 @@ func TestQRDecodes(t *testing.T) {
 	for i := range 60 {
 		network := []string{"tron", "ethereum", "bitcoin"}[i%3]
 		addr := sandboxDepositAddress("acct_x", i%2 == 0, "USDT", network, "", fmt.Sprintf("inv_%d", i))
-		btc, _ := LookupCurrency("BTC")
+		btc, _ := paymentd.LookupCurrency("BTC")
 		text := depositURI(network, addr, int64(1000+i), btc)
 		qr, err := qrcode.NewWith(text, qrcode.WithErrorCorrectionLevel(qrcode.ErrorCorrectionMedium))
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/providers/sandbox"
@@ -62,12 +63,12 @@ func writePayment(tx *store.Tx, pr *Principal, p *store.Payment, insert bool, t 
 	return out, ik.save(tx, respond(out), callErr)
 }
 
-func (s *PaymentsServer) validateCreate(req *pb.CreatePaymentRequest) (Currency, error) {
+func (s *PaymentsServer) validateCreate(req *pb.CreatePaymentRequest) (paymentd.Currency, error) {
 	c, err := lookupCurrencyParam("currency", req.Currency)
 	if err != nil {
 		return c, err
 	}
-	if err := validateAmount("amount", req.Amount, c); err != nil {
+	if err := paymentd.CheckAmount("amount", req.Amount, c); err != nil {
 		return c, err
 	}
 	if req.PaymentMethod == "" {
@@ -306,10 +307,10 @@ func (s *PaymentsServer) CapturePayment(ctx context.Context, req *pb.CapturePaym
 			return err
 		}
 		if wc, ok := prov.(providers.WholeCapturer); ok && wc.CapturesWholeAuthorizationOnly() && amount != p.AmountCapturable {
-			c, _ := LookupCurrency(p.Currency)
+			c, _ := paymentd.LookupCurrency(p.Currency)
 			return Invalid("amount", "partial_capture_unsupported",
 				"The provider %s can capture only the whole authorized amount; capture all %s (omit amount), or cancel the payment and create a new one for %s.",
-				p.Provider, FormatAmount(p.AmountCapturable, c), FormatAmount(amount, c))
+				p.Provider, paymentd.FormatAmount(p.AmountCapturable, c), paymentd.FormatAmount(amount, c))
 		}
 		if !remote(prov) {
 			return s.sendCapture(ctx, pr, p, amount, false, ik, respond)

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/store"
 )
@@ -81,7 +82,7 @@ func ValidatePayoutMethods(ms []*store.PayoutMethod) error {
 		if !slices.Contains(methodTypes, m.Type) {
 			return fmt.Errorf("%s: type %q must be one of %s", where, m.Type, strings.Join(methodTypes, ", "))
 		}
-		c, ok := LookupCurrency(m.Currency)
+		c, ok := paymentd.LookupCurrency(m.Currency)
 		if !ok || c.Code != m.Currency {
 			return fmt.Errorf("%s: currency %q is not a supported upper-case currency or asset code such as BDT, USD or USDT", where, m.Currency)
 		}
@@ -91,11 +92,11 @@ func ValidatePayoutMethods(ms []*store.PayoutMethod) error {
 		case m.Type != MethodCrypto && m.Network != "":
 			return fmt.Errorf("%s: only crypto methods have a network", where)
 		}
-		if m.MinAmount <= 0 || m.MaxAmount < m.MinAmount || m.MaxAmount > MaxAmount {
-			return fmt.Errorf("%s: need 0 < min_amount ≤ max_amount ≤ %d (minor units); got %d and %d", where, MaxAmount, m.MinAmount, m.MaxAmount)
+		if m.MinAmount <= 0 || m.MaxAmount < m.MinAmount || m.MaxAmount > paymentd.MaxAmount {
+			return fmt.Errorf("%s: need 0 < min_amount ≤ max_amount ≤ %d (minor units); got %d and %d", where, paymentd.MaxAmount, m.MinAmount, m.MaxAmount)
 		}
-		if m.FeeFixed < 0 || m.FeeFixed > MaxAmount {
-			return fmt.Errorf("%s: fee.fixed_amount must be between 0 and %d; got %d", where, MaxAmount, m.FeeFixed)
+		if m.FeeFixed < 0 || m.FeeFixed > paymentd.MaxAmount {
+			return fmt.Errorf("%s: fee.fixed_amount must be between 0 and %d; got %d", where, paymentd.MaxAmount, m.FeeFixed)
 		}
 		if m.FeeBasisPoints < 0 || m.FeeBasisPoints > 10_000 {
 			return fmt.Errorf("%s: fee.basis_points must be between 0 and 10000 (100 %%); got %d", where, m.FeeBasisPoints)
@@ -164,7 +165,7 @@ func payoutFee(m *store.PayoutMethod, amount int64) (int64, bool) {
 	if prod%10_000 != 0 {
 		part++ // round up: a proportional fee never rounds away
 	}
-	return addChecked(m.FeeFixed, part)
+	return paymentd.AddChecked(m.FeeFixed, part)
 }
 
 // mulChecked multiplies two non-negative amounts and reports false on overflow.

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers/routing"
 	"github.com/paymentd/paymentd/providers/sandbox"
@@ -126,7 +127,7 @@ func validateCreatePayout(req *pb.CreatePayoutRequest) error {
 
 // checkPayoutAmount checks the amount and currency against the method.
 func checkPayoutAmount(m *store.PayoutMethod, req *pb.CreatePayoutRequest) error {
-	c, _ := LookupCurrency(m.Currency)
+	c, _ := paymentd.LookupCurrency(m.Currency)
 	if req.Currency != "" && !strings.EqualFold(req.Currency, m.Currency) {
 		return Invalid("currency", "currency_mismatch",
 			"Payout method %s pays out %s, not %q; send currency %s or omit it.", m.ID, m.Currency, truncate(req.Currency, 16), m.Currency)
@@ -136,10 +137,10 @@ func checkPayoutAmount(m *store.PayoutMethod, req *pb.CreatePayoutRequest) error
 		return Invalid("amount", "amount_invalid", "amount must be a positive whole number of minor units of %s; got %d.", m.Currency, req.Amount)
 	case req.Amount < m.MinAmount:
 		return Invalid("amount", "amount_too_small", "amount must be at least %d (%s %s), the min_amount of payout method %s; got %d.",
-			m.MinAmount, FormatAmount(m.MinAmount, c), m.Currency, m.ID, req.Amount)
+			m.MinAmount, paymentd.FormatAmount(m.MinAmount, c), m.Currency, m.ID, req.Amount)
 	case req.Amount > m.MaxAmount:
 		return Invalid("amount", "amount_too_large", "amount must be at most %d (%s %s), the max_amount of payout method %s; got %d.",
-			m.MaxAmount, FormatAmount(m.MaxAmount, c), m.Currency, m.ID, req.Amount)
+			m.MaxAmount, paymentd.FormatAmount(m.MaxAmount, c), m.Currency, m.ID, req.Amount)
 	}
 	return nil
 }
@@ -179,11 +180,11 @@ func (s *PayoutsServer) CreatePayout(ctx context.Context, req *pb.CreatePayoutRe
 		}
 	}
 	fee, ok := payoutFee(m, req.Amount)
-	total, ok2 := addChecked(req.Amount, fee)
+	total, ok2 := paymentd.AddChecked(req.Amount, fee)
 	if !ok || !ok2 {
 		return nil, Invalid("amount", "amount_too_large", "amount %d with the fee of payout method %s overflows; send a smaller amount.", req.Amount, m.ID)
 	}
-	c, _ := LookupCurrency(m.Currency)
+	c, _ := paymentd.LookupCurrency(m.Currency)
 	resp := &pb.CreatePayoutResponse{}
 	err = s.idem.run(ctx, "CreatePayout", req, resp, func(ik *idemKey) error {
 		p := &store.Payout{
@@ -207,8 +208,8 @@ func (s *PayoutsServer) CreatePayout(ctx context.Context, req *pb.CreatePayoutRe
 			}
 			if available < total {
 				return &Error{Kind: KindInsufficientFunds, Code: "insufficient_funds", Param: "amount",
-					Message: "The available " + p.Currency + " balance is " + FormatAmount(available, c) + "; this payout needs " +
-						FormatAmount(total, c) + " (amount " + FormatAmount(p.Amount, c) + " + fee " + FormatAmount(fee, c) +
+					Message: "The available " + p.Currency + " balance is " + paymentd.FormatAmount(available, c) + "; this payout needs " +
+						paymentd.FormatAmount(total, c) + " (amount " + paymentd.FormatAmount(p.Amount, c) + " + fee " + paymentd.FormatAmount(fee, c) +
 						"). Lower the amount or collect more payments first."}
 			}
 			out, err := applyPayout(tx, p, poCreate)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/paymentd/paymentd"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -64,8 +65,8 @@ func TestPayoutFee(t *testing.T) {
 		{25, 100, 5000, 75, true},
 		{25, 100, 4851, 74, true}, // 48.51 rounds up
 		{7, 333, 1, 8, true},
-		{0, 10_000, MaxAmount, MaxAmount, true},
-		{MaxAmount, 10_000, MaxAmount, 2 * MaxAmount, true},
+		{0, 10_000, paymentd.MaxAmount, paymentd.MaxAmount, true},
+		{paymentd.MaxAmount, 10_000, paymentd.MaxAmount, 2 * paymentd.MaxAmount, true},
 		{0, 2, math.MaxInt64, 0, false},      // amount × bps overflows
 		{math.MaxInt64, 1, 10_000, 0, false}, // fixed + part overflows
 		{0, 10_000, math.MaxInt64 / 2, 0, false},

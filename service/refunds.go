@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/store"
@@ -71,15 +72,15 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 			// The refund is paid from the account's available balance, which
 			// must not go negative (payouts may have spent what was captured):
 			// reserve the amount now, inside this write.
-			c, _ := LookupCurrency(cur.Currency)
+			c, _ := paymentd.LookupCurrency(cur.Currency)
 			available, err := tx.BookBalance(pr.AccountID, pr.Livemode, cur.Currency, store.BookAvailable)
 			if err != nil {
 				return err
 			}
 			if available < r.Amount {
 				return &Error{Kind: KindInsufficientFunds, Code: "insufficient_funds", Param: "amount",
-					Message: "The available " + cur.Currency + " balance is " + FormatAmount(available, c) + "; this refund needs " +
-						FormatAmount(r.Amount, c) + ". Collect more payments, or wait for pending payouts to be rejected or cancelled."}
+					Message: "The available " + cur.Currency + " balance is " + paymentd.FormatAmount(available, c) + "; this refund needs " +
+						paymentd.FormatAmount(r.Amount, c) + ". Collect more payments, or wait for pending payouts to be rejected or cancelled."}
 			}
 			if err := tx.InsertLedgerEntries(bookEntries(cur, store.BookAvailable, store.BookReserved, r.Amount, r.ID)...); err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"net/mail"
 	"unicode/utf8"
 
+	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 )
 
@@ -76,13 +77,13 @@ func oneOf(param, v string, allowed ...string) error {
 }
 
 // lookupCurrencyParam validates a currency parameter.
-func lookupCurrencyParam(param, code string) (Currency, error) {
+func lookupCurrencyParam(param, code string) (paymentd.Currency, error) {
 	if code == "" {
-		return Currency{}, Invalid(param, "parameter_missing", "%s is required, e.g. USD.", param)
+		return paymentd.Currency{}, Invalid(param, "parameter_missing", "%s is required, e.g. USD.", param)
 	}
-	c, ok := LookupCurrency(code)
+	c, ok := paymentd.LookupCurrency(code)
 	if !ok {
-		return Currency{}, Invalid(param, "currency_invalid", "%s %q is not a supported currency; use an ISO 4217 code such as USD, EUR, JPY or BDT, or a supported asset such as USDT.", param, code)
+		return paymentd.Currency{}, Invalid(param, "currency_invalid", "%s %q is not a supported currency; use an ISO 4217 code such as USD, EUR, JPY or BDT, or a supported asset such as USDT.", param, code)
 	}
 	return c, nil
 }

@@ -4,29 +4,30 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
+
+	"github.com/paymentd/paymentd"
 )
 
 // Books of the ledger that hold the account's own money. Every other book is
 // a counterparty's view, e.g. "provider:sandbox" (what the provider collected
 // for the account, negative while it owes it).
+// They are the domain's books (package paymentd), as the strings ledger rows hold.
 const (
 	// BookAvailable is money the account can pay out or refund now.
-	BookAvailable = "available"
+	BookAvailable = string(paymentd.BookAvailable)
 	// BookPending is money collected but not yet available.
-	BookPending = "pending"
-	// BookReserved holds the total_amount of payouts that are pending or processing.
-	BookReserved = "reserved"
+	BookPending = string(paymentd.BookPending)
+	// BookReserved holds the total_amount of payouts that are pending or
+	// processing, and the amount of pending refunds.
+	BookReserved = string(paymentd.BookReserved)
 	// PayoutsBookPrefix + provider name is what completed payouts sent through
 	// that provider, fees included.
-	PayoutsBookPrefix = "payouts:"
+	PayoutsBookPrefix = paymentd.PayoutsBookPrefix
 )
 
 // OwnBook reports whether book holds the account's own money, which must
 // never be negative.
-func OwnBook(book string) bool {
-	return book == BookAvailable || book == BookPending || book == BookReserved || strings.HasPrefix(book, PayoutsBookPrefix)
-}
+func OwnBook(book string) bool { return paymentd.Book(book).Own() }
 
 // BookBalance is the sum of one book's entries in one currency.
 type BookBalance struct {

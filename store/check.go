@@ -10,6 +10,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/paymentd/paymentd"
 )
 
 // CheckResult is the outcome of one invariant check.
@@ -323,7 +325,7 @@ func (c *checker) books() CheckResult {
 			pending = pending[1:]
 		}
 		res.Checked++
-		s, ok := addChecked(sums[k], amount)
+		s, ok := paymentd.AddChecked(sums[k], amount)
 		if !ok {
 			res.Problems = append(res.Problems, fmt.Sprintf("%s %s: %s %s overflows int64 at entry %d", o.account, modeName(o.live), k.currency, k.book, id))
 			return nil

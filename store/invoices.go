@@ -379,7 +379,7 @@ func (s *Store) attachReceipts(ctx context.Context, invs []*Invoice) error {
 // expiry is at or before now, of one account and mode if accountID is set,
 // or of every account otherwise.
 func (s *Store) DueInvoices(ctx context.Context, now time.Time, accountID string, livemode bool, limit int) ([]InvoiceKey, error) {
-	query := `SELECT account_id, livemode, id FROM invoices WHERE status IN ('open', 'partially_paid') AND expires_at <= ?`
+	query := `SELECT account_id, livemode, id FROM invoices WHERE ` + payableInvoice + ` AND expires_at <= ?`
 	args := []any{micros(now)}
 	if accountID != "" {
 		query += ` AND account_id=? AND livemode=?`

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/paymentd/paymentd"
 )
 
 // PayoutMethod is a payout method as configured for one account and mode.
@@ -264,7 +266,8 @@ func (s *Store) ListPayouts(ctx context.Context, f PageFilter) ([]*Payout, error
 // that have been pending since pendingBefore or processing since
 // processingBefore, oldest change first: the work of a payout processor.
 func (s *Store) DuePayouts(ctx context.Context, provider string, pendingBefore, processingBefore time.Time, limit int) ([]*Payout, error) {
-	return s.payouts(ctx, `SELECT `+payoutCols+` FROM payouts WHERE status IN ('pending', 'processing')
-		AND provider = ? AND ((status = 'pending' AND updated <= ?) OR (status = 'processing' AND updated <= ?))
-		ORDER BY updated LIMIT ?`, provider, micros(pendingBefore), micros(processingBefore), limit)
+	return s.payouts(ctx, `SELECT `+payoutCols+` FROM payouts WHERE `+activePayout+`
+		AND provider = ? AND ((status = ? AND updated <= ?) OR (status = ? AND updated <= ?))
+		ORDER BY updated LIMIT ?`, provider, string(paymentd.PayoutPending), micros(pendingBefore),
+		string(paymentd.PayoutProcessing), micros(processingBefore), limit)
 }

@@ -27,7 +27,7 @@ func (s *Store) ProviderInvoice(ctx context.Context, provider, providerRef, refe
 	}
 	if len(invs) == 0 && reference != "" {
 		invs, err = s.invoices(ctx, `SELECT `+invoiceCols+` FROM invoices INDEXED BY invoices_due
-			WHERE status IN ('open', 'partially_paid') AND provider=? AND transaction_reference=?`, provider, reference)
+			WHERE `+payableInvoice+` AND provider=? AND transaction_reference=?`, provider, reference)
 		if err != nil {
 			return nil, err
 		}
@@ -55,7 +55,7 @@ func (s *Store) ProviderPayout(ctx context.Context, provider, providerRef, refer
 	}
 	if len(ps) == 0 && reference != "" {
 		ps, err = s.payouts(ctx, `SELECT `+payoutCols+` FROM payouts INDEXED BY payouts_active
-			WHERE status IN ('pending', 'processing') AND provider=? AND transaction_reference=?`, provider, reference)
+			WHERE `+activePayout+` AND provider=? AND transaction_reference=?`, provider, reference)
 		if err != nil {
 			return nil, err
 		}
@@ -91,7 +91,7 @@ func (s *Store) invoices(ctx context.Context, query string, args ...any) ([]*Inv
 func (s *Store) ProviderInvoicesDue(ctx context.Context, firstBefore, now time.Time, limit int) ([]*Invoice, []ReconcileState, error) {
 	rows, err := s.query(ctx, `SELECT `+hookPrefixCols("i.", invoiceCols)+`, c.attempts, c.next_check
 		FROM invoices AS i INDEXED BY invoices_due LEFT JOIN reconcile_checks AS c ON c.object_id = i.id
-		WHERE i.status IN ('open', 'partially_paid') AND i.provider_ref IS NOT NULL
+		WHERE i.`+payableInvoice+` AND i.provider_ref IS NOT NULL
 		  AND ((c.next_check IS NULL AND i.updated <= ?) OR c.next_check <= ?)
 		LIMIT ?`, micros(firstBefore), micros(now), limit)
 	if err != nil {
@@ -111,7 +111,7 @@ func (s *Store) ProviderInvoicesDue(ctx context.Context, firstBefore, now time.T
 func (s *Store) ProviderPayoutsDue(ctx context.Context, except string, firstBefore, now time.Time, limit int) ([]*Payout, []ReconcileState, error) {
 	rows, err := s.query(ctx, `SELECT `+hookPrefixCols("p.", payoutCols)+`, c.attempts, c.next_check
 		FROM payouts AS p INDEXED BY payouts_active LEFT JOIN reconcile_checks AS c ON c.object_id = p.id
-		WHERE p.status IN ('pending', 'processing') AND p.provider <> ?
+		WHERE p.`+activePayout+` AND p.provider <> ?
 		  AND ((c.next_check IS NULL AND p.updated <= ?) OR c.next_check <= ?)
 		LIMIT ?`, except, micros(firstBefore), micros(now), limit)
 	if err != nil {

@@ -41,13 +41,13 @@ func (tx *Tx) InsertProviderEvent(provider, eventID, typ, objectID, outcome stri
 func (s *Store) UnsettledPayment(ctx context.Context, provider, id, providerRef string) (*Payment, error) {
 	if id != "" {
 		p, err := scanPayment(s.rdb.QueryRowContext(ctx, `SELECT `+paymentCols+` FROM payments INDEXED BY payments_unsettled
-			WHERE id=? AND provider=? AND status IN ('unknown', 'processing')`, id, provider))
+			WHERE id=? AND provider=? AND `+unsettledPayment, id, provider))
 		if err != ErrNotFound || providerRef == "" {
 			return p, err
 		}
 	}
 	return scanPayment(s.rdb.QueryRowContext(ctx, `SELECT `+paymentCols+` FROM payments INDEXED BY payments_unsettled_by_ref
-		WHERE provider=? AND provider_ref=? AND status IN ('unknown', 'processing') AND provider_ref IS NOT NULL`, provider, providerRef))
+		WHERE provider=? AND provider_ref=? AND `+unsettledPayment+` AND provider_ref IS NOT NULL`, provider, providerRef))
 }
 
 // ReconcileState is where the reconciler stands with one unsettled object.
@@ -62,7 +62,7 @@ type ReconcileState struct {
 func (s *Store) UnsettledPayments(ctx context.Context, firstBefore, now time.Time, limit int) ([]*Payment, []ReconcileState, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT `+hookPrefixCols("p.", paymentCols)+`, c.attempts, c.next_check
 		FROM payments AS p INDEXED BY payments_unsettled LEFT JOIN reconcile_checks AS c ON c.object_id = p.id
-		WHERE p.status IN ('unknown', 'processing')
+		WHERE p.`+unsettledPayment+`
 		  AND ((c.next_check IS NULL AND p.updated <= ?) OR c.next_check <= ?)
 		LIMIT ?`, micros(firstBefore), micros(now), limit)
 	if err != nil {
@@ -76,7 +76,7 @@ func (s *Store) UnsettledPayments(ctx context.Context, firstBefore, now time.Tim
 func (s *Store) PendingRefunds(ctx context.Context, firstBefore, now time.Time, limit int) ([]*Refund, []ReconcileState, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT `+hookPrefixCols("r.", refundCols)+`, c.attempts, c.next_check
 		FROM refunds AS r INDEXED BY refunds_pending LEFT JOIN reconcile_checks AS c ON c.object_id = r.id
-		WHERE r.status = 'pending'
+		WHERE `+pendingRefund+`
 		  AND ((c.next_check IS NULL AND r.created <= ?) OR c.next_check <= ?)
 		LIMIT ?`, micros(firstBefore), micros(now), limit)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/paymentd/paymentd"
 )
 
 // Event records one state change. Data is the changed object's protobuf
@@ -73,7 +75,7 @@ var ErrUnbalanced = errors.New("store: ledger entries do not balance")
 func (tx *Tx) InsertLedgerEntries(entries ...LedgerEntry) error {
 	sums := map[string]int64{}
 	for _, e := range entries {
-		s, ok := addChecked(sums[e.Currency], e.Amount)
+		s, ok := paymentd.AddChecked(sums[e.Currency], e.Amount)
 		if !ok {
 			return fmt.Errorf("store: ledger amount overflows: %w", ErrUnbalanced)
 		}
@@ -101,14 +103,6 @@ func (tx *Tx) InsertLedgerEntries(entries ...LedgerEntry) error {
 		tx.balances.add(e)
 	}
 	return nil
-}
-
-func addChecked(a, b int64) (int64, bool) {
-	s := a + b
-	if (b > 0 && s < a) || (b < 0 && s > a) {
-		return 0, false
-	}
-	return s, true
 }
 
 // LedgerEntriesFor returns the entries caused by one payment or refund.

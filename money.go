@@ -1,4 +1,4 @@
-package service
+package paymentd
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 )
 
 // Currency describes how a currency's amounts are written in minor units.
+// Every amount in paymentd is an int64 of minor units (cents, yen, the
+// smallest unit of a crypto asset); nothing is ever a float.
 type Currency struct {
 	Code     string
 	Exponent int   // digits after the decimal point: 2 for USD, 0 for JPY
@@ -62,8 +64,9 @@ func FormatAmount(amount int64, c Currency) string {
 	return s
 }
 
-// validateAmount checks a positive amount against the currency's minimum and MaxAmount.
-func validateAmount(param string, amount int64, c Currency) error {
+// CheckAmount checks a positive amount against the currency's minimum and
+// MaxAmount; the error names param and says what to send instead.
+func CheckAmount(param string, amount int64, c Currency) error {
 	switch {
 	case amount <= 0:
 		return Invalid(param, "amount_invalid", "%s must be a positive whole number of minor units of %s (e.g. %d for %s %s); got %d.",
@@ -77,8 +80,9 @@ func validateAmount(param string, amount int64, c Currency) error {
 	return nil
 }
 
-// addChecked adds two amounts and reports false on int64 overflow.
-func addChecked(a, b int64) (int64, bool) {
+// AddChecked adds two amounts and reports false on int64 overflow. It is the
+// one addition of money that the service and the store both use.
+func AddChecked(a, b int64) (int64, bool) {
 	s := a + b
 	if (b > 0 && s < a) || (b < 0 && s > a) {
 		return 0, false
