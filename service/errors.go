@@ -6,7 +6,6 @@ package service
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -17,30 +16,46 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/paymentd/paymentd"
 	"github.com/paymentd/paymentd/store"
 )
 
-// Kind classifies an error for the caller; each kind has exactly one gRPC
-// code, HTTP status and error type, given by the kinds table below.
-type Kind int
-
-// The kinds of error a caller can see.
-const (
-	KindInternal Kind = iota
-	KindInvalid
-	KindUnauthenticated
-	KindDeclined
-	KindForbidden
-	KindNotFound
-	KindConflict          // the object is not in a state that allows the call
-	KindInFlight          // the same idempotency key is still being processed
-	KindIdempotency       // the idempotency key was used with a different request
-	KindRateLimited       // too many requests for this key
-	KindUnavailable       // a dependency is down; retry later
-	KindProviderUnsettled // the provider did not answer; the outcome is not known yet
-	KindAlreadyExists     // a unique value (e.g. a transaction_reference) is already taken
-	KindInsufficientFunds // the balance cannot cover the call (e.g. a payout's total_amount)
+// Error, Kind and the kinds are the domain's (package paymentd); the names
+// stay here too because every handler of this package builds errors. This
+// file holds what is transport: the table that gives each kind its gRPC
+// code, HTTP status and error type, and the conversion to a gRPC status.
+type (
+	Error = paymentd.Error
+	Kind  = paymentd.Kind
 )
+
+// The kinds of error a caller can see (paymentd.Kind*).
+const (
+	KindInternal          = paymentd.KindInternal
+	KindInvalid           = paymentd.KindInvalid
+	KindUnauthenticated   = paymentd.KindUnauthenticated
+	KindDeclined          = paymentd.KindDeclined
+	KindForbidden         = paymentd.KindForbidden
+	KindNotFound          = paymentd.KindNotFound
+	KindConflict          = paymentd.KindConflict
+	KindInFlight          = paymentd.KindInFlight
+	KindIdempotency       = paymentd.KindIdempotency
+	KindRateLimited       = paymentd.KindRateLimited
+	KindUnavailable       = paymentd.KindUnavailable
+	KindProviderUnsettled = paymentd.KindProviderUnsettled
+	KindAlreadyExists     = paymentd.KindAlreadyExists
+	KindInsufficientFunds = paymentd.KindInsufficientFunds
+)
+
+// Invalid is an invalid_request_error about one parameter (paymentd.Invalid).
+func Invalid(param, code, format string, args ...any) *Error {
+	return paymentd.Invalid(param, code, format, args...)
+}
+
+// Errorf builds an error of the given kind (paymentd.Errorf).
+func Errorf(kind Kind, code, format string, args ...any) *Error {
+	return paymentd.Errorf(kind, code, format, args...)
+}
 
 type kindInfo struct {
 	code     codes.Code
@@ -66,37 +81,11 @@ var kinds = map[Kind]kindInfo{
 	KindInsufficientFunds: {codes.FailedPrecondition, http.StatusPaymentRequired, "balance_error", "insufficient_funds"},
 }
 
-// Error is a domain error: what went wrong, which parameter, and what to change.
-type Error struct {
-	Kind    Kind
-	Code    string // snake_case, e.g. amount_too_small
-	Message string // says what to change
-	Param   string // the request field at fault, if any
-	// RetryAfter, for rate limits, says when to try again.
-	RetryAfter time.Duration
-}
-
-func (e *Error) Error() string {
-	if e.Param != "" {
-		return fmt.Sprintf("%s (%s): %s", e.Code, e.Param, e.Message)
-	}
-	return e.Code + ": " + e.Message
-}
-
-// Invalid is an invalid_request_error about one parameter.
-func Invalid(param, code, format string, args ...any) *Error {
-	return &Error{Kind: KindInvalid, Code: code, Param: param, Message: fmt.Sprintf(format, args...)}
-}
-
-// Errorf builds an error of the given kind.
-func Errorf(kind Kind, code, format string, args ...any) *Error {
-	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// GRPCStatus converts the error to a gRPC status carrying ErrorInfo (reason is
-// the code in UPPER_SNAKE, metadata has type, code and param), BadRequest for
-// a parameter error, and RetryInfo for rate limits.
-func (e *Error) GRPCStatus() *status.Status {
+// grpcStatus converts a domain error to a gRPC status carrying ErrorInfo
+// (reason is the code in UPPER_SNAKE, metadata has type, code and param),
+// BadRequest for a parameter error, and RetryInfo for rate limits. Kinds
+// that the table does not know are internal errors.
+func grpcStatus(e *Error) *status.Status {
 	info, ok := kinds[e.Kind]
 	if !ok {
 		info = kinds[KindInternal]
@@ -135,21 +124,21 @@ func toGRPC(err error) error {
 	}
 	var de *Error
 	if errors.As(err, &de) {
-		return de.GRPCStatus().Err()
+		return grpcStatus(de).Err()
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
 	switch {
 	case errors.Is(err, store.ErrFull):
-		return (&Error{Kind: KindUnavailable, Code: "store_unavailable", RetryAfter: 5 * time.Second,
-			Message: "paymentd could not store this change because its database or disk is full; nothing was recorded. Retry later with the same idempotency key."}).GRPCStatus().Err()
+		return grpcStatus(&Error{Kind: KindUnavailable, Code: "store_unavailable", RetryAfter: 5 * time.Second,
+			Message: "paymentd could not store this change because its database or disk is full; nothing was recorded. Retry later with the same idempotency key."}).Err()
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "The request took longer than its deadline; retry it with the same idempotency key.")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "The request was canceled by the caller.")
 	}
-	return Errorf(KindInternal, "internal_error", "An internal error occurred; it has been logged. Retry the request, with the same idempotency key.").GRPCStatus().Err()
+	return grpcStatus(Errorf(KindInternal, "internal_error", "An internal error occurred; it has been logged. Retry the request, with the same idempotency key.")).Err()
 }
 
 // HTTPStatus gives the REST status for a gRPC status produced by Error: the

@@ -160,7 +160,7 @@ func restError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w ht
 // the gateway runs, rendered exactly as the gateway renders the same error
 // coming back from the gRPC server.
 func writeDomainError(w http.ResponseWriter, r *http.Request, e *Error) {
-	restError(r.Context(), nil, nil, w, r, e.GRPCStatus().Err())
+	restError(r.Context(), nil, nil, w, r, grpcStatus(e).Err())
 }
 
 func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
