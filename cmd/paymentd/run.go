@@ -22,6 +22,7 @@ Usage:
   paymentd accounts update --db PATH [--account ID] [--display-name N] [--logo-url URL] [--accent-color #RRGGBB]
                            [--support-email E] [--support-url URL]
   paymentd migrate --db PATH
+  paymentd migrate-store --from paymentd.db --to postgres://USER@HOST:5432/DB?sslmode=…
   paymentd check   --db PATH
   paymentd reconcile --config paymentd.yaml --db PATH
   paymentd operator-items --db PATH [--all]
@@ -66,6 +67,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return benchServer(ctx, rest, getenv, os.Stdin, stdout, stderr)
 	case "migrate":
 		return migrateCmd(ctx, rest, getenv, stdout, stderr)
+	case "migrate-store":
+		return migrateStoreCmd(ctx, rest, getenv, stdout, stderr)
 	case "check":
 		return checkCmd(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":
