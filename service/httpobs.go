@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -27,9 +26,7 @@ func (s *Service) observeHTTP(next http.Handler) http.Handler {
 		trace.SpanFromContext(ctx).SetAttributes(attrRequestID.String(id))
 		m := httpsnoop.CaptureMetricsFn(w, func(w http.ResponseWriter) { next.ServeHTTP(w, r.WithContext(ctx)) })
 
-		handler := httpHandlerLabel(r.URL.Path)
-		s.metrics.httpRequests.WithLabelValues(handler, httpMethodLabel(r.Method), strconv.Itoa(m.Code)).Inc()
-		s.metrics.httpSeconds.WithLabelValues(handler).Observe(m.Duration.Seconds())
+		s.metrics.observeHTTP(r, m)
 
 		level := slog.LevelInfo
 		if m.Code >= 500 {

@@ -76,10 +76,15 @@ func (s *Service) publicMethod(full string) bool {
 // grpc_server_handling_seconds), request id, request log, invalid-UTF-8
 // refusal (codec.go), default deadline,
 // auth, rate limit, idempotency-key check, card-number refusal, page-token
-// binding (pagetoken.go), and error conversion.
+// binding (pagetoken.go), and error conversion. With
+// Config.InstrumentationOff the metrics interceptor is left out.
 func (s *Service) UnaryInterceptors() []grpc.UnaryServerInterceptor {
-	return []grpc.UnaryServerInterceptor{s.recoverUnary, s.metrics.grpc.UnaryServerInterceptor(), s.requestIDUnary, s.logUnary,
-		s.checkUTF8Unary, s.deadlineUnary, s.authUnary, s.checkIdemKeyUnary, s.refusePANUnary, s.pageTokenUnary, s.errorsUnary}
+	chain := []grpc.UnaryServerInterceptor{s.recoverUnary}
+	if !s.cfg.InstrumentationOff {
+		chain = append(chain, s.metrics.grpc.UnaryServerInterceptor())
+	}
+	return append(chain, s.requestIDUnary, s.logUnary,
+		s.checkUTF8Unary, s.deadlineUnary, s.authUnary, s.checkIdemKeyUnary, s.refusePANUnary, s.pageTokenUnary, s.errorsUnary)
 }
 
 func (s *Service) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {

@@ -6,9 +6,11 @@ import (
 	"math"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/felixge/httpsnoop"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +25,7 @@ import (
 // paymentd.yaml, operation names and outcomes — never an account id, an
 // object id or a key.
 type metrics struct {
+	off        bool // Config.InstrumentationOff: per-request series do not move
 	reg        *prometheus.Registry
 	collectors []prometheus.Collector // everything registered, for MetricNames
 	grpc       *grpcprom.ServerMetrics
@@ -51,7 +54,7 @@ const (
 )
 
 func newMetrics(s *Service) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+	m := &metrics{reg: prometheus.NewRegistry(), off: s.cfg.InstrumentationOff}
 	m.grpc = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 		grpcprom.WithHistogramBuckets([]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30})))
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c); m.collectors = append(m.collectors, c) }
@@ -231,6 +234,9 @@ func providerOutcome(err error) string {
 
 // observeProvider counts one provider call that started at start.
 func (m *metrics) observeProvider(connection, operation string, start time.Time, err error) {
+	if m.off {
+		return
+	}
 	m.providerCalls.WithLabelValues(connection, operation, providerOutcome(err)).Inc()
 	m.providerSeconds.WithLabelValues(connection, operation).Observe(time.Since(start).Seconds())
 }
@@ -276,4 +282,14 @@ func httpMethodLabel(m string) string {
 		return m
 	}
 	return "other"
+}
+
+// observeHTTP counts one request served on the HTTP port.
+func (m *metrics) observeHTTP(r *http.Request, got httpsnoop.Metrics) {
+	if m.off {
+		return
+	}
+	handler := httpHandlerLabel(r.URL.Path)
+	m.httpRequests.WithLabelValues(handler, httpMethodLabel(r.Method), strconv.Itoa(got.Code)).Inc()
+	m.httpSeconds.WithLabelValues(handler).Observe(got.Duration.Seconds())
 }

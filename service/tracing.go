@@ -28,8 +28,8 @@ var (
 // the HTTP port), every store write a call waits on, every provider call
 // and every webhook attempt gets a span, and W3C traceparent is read from
 // callers and sent to providers and webhook receivers. Off, none of this is
-// installed at all.
-func (s *Service) tracingOn() bool { return s.cfg.TracerProvider != nil }
+// installed at all. Config.InstrumentationOff turns it off too.
+func (s *Service) tracingOn() bool { return s.cfg.TracerProvider != nil && !s.cfg.InstrumentationOff }
 
 // propagator is W3C trace context and baggage.
 var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})

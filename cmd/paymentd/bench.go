@@ -57,6 +57,7 @@ type benchConfig struct {
 	server               string // child or inprocess
 	addr, httpAddr, key  string // an already-running paymentd serve
 	serverPID            int
+	instrumentation      instrumentation // of the paymentd child (tracing.go)
 }
 
 // benchResult is one row of the table (and of --json). Server figures are
@@ -100,6 +101,7 @@ type benchReport struct {
 	DBPayments      int64         `json:"db_payments"`
 	DBBytes         int64         `json:"db_bytes"`
 	GOMAXPROCS      int           `json:"gomaxprocs"`
+	Instrumentation string        `json:"instrumentation"` // on or off (--instrumentation)
 }
 
 // benchTarget is one server the scenarios call, and how its own cost is read.
@@ -161,6 +163,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&c.httpAddr, "http-addr", "", "with --addr: that server's HTTP address, for rest-create")
 	fs.StringVar(&c.key, "key", "", "with --addr: a test API key with the write scope on that server (or PAYMENTD_KEY)")
 	fs.IntVar(&c.serverPID, "server-pid", 0, "with --addr: the server's process id on this machine, to read its CPU time and peak RSS")
+	c.instrumentation.register(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -315,7 +318,8 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	targets := map[string]*benchTarget{"echo": echoT, "rest-echo": restEchoT}
 
 	report := benchReport{Mode: mode, Concurrency: c.concurrency, DurationSeconds: c.duration.Seconds(), Preloaded: c.preload,
-		Synchronous: strings.ToUpper(c.synchronous), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+		Synchronous: strings.ToUpper(c.synchronous), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Instrumentation: c.instrumentation.String()}
 	if mode == "external" {
 		report.Synchronous = "(the server's)"
 	}
@@ -412,7 +416,7 @@ func startInProcess(ctx context.Context, c benchConfig, stderr io.Writer) (payT,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	st, srvs, key, err := startBenchPaymentd(ctx, filepath.Join(dir, "bench.db"), c.synchronous, c.preload, stderr)
+	st, srvs, key, err := startBenchPaymentd(ctx, filepath.Join(dir, "bench.db"), c.synchronous, c.preload, c.instrumentation, stderr)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, nil, err
@@ -446,7 +450,7 @@ func startInProcess(ctx context.Context, c benchConfig, stderr io.Writer) (payT,
 // childArgs are the flags of a paymentd bench-server child; the preload and
 // the profile go only to the one the scenarios measure.
 func childArgs(c benchConfig, measured bool) []string {
-	args := []string{"--synchronous", c.synchronous}
+	args := []string{"--synchronous", c.synchronous, "--instrumentation", c.instrumentation.String()}
 	if c.workDir != "" {
 		args = append(args, "--dir", c.workDir)
 	}
@@ -641,8 +645,8 @@ func drive(ctx context.Context, n int, d time.Duration, call func(int) error, do
 
 func printReport(w io.Writer, r benchReport) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "\npaymentd bench: %s servers, concurrency %d, %s per scenario, synchronous=%s, GOMAXPROCS %d, preloaded %d payments\n",
-		r.Mode, r.Concurrency, time.Duration(r.DurationSeconds*float64(time.Second)), r.Synchronous, r.GOMAXPROCS, r.Preloaded)
+	fmt.Fprintf(w, "\npaymentd bench: %s servers, concurrency %d, %s per scenario, synchronous=%s, GOMAXPROCS %d, preloaded %d payments, instrumentation %s\n",
+		r.Mode, r.Concurrency, time.Duration(r.DurationSeconds*float64(time.Second)), r.Synchronous, r.GOMAXPROCS, r.Preloaded, r.Instrumentation)
 	switch r.Mode {
 	case "inprocess":
 		fmt.Fprintln(w, "(inprocess: server CPU and RSS include the load generator, which runs in the same process)")

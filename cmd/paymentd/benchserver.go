@@ -46,13 +46,15 @@ type benchServerStats struct {
 // server's own CPU time apart from the load generator's. With --echo it is
 // the bare gRPC echo baseline; otherwise it is paymentd as `serve` runs it,
 // on a temporary database with one test key, plus the echo service behind
-// the gateway for the REST baseline. It serves until its stdin closes, and
+// the gateway for the REST baseline; --instrumentation=off serves it without
+// metrics and tracing. It serves until its stdin closes, and
 // answers one-line requests on stdin ("stats", "free") with one JSON line.
 func benchServer(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var (
 		echoOnly                  bool
 		dir, synchronous, cpuProf string
 		preload                   int
+		instr                     instrumentation
 	)
 	fs := newFlagSet("bench-server", stderr)
 	fs.BoolVar(&echoOnly, "echo", false, "serve only the bare gRPC echo service (the baseline)")
@@ -60,6 +62,7 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 	fs.StringVar(&synchronous, "synchronous", "FULL", "SQLite synchronous pragma")
 	fs.IntVar(&preload, "preload", 0, "payments to write before serving, through the store's batch path")
 	fs.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the server to this file")
+	instr.register(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -82,7 +85,7 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 			return err
 		}
 		defer os.RemoveAll(tmp)
-		st, srvs, key, err := startBenchPaymentd(ctx, filepath.Join(tmp, "bench.db"), synchronous, preload, stderr)
+		st, srvs, key, err := startBenchPaymentd(ctx, filepath.Join(tmp, "bench.db"), synchronous, preload, instr, stderr)
 		if err != nil {
 			return err
 		}
@@ -142,7 +145,7 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 // test key, optionally preloads payments, and serves paymentd on loopback as
 // `serve` runs it (rate limit off: one key drives all the load), with the
 // echo service public behind the same gateway for the REST baseline.
-func startBenchPaymentd(ctx context.Context, path, synchronous string, preload int, stderr io.Writer) (*store.Store, *servers, string, error) {
+func startBenchPaymentd(ctx context.Context, path, synchronous string, preload int, instr instrumentation, stderr io.Writer) (*store.Store, *servers, string, error) {
 	st, err := store.Open(ctx, path, store.Options{Synchronous: synchronous})
 	if err != nil {
 		return nil, nil, "", err
@@ -175,7 +178,7 @@ func startBenchPaymentd(ctx context.Context, path, synchronous string, preload i
 	}
 	log := slog.New(slog.DiscardHandler)
 	svc := service.New(service.Config{Store: st, Logger: log, Environment: "bench", Build: build(),
-		RateLimit: -1, PublicServices: []string{"paymentd.bench.v1.EchoService"}})
+		RateLimit: -1, PublicServices: []string{"paymentd.bench.v1.EchoService"}, InstrumentationOff: instr.off})
 	srvs, err := startServers(ctx, svc, "127.0.0.1:0", "127.0.0.1:0", log,
 		func(s *grpc.Server) { benchv1.RegisterEchoServiceServer(s, echoServer{}) },
 		benchv1.RegisterEchoServiceHandler)

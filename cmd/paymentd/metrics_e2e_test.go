@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -182,4 +183,31 @@ func keysWithPrefix(s scrape, prefix string) []string {
 		}
 	}
 	return out
+}
+
+// TestInstrumentationOff checks the measurement aid: with
+// --instrumentation=off a payment, over gRPC and REST, moves none of the
+// per-request series, while /metrics still answers and the payment is made
+// as with it on.
+func TestInstrumentationOff(t *testing.T) {
+	s := startServer(t, filepath.Join(t.TempDir(), "p.db"), "--instrumentation", "off")
+	ctx := withKey(context.Background(), s.key)
+	if _, err := s.payments.CreatePayment(withIdem(ctx, "off-1"), visa(2000)); err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := s.restDo(t, "POST", "/v1/payments", s.key, "off-2", `{"amount":2000,"currency":"USD","payment_method":"pm_card_visa"}`); code != 200 {
+		t.Fatalf("REST payment: %d %v", code, body)
+	}
+	got := scrapeMetrics(t, s.baseURL+"/metrics")
+	for _, prefix := range []string{"grpc_server_handled_total{", "paymentd_http_requests_total{", "paymentd_provider_calls_total{",
+		"paymentd_state_changes_total{", "paymentd_store_commit_duration_seconds_count{"} {
+		for _, k := range keysWithPrefix(got, prefix) {
+			if got[k] != 0 {
+				t.Errorf("with --instrumentation=off, %s = %v; want 0", k, got[k])
+			}
+		}
+	}
+	if got["paymentd_build_info{"+"go_version="+build().GoVersion+",revision="+build().Revision+",version="+build().String()+"}"] != 1 {
+		t.Errorf("paymentd_build_info missing with --instrumentation=off: %v", keysWithPrefix(got, "paymentd_build_info"))
+	}
 }

@@ -27,6 +27,8 @@ type serveConfig struct {
 	hooks webhookFlags // webhooks, provider timeout and reconciler (webhook_flags.go)
 
 	providers providerFlags // --config paymentd.yaml (provider_flags.go)
+
+	instrumentation instrumentation // --instrumentation (tracing.go)
 }
 
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
@@ -49,6 +51,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.DurationVar(&c.invoiceSweepInterval, "invoice-sweep-interval", time.Minute, "how often invoices past their expiry are expired in the background")
 	c.hooks.register(fs)
 	c.providers.register(fs)
+	c.instrumentation.register(fs)
 	return fs, c
 }
 
@@ -96,7 +99,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ProviderTimeout: c.hooks.providerTimeout, AllowPrivateWebhooks: c.hooks.allowPrivate,
 		Webhooks: c.hooks.webhooks(), Reconcile: c.hooks.reconcile(),
 		Router: router, ProviderCheckInterval: c.providers.checkInterval,
-		SeparateMetrics: c.metricsAddr != "", TracerProvider: tp,
+		SeparateMetrics: c.metricsAddr != "", TracerProvider: tp, InstrumentationOff: c.instrumentation.off,
 	})
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"time"
 
@@ -72,4 +73,34 @@ func setupTracing(ctx context.Context, getenv func(string) string) (trace.Tracer
 		defer cancel()
 		_ = tp.Shutdown(sctx)
 	}, nil
+}
+
+// instrumentation is the --instrumentation flag of serve and bench: on (the
+// default) or off, a measurement aid that runs paymentd without its metrics'
+// per-request work and without tracing, so that their cost can be measured
+// as the difference (README "Running in production").
+type instrumentation struct{ off bool }
+
+func (i *instrumentation) String() string {
+	if i != nil && i.off {
+		return "off"
+	}
+	return "on"
+}
+
+func (i *instrumentation) Set(v string) error {
+	switch v {
+	case "on":
+		i.off = false
+	case "off":
+		i.off = true
+	default:
+		return fmt.Errorf("%q: use on or off", v)
+	}
+	return nil
+}
+
+// register adds the flag to fs.
+func (i *instrumentation) register(fs *flag.FlagSet) {
+	fs.Var(i, "instrumentation", "on, or off to serve without metrics' per-request work and without tracing (a measurement aid: compare `paymentd bench` with each)")
 }
