@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -80,7 +81,10 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 	if !s.cfg.SeparateMetrics {
 		mux.Handle("GET /metrics", s.MetricsHandler())
 	}
-	doc := openapiDocument(s.cfg.Version)
+	doc, err := openapiDocument(s.cfg.Version)
+	if err != nil {
+		return nil, err
+	}
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(doc)
@@ -174,20 +178,42 @@ func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 	}
 }
 
+// openapiPaths documents what is served on the HTTP port outside the
+// gateway — the hosted payment page and the provider webhooks — which
+// protoc-gen-openapiv2 cannot generate (they are no RPCs). Its paths,
+// definitions and tags are added to the generated document.
+//
+//go:embed openapi_paths.json
+var openapiPaths []byte
+
 // openapiDocument is the generated OpenAPI document (its text comes from the
-// protoc-gen-openapiv2 options in proto/) with info.version set to the
-// running build's version, which a proto file cannot know.
-func openapiDocument(version string) []byte {
-	var doc map[string]any
+// protoc-gen-openapiv2 options in proto/) with the paths of openapiPaths
+// added and info.version set to the running build's version, which a proto
+// file cannot know.
+func openapiDocument(version string) ([]byte, error) {
+	var doc, extra map[string]any
 	if err := json.Unmarshal(openapiv2.JSON, &doc); err != nil {
-		return openapiv2.JSON
+		return nil, fmt.Errorf("gen/openapiv2/paymentd.swagger.json: %w", err)
 	}
+	if err := json.Unmarshal(openapiPaths, &extra); err != nil {
+		return nil, fmt.Errorf("service/openapi_paths.json: %w", err)
+	}
+	for _, section := range []string{"paths", "definitions"} {
+		into, _ := doc[section].(map[string]any)
+		if into == nil {
+			into = map[string]any{}
+			doc[section] = into
+		}
+		add, _ := extra[section].(map[string]any)
+		for k, v := range add {
+			into[k] = v
+		}
+	}
+	tags, _ := doc["tags"].([]any)
+	more, _ := extra["tags"].([]any)
+	doc["tags"] = append(tags, more...)
 	if info, ok := doc["info"].(map[string]any); ok {
 		info["version"] = version
 	}
-	out, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return openapiv2.JSON
-	}
-	return out
+	return json.MarshalIndent(doc, "", "  ")
 }
