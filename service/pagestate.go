@@ -256,7 +256,7 @@ func (s *Service) renderInvoice(w http.ResponseWriter, r *http.Request, inv *sto
 		s.renderFailure(w, r, err)
 		return
 	}
-	s.renderPage(w, code, "invoice.html", d, d.policy)
+	s.renderPage(w, r, code, "invoice.html", d, d.policy)
 }
 
 // renderNotFound shows the page for an invoice that is not here, in English
@@ -278,7 +278,7 @@ func (s *Service) renderFailure(w http.ResponseWriter, r *http.Request, err erro
 // (kind_title, kind_message) and is its data-state.
 func (s *Service) renderMessage(w http.ResponseWriter, r *http.Request, code int, kind string) {
 	l := pickLocale(r)
-	s.renderPage(w, code, "message.html", struct {
+	s.renderPage(w, r, code, "message.html", struct {
 		L                     *pageLocale
 		State, Title, Message string
 	}{l, kind, l.T(kind + "_title"), l.T(kind + "_message")}, pagePolicy{})
@@ -319,11 +319,17 @@ func (p pagePolicy) String() string {
 
 // renderPage renders a template fully before writing anything, with the
 // headers that keep the page from being framed, cached, or made to load or
-// run anything but its own stylesheet, script and the merchant's logo.
-func (s *Service) renderPage(w http.ResponseWriter, code int, name string, data any, policy pagePolicy) {
+// run anything but its own stylesheet, script and the merchant's logo. r
+// (nil for a page shown outside a request) gives a failure's log line the
+// request id.
+func (s *Service) renderPage(w http.ResponseWriter, r *http.Request, code int, name string, data any, policy pagePolicy) {
 	var buf bytes.Buffer
 	if err := pageTemplates.ExecuteTemplate(&buf, name, data); err != nil {
-		s.log.Error("payment page template", "template", name, "error", err.Error())
+		ctx := context.Background()
+		if r != nil {
+			ctx = r.Context()
+		}
+		s.log.ErrorContext(ctx, "payment page template", "template", name, "error", err.Error())
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

@@ -89,12 +89,12 @@ func (s *Service) providerWebhook(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if errors.Is(err, providers.ErrWebhookSignature) {
 			verdict = "signature_invalid"
-			log.Warn("provider webhook: signature refused", "error", err.Error())
+			log.WarnContext(r.Context(), "provider webhook: signature refused", "error", err.Error())
 			writeRESTError(w, http.StatusUnauthorized, restErrorBody{Type: "authentication_error", Code: "signature_invalid",
 				Message: "The webhook's signature does not verify."})
 			return
 		}
-		log.Warn("provider webhook: unreadable", "error", err.Error())
+		log.WarnContext(r.Context(), "provider webhook: unreadable", "error", err.Error())
 		writeRESTError(w, http.StatusBadRequest, restErrorBody{Type: "invalid_request_error", Code: "webhook_invalid",
 			Message: "The webhook could not be parsed: " + truncate(err.Error(), 200)})
 		return
@@ -110,12 +110,12 @@ func (s *Service) providerWebhook(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		verdict = "unavailable"
 		// Nothing was recorded: the provider's retry will be handled afresh.
-		log.Warn("provider webhook: not handled", "error", err.Error())
+		log.WarnContext(r.Context(), "provider webhook: not handled", "error", err.Error())
 		writeRESTError(w, http.StatusServiceUnavailable, restErrorBody{Type: "api_error", Code: "provider_unavailable",
 			Message: "The webhook could not be confirmed with the provider yet; send it again later."})
 		return
 	}
-	log.Info("provider webhook", "outcome", outcome, "object", objectID)
+	log.InfoContext(r.Context(), "provider webhook", "outcome", outcome, "object", objectID)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"received": true, "outcome": outcome, "object_id": objectID})
 }

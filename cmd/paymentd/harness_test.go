@@ -119,6 +119,7 @@ func startServer(t *testing.T, dbPath string, extraArgs ...string) *testServer {
 		case <-time.After(20 * time.Second):
 			t.Errorf("serve did not return within 20s of its context being canceled")
 		}
+		checkLogAttribution(t, stderr.String())
 		if t.Failed() {
 			lines := strings.SplitAfter(stderr.String(), "\n")
 			t.Logf("server log (%s), last lines:\n%s", dbPath, strings.Join(lines[max(0, len(lines)-30):], ""))

@@ -115,6 +115,7 @@ func pvStart(t *testing.T, config string, env map[string]string, extraArgs ...st
 		case <-time.After(20 * time.Second):
 			t.Errorf("serve did not return within 20s of its context being canceled")
 		}
+		checkLogAttribution(t, stderr.String())
 		if t.Failed() {
 			lines := strings.SplitAfter(stderr.String(), "\n")
 			t.Logf("server log, last lines:\n%s", strings.Join(lines[max(0, len(lines)-40):], ""))

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +205,52 @@ func TestRateLimitedLogLines(t *testing.T) {
 	m := scrapeMetrics(t, s.baseURL+"/metrics")
 	if got := m["paymentd_rate_limited_requests_total{}"]; got != float64(limited) {
 		t.Errorf("paymentd_rate_limited_requests_total = %v; want %d", got, limited)
+	}
+}
+
+// objectIDKeys are the attributes by which a background worker's line names
+// the object it is about, in place of a request id.
+var objectIDKeys = []string{"payment", "refund", "invoice", "payout", "delivery", "event", "object", "account"}
+
+// processLines are the messages of lines about the process rather than one
+// request or object: startup, shutdown, provider connections, and a
+// background loop that could not read its work.
+var processLines = map[string]bool{
+	"serving": true, "invoice payment pages": true, "provider connection": true, "stopped": true,
+	"background work did not stop within --shutdown-wait": true, "provider status check failed": true,
+	"reconciler: reading unsettled payments": true, "reconciler: reading pending refunds": true,
+	"reconciler: reading provider invoices": true, "reconciler: reading provider payouts": true,
+	"reconciler: reading pending operations": true, "reconciler: reading invoice attempts": true,
+	"webhooks: reading due deliveries": true,
+}
+
+// checkLogAttribution fails t for every line of a serve log that names
+// neither the request it belongs to (request_id) nor, for background work,
+// the object it is about, unless it is about the process itself: with
+// either, an operator can find every line of one request or one object.
+// Every e2e server's log goes through it when its test ends (harness_test.go,
+// providers_e2e_test.go).
+func checkLogAttribution(t *testing.T, log string) {
+	t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(log))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	bad := 0
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) != nil {
+			continue // not a log record (e.g. a panic's trace)
+		}
+		if _, ok := m["request_id"]; ok || processLines[fmt.Sprint(m["msg"])] {
+			continue
+		}
+		if slices.ContainsFunc(objectIDKeys, func(k string) bool { _, ok := m[k]; return ok }) {
+			continue
+		}
+		if bad++; bad <= 5 {
+			t.Errorf("log line with neither a request id nor an object id: %.300s", sc.Text())
+		}
+	}
+	if bad > 5 {
+		t.Errorf("… and %d more such lines", bad-5)
 	}
 }
