@@ -116,7 +116,7 @@ func TestBenchDrivesRunningServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the bench with child processes")
 	}
-	srv := startServer(t, filepath.Join(t.TempDir(), "serve.db"))
+	srv := startServer(t, testDB(t))
 	httpAddr := strings.TrimPrefix(srv.baseURL, "http://")
 	r := runBench(t, "--addr", srv.conn.Target(), "--http-addr", httpAddr, "--key", srv.key,
 		"--server-pid", strconv.Itoa(os.Getpid()), "--scenarios", "create,list,rest-create")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -365,7 +364,7 @@ routes:
 // reconciler), so that the retry with the same key the error asks for
 // finds it instead of charging again.
 func TestBoundarySandboxDeadlineRecorded(t *testing.T) {
-	s := startServer(t, filepath.Join(t.TempDir(), "paymentd.db"), "--provider-timeout", "5s", "--reconcile-schedule", "1h")
+	s := startServer(t, testDB(t), "--provider-timeout", "5s", "--reconcile-schedule", "1h")
 	ctx, cancel := context.WithTimeout(withIdem(withKey(context.Background(), s.key), "dl-1"), 300*time.Millisecond)
 	_, err := s.payments.CreatePayment(ctx, &pb.CreatePaymentRequest{Amount: 2500, Currency: "USD", PaymentMethod: "pm_card_timeout"})
 	cancel()

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
+	"github.com/paymentd/paymentd/store/storetest"
 )
 
 // testServer is a paymentd started by run("serve", …) in this process, on
@@ -51,6 +54,42 @@ var (
 // noEnv keeps the PAYMENTD_* variables of the machine running the tests out
 // of the server's configuration.
 func noEnv(string) string { return "" }
+
+// testDB returns the database a test's server runs on: a new SQLite file in
+// the test's temporary directory by default, a fresh PostgreSQL database
+// (storetest.PostgresDSN) when PAYMENTD_TEST_STORE=postgres, so that the same
+// e2e tests run on both backends. Tests that need the database file itself
+// (kill -9 of SQLite, a full disk, the WAL, VACUUM INTO) use
+// storetest.SQLitePath directly and say so.
+func testDB(t *testing.T) string {
+	t.Helper()
+	switch store := os.Getenv("PAYMENTD_TEST_STORE"); store {
+	case "", "sqlite":
+		return storetest.SQLitePath(t)
+	case "postgres":
+		return storetest.PostgresDSN(t)
+	default:
+		t.Fatalf("PAYMENTD_TEST_STORE=%q; want sqlite (the default) or postgres", store)
+		return ""
+	}
+}
+
+// rawDB opens the database of a test server behind paymentd's back, to read
+// rows the API does not show: the pgx driver for a postgres:// DSN, SQLite
+// (read-only) for a path. Queries use $1-style placeholders, which both read.
+func rawDB(t *testing.T, db string) *sql.DB {
+	t.Helper()
+	driver, dsn := "sqlite", "file:"+db+"?mode=ro&_pragma=busy_timeout(5000)"
+	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+		driver, dsn = "pgx", db
+	}
+	conn, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
 
 // startServer runs `paymentd serve` on dbPath with rate limiting off (extra
 // arguments come last, so they can turn it back on), waits until its health

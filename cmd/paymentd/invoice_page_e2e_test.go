@@ -205,7 +205,7 @@ func checkPolicy(t *testing.T, what string, hdr http.Header, body, state, logoOr
 // refuses bad ones with a message naming the flag.
 func TestAccountsUpdate(t *testing.T) {
 	t.Parallel()
-	db := t.TempDir() + "/paymentd.db"
+	db := testDB(t)
 	cli(t, "migrate", "--db", db)
 	cli(t, "accounts", "create", "--db", db, "--name", "ops-name")
 	out, _ := cli(t, "accounts", "update", "--db", db, "--display-name", "  Rupa Books ", "--accent-color", "#ABC",

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -26,7 +25,7 @@ import (
 // invoices client.
 func invServer(t *testing.T, extraArgs ...string) (*testServer, pb.InvoicesServiceClient) {
 	t.Helper()
-	srv := startServer(t, filepath.Join(t.TempDir(), "paymentd.db"), extraArgs...)
+	srv := startServer(t, testDB(t), extraArgs...)
 	return srv, pb.NewInvoicesServiceClient(srv.conn)
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -190,7 +189,7 @@ func keysWithPrefix(s scrape, prefix string) []string {
 // per-request series, while /metrics still answers and the payment is made
 // as with it on.
 func TestInstrumentationOff(t *testing.T) {
-	s := startServer(t, filepath.Join(t.TempDir(), "p.db"), "--instrumentation", "off")
+	s := startServer(t, testDB(t), "--instrumentation", "off")
 	ctx := withKey(context.Background(), s.key)
 	if _, err := s.payments.CreatePayment(withIdem(ctx, "off-1"), visa(2000)); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -87,7 +86,7 @@ func gatewayRoutes(t *testing.T) map[string]string {
 }
 
 func TestOpenAPIDocument(t *testing.T) {
-	s := startServer(t, filepath.Join(t.TempDir(), "p.db"))
+	s := startServer(t, testDB(t))
 	doc2, doc3 := loadOpenAPI(t, s.baseURL)
 
 	if doc2.Info.Title != "paymentd" || doc2.Info.Version != build().String() || len(doc2.Info.Description) < 100 {

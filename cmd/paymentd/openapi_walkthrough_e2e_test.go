@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -149,7 +148,7 @@ func (w *openapiWalk) rest(method, path, key, idem, body string, want int) map[s
 // /openapi.json with openapi3filter. Amounts are sent as the document gives
 // int64 fields (JSON strings), as a generated client sends them.
 func TestWalkthroughMatchesOpenAPI(t *testing.T) {
-	s := startServer(t, filepath.Join(t.TempDir(), "p.db"))
+	s := startServer(t, testDB(t))
 	w := newOpenAPIWalk(t, s)
 	key := s.key
 

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/paymentd/paymentd/store/storetest"
 )
 
 // getJSON GETs url and decodes its JSON object.
@@ -35,7 +37,7 @@ func getJSON(t *testing.T, url string) (int, map[string]any) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "p.db")
+	db := storetest.SQLitePath(t) // SQLite only: it removes a migration row through the file
 	srv := startServer(t, db)
 
 	if code, body := getJSON(t, srv.baseURL+"/healthz"); code != 200 || body["status"] != "ok" {
@@ -84,7 +86,7 @@ func TestHealthAndReadiness(t *testing.T) {
 // and gRPC health NOT_SERVING together while both listeners still serve
 // (for --shutdown-delay), and only then do the listeners close.
 func TestGracefulShutdownReadiness(t *testing.T) {
-	srv := startServer(t, filepath.Join(t.TempDir(), "p.db"), "--shutdown-delay", "1500ms")
+	srv := startServer(t, testDB(t), "--shutdown-delay", "1500ms")
 	// The health checks use a connection of their own: the harness closes
 	// srv.conn as it stops.
 	conn, err := grpc.NewClient(srv.conn.Target(), grpc.WithTransportCredentials(insecure.NewCredentials()))

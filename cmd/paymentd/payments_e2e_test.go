@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -21,10 +20,11 @@ import (
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 )
 
-// newServer starts a paymentd on a fresh database in t.TempDir().
+// newServer starts a paymentd on a fresh database (testDB: SQLite, or
+// PostgreSQL under PAYMENTD_TEST_STORE=postgres).
 func newServer(t *testing.T, extraArgs ...string) *testServer {
 	t.Helper()
-	return startServer(t, filepath.Join(t.TempDir(), "paymentd.db"), extraArgs...)
+	return startServer(t, testDB(t), extraArgs...)
 }
 
 func visa(amount int64) *pb.CreatePaymentRequest {
@@ -919,7 +919,7 @@ func TestConcurrentCreatesWithOneIdempotencyKey(t *testing.T) {
 
 func TestRestartKeepsEverything(t *testing.T) {
 	t.Parallel()
-	db := filepath.Join(t.TempDir(), "paymentd.db")
+	db := testDB(t)
 	srv := startServer(t, db)
 	key := srv.key
 	if key == "" {

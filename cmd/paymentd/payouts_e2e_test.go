@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
+	"github.com/paymentd/paymentd/store/storetest"
 )
 
 // payoutServer is a paymentd with a payouts client and a context carrying
@@ -44,7 +45,12 @@ var (
 
 func startPayoutServer(t *testing.T, delays []string) *payoutServer {
 	t.Helper()
-	srv := startServer(t, filepath.Join(t.TempDir(), "paymentd.db"), delays...)
+	return payoutServerOn(t, testDB(t), delays)
+}
+
+// payoutServerOn is startPayoutServer on the database db.
+func payoutServerOn(t *testing.T, db string, delays []string) *payoutServer {
+	srv := startServer(t, db, delays...)
 	return &payoutServer{testServer: srv, po: pb.NewPayoutsServiceClient(srv.conn), ctx: withKey(t.Context(), srv.key)}
 }
 
@@ -134,15 +140,10 @@ func samePayout(t *testing.T, what string, got, want *pb.Payout) {
 }
 
 // eventTypes reads the types of an object's events, oldest first, straight
-// from the database file.
+// from the database.
 func eventTypes(t *testing.T, dbPath, objectID string) []string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT type FROM events WHERE object_id = ? ORDER BY id`, objectID)
+	rows, err := rawDB(t, dbPath).Query(`SELECT type FROM events WHERE object_id = $1 ORDER BY id`, objectID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,13 +169,8 @@ func runCheck(dbPath string) (string, error) {
 // checkpoints counts the ledger checkpoints written to the database.
 func checkpoints(t *testing.T, dbPath string) int {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var n int
-	if err := db.QueryRow(`SELECT count(DISTINCT through_id) FROM ledger_checkpoints`).Scan(&n); err != nil {
+	if err := rawDB(t, dbPath).QueryRow(`SELECT count(DISTINCT through_id) FROM ledger_checkpoints`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -900,7 +896,7 @@ func TestCancelRacesProcessing(t *testing.T) {
 // in which entries were changed with plain SQL.
 func TestCheckReportsCorruption(t *testing.T) {
 	t.Parallel()
-	s := startPayoutServer(t, fastPayouts)
+	s := payoutServerOn(t, storetest.SQLitePath(t), fastPayouts) // SQLite only: VACUUM INTO snapshots of the file
 	s.collect(t, 10_000, "USD")
 	p := s.create(t, usBank(2000, "K-1"))
 	s.waitPayout(t, p.Id, "completed")

@@ -53,6 +53,7 @@ type pvServer struct {
 	*testServer
 	log     *syncBuffer // everything serve wrote to stderr
 	liveKey string
+	config  string // the path of its paymentd.yaml
 }
 
 // pvStart writes config into a fresh directory and runs `paymentd serve
@@ -64,7 +65,7 @@ func pvStart(t *testing.T, config string, env map[string]string, extraArgs ...st
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	db := filepath.Join(dir, "paymentd.db")
+	db := testDB(t)
 	args := append([]string{"serve", "--db", db, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--rate-limit", "-1", "--log-level", "debug", "--config", cfgPath}, extraArgs...)
 	getenv := func(k string) string { return env[k] }
@@ -124,7 +125,7 @@ func pvStart(t *testing.T, config string, env map[string]string, extraArgs ...st
 	t.Cleanup(s.stop)
 	waitServing(t, conn)
 	live, _ := createKey(t, db, "live", "read,write,payouts", "")
-	return &pvServer{testServer: s, log: stderr, liveKey: live}
+	return &pvServer{testServer: s, log: stderr, liveKey: live, config: cfgPath}
 }
 
 // pvClosedAddr returns a loopback address nobody listens on.

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,10 +11,11 @@ import (
 	"github.com/paymentd/paymentd/providers/aspayds/aspaydsfake"
 )
 
-func reconcileRun(t *testing.T, db string) (string, error) {
+// reconcileRun runs `paymentd reconcile` on the server's database and configuration.
+func reconcileRun(t *testing.T, s *pvServer) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"reconcile", "--db", db, "--config", filepath.Join(filepath.Dir(db), "paymentd.yaml")},
+	err := run(context.Background(), []string{"reconcile", "--db", s.db, "--config", s.config},
 		func(k string) string { return pvEnv[k] }, &out, &errOut)
 	if strings.Contains(out.String()+errOut.String(), pvAikdataToken) {
 		t.Errorf("reconcile printed the provider token")
@@ -48,7 +48,7 @@ routes:
 	if _, err := s.payments.CreateRefund(withIdem(ctx, "rc-r"), &pb.CreateRefundRequest{PaymentId: ids[0], Amount: &amt}); err != nil {
 		t.Fatal(err)
 	}
-	out, err := reconcileRun(t, s.db)
+	out, err := reconcileRun(t, s)
 	if err != nil || !strings.Contains(out, "2 object(s) compared with their provider: 2 agree, 0 differ") ||
 		!strings.Contains(out, "skipped  1 refunds at aikdata-live") {
 		t.Fatalf("reconcile of agreeing books: %v\n%s", err, out)
@@ -60,7 +60,7 @@ routes:
 	}
 	fake.Plant(book.ID, "failed", 0, "", "")
 	fake.Plant("ch_planted0000000", "succeeded", 777, "EUR", "")
-	out, err = reconcileRun(t, s.db)
+	out, err = reconcileRun(t, s)
 	if err == nil {
 		t.Errorf("reconcile with planted differences succeeded; want an error\n%s", out)
 	}
@@ -98,13 +98,13 @@ func TestReconcileAspaydsBatches(t *testing.T) {
 		t.Fatalf("payout: %d %v", code, po)
 	}
 	s.stop()
-	if out, err := reconcileRun(t, s.db); err != nil || !strings.Contains(out, "3 object(s) compared with their provider: 3 agree, 0 differ") {
+	if out, err := reconcileRun(t, s); err != nil || !strings.Contains(out, "3 object(s) compared with their provider: 3 agree, 0 differ") {
 		t.Fatalf("reconcile of agreeing books: %v\n%s", err, out)
 	}
 	// While paymentd is down, a customer pays and aspayds completes the payout.
 	_ = fake.PayInvoice("RC-LATER", 150000)
 	_ = fake.SettlePayout("RC-WD1", "completed")
-	out, err := reconcileRun(t, s.db)
+	out, err := reconcileRun(t, s)
 	if err == nil {
 		t.Errorf("reconcile succeeded; want the differences reported\n%s", out)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -72,7 +71,7 @@ func rawDo(t *testing.T, method, url, key, requestID, body string) (*http.Respon
 }
 
 func TestRequestIDsAndAccessLog(t *testing.T) {
-	s := startServer(t, filepath.Join(t.TempDir(), "p.db"))
+	s := startServer(t, testDB(t))
 
 	// A REST error: a new req_ id in the header, the body and both log lines.
 	resp, raw := rawDo(t, "GET", s.baseURL+"/v1/payments/pay_missing?token=QUERYSECRET", s.key, "", "")
@@ -175,7 +174,7 @@ func TestRequestIDsAndAccessLog(t *testing.T) {
 // TestRateLimitedLogLines checks that a client over its rate limit gets at
 // most one access line per key per second, which counts the requests.
 func TestRateLimitedLogLines(t *testing.T) {
-	s := startServer(t, filepath.Join(t.TempDir(), "p.db"), "--rate-limit", "1")
+	s := startServer(t, testDB(t), "--rate-limit", "1")
 	limited := 0
 	start := time.Now()
 	for range 40 {

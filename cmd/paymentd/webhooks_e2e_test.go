@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -311,7 +310,7 @@ func TestWebhookDeliveredAfterReceiverComesUp(t *testing.T) {
 // down; paymentd is stopped, the receiver comes up, and the paymentd started
 // on the same database delivers the event, exactly once.
 func TestWebhookDeliveredAcrossRestart(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "paymentd.db")
+	db := testDB(t)
 	s := startServer(t, db, whFast...)
 	key := s.key
 	ctx := withKey(context.Background(), key)
@@ -479,7 +478,7 @@ func TestWebhookURLsRefused(t *testing.T) {
 // with the guard on (the default): loopback by address and by name, and a
 // redirector on loopback; nothing reaches them, and the attempts say why.
 func TestWebhookGuardAtDialTime(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "paymentd.db")
+	db := testDB(t)
 	s := startServer(t, db, whFast...)
 	key := s.key
 	ctx := withKey(context.Background(), key)
