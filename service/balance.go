@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"strings"
-	"time"
 
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/store"
@@ -41,22 +40,4 @@ func (s *PayoutsServer) GetBalance(ctx context.Context, _ *pb.GetBalanceRequest)
 		}
 	}
 	return resp, nil
-}
-
-// checkpointLedger keeps balance reads short: every interval it writes a
-// checkpoint for each account and mode with at least minEntries new ledger
-// entries, so that a balance sums at most about that many entries.
-func (s *Service) checkpointLedger(ctx context.Context) {
-	t := time.NewTicker(s.cfg.LedgerCheckpointInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.store.CheckpointLedger(ctx, s.cfg.LedgerCheckpointEntries); err != nil && ctx.Err() == nil {
-				s.log.ErrorContext(ctx, "ledger checkpoint", "error", err.Error())
-			}
-		}
-	}
 }

@@ -266,6 +266,9 @@ func (s *Service) reconcilePendingOps(ctx context.Context, cfg ReconcileConfig, 
 		if ctx.Err() != nil {
 			return
 		}
+		if !s.claimItem(ctx, p.AccountID, p.Livemode, p.ID) {
+			continue
+		}
 		s.reconcilePendingOp(ctx, cfg, p, states[i])
 	}
 }
@@ -420,7 +423,7 @@ func (s *Service) reconcileWithoutStatus(ctx context.Context, cfg ReconcileConfi
 	})
 	switch {
 	case errors.Is(err, errAlreadySettled):
-		s.forget(p.ID)
+		s.dropReconcileSchedule(p.ID)
 	case err != nil:
 		log.Error("reconciler: recording a re-sent confirmation", "error", err.Error())
 		s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, err)
@@ -641,6 +644,9 @@ func (s *Service) reconcileInvoiceAttempts(ctx context.Context, cfg ReconcileCon
 	for _, att := range atts {
 		if ctx.Err() != nil {
 			return
+		}
+		if !s.claimItem(ctx, att.AccountID, att.Livemode, att.InvoiceID) {
+			continue
 		}
 		var inv store.Invoice
 		if err := json.Unmarshal(att.Invoice, &inv); err != nil {

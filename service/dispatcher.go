@@ -101,12 +101,15 @@ func (s *Service) kickDispatcher() {
 
 // dispatch delivers due webhook deliveries until ctx ends, then waits for
 // the attempts in flight (which ctx's end cancels; a canceled attempt is not
-// recorded, so it is made again after a restart).
+// recorded, so it is made again, by this replica after a restart or by
+// another once its lease has passed).
 //
-// Deliveries are claimed in memory: paymentd is the only process writing its
-// database, so the in-flight set is enough to attempt each delivery once at
-// a time, and a crash mid-attempt leaves the delivery due, to be attempted
-// again (at least once; receivers dedupe on X-Webhook-Id).
+// Each delivery is claimed before its attempt, so that one dispatcher at a
+// time attempts it: in memory when this process is the database's only
+// writer; in a fleet by leasing the row (FOR UPDATE SKIP LOCKED), so that a
+// crashed replica's claims pass to the others when their lease ends. A
+// crash mid-attempt leaves the delivery due, to be attempted again (at
+// least once; receivers dedupe on X-Webhook-Id).
 func (s *Service) dispatch(ctx context.Context) {
 	s.hooks.init()
 	cfg := s.cfg.Webhooks.withDefaults()
@@ -116,89 +119,108 @@ func (s *Service) dispatch(ctx context.Context) {
 	sem := make(chan struct{}, cfg.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	tick := time.NewTicker(cfg.PollInterval)
-	defer tick.Stop()
-	for {
-		s.dispatchDue(ctx, cfg, client, sem, &wg)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-s.hooks.wake:
-		}
-	}
+	every(ctx, cfg.PollInterval, s.hooks.wake, func(ctx context.Context) { s.dispatchDue(ctx, cfg, client, sem, &wg) })
 }
 
 func (s *Service) dispatchDue(ctx context.Context, cfg WebhookConfig, client *http.Client, sem chan struct{}, wg *sync.WaitGroup) {
-	due, err := s.store.DueDeliveries(ctx, time.Now(), 4*cfg.Concurrency)
+	due, err := s.claimDueDeliveries(ctx, cfg)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.log.Error("webhooks: reading due deliveries", "error", err.Error())
+			s.log.Error("webhooks: claiming due deliveries", "error", err.Error())
 		}
 		return
 	}
-	for _, d := range due {
-		s.hooks.mu.Lock()
-		_, busy := s.hooks.inflight[d.ID]
-		if !busy {
-			s.hooks.inflight[d.ID] = struct{}{}
-		}
-		s.hooks.mu.Unlock()
-		if busy {
-			continue
-		}
+	for i, d := range due {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-			s.release(d.ID)
+			for _, d := range due[i:] {
+				s.releaseDelivery(d)
+			}
 			return
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			defer s.release(d.ID)
-			s.deliver(ctx, cfg, client, d)
+			if !s.deliver(ctx, cfg, client, d) {
+				s.releaseDelivery(d)
+			}
 		})
 	}
 }
 
-func (s *Service) release(id string) {
+// claimDueDeliveries claims the deliveries due now that no other dispatcher
+// is attempting. In a fleet it leases up to one attempt per free slot (so a
+// claimed delivery waits at most one attempt for its slot), for two attempt
+// timeouts; alone, it reads up to four per slot and claims them in memory.
+func (s *Service) claimDueDeliveries(ctx context.Context, cfg WebhookConfig) ([]*store.Delivery, error) {
+	if s.fleet {
+		return s.store.ClaimDueDeliveries(ctx, s.replica, time.Now().Add(2*cfg.Timeout+leaseMargin), cfg.Concurrency)
+	}
+	due, err := s.store.DueDeliveries(ctx, time.Now(), 4*cfg.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	claimed := due[:0]
 	s.hooks.mu.Lock()
-	delete(s.hooks.inflight, id)
+	defer s.hooks.mu.Unlock()
+	for _, d := range due {
+		if _, busy := s.hooks.inflight[d.ID]; !busy {
+			s.hooks.inflight[d.ID] = struct{}{}
+			claimed = append(claimed, d)
+		}
+	}
+	return claimed, nil
+}
+
+// releaseDelivery gives up the claim on d without an attempt recorded (cut
+// short by shutdown, or recorded elsewhere): in a fleet the lease is cleared
+// at once instead of left to expire. In memory every claim ends here.
+func (s *Service) releaseDelivery(d *store.Delivery) {
+	if s.fleet {
+		err := s.store.Write(context.Background(), func(tx *store.Tx) error { return tx.ReleaseDelivery(d, s.replica) })
+		if err != nil && !errors.Is(err, store.ErrClosed) {
+			s.log.Error("webhooks: releasing a delivery", "delivery", d.ID, "error", err.Error())
+		}
+		return
+	}
+	s.hooks.mu.Lock()
+	delete(s.hooks.inflight, d.ID)
 	s.hooks.mu.Unlock()
 }
 
 // maxExcerpt bounds the response body kept with an attempt.
 const maxExcerpt = 512
 
-// deliver makes one attempt of d and records it.
-func (s *Service) deliver(ctx context.Context, cfg WebhookConfig, client *http.Client, d *store.Delivery) {
+// deliver makes one attempt of d and records it, and reports whether the
+// write that recorded it also released d's claim.
+func (s *Service) deliver(ctx context.Context, cfg WebhookConfig, client *http.Client, d *store.Delivery) (released bool) {
 	log := s.log.With("delivery", d.ID, "event", d.EventID)
 	if !s.stillDue(ctx, d) {
-		return
+		return false
 	}
 	ev, err := s.store.GetEvent(ctx, d.AccountID, d.Livemode, d.EventID)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Error("webhooks: reading event", "error", err.Error())
 		}
-		return
+		return false
 	}
 	secrets, gone, err := s.signingSecrets(ctx, d)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Error("webhooks: reading signing secret", "error", err.Error())
 		}
-		return
+		return false
 	}
 	if gone != "" {
 		s.giveUp(d, gone)
-		return
+		return false
 	}
 	body, err := webhookBody(ev)
 	if err != nil {
 		log.Error("webhooks: rendering event", "error", err.Error())
 		s.giveUp(d, "the event could not be rendered: "+err.Error())
-		return
+		return false
 	}
 
 	start := time.Now()
@@ -206,7 +228,7 @@ func (s *Service) deliver(ctx context.Context, cfg WebhookConfig, client *http.C
 	latency := time.Since(start)
 	ok := errText == ""
 	if !ok && ctx.Err() != nil {
-		return // cut short by shutdown: not an attempt; it is made again after the restart
+		return false // cut short by shutdown: not an attempt; it is made again after the restart
 	}
 	outcome := "retrying"
 	err = s.store.Write(context.Background(), func(tx *store.Tx) error {
@@ -231,6 +253,11 @@ func (s *Service) deliver(ctx context.Context, cfg WebhookConfig, client *http.C
 		if err := tx.UpdateDelivery(cur, prev); err != nil {
 			return err
 		}
+		if s.fleet {
+			if err := tx.ReleaseDelivery(cur, s.replica); err != nil {
+				return err
+			}
+		}
 		switch cur.Status {
 		case store.DeliveryDelivered:
 			outcome = "delivered"
@@ -243,7 +270,7 @@ func (s *Service) deliver(ctx context.Context, cfg WebhookConfig, client *http.C
 	})
 	if err != nil {
 		log.Error("webhooks: recording attempt", "error", err.Error())
-		return
+		return false
 	}
 	s.metrics.webhookDelivered.WithLabelValues(outcome).Inc()
 	if ok {
@@ -251,6 +278,7 @@ func (s *Service) deliver(ctx context.Context, cfg WebhookConfig, client *http.C
 	} else {
 		log.Info("webhook attempt failed", "url", d.URL, "status", code, "attempt", d.Attempts+1, "error", errText)
 	}
+	return s.fleet
 }
 
 // post sends the event once and returns the response status, an excerpt of

@@ -31,14 +31,7 @@ func recordEvent(tx *store.Tx, pr *Principal, typ, objectID string, obj proto.Me
 		Type: typ, ObjectID: objectID, Data: data, Created: tx.Now()}); err != nil {
 		return err
 	}
-	tx.SetOpValue(recordedEvent{id: id, obj: obj}) // so an idempotency record can point at it (idempotency.go)
 	return queueDeliveries(tx, pr.AccountID, pr.Livemode, id, typ, obj)
-}
-
-// recordedEvent is the last event the running change wrote.
-type recordedEvent struct {
-	id  string
-	obj proto.Message
 }
 
 // queueDeliveries writes one pending delivery of the event per account

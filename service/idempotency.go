@@ -5,7 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"sync"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -24,19 +25,24 @@ const IdempotencyTTL = 24 * time.Hour
 
 // idempotency makes mutating calls safe to retry. Outcomes are stored in the
 // same transaction as the state change (so a replay after a restart returns
-// exactly what was committed), and keys being processed are tracked in
-// memory: paymentd is the only writer of its database, so this process sees
-// every call in flight.
+// exactly what was committed), and a key being processed is leased to its
+// call (leases.go): in memory when this process is the database's only
+// writer, as a row when replicas share the database, so that of the calls
+// with one key on any replica exactly one runs.
 type idempotency struct {
 	store   *store.Store
 	metrics *metrics // replays, conflicts and mismatches (metrics.go)
-
-	mu       sync.Mutex
-	inflight map[string]struct{}
+	leases  leases
+	// replica names this process in its leases; calls adds a number per call.
+	replica string
+	calls   atomic.Uint64
+	// leaseFor is how long a call without a deadline of its own may hold
+	// its key (the default deadline; the interceptor gives every call one).
+	leaseFor time.Duration
 }
 
-func newIdempotency(s *store.Store) *idempotency {
-	return &idempotency{store: s, inflight: map[string]struct{}{}}
+func newIdempotency(s *store.Store, l leases, replica string, leaseFor time.Duration) *idempotency {
+	return &idempotency{store: s, leases: l, replica: replica, leaseFor: leaseFor}
 }
 
 // idemKey is the key of one call, passed to the handler so it can store the
@@ -46,6 +52,13 @@ type idemKey struct {
 	// interim is set once an interim outcome is committed (a payment still
 	// processing, a refund still pending): the final one then replaces it.
 	interim bool
+
+	// The key's lease: released in the write that stores the first
+	// outcome, because from then on that record answers a retry.
+	leases   leases
+	lease    store.Lease
+	holder   string
+	released bool // by the last write that saved an outcome
 }
 
 // save stores the call's outcome (resp, or err if it is not nil) in tx.
@@ -57,7 +70,11 @@ func (k *idemKey) save(tx *store.Tx, resp proto.Message, err error) error {
 	if k.interim {
 		return tx.ReplaceIdempotency(rec)
 	}
-	return tx.PutIdempotency(rec)
+	if err := tx.PutIdempotency(rec); err != nil {
+		return err
+	}
+	k.released, err = k.leases.releaseIn(tx, k.lease, k.holder)
+	return err
 }
 
 // committedInterim notes that the outcome saved by a write that has now
@@ -68,10 +85,10 @@ func (k *idemKey) committedInterim() {
 	}
 }
 
-// forget removes the interim outcome, inside tx, when the call ended without
+// freeKey removes the interim outcome, inside tx, when the call ended without
 // a result worth replaying (the provider failed before any money moved), so
 // that a retry with the same key runs again.
-func (k *idemKey) forget(tx *store.Tx) error {
+func (k *idemKey) freeKey(tx *store.Tx) error {
 	if k == nil || !k.interim {
 		return nil
 	}
@@ -89,10 +106,10 @@ func (k *idemKey) record(tx *store.Tx, resp proto.Message, err error) (*store.Id
 		st := status.Convert(toGRPC(err))
 		rec.Code = int(st.Code())
 		rec.Response, merr = proto.Marshal(st.Proto())
-	} else if ev, ok := tx.OpValue().(recordedEvent); ok && objectField(resp) == ev.obj {
+	} else if ev := tx.LastEvent(); ev != nil && eventHolds(ev, objectField(resp)) {
 		// The response is the object the change's event already holds:
 		// point at the event instead of storing the object twice.
-		rec.EventID = ev.id
+		rec.EventID = ev.ID
 	} else {
 		rec.Response, merr = proto.MarshalOptions{Deterministic: true}.Marshal(resp)
 	}
@@ -115,6 +132,16 @@ func objectField(resp proto.Message) proto.Message {
 	return m.Get(fd).Message().Interface()
 }
 
+// eventHolds reports whether ev's data is obj, so that a replay may read
+// the response's object from the event.
+func eventHolds(ev *store.Event, obj proto.Message) bool {
+	if obj == nil {
+		return false
+	}
+	stored := obj.ProtoReflect().New().Interface()
+	return proto.Unmarshal(ev.Data, stored) == nil && proto.Equal(stored, obj)
+}
+
 // replayFromEvent fills the object field of resp (see objectField) from the
 // stored event.
 func (i *idempotency) replayFromEvent(ctx context.Context, rec *store.IdempotencyRecord, resp proto.Message) error {
@@ -132,7 +159,7 @@ func (i *idempotency) replayFromEvent(ctx context.Context, rec *store.Idempotenc
 // run executes do once per idempotency key: a repeat of a finished call
 // replays its stored outcome into resp; a repeat with a different request is
 // an idempotency_error; a repeat while the first is running is a conflict.
-func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Message, do func(*idemKey) error) error {
+func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Message, do func(*idemKey) error) (callErr error) {
 	p, _ := PrincipalFrom(ctx)
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get(idemKeyMetadata)
@@ -149,20 +176,25 @@ func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Me
 	}
 	hash := sha256.Sum256(reqBytes)
 
-	slot := p.AccountID + "\x00" + p.Mode() + "\x00" + method + "\x00" + key
-	i.mu.Lock()
-	if _, busy := i.inflight[slot]; busy {
-		i.mu.Unlock()
+	k := &idemKey{rec: store.IdempotencyRecord{
+		AccountID: p.AccountID, Livemode: p.Livemode, Method: method, Key: key, RequestHash: hash[:],
+	}, leases: i.leases, lease: store.Lease{AccountID: p.AccountID, Livemode: p.Livemode, Name: "idempotency/" + method + "/" + key},
+		holder: i.replica + "/" + strconv.FormatUint(i.calls.Add(1), 10)}
+	held, err := i.leases.acquire(ctx, k.lease, k.holder, i.leaseUntil(ctx))
+	if err != nil {
+		return err
+	}
+	if !held {
 		i.metrics.idempotency.WithLabelValues("conflict").Inc()
 		return Errorf(KindInFlight, "idempotency_key_in_use",
 			"A request with this idempotency key is still being processed; retry after it finishes.")
 	}
-	i.inflight[slot] = struct{}{}
-	i.mu.Unlock()
 	defer func() {
-		i.mu.Lock()
-		delete(i.inflight, slot)
-		i.mu.Unlock()
+		// A write that saved an outcome released the lease with it; a
+		// call that failed may not have committed that write.
+		if !k.released || callErr != nil {
+			i.leases.release(context.WithoutCancel(ctx), k.lease, k.holder)
+		}
 	}()
 
 	rec, err := i.store.GetIdempotency(ctx, p.AccountID, p.Livemode, method, key)
@@ -188,24 +220,28 @@ func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Me
 		}
 		return status.FromProto(&st).Err()
 	}
-	return do(&idemKey{rec: store.IdempotencyRecord{
-		AccountID: p.AccountID, Livemode: p.Livemode, Method: method, Key: key, RequestHash: hash[:],
-	}})
+	return do(k)
 }
 
-// sweep deletes records older than IdempotencyTTL, every interval, until ctx ends.
-func (i *idempotency) sweep(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_ = i.store.Write(ctx, func(tx *store.Tx) error {
-				_, err := tx.DeleteIdempotencyBefore(tx.Now().Add(-IdempotencyTTL))
-				return err
-			})
-		}
+// leaseUntil is how long a call may hold its key: until its deadline, plus
+// the time its answer may still take to be recorded once the deadline has
+// passed (recordCtx), plus a margin for clocks that differ between replicas.
+func (i *idempotency) leaseUntil(ctx context.Context) time.Time {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(i.leaseFor)
 	}
+	return deadline.Add(recordTimeout + leaseMargin)
+}
+
+// sweep deletes the records older than IdempotencyTTL, and the leases
+// that expired (their holders crashed) an hour ago or more.
+func (i *idempotency) sweep(ctx context.Context) error {
+	return i.store.Write(ctx, func(tx *store.Tx) error {
+		if _, err := tx.DeleteIdempotencyBefore(tx.Now().Add(-IdempotencyTTL)); err != nil {
+			return err
+		}
+		_, err := tx.ExpireLeases(tx.Now().Add(-time.Hour))
+		return err
+	})
 }

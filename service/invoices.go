@@ -379,25 +379,6 @@ func (s *Service) expireDue(ctx context.Context, accountID string, livemode bool
 	}
 }
 
-// sweepInvoices expires due invoices at start and then every
-// InvoiceSweepInterval (default one minute), until ctx ends. Reads expire
-// invoices lazily too, so the sweep only bounds how long an unread invoice
-// stays open past its expiry (and announces invoice.expired in time).
-func (s *Service) sweepInvoices(ctx context.Context) {
-	t := time.NewTicker(s.cfg.InvoiceSweepInterval)
-	defer t.Stop()
-	for {
-		if err := s.expireDue(ctx, "", false); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "invoice expiry sweep", "error", err.Error())
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // publicBaseURL is the base URL of the HTTP port as customers reach it,
 // without a trailing slash; payment pages are served under it at /pay/.
 func (s *Service) publicBaseURL() string {

@@ -191,7 +191,7 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 				if _, err := writePayment(tx, pr, cur, false, t, nil, nil, respond, nil); err != nil {
 					return err
 				}
-				return ik.forget(tx)
+				return ik.freeKey(tx)
 			}
 			_, err = writePayment(tx, pr, cur, false, t, ledger, ik, respond, callErr)
 			return err

@@ -11,27 +11,6 @@ import (
 // processorBatch bounds how many payouts one processor write moves.
 const processorBatch = 100
 
-// processSandboxPayouts moves sandbox payouts along until ctx ends: pending
-// for SandboxPayoutProcessingDelay → processing; processing for
-// SandboxPayoutCompletionDelay → completed, or rejected when the recipient
-// is a test account the sandbox always rejects (SandboxRejectedRecipient).
-func (s *Service) processSandboxPayouts(ctx context.Context) {
-	every := min(s.cfg.SandboxPayoutProcessingDelay, s.cfg.SandboxPayoutCompletionDelay) / 2
-	every = min(max(every, 5*time.Millisecond), time.Second)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.advanceSandboxPayouts(ctx, time.Now()); err != nil && ctx.Err() == nil {
-				s.log.ErrorContext(ctx, "sandbox payouts", "error", err.Error())
-			}
-		}
-	}
-}
-
 // advanceSandboxPayouts applies every sandbox payout transition due at now
 // and reports how many it applied. Each payout is reloaded inside the write,
 // so one cancelled meanwhile is left alone.

@@ -53,19 +53,12 @@ const reconcileBatch = 100
 // reports authorized but not captured (manual capture).
 var tSettleAuthorized = transition{"settle", []string{StatusUnknown, StatusProcessing}, StatusRequiresCapture, "payment.requires_capture"}
 
-// reconcile asks providers about unsettled objects on the schedule until ctx ends.
+// reconcile asks providers about unsettled objects on the schedule until
+// ctx ends. Every replica of a fleet runs it; each object is asked about by
+// the one replica that claims it (claimItem, workers.go).
 func (s *Service) reconcile(ctx context.Context) {
 	cfg := s.cfg.Reconcile.withDefaults()
-	tick := time.NewTicker(cfg.Interval)
-	defer tick.Stop()
-	for {
-		s.reconcileOnce(ctx, cfg)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	every(ctx, cfg.Interval, nil, func(ctx context.Context) { s.reconcileOnce(ctx, cfg) })
 }
 
 func (s *Service) reconcileOnce(ctx context.Context, cfg ReconcileConfig) {
@@ -77,6 +70,9 @@ func (s *Service) reconcileOnce(ctx context.Context, cfg ReconcileConfig) {
 	for i, p := range ps {
 		if ctx.Err() != nil {
 			return
+		}
+		if !s.claimItem(ctx, p.AccountID, p.Livemode, p.ID) {
+			continue
 		}
 		s.reconcilePayment(ctx, cfg, p, states[i])
 	}
@@ -90,6 +86,9 @@ func (s *Service) reconcileOnce(ctx context.Context, cfg ReconcileConfig) {
 	for i, r := range rs {
 		if ctx.Err() != nil {
 			return
+		}
+		if !s.claimItem(ctx, r.AccountID, r.Livemode, r.ID) {
+			continue
 		}
 		s.reconcileRefund(ctx, cfg, r, rstates[i])
 	}
@@ -113,6 +112,9 @@ func (s *Service) reconcileProviderObjects(ctx context.Context, cfg ReconcileCon
 		if ctx.Err() != nil {
 			return
 		}
+		if !s.claimItem(ctx, inv.AccountID, inv.Livemode, inv.ID) {
+			continue
+		}
 		s.reconcileInvoice(ctx, cfg, inv, istates[i])
 	}
 	ps, pstates, err := s.store.ProviderPayoutsDue(ctx, sandbox.Name, now.Add(-max(cfg.Schedule[0], 2*s.cfg.ProviderTimeout)), now, reconcileBatch)
@@ -122,6 +124,9 @@ func (s *Service) reconcileProviderObjects(ctx context.Context, cfg ReconcileCon
 	for i, p := range ps {
 		if ctx.Err() != nil {
 			return
+		}
+		if !s.claimItem(ctx, p.AccountID, p.Livemode, p.ID) {
+			continue
 		}
 		s.reconcilePayout(ctx, cfg, p, pstates[i])
 	}
@@ -212,7 +217,7 @@ func (s *Service) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p *
 	case ctx.Err() != nil:
 		return
 	case errors.Is(err, errAlreadySettled):
-		s.forget(p.ID)
+		s.dropReconcileSchedule(p.ID)
 		return
 	case !errors.Is(err, errNotSettled):
 		log.Warn("reconciler: payment still unsettled", "error", err.Error())
@@ -220,8 +225,8 @@ func (s *Service) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p *
 	s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, err)
 }
 
-// forget drops the schedule of an object settled by someone else.
-func (s *Service) forget(objectID string) {
+// dropReconcileSchedule drops the schedule of an object settled by someone else.
+func (s *Service) dropReconcileSchedule(objectID string) {
 	_ = s.store.Write(context.Background(), func(tx *store.Tx) error { return tx.DeleteReconcileCheck(objectID) })
 }
 
@@ -353,7 +358,7 @@ func (s *Service) reconcileRefund(ctx context.Context, cfg ReconcileConfig, r *s
 		return
 	}
 	if errors.Is(err, errAlreadySettled) {
-		s.forget(r.ID)
+		s.dropReconcileSchedule(r.ID)
 		return
 	}
 	if !errors.Is(err, errNotSettled) {

@@ -97,11 +97,17 @@ type Config struct {
 
 // Service holds the state shared by the gRPC services.
 type Service struct {
-	cfg     Config
-	store   *store.Store
-	log     *slog.Logger
-	auth    *authenticator
-	idem    *idempotency
+	cfg   Config
+	store *store.Store
+	log   *slog.Logger
+	auth  *authenticator
+	idem  *idempotency
+	// leases decide which replica works an item (leases.go); replica is
+	// this process's name in them.
+	leases  leases
+	replica string
+	// fleet is set when other replicas write the same database.
+	fleet   bool
 	limits  *rateLimiter
 	started time.Time
 
@@ -147,10 +153,13 @@ func New(cfg Config) *Service {
 		store:   cfg.Store,
 		log:     cfg.Logger,
 		auth:    newAuthenticator(cfg.Store, cfg.AuthCacheTTL),
-		idem:    newIdempotency(cfg.Store),
+		fleet:   sharedStore(cfg.Store),
+		replica: NewID("replica_"),
 		limits:  newRateLimiter(cfg.RateLimit, cfg.RateBurst),
 		started: time.Now(),
 	}
+	s.leases = newLeases(cfg.Store, s.fleet)
+	s.idem = newIdempotency(cfg.Store, s.leases, s.replica, cfg.DefaultDeadline)
 	s.metrics = newMetrics(s)
 	s.idem.metrics = s.metrics
 	if s.store != nil && !cfg.InstrumentationOff {
@@ -168,12 +177,41 @@ func (s *Service) Run(ctx context.Context) {
 	var bg sync.WaitGroup
 	bg.Go(func() { s.dispatch(ctx) })                                        // webhook deliveries (dispatcher.go)
 	bg.Go(func() { s.reconcile(ctx) })                                       // whatever providers left unsettled (reconciler.go)
-	bg.Go(func() { s.sweepInvoices(ctx) })                                   // invoices past their expiry (invoices.go)
-	bg.Go(func() { s.processSandboxPayouts(ctx) })                           // sandbox payouts (payout_processor.go)
-	bg.Go(func() { s.checkpointLedger(ctx) })                                // ledger checkpoints (balance.go)
 	bg.Go(func() { s.cfg.Router.Monitor(ctx, s.cfg.ProviderCheckInterval) }) // provider health (routing.go)
-	bg.Go(func() { s.idem.sweep(ctx, time.Hour) })                           // idempotency records past IdempotencyTTL
+	// The sweeps run on one replica of a fleet at a time (workers.go).
+	// Reads expire invoices lazily too: this sweep bounds how long an unread
+	// invoice stays open past its expiry (and announces invoice.expired in time).
+	bg.Go(func() {
+		s.sweep(ctx, "invoice-expiry", s.cfg.InvoiceSweepInterval, func(ctx context.Context) error {
+			return s.expireDue(ctx, "", false)
+		})
+	})
+	// Sandbox payouts: pending for SandboxPayoutProcessingDelay → processing;
+	// processing for SandboxPayoutCompletionDelay → completed, or rejected
+	// for the recipient the sandbox always rejects (payout_processor.go).
+	bg.Go(func() {
+		s.sweep(ctx, "sandbox-payouts", s.sandboxPayoutInterval(), func(ctx context.Context) error {
+			_, err := s.advanceSandboxPayouts(ctx, time.Now())
+			return err
+		})
+	})
+	// Ledger checkpoints keep balance reads short: each account and mode
+	// with at least LedgerCheckpointEntries new entries gets one (balance.go).
+	bg.Go(func() {
+		s.sweep(ctx, "ledger-checkpoint", s.cfg.LedgerCheckpointInterval, func(ctx context.Context) error {
+			_, err := s.store.CheckpointLedger(ctx, s.cfg.LedgerCheckpointEntries)
+			return err
+		})
+	})
+	bg.Go(func() { s.sweep(ctx, "idempotency", time.Hour, s.idem.sweep) }) // records past IdempotencyTTL
 	bg.Wait()
+}
+
+// sandboxPayoutInterval is how often sandbox payouts are moved along: twice
+// per the shorter delay, between 5ms and a second.
+func (s *Service) sandboxPayoutInterval() time.Duration {
+	every := min(s.cfg.SandboxPayoutProcessingDelay, s.cfg.SandboxPayoutCompletionDelay) / 2
+	return min(max(every, 5*time.Millisecond), time.Second)
 }
 
 // positive returns d, or def when d is zero or negative.

@@ -31,6 +31,7 @@ func (tx *Tx) InsertEvent(e *Event) error {
 		return fmt.Errorf("store: insert event: %w", err)
 	}
 	tx.events = append(tx.events, e.Type)
+	tx.lastEvent = e
 	return nil
 }
 

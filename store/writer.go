@@ -229,7 +229,7 @@ func (w *writer) apply(o *op) (err error) {
 	if err := o.ctx.Err(); err != nil {
 		return err
 	}
-	w.tx.opValue, w.tx.events = nil, w.tx.events[:0]
+	w.tx.lastEvent, w.tx.events = nil, w.tx.events[:0]
 	if _, err := w.tx.exec("SAVEPOINT op"); err != nil {
 		return fmt.Errorf("store: savepoint: %w", err)
 	}
@@ -272,20 +272,18 @@ type Tx struct {
 	payments *paymentCache
 	// idem counts the idempotency records that may exist (idemindex.go).
 	idem *idemIndex
-	// opValue is a value one change keeps for itself during its run (OpValue).
-	opValue any
+	// lastEvent is the event the running change inserted last (LastEvent).
+	lastEvent *Event
 	// events are the types of the events the running change inserted, for
 	// the Observer once the batch commits.
 	events []string
 }
 
-// SetOpValue keeps v for the rest of the running change (OpValue returns
-// it); the next change starts without it. Changes share the transaction, so
-// this is how one step of a change hands something to a later step.
-func (tx *Tx) SetOpValue(v any) { tx.opValue = v }
-
-// OpValue returns what the running change kept with SetOpValue, or nil.
-func (tx *Tx) OpValue() any { return tx.opValue }
+// LastEvent returns the event the running change inserted last, or nil;
+// the next change starts without one. Changes share the transaction, so
+// this is how the step that stores a call's outcome learns which event
+// already holds the object it answers with (service/idempotency.go).
+func (tx *Tx) LastEvent() *Event { return tx.lastEvent }
 
 // Now is the batch's clock reading, shared by every change in the batch.
 func (tx *Tx) Now() time.Time { return tx.now }
