@@ -137,6 +137,10 @@ var copyFixture = []fixtureTable{
 		func(int) []any {
 			return []any{"opi_1", "acct_1", 0, "re_1", "refund_pending", "The provider has no refund status call: ask it, then resolve.", 1700000000001900, nil}
 		}},
+	// A single SQLite process keeps its leases in memory, so a real source
+	// has none; a copied one would only have expired.
+	{"leases", 1, `INSERT INTO leases (account_id, livemode, name, owner, expires) VALUES (?, ?, ?, ?, ?)`,
+		func(int) []any { return []any{"acct_1", 0, "reconcile/pay_1", "replica_1", 1700000000002000} }},
 }
 
 // fillCopySource makes a migrated SQLite database holding copyFixture.
