@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -101,20 +100,8 @@ routes:
 // start runs replica i and waits until it serves.
 func (f *fleet) start(t *testing.T, i int, extra ...string) {
 	args := append(append([]string{"serve", "--db", f.dsn, "--config", f.cfg}, fleetArgs...), extra...)
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), runAsMainEnv+"=1")
-	for k, v := range pvEnv {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	r := &fleetReplica{cmd: cmd, done: make(chan struct{}), log: &syncBuffer{}}
-	cmd.Stderr = r.log
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, log := startServeChild(t, args)
+	r := &fleetReplica{cmd: cmd, done: make(chan struct{}), log: log}
 	addrs := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -174,8 +161,6 @@ func (f *fleet) account(t *testing.T, name string) (testKey, liveKey string) {
 	return testKey, liveKey
 }
 
-var fleetClient = &http.Client{Timeout: 20 * time.Second}
-
 // rest sends one REST request to replica i; code 0 means no answer (the
 // replica is down or went down).
 func (f *fleet) rest(i int, method, path, key, idemKey, body string) (int, map[string]any) {
@@ -183,26 +168,7 @@ func (f *fleet) rest(i int, method, path, key, idemKey, body string) (int, map[s
 	if r == nil {
 		return 0, nil
 	}
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, "http://"+r.httpAddr+path, rd)
-	req.Header.Set("Authorization", "Bearer "+key)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if idemKey != "" {
-		req.Header.Set("Idempotency-Key", idemKey)
-	}
-	resp, err := fleetClient.Do(req)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return restCall(r.httpAddr, method, path, key, idemKey, body)
 }
 
 // must sends a request that must answer 200.
@@ -230,18 +196,6 @@ func (f *fleet) parallel(n int, call func(k, replica int) (int, map[string]any))
 	close(start)
 	wg.Wait()
 	return codes, bodies
-}
-
-// fleetWait polls cond every 20ms until it holds or 30s pass.
-func fleetWait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // statusProxy stands in front of a fake provider, counts the status calls
@@ -415,7 +369,7 @@ func (f *fleet) testPayoutsNeverOverdraw(t *testing.T) {
 	if ok != 9 {
 		t.Errorf("%d payouts of 1035 taken from 10000; want exactly 9", ok)
 	}
-	fleetWait(t, "the payouts to complete", func() bool {
+	whWait(t, "the payouts to complete", func() bool {
 		list := f.must(t, 2, "GET", "/v1/payouts?page_size=100&status=completed", key, "")
 		ps, _ := list["payouts"].([]any)
 		return len(ps) == ok
@@ -516,7 +470,7 @@ func (f *fleet) testWebhooksDeliveredOnce(t *testing.T) {
 	if len(evs) < 30 {
 		t.Fatalf("%d events for 30 payments", len(evs))
 	}
-	fleetWait(t, "every event to be delivered", func() bool {
+	whWait(t, "every event to be delivered", func() bool {
 		for _, id := range evs {
 			if rcv.count(id) == 0 {
 				return false
@@ -543,12 +497,12 @@ func (f *fleet) testWebhooksSurviveKillMidDelivery(t *testing.T) {
 	for k := range 5 {
 		f.must(t, 0, "POST", "/v1/payments", key, `{"amount":1200,"currency":"USD","payment_method":"pm_card_visa","description":"`+fmt.Sprint(k)+`"}`)
 	}
-	fleetWait(t, "replica 0 to be attempting deliveries", func() bool { return rcv.waiting.Load() >= 1 })
+	whWait(t, "replica 0 to be attempting deliveries", func() bool { return rcv.waiting.Load() >= 1 })
 	f.stop(t, 0, syscall.SIGKILL)
-	fleetWait(t, "the killed replica's attempts to be cut off", func() bool { return rcv.abandoned.Load() >= 1 })
+	whWait(t, "the killed replica's attempts to be cut off", func() bool { return rcv.abandoned.Load() >= 1 })
 	rcv.release()
 	evs := f.events(t, 1, key)
-	fleetWait(t, "every event to be delivered by the surviving replicas", func() bool {
+	whWait(t, "every event to be delivered by the surviving replicas", func() bool {
 		for _, id := range evs {
 			if rcv.count(id) == 0 {
 				return false
@@ -574,14 +528,14 @@ func (f *fleet) testUnknownPaymentAskedByOneReplica(t *testing.T) {
 	code, out := f.rest(1, "POST", "/v1/payments", live, "unknown-1", `{"amount":3100,"currency":"EUR","payment_method":"pm_fleet"}`)
 	t.Logf("payment whose charge got no answer: %d %v", code, out)
 	var id string
-	fleetWait(t, "the payment to be recorded", func() bool {
+	whWait(t, "the payment to be recorded", func() bool {
 		ps, _ := f.must(t, 2, "GET", "/v1/payments?page_size=10", live, "")["payments"].([]any)
 		if len(ps) == 1 {
 			id = str(ps[0].(map[string]any), "id")
 		}
 		return id != ""
 	})
-	fleetWait(t, "the reconciler to settle the payment", func() bool {
+	whWait(t, "the reconciler to settle the payment", func() bool {
 		return str(f.must(t, 0, "GET", "/v1/payments/"+id, live, ""), "status") == "succeeded"
 	})
 	if n := f.status.gets.Load(); n < 4 {

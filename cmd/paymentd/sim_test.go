@@ -210,20 +210,9 @@ func (r *simRun) start() {
 		"--reconcile-schedule", "50ms,100ms,200ms", "--reconcile-interval", "50ms", "--allow-private-webhooks"}
 	var lastErr error
 	for attempt := 0; attempt < 50; attempt++ {
-		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = append(os.Environ(), runAsMainEnv+"=1")
-		for k, v := range pvEnv {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		r.log = &syncBuffer{}
-		cmd.Stderr = r.log
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		var cmd *exec.Cmd
+		var stdout io.Reader
+		cmd, stdout, r.log = startServeChild(t, args)
 		ready := make(chan bool, 1)
 		go func() {
 			sc := bufio.NewScanner(stdout)
@@ -259,6 +248,28 @@ func (r *simRun) start() {
 	t.Fatalf("seed %d: could not start paymentd: %v", r.seed, lastErr)
 }
 
+// startServeChild starts this test binary as `paymentd <args>` in a child
+// process (so that SIGKILL is a real crash), with the provider credentials
+// of pvEnv, and returns it, its stdout and the buffer its stderr goes to.
+func startServeChild(t *testing.T, args []string) (*exec.Cmd, io.Reader, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), runAsMainEnv+"=1")
+	for k, v := range pvEnv {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	log := &syncBuffer{}
+	cmd.Stderr = log
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout, log
+}
+
 // stop ends the server: with SIGTERM (a graceful close of the server and
 // its store) or with SIGKILL (a crash, nothing flushed but what was
 // committed).
@@ -291,11 +302,18 @@ func (r *simRun) rest(method, path, idemKey, body string) (int, map[string]any) 
 
 // restAs is rest with another API key.
 func (r *simRun) restAs(key, method, path, idemKey, body string) (int, map[string]any) {
+	return restCall(r.httpAddr, method, path, key, idemKey, body)
+}
+
+// restCall sends one REST request to the paymentd at addr (no body when
+// body is empty, no Idempotency-Key when idemKey is empty); a transport
+// error is an answer too (code 0).
+func restCall(addr, method, path, key, idemKey, body string) (int, map[string]any) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, _ := http.NewRequest(method, "http://"+r.httpAddr+path, rd)
+	req, _ := http.NewRequest(method, "http://"+addr+path, rd)
 	req.Header.Set("Authorization", "Bearer "+key)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
