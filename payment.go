@@ -35,14 +35,23 @@ var payments = &object[PaymentStatus]{
 // collected for the account) to available.
 var capturedFlow = Flow{SideProvider, SideAvailable}
 
+// answerable are the statuses a provider's answer to an authorization
+// applies to: a new payment, or one recorded processing before the call.
+var answerable = []PaymentStatus{"", PaymentProcessing}
+
 // The payment lifecycle as data. Creation is modeled as transitions from
-// the empty status; a settlement is the reconciler's (or a provider
-// webhook's) confirmed answer for a payment left unknown or processing.
+// the empty status: the provider's answer to the authorization, applied to
+// the new payment or to the one recorded processing before a provider
+// across the network was asked. A settlement is the reconciler's (or a
+// provider webhook's) confirmed answer for a payment left unknown or
+// processing.
 var (
-	PaymentCreateCaptured   = Transition[PaymentStatus]{"create", []PaymentStatus{""}, PaymentSucceeded, EventPaymentSucceeded, capturedFlow, payments}
-	PaymentCreateAuthorized = Transition[PaymentStatus]{"create", []PaymentStatus{""}, PaymentRequiresCapture, EventPaymentRequiresCapture, Flow{}, payments}
-	PaymentCreateDeclined   = Transition[PaymentStatus]{"create", []PaymentStatus{""}, PaymentFailed, EventPaymentFailed, Flow{}, payments}
-	PaymentCreateUnknown    = Transition[PaymentStatus]{"create", []PaymentStatus{""}, PaymentUnknown, EventPaymentUnknown, Flow{}, payments}
+	PaymentCreateCaptured   = Transition[PaymentStatus]{"create", answerable, PaymentSucceeded, EventPaymentSucceeded, capturedFlow, payments}
+	PaymentCreateAuthorized = Transition[PaymentStatus]{"create", answerable, PaymentRequiresCapture, EventPaymentRequiresCapture, Flow{}, payments}
+	PaymentCreateDeclined   = Transition[PaymentStatus]{"create", answerable, PaymentFailed, EventPaymentFailed, Flow{}, payments}
+	// PaymentCreateUnknown records a payment whose provider did not
+	// answer: money may have moved, so it is never reported as failed.
+	PaymentCreateUnknown = Transition[PaymentStatus]{"create", answerable, PaymentUnknown, EventPaymentUnknown, Flow{}, payments}
 	// PaymentCreateProcessing records a payment before a provider across
 	// the network is asked; the provider's answer then settles it.
 	PaymentCreateProcessing = Transition[PaymentStatus]{"create", []PaymentStatus{""}, PaymentProcessing, EventPaymentProcessing, Flow{}, payments}

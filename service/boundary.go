@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/providers/routing"
@@ -142,16 +143,16 @@ func applyCaptureAnswer(tx *store.Tx, pr *Principal, id string, amount int64, ne
 	}
 	if pending && cur.PendingOp != opCapture {
 		// Settled meanwhile (by the reconciler, or another retry): never twice.
-		if cur.Status == StatusSucceeded {
+		if paymentd.PaymentStatus(cur.Status) == paymentd.PaymentSucceeded {
 			respond(paymentProto(cur))
 			return nil, nil
 		}
-		return tCapture.check(cur.ID, cur.Status), nil
+		return paymentd.PaymentCapture.Check(cur.ID, paymentd.PaymentStatus(cur.Status)), nil
 	}
 	kind := providers.KindOf(perr)
 	switch {
 	case perr == nil:
-		if err := tCapture.check(cur.ID, cur.Status); err != nil {
+		if err := paymentd.PaymentCapture.Check(cur.ID, paymentd.PaymentStatus(cur.Status)); err != nil {
 			return err, nil
 		}
 		if amount > cur.AmountCapturable {
@@ -163,7 +164,7 @@ func applyCaptureAnswer(tx *store.Tx, pr *Principal, id string, amount int64, ne
 		if newRef != "" {
 			cur.ProviderRef = newRef
 		}
-		if _, err := writePayment(tx, pr, cur, false, tCapture, moveEntries(cur, amount, cur.ID), ik, respond, nil); err != nil {
+		if err := writePayment(tx, pr, cur, paymentd.PaymentCapture, ik, respond, nil); err != nil {
 			return nil, err
 		}
 		if err := tx.ResolveOperatorItems(cur.ID); err != nil {
@@ -222,20 +223,20 @@ func applyCancelAnswer(tx *store.Tx, pr *Principal, id string, perr error, pendi
 		return nil, err
 	}
 	if pending && cur.PendingOp != opCancel {
-		if cur.Status == StatusCanceled {
+		if paymentd.PaymentStatus(cur.Status) == paymentd.PaymentCanceled {
 			respond(paymentProto(cur))
 			return nil, nil
 		}
-		return tCancel.check(cur.ID, cur.Status), nil
+		return paymentd.PaymentCancel.Check(cur.ID, paymentd.PaymentStatus(cur.Status)), nil
 	}
 	switch kind := providers.KindOf(perr); {
 	case perr == nil:
-		if err := tCancel.check(cur.ID, cur.Status); err != nil {
+		if err := paymentd.PaymentCancel.Check(cur.ID, paymentd.PaymentStatus(cur.Status)); err != nil {
 			return err, nil
 		}
 		clearPending(cur)
 		cur.AmountCapturable = 0
-		if _, err := writePayment(tx, pr, cur, false, tCancel, nil, ik, respond, nil); err != nil {
+		if err := writePayment(tx, pr, cur, paymentd.PaymentCancel, ik, respond, nil); err != nil {
 			return nil, err
 		}
 		return nil, tx.DeleteReconcileCheck(cur.ID)
@@ -479,7 +480,7 @@ func refuseWhileAttemptUnsettled(tx *store.Tx, inv *store.Invoice, what string) 
 // paid for an invoice that no longer wanted it.
 func applyPaymentToInvoiceTx(tx *store.Tx, p *store.Payment) error {
 	invID := p.Metadata["invoice_id"]
-	if invID == "" || p.Status != StatusSucceeded {
+	if invID == "" || paymentd.PaymentStatus(p.Status) != paymentd.PaymentSucceeded {
 		return nil
 	}
 	inv, err := tx.GetInvoice(p.AccountID, p.Livemode, invID)
@@ -489,9 +490,9 @@ func applyPaymentToInvoiceTx(tx *store.Tx, p *store.Payment) error {
 	if err != nil {
 		return err
 	}
-	if inv.Status == InvoiceOpen && inv.Network == "" && p.Amount == inv.Amount && p.Currency == inv.Currency {
+	if paymentd.InvoiceStatus(inv.Status) == paymentd.InvoiceOpen && inv.Network == "" && p.Amount == inv.Amount && p.Currency == inv.Currency {
 		inv.PaymentID, inv.AmountPaid = p.ID, inv.Amount
-		_, err := writeInvoice(tx, ownerOf(inv), inv, false, tInvoicePay, nil)
+		_, err := writeInvoice(tx, inv, paymentd.InvoicePay, nil)
 		return err
 	}
 	if inv.PaymentID == p.ID {
@@ -678,7 +679,7 @@ func (s *Service) reconcileInvoiceAttempts(ctx context.Context, cfg ReconcileCon
 				if _, err := tx.InvoiceIDByReference(att.AccountID, att.Livemode, inv.TransactionReference); err == nil {
 					return nil // recorded meanwhile by a retry
 				}
-				_, err := writeInvoice(tx, ownerOf(&inv), &inv, true, tInvoiceCreate, nil)
+				_, err := writeInvoice(tx, &inv, paymentd.InvoiceCreate, nil)
 				return err
 			})
 			log.Info("reconciler: invoice found at its provider and recorded")

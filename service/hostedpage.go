@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/providers/sandbox"
@@ -133,13 +134,13 @@ func (s *Service) submitPaymentPage(w http.ResponseWriter, r *http.Request) {
 // paying an invoice that expired or was canceled meanwhile, never moves money.
 func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store.Invoice) {
 	switch {
-	case inv.Status == InvoicePaid:
+	case paymentd.InvoiceStatus(inv.Status) == paymentd.InvoicePaid:
 		s.redirectToCallback(w, r, inv, redirectSuccess) // a second click, or the back button
 		return
 	case inv.Network != "":
 		s.renderInvoice(w, r, inv, http.StatusConflict, "err_crypto_pay")
 		return
-	case inv.Status != InvoiceOpen:
+	case paymentd.InvoiceStatus(inv.Status) != paymentd.InvoiceOpen:
 		s.renderInvoice(w, r, inv, http.StatusConflict, "")
 		return
 	}
@@ -168,10 +169,10 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 	case err != nil:
 		s.renderFailure(w, r, err)
 		return
-	case inv.Status == InvoicePaid:
+	case paymentd.InvoiceStatus(inv.Status) == paymentd.InvoicePaid:
 		s.redirectToCallback(w, r, inv, redirectSuccess)
 		return
-	case inv.Status != InvoiceOpen || unsettledAttempt != nil:
+	case paymentd.InvoiceStatus(inv.Status) != paymentd.InvoiceOpen || unsettledAttempt != nil:
 		// An earlier attempt has no definite answer yet: the provider may
 		// have taken the money, so no second payment (issue 10 case 4).
 		s.renderInvoice(w, r, inv, http.StatusConflict, "")
@@ -190,23 +191,23 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 		Description: p.Description, Livemode: p.Livemode,
 	})
 	done(perr)
-	t, ledger, recorded := authorizationOutcome(p, res, perr)
+	t, recorded := authorizationOutcome(p, res, perr)
 	var failure string
 	var unsettled bool
 	switch {
 	case !recorded:
 		s.renderInvoice(w, r, inv, http.StatusServiceUnavailable, "err_unavailable")
 		return
-	case t.dest == StatusFailed:
+	case t.Destination == paymentd.PaymentFailed:
 		failure = declineText(p.FailureCode)
-	case t.dest != StatusSucceeded:
+	case t.Destination != paymentd.PaymentSucceeded:
 		// Authorized only, or no answer (the reconciler settles it and
 		// applies it to the invoice, applyPaymentToInvoiceTx): the merchant
 		// or the reconciler finishes it, never a second payment. The page
 		// shows the unsettled attempt (pageState) and no Pay button.
 		unsettled = true
 	}
-	captured := t.dest == StatusSucceeded
+	captured := t.Destination == paymentd.PaymentSucceeded
 	after := inv
 	// Record the answer even if the customer's browser has gone.
 	wctx, wcancel := recordCtx(r.Context())
@@ -220,24 +221,24 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 			return err
 		}
 		after = cur
-		if captured && cur.Status != InvoiceOpen {
+		if captured && paymentd.InvoiceStatus(cur.Status) != paymentd.InvoiceOpen {
 			return nil // paid meanwhile, expired or canceled: no payment, no money
 		}
 		pr := ownerOf(cur)
-		if _, err := writePayment(tx, pr, p, true, t, ledger, nil, func(*pb.Payment) proto.Message { return nil }, nil); err != nil {
+		if err := writePayment(tx, pr, p, t, nil, func(*pb.Payment) proto.Message { return nil }, nil); err != nil {
 			return err
 		}
 		if !captured {
 			return nil
 		}
 		cur.PaymentID, cur.AmountPaid = p.ID, cur.Amount
-		_, err = writeInvoice(tx, pr, cur, false, tInvoicePay, nil)
+		_, err = writeInvoice(tx, cur, paymentd.InvoicePay, nil)
 		return err
 	})
 	switch {
 	case err != nil:
 		s.renderFailure(w, r, err)
-	case after.Status == InvoicePaid:
+	case paymentd.InvoiceStatus(after.Status) == paymentd.InvoicePaid:
 		s.redirectToCallback(w, r, after, redirectSuccess)
 	case failure != "":
 		s.renderInvoice(w, r, after, http.StatusPaymentRequired, failure)
@@ -250,11 +251,11 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 
 // cancelFromPage cancels an open invoice and sends the customer back.
 func (s *Service) cancelFromPage(w http.ResponseWriter, r *http.Request, inv *store.Invoice) {
-	switch inv.Status {
-	case InvoiceCanceled:
+	switch paymentd.InvoiceStatus(inv.Status) {
+	case paymentd.InvoiceCanceled:
 		s.redirectToCallback(w, r, inv, redirectCancel) // a second click
 		return
-	case InvoiceOpen:
+	case paymentd.InvoiceOpen:
 	default:
 		s.renderInvoice(w, r, inv, http.StatusConflict, "")
 		return

@@ -221,7 +221,7 @@ func (s *InvoicesServer) CreateInvoice(ctx context.Context, req *pb.CreateInvoic
 			if err := tx.DeleteInvoiceAttempt(pr.AccountID, pr.Livemode, inv.TransactionReference); err != nil {
 				return err
 			}
-			out, err := writeInvoice(tx, pr, inv, true, tInvoiceCreate, nil)
+			out, err := writeInvoice(tx, inv, paymentd.InvoiceCreate, nil)
 			if errors.Is(err, store.ErrConflict) {
 				return duplicateReference(inv.TransactionReference, "")
 			}
@@ -247,49 +247,39 @@ func duplicateReference(ref, existingID string) error {
 		Message: msg + "; read it with GET /v1/invoices/" + ref + ", or use a new reference for a new invoice."}
 }
 
-// writeInvoice records an invoice's change in tx: the row, the ledger
-// entries of money received, and the event, all or nothing. t gives the new
-// status and the event.
-func writeInvoice(tx *store.Tx, pr *Principal, inv *store.Invoice, insert bool, t invoiceTransition, ledger []store.LedgerEntry) (*pb.Invoice, error) {
-	now := tx.Now()
-	inv.Status = t.dest
-	inv.Updated = now
-	if inv.Status == InvoicePaid && inv.PaidAt.IsZero() {
-		inv.PaidAt = now
-	}
-	if insert {
-		if err := tx.InsertInvoice(inv); err != nil {
-			return nil, err
-		}
-	} else if err := tx.UpdateInvoice(inv); err != nil {
+// writeInvoice applies t to the invoice in tx, checked against its status
+// (a creation, from the empty status, inserts it): the row, the ledger moves
+// of money received (received, from paymentd.ReceiptFlow), and the event,
+// all or nothing.
+func writeInvoice(tx *store.Tx, inv *store.Invoice, t paymentd.Transition[paymentd.InvoiceStatus], received []paymentd.Move) (*pb.Invoice, error) {
+	ch, err := t.Apply(inv.ID, paymentd.InvoiceStatus(inv.Status))
+	if err != nil {
 		return nil, err
 	}
-	if len(ledger) > 0 {
-		if err := tx.InsertLedgerEntries(ledger...); err != nil {
-			return nil, err
-		}
+	now := tx.Now()
+	inv.Status = string(ch.Status())
+	inv.Updated = now
+	if ch.Status() == paymentd.InvoicePaid && inv.PaidAt.IsZero() {
+		inv.PaidAt = now
+	}
+	if ch.From() == "" {
+		err = tx.InsertInvoice(inv)
+	} else {
+		err = tx.UpdateInvoice(inv)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := insertMoves(tx, inv.AccountID, inv.Livemode, inv.Currency, inv.ID, received); err != nil {
+		return nil, err
 	}
 	out := invoiceProto(inv)
-	return out, recordEvent(tx, pr, t.event, inv.ID, out)
-}
-
-// keepStatus is the change of an invoice that keeps its status.
-func keepStatus(status string) invoiceTransition {
-	return invoiceTransition{name: "update", sources: []string{status}, dest: status, event: eventInvoiceUpdated}
-}
-
-// receivedEntries moves money received for an invoice from the provider's
-// book to the account's available book.
-func receivedEntries(inv *store.Invoice, amount int64) []store.LedgerEntry {
-	return []store.LedgerEntry{
-		{AccountID: inv.AccountID, Livemode: inv.Livemode, Currency: inv.Currency, Book: providerBook(inv.Provider), Amount: -amount, SourceID: inv.ID},
-		{AccountID: inv.AccountID, Livemode: inv.Livemode, Currency: inv.Currency, Book: store.BookAvailable, Amount: amount, SourceID: inv.ID},
-	}
+	return out, recordEvent(tx, ownerOf(inv), string(ch.Event()), inv.ID, out)
 }
 
 // due reports whether a payable invoice has reached its expiry at now.
 func due(inv *store.Invoice, now time.Time) bool {
-	return payable(inv.Status) && !now.Before(inv.ExpiresAt)
+	return paymentd.Payable(paymentd.InvoiceStatus(inv.Status)) && !now.Before(inv.ExpiresAt)
 }
 
 // expireIfDue expires inv in tx if it is due.
@@ -297,7 +287,7 @@ func expireIfDue(tx *store.Tx, inv *store.Invoice) error {
 	if !due(inv, tx.Now()) {
 		return nil
 	}
-	_, err := writeInvoice(tx, ownerOf(inv), inv, false, tInvoiceExpire, nil)
+	_, err := writeInvoice(tx, inv, paymentd.InvoiceExpire, nil)
 	return err
 }
 
@@ -511,7 +501,7 @@ func (s *InvoicesServer) ListInvoices(ctx context.Context, req *pb.ListInvoicesR
 		return nil, err
 	}
 	if req.Status != "" {
-		if err := oneOf("status", req.Status, invoiceStatuses...); err != nil {
+		if err := oneOf("status", req.Status, paymentd.Strings(paymentd.InvoiceLifecycle.Statuses)...); err != nil {
 			return nil, err
 		}
 		f.Status = req.Status
@@ -555,7 +545,7 @@ func (s *InvoicesServer) CancelInvoice(ctx context.Context, req *pb.CancelInvoic
 	}
 	resp := &pb.CancelInvoiceResponse{}
 	err = s.idem.run(ctx, "CancelInvoice", req, resp, func(ik *idemKey) error {
-		if err := tInvoiceCancel.check(inv.ID, inv.Status); err != nil {
+		if err := paymentd.InvoiceCancel.Check(inv.ID, paymentd.InvoiceStatus(inv.Status)); err != nil {
 			return err
 		}
 		return s.store.Write(ctx, func(tx *store.Tx) error {
@@ -580,11 +570,11 @@ func cancelInvoiceTx(tx *store.Tx, inv *store.Invoice) (*pb.Invoice, error) {
 	if err != nil {
 		return nil, err
 	}
-	status := cur.Status
+	status := paymentd.InvoiceStatus(cur.Status)
 	if due(cur, tx.Now()) {
-		status = InvoiceExpired // the next read records the expiry
+		status = paymentd.InvoiceExpired // the next read records the expiry
 	}
-	if err := tInvoiceCancel.check(cur.ID, status); err != nil {
+	if err := paymentd.InvoiceCancel.Check(cur.ID, status); err != nil {
 		return nil, err
 	}
 	if err := refuseCancelAtProvider(cur); err != nil {
@@ -594,7 +584,7 @@ func cancelInvoiceTx(tx *store.Tx, inv *store.Invoice) (*pb.Invoice, error) {
 		return nil, err
 	}
 	*inv = *cur
-	return writeInvoice(tx, ownerOf(inv), inv, false, tInvoiceCancel, nil)
+	return writeInvoice(tx, inv, paymentd.InvoiceCancel, nil)
 }
 
 // RecordTestReceipt records a simulated incoming transfer towards a test-mode
@@ -677,8 +667,8 @@ func applyReceipt(tx *store.Tx, inv *store.Invoice, txnID string, amount int64, 
 		return nil, &Error{Kind: KindConflict, Code: "too_many_receipts", Param: "id",
 			Message: fmt.Sprintf("Invoice %s already has %d transfers, the most one invoice can record.", inv.ID, maxReceipts)}
 	}
-	t := keepStatus(inv.Status)
-	var ledger []store.LedgerEntry
+	t := paymentd.InvoiceUpdate
+	var received []paymentd.Move
 	if !r.Counted && r.Confirmations >= inv.ConfirmationsRequired {
 		paid, ok := paymentd.AddChecked(inv.AmountPaid, r.Amount)
 		if !ok {
@@ -686,8 +676,8 @@ func applyReceipt(tx *store.Tx, inv *store.Invoice, txnID string, amount int64, 
 		}
 		r.Counted = true
 		inv.AmountPaid = paid
-		ledger = receivedEntries(inv, r.Amount)
-		if next, ok := receiptTransition(inv.Status, inv.AmountPaid, inv.Amount); ok {
+		received = paymentd.ReceiptFlow.Moves(inv.Provider, r.Amount)
+		if next, ok := paymentd.InvoiceReceipt(paymentd.InvoiceStatus(inv.Status), inv.AmountPaid, inv.Amount); ok {
 			t = next
 		}
 	}
@@ -701,7 +691,7 @@ func applyReceipt(tx *store.Tx, inv *store.Invoice, txnID string, amount int64, 
 		}
 		inv.Receipts = append(inv.Receipts, r)
 	}
-	return writeInvoice(tx, ownerOf(inv), inv, false, t, ledger)
+	return writeInvoice(tx, inv, t, received)
 }
 
 func invoiceProto(inv *store.Invoice) *pb.Invoice {

@@ -115,7 +115,7 @@ func declineText(code string) string {
 // not been applied to the invoice. While there is one the page shows the
 // unsettled state and offers no second payment.
 func (s *Service) invoiceUnsettledAttempt(ctx context.Context, inv *store.Invoice) (*store.Payment, error) {
-	if inv.Network != "" || inv.Status != InvoiceOpen || len(inv.ID) <= len(PrefixInvoice) {
+	if inv.Network != "" || paymentd.InvoiceStatus(inv.Status) != paymentd.InvoiceOpen || len(inv.ID) <= len(PrefixInvoice) {
 		return nil, nil
 	}
 	p, err := s.store.UnsettledInvoicePayment(ctx, inv.AccountID, inv.Livemode, inv.ID, PrefixPayment+inv.ID[len(PrefixInvoice):])
@@ -150,7 +150,7 @@ func (s *Service) pageFor(r *http.Request, inv *store.Invoice, errKey string) (*
 		Description: inv.Description, CustomerName: inv.CustomerName,
 		ExpiresAt: l.Time(inv.ExpiresAt), Countdown: l.Remaining(inv.ExpiresAt.Sub(now)),
 		ExpiresUnix: strconv.FormatInt(inv.ExpiresAt.Unix(), 10),
-		TestMode:    !inv.Livemode, Payable: payable(inv.Status), Crypto: inv.Network != "",
+		TestMode:    !inv.Livemode, Payable: paymentd.Payable(paymentd.InvoiceStatus(inv.Status)), Crypto: inv.Network != "",
 		Network: inv.Network, DepositAddress: inv.DepositAddress,
 		ConfirmationsRequired: l.Int(inv.ConfirmationsRequired),
 		RefreshedAt:           l.Clock(now), FormAction: "/pay/" + inv.ID + langQuery(r),
@@ -160,12 +160,12 @@ func (s *Service) pageFor(r *http.Request, inv *store.Invoice, errKey string) (*
 	switch {
 	case unsettled != nil:
 		d.State, statusKey, d.Unsettled = pageStateUnsettled, "status_unsettled", true
-	case d.Crypto && inv.Status == InvoiceOpen:
+	case d.Crypto && paymentd.InvoiceStatus(inv.Status) == paymentd.InvoiceOpen:
 		d.State = pageStateCrypto
 	}
 	d.StatusLabel = l.T(statusKey)
-	d.CanPay = inv.Status == InvoiceOpen && !d.Crypto && unsettled == nil
-	d.CanCancel = inv.Status == InvoiceOpen && unsettled == nil
+	d.CanPay = paymentd.InvoiceStatus(inv.Status) == paymentd.InvoiceOpen && !d.Crypto && unsettled == nil
+	d.CanCancel = paymentd.InvoiceStatus(inv.Status) == paymentd.InvoiceOpen && unsettled == nil
 	d.Refresh = (d.Crypto && d.Payable) || unsettled != nil
 	if errKey != "" {
 		d.Error = l.T(errKey, "currency", inv.Currency)
@@ -190,16 +190,16 @@ func (s *Service) pageFor(r *http.Request, inv *store.Invoice, errKey string) (*
 		d.Receipts = append(d.Receipts, receiptView{TxnID: rc.TxnID, Amount: l.Amount(rc.Amount, c),
 			Time: l.Time(rc.Created), Confirmations: l.Int(rc.Confirmations), Confirmed: rc.Counted})
 	}
-	switch inv.Status {
-	case InvoicePaid:
+	switch paymentd.InvoiceStatus(inv.Status) {
+	case paymentd.InvoicePaid:
 		d.Notice = l.T("notice_paid")
 		d.ReturnURL, _ = callbackRedirect(inv.CallbackURL, redirectSuccess, inv)
-	case InvoiceCanceled:
+	case paymentd.InvoiceCanceled:
 		d.Notice = l.T("notice_canceled")
 		d.ReturnURL, _ = callbackRedirect(inv.CallbackURL, redirectCancel, inv)
-	case InvoiceExpired:
+	case paymentd.InvoiceExpired:
 		d.Notice = l.T("notice_expired", "time", l.Time(inv.ExpiresAt))
-	case InvoicePartiallyPaid:
+	case paymentd.InvoicePartiallyPaid:
 		d.Notice = l.T("notice_partially_paid")
 	}
 	for _, tag := range []string{"en", "bn"} {

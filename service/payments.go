@@ -20,47 +20,35 @@ type PaymentsServer struct {
 	*Service
 }
 
-func providerBook(name string) string { return "provider:" + name }
-
-// bookEntries returns the two ledger entries that move amount of p's
-// currency from one book to another.
-func bookEntries(p *store.Payment, from, to string, amount int64, sourceID string) []store.LedgerEntry {
-	return []store.LedgerEntry{
-		{AccountID: p.AccountID, Livemode: p.Livemode, Currency: p.Currency, Book: from, Amount: -amount, SourceID: sourceID},
-		{AccountID: p.AccountID, Livemode: p.Livemode, Currency: p.Currency, Book: to, Amount: amount, SourceID: sourceID},
+// writePayment applies t to the payment p in tx, checked against p's
+// status (a creation, from the empty status, inserts p): the payment row,
+// the ledger moves of its captured amount that t causes, the event and the
+// idempotency outcome, all or nothing.
+func writePayment(tx *store.Tx, pr *Principal, p *store.Payment, t paymentd.Transition[paymentd.PaymentStatus],
+	ik *idemKey, respond func(*pb.Payment) proto.Message, callErr error) error {
+	ch, err := t.Apply(p.ID, paymentd.PaymentStatus(p.Status))
+	if err != nil {
+		return err
 	}
-}
-
-// moveEntries returns the entries that move a captured amount from the
-// provider's book (what it collected for the account) to available.
-func moveEntries(p *store.Payment, amount int64, sourceID string) []store.LedgerEntry {
-	return bookEntries(p, providerBook(p.Provider), store.BookAvailable, amount, sourceID)
-}
-
-// writePayment records a payment's change in tx: the payment row, the ledger
-// entries, the event and the idempotency outcome, all or nothing.
-func writePayment(tx *store.Tx, pr *Principal, p *store.Payment, insert bool, t transition, ledger []store.LedgerEntry,
-	ik *idemKey, respond func(*pb.Payment) proto.Message, callErr error) (*pb.Payment, error) {
-	p.Status = t.dest
+	p.Status = string(ch.Status())
 	p.Updated = tx.Now()
-	if insert {
+	if ch.From() == "" {
 		p.Created = IDTime(p.ID)
-		if err := tx.InsertPayment(p); err != nil {
-			return nil, err
-		}
-	} else if err := tx.UpdatePayment(p); err != nil {
-		return nil, err
+		err = tx.InsertPayment(p)
+	} else {
+		err = tx.UpdatePayment(p)
 	}
-	if len(ledger) > 0 {
-		if err := tx.InsertLedgerEntries(ledger...); err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return err
+	}
+	if err := insertMoves(tx, p.AccountID, p.Livemode, p.Currency, p.ID, ch.Moves(p.Provider, p.AmountCaptured)); err != nil {
+		return err
 	}
 	out := paymentProto(p)
-	if err := recordEvent(tx, pr, t.event, p.ID, out); err != nil {
-		return nil, err
+	if err := recordEvent(tx, pr, string(ch.Event()), p.ID, out); err != nil {
+		return err
 	}
-	return out, ik.save(tx, respond(out), callErr)
+	return ik.save(tx, respond(out), callErr)
 }
 
 func (s *PaymentsServer) validateCreate(req *pb.CreatePaymentRequest) (paymentd.Currency, error) {
@@ -132,8 +120,7 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 		twoPhase := !slices.ContainsFunc(cands, func(p providers.Payments) bool { _, ok := p.(*sandbox.Provider); return ok })
 		if twoPhase {
 			err := s.store.Write(ctx, func(tx *store.Tx) error {
-				_, err := writePayment(tx, pr, p, true, tCreateProcessing, nil, ik, respond, nil)
-				return err
+				return writePayment(tx, pr, p, paymentd.PaymentCreateProcessing, ik, respond, nil)
 			})
 			if err != nil {
 				return err
@@ -145,7 +132,7 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 			Capture: captureMethod == "automatic", Description: p.Description, Metadata: p.Metadata, Livemode: p.Livemode,
 		})
 		p.Provider = name
-		t, ledger, recorded := authorizationOutcome(p, res, perr)
+		t, recorded := authorizationOutcome(p, res, perr)
 		var callErr error
 		switch {
 		case !recorded:
@@ -155,7 +142,7 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 			}
 			// No money moved: the processing payment failed, and the key
 			// is free again for a retry.
-			t, p.FailureCode, p.FailureMessage = tSettleFailed, "provider_unavailable", "The provider could not take the payment; no money moved."
+			t, p.FailureCode, p.FailureMessage = paymentd.PaymentSettleFailed, "provider_unavailable", "The provider could not take the payment; no money moved."
 			var pe *providers.Error
 			switch {
 			case providers.KindOf(perr) == providers.InvalidRequest:
@@ -164,7 +151,7 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 				p.FailureCode = pe.Code
 				p.FailureMessage = "The provider refused paymentd's credentials; no money moved. An operator must fix the connection's credentials."
 			}
-		case t.dest == StatusFailed:
+		case t.Destination == paymentd.PaymentFailed:
 			callErr = &Error{Kind: KindDeclined, Code: p.FailureCode, Message: p.FailureMessage, Param: "payment_method"}
 		}
 		// Record the answer even when the caller has gone (its deadline
@@ -173,14 +160,13 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 		defer wcancel()
 		err := s.store.Write(wctx, func(tx *store.Tx) error {
 			if !twoPhase {
-				_, err := writePayment(tx, pr, p, true, t, ledger, ik, respond, callErr)
-				return err
+				return writePayment(tx, pr, p, t, ik, respond, callErr)
 			}
 			cur, err := reloadPayment(tx, pr, p.ID)
 			if err != nil {
 				return err
 			}
-			if cur.Status != StatusProcessing {
+			if paymentd.PaymentStatus(cur.Status) != paymentd.PaymentProcessing {
 				// The reconciler was quicker: never settle twice.
 				callErr = nil
 				return ik.save(tx, respond(paymentProto(cur)), nil)
@@ -188,13 +174,12 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 			cur.Provider, cur.ProviderRef, cur.FailureCode, cur.FailureMessage = p.Provider, p.ProviderRef, p.FailureCode, p.FailureMessage
 			cur.AmountCaptured, cur.AmountCapturable = p.AmountCaptured, p.AmountCapturable
 			if !recorded {
-				if _, err := writePayment(tx, pr, cur, false, t, nil, nil, respond, nil); err != nil {
+				if err := writePayment(tx, pr, cur, t, nil, respond, nil); err != nil {
 					return err
 				}
 				return ik.freeKey(tx)
 			}
-			_, err = writePayment(tx, pr, cur, false, t, ledger, ik, respond, callErr)
-			return err
+			return writePayment(tx, pr, cur, t, ik, respond, callErr)
 		})
 		if err != nil {
 			return err
@@ -208,33 +193,34 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 }
 
 // authorizationOutcome applies a provider's answer to an authorization to
-// the new payment p, and returns the transition and ledger entries to record
-// with it. recorded is false when there is nothing to record: the provider
-// refused the request's content, or failed before any money could move.
-func authorizationOutcome(p *store.Payment, res providers.PaymentResult, perr error) (t transition, ledger []store.LedgerEntry, recorded bool) {
+// the new payment p, and returns the transition to record it with (its
+// ledger moves follow from it). recorded is false when there is nothing to
+// record: the provider refused the request's content, or failed before any
+// money could move.
+func authorizationOutcome(p *store.Payment, res providers.PaymentResult, perr error) (t paymentd.Transition[paymentd.PaymentStatus], recorded bool) {
 	switch providers.KindOf(perr) {
 	case 0:
 		p.ProviderRef = res.Reference
 		if res.Captured {
 			p.AmountCaptured = p.Amount
-			return tCreateCaptured, moveEntries(p, p.Amount, p.ID), true
+			return paymentd.PaymentCreateCaptured, true
 		}
 		p.AmountCapturable = p.Amount
-		return tCreateAuth, nil, true
+		return paymentd.PaymentCreateAuthorized, true
 	case providers.Declined:
 		var pe *providers.Error
 		errors.As(perr, &pe)
 		p.FailureCode, p.FailureMessage = pe.Code, pe.Message
-		return tCreateDeclined, nil, true
+		return paymentd.PaymentCreateDeclined, true
 	case providers.InvalidRequest, providers.Unavailable:
-		return transition{}, nil, false
+		return t, false
 	}
 	// No answer: money may have moved. Record the payment as unknown so that
 	// it is reconciled; never report it as failed. A reference the adapter
 	// learnt before the answer was lost (Aslan's authorization, whose
 	// confirm went unanswered) is kept: the reconciler needs it.
 	p.ProviderRef = res.Reference
-	return tCreateUnknown, nil, true
+	return paymentd.PaymentCreateUnknown, true
 }
 
 // loadPayment reads a payment of the caller's account and mode; any other
@@ -289,7 +275,7 @@ func (s *PaymentsServer) CapturePayment(ctx context.Context, req *pb.CapturePaym
 			}
 			return unsettledError(p)
 		}
-		if err := tCapture.check(p.ID, p.Status); err != nil {
+		if err := paymentd.PaymentCapture.Check(p.ID, paymentd.PaymentStatus(p.Status)); err != nil {
 			return err
 		}
 		amount := p.AmountCapturable
@@ -316,7 +302,7 @@ func (s *PaymentsServer) CapturePayment(ctx context.Context, req *pb.CapturePaym
 			return s.sendCapture(ctx, pr, p, amount, false, ik, respond)
 		}
 		cur, err := s.markPending(ctx, pr, p.ID, opCapture, amount, ik, func(cur *store.Payment) error {
-			if err := tCapture.check(cur.ID, cur.Status); err != nil {
+			if err := paymentd.PaymentCapture.Check(cur.ID, paymentd.PaymentStatus(cur.Status)); err != nil {
 				return err
 			}
 			if amount > cur.AmountCapturable {
@@ -357,7 +343,7 @@ func (s *PaymentsServer) CancelPayment(ctx context.Context, req *pb.CancelPaymen
 			}
 			return unsettledError(p)
 		}
-		if err := tCancel.check(p.ID, p.Status); err != nil {
+		if err := paymentd.PaymentCancel.Check(p.ID, paymentd.PaymentStatus(p.Status)); err != nil {
 			return err
 		}
 		prov, err := s.providerFor(p)
@@ -368,7 +354,7 @@ func (s *PaymentsServer) CancelPayment(ctx context.Context, req *pb.CancelPaymen
 			return s.sendCancel(ctx, pr, p, false, ik, respond)
 		}
 		cur, err := s.markPending(ctx, pr, p.ID, opCancel, 0, ik, func(cur *store.Payment) error {
-			return tCancel.check(cur.ID, cur.Status)
+			return paymentd.PaymentCancel.Check(cur.ID, paymentd.PaymentStatus(cur.Status))
 		})
 		if err != nil {
 			return err
@@ -399,7 +385,7 @@ func (s *PaymentsServer) ListPayments(ctx context.Context, req *pb.ListPaymentsR
 		return nil, err
 	}
 	if req.Status != "" {
-		if err := oneOf("status", req.Status, paymentStatuses...); err != nil {
+		if err := oneOf("status", req.Status, paymentd.Strings(paymentd.PaymentLifecycle.Statuses)...); err != nil {
 			return nil, err
 		}
 		f.Status = req.Status

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/paymentd/paymentd"
 	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
@@ -33,11 +34,11 @@ func (s *Service) advanceSandboxPayouts(ctx context.Context, now time.Time) (int
 				if cur.Status != p.Status {
 					continue // cancelled (or moved by another processor) since it was read
 				}
-				t := poProcess
-				if cur.Status == PayoutProcessing {
-					t = poComplete
+				t := paymentd.PayoutProcess
+				if paymentd.PayoutStatus(cur.Status) == paymentd.PayoutProcessing {
+					t = paymentd.PayoutComplete
 					if SandboxRejectedRecipient(cur.RecipientAccount) {
-						t = poReject
+						t = paymentd.PayoutReject
 						cur.FailureCode = "recipient_account_rejected"
 						cur.FailureMessage = "The sandbox rejects payouts to the test recipient account " + cur.RecipientAccount +
 							"; use any other valid account to see a payout complete."

@@ -47,20 +47,21 @@ func payoutProto(p *store.Payout) *pb.Payout {
 }
 
 // applyPayout writes one status change of p in tx: the payout row, the
-// ledger movement and the event, all or nothing. A transition that does not
-// start from p's current status is a conflict and writes nothing.
-func applyPayout(tx *store.Tx, p *store.Payout, t payoutTransition) (*pb.Payout, error) {
-	if err := t.check(p.ID, p.Status); err != nil {
+// ledger movement of its total_amount and the event, all or nothing. A
+// transition that does not start from p's current status is a conflict and
+// writes nothing.
+func applyPayout(tx *store.Tx, p *store.Payout, t paymentd.Transition[paymentd.PayoutStatus]) (*pb.Payout, error) {
+	ch, err := t.Apply(p.ID, paymentd.PayoutStatus(p.Status))
+	if err != nil {
 		return nil, err
 	}
-	insert := p.Status == ""
 	now := tx.Now()
-	p.Status = t.dest
+	p.Status = string(ch.Status())
 	p.Updated = now
-	if t.dest == PayoutCompleted || t.dest == PayoutRejected {
+	if ch.Status() == paymentd.PayoutCompleted || ch.Status() == paymentd.PayoutRejected {
 		p.Processed = now
 	}
-	if insert {
+	if ch.From() == "" {
 		p.Created = IDTime(p.ID) // the id's time, so created filters are exact id ranges
 		if err := tx.InsertPayout(p); err != nil {
 			return nil, err
@@ -68,14 +69,12 @@ func applyPayout(tx *store.Tx, p *store.Payout, t payoutTransition) (*pb.Payout,
 	} else if err := tx.UpdatePayout(p); err != nil {
 		return nil, err
 	}
-	if entries := t.entries(p); len(entries) > 0 {
-		if err := tx.InsertLedgerEntries(entries...); err != nil {
-			return nil, err
-		}
+	if err := insertMoves(tx, p.AccountID, p.Livemode, p.Currency, p.ID, ch.Moves(p.Provider, p.TotalAmount)); err != nil {
+		return nil, err
 	}
 	out := payoutProto(p)
 	pr := &Principal{AccountID: p.AccountID, Livemode: p.Livemode}
-	return out, recordEvent(tx, pr, t.event, p.ID, out)
+	return out, recordEvent(tx, pr, string(ch.Event()), p.ID, out)
 }
 
 // payoutsProvider names the provider that sends a new payout: the in-process
@@ -212,7 +211,7 @@ func (s *PayoutsServer) CreatePayout(ctx context.Context, req *pb.CreatePayoutRe
 						paymentd.FormatAmount(total, c) + " (amount " + paymentd.FormatAmount(p.Amount, c) + " + fee " + paymentd.FormatAmount(fee, c) +
 						"). Lower the amount or collect more payments first."}
 			}
-			out, err := applyPayout(tx, p, poCreate)
+			out, err := applyPayout(tx, p, paymentd.PayoutCreate)
 			if err != nil {
 				return err
 			}
@@ -304,7 +303,7 @@ func (s *PayoutsServer) ListPayouts(ctx context.Context, req *pb.ListPayoutsRequ
 		return nil, err
 	}
 	if req.Status != "" {
-		if err := oneOf("status", req.Status, payoutStatuses...); err != nil {
+		if err := oneOf("status", req.Status, paymentd.Strings(paymentd.PayoutLifecycle.Statuses)...); err != nil {
 			return nil, err
 		}
 		f.Status = req.Status
@@ -345,7 +344,7 @@ func (s *PayoutsServer) CancelPayout(ctx context.Context, req *pb.CancelPayoutRe
 	}
 	resp := &pb.CancelPayoutResponse{}
 	err = s.idem.run(ctx, "CancelPayout", req, resp, func(ik *idemKey) error {
-		if err := poCancel.check(p.ID, p.Status); err != nil {
+		if err := paymentd.PayoutCancel.Check(p.ID, paymentd.PayoutStatus(p.Status)); err != nil {
 			return err
 		}
 		if err := s.refuseRoutedCancel(p); err != nil { // routing.go
@@ -356,7 +355,7 @@ func (s *PayoutsServer) CancelPayout(ctx context.Context, req *pb.CancelPayoutRe
 			if err != nil {
 				return err
 			}
-			out, err := applyPayout(tx, cur, poCancel)
+			out, err := applyPayout(tx, cur, paymentd.PayoutCancel)
 			if err != nil {
 				return err
 			}

@@ -2,59 +2,11 @@ package service
 
 import (
 	"math"
-	"slices"
 	"testing"
 
 	"github.com/paymentd/paymentd"
 	"github.com/paymentd/paymentd/store"
 )
-
-// TestPayoutTransitions checks every (status, transition) pair against the
-// lifecycle pending → processing → completed | rejected, pending → cancelled,
-// and that each transition's ledger movement balances and moves total_amount
-// between the right books.
-func TestPayoutTransitions(t *testing.T) {
-	allowed := map[string][]string{ // transition → statuses it may start from
-		"create":   {""},
-		"process":  {PayoutPending},
-		"complete": {PayoutPending, PayoutProcessing},
-		"reject":   {PayoutPending, PayoutProcessing},
-		"cancel":   {PayoutPending},
-	}
-	books := map[string][2]string{
-		"create":   {"available", "reserved"},
-		"complete": {"reserved", "payouts:sandbox"},
-		"reject":   {"reserved", "available"},
-		"cancel":   {"reserved", "available"},
-	}
-	p := &store.Payout{ID: "po_1", AccountID: "acct_1", Currency: "USD", TotalAmount: 1035, Provider: "sandbox"}
-	for _, tr := range payoutTransitions {
-		for _, from := range append([]string{""}, payoutStatuses...) {
-			want := slices.Contains(allowed[tr.name], from)
-			err := tr.check("po_1", from)
-			if (err == nil) != want {
-				t.Errorf("%s from %q: err %v; want allowed=%v", tr.name, from, err, want)
-			}
-			if err != nil {
-				if e, ok := err.(*Error); !ok || e.Kind != KindConflict || e.Code != "payout_unexpected_state" {
-					t.Errorf("%s from %q: %v; want a payout_unexpected_state conflict", tr.name, from, err)
-				}
-			}
-		}
-		entries := tr.entries(p)
-		want, moves := books[tr.name]
-		if !moves {
-			if len(entries) != 0 {
-				t.Errorf("%s writes entries %v; want none", tr.name, entries)
-			}
-			continue
-		}
-		if len(entries) != 2 || entries[0].Book != want[0] || entries[0].Amount != -1035 ||
-			entries[1].Book != want[1] || entries[1].Amount != 1035 || entries[0].SourceID != "po_1" {
-			t.Errorf("%s entries %v; want -1035 from %s, +1035 to %s, source po_1", tr.name, entries, want[0], want[1])
-		}
-	}
-}
 
 func TestPayoutFee(t *testing.T) {
 	for _, c := range []struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/paymentd/paymentd"
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/store"
 )
@@ -64,23 +65,11 @@ func providerReceipts(inv *store.Invoice, st providers.InvoiceState) []providers
 		Amount: st.AmountPaid - inv.AmountPaid, Confirmations: inv.ConfirmationsRequired}}
 }
 
-// invoiceStep is the status change a provider's invoice status causes
-// besides receipts: an expiry of a payable invoice, or a cancellation of an
-// open one; nil for none (the provider's status is never taken backwards).
-func invoiceStep(from, provider string) *invoiceTransition {
-	switch {
-	case provider == InvoiceExpired && tInvoiceExpire.allows(from):
-		return &tInvoiceExpire
-	case provider == InvoiceCanceled && tInvoiceCancel.allows(from):
-		return &tInvoiceCancel
-	}
-	return nil
-}
-
 // invoiceStateNews reports whether the provider's state st holds anything
 // inv does not record yet, so that reads which learn nothing do not write.
 func invoiceStateNews(inv *store.Invoice, st providers.InvoiceState) bool {
-	return newReceipts(inv, providerReceipts(inv, st)) || invoiceStep(inv.Status, st.Status) != nil
+	_, step := paymentd.InvoiceStep(paymentd.InvoiceStatus(inv.Status), st.Status)
+	return step || newReceipts(inv, providerReceipts(inv, st))
 }
 
 // applyInvoiceStateTx records in tx what the provider's state st adds to
@@ -104,13 +93,13 @@ func applyInvoiceStateTx(tx *store.Tx, key *store.Invoice, st providers.InvoiceS
 		}
 		changed = true
 	}
-	if t := invoiceStep(cur.Status, st.Status); t != nil {
-		if _, err := writeInvoice(tx, ownerOf(cur), cur, false, *t, nil); err != nil {
+	if t, ok := paymentd.InvoiceStep(paymentd.InvoiceStatus(cur.Status), st.Status); ok {
+		if _, err := writeInvoice(tx, cur, t, nil); err != nil {
 			return nil, false, err
 		}
 		changed = true
 	}
-	if changed || !payable(cur.Status) {
+	if changed || !paymentd.Payable(paymentd.InvoiceStatus(cur.Status)) {
 		if err := tx.DeleteReconcileCheck(cur.ID); err != nil {
 			return nil, false, err
 		}
@@ -145,7 +134,8 @@ func (s *Service) payoutProviderState(ctx context.Context, p *store.Payout) (pro
 // payoutStateNews reports whether the provider's state st moves p forward
 // or gives it its missing provider reference.
 func payoutStateNews(p *store.Payout, st providers.PayoutState) bool {
-	return payoutStep(p.Status, st.Status) != nil || (p.ProviderRef == "" && st.Reference != "")
+	_, step := paymentd.PayoutStep(paymentd.PayoutStatus(p.Status), st.Status)
+	return step || (p.ProviderRef == "" && st.Reference != "")
 }
 
 // applyPayoutStateTx records in tx a step forward the provider's state st
@@ -158,8 +148,8 @@ func applyPayoutStateTx(tx *store.Tx, key *store.Payout, st providers.PayoutStat
 	if err != nil {
 		return nil, false, err
 	}
-	step := payoutStep(cur.Status, st.Status)
-	if step == nil {
+	step, ok := paymentd.PayoutStep(paymentd.PayoutStatus(cur.Status), st.Status)
+	if !ok {
 		if cur.ProviderRef == "" && st.Reference != "" {
 			cur.ProviderRef = st.Reference
 			if _, err := updatePayoutRef(tx, cur); err != nil {
@@ -170,24 +160,21 @@ func applyPayoutStateTx(tx *store.Tx, key *store.Payout, st providers.PayoutStat
 		if st.Reference != "" {
 			cur.ProviderRef = st.Reference
 		}
-		if step.dest == PayoutRejected {
+		if step.Destination == paymentd.PayoutRejected {
 			cur.FailureCode, cur.FailureMessage = "provider_rejected", "The provider rejected the payout"
 			if st.Reason != "" {
 				cur.FailureMessage += ": " + st.Reason
 			}
 		}
-		if _, err := applyPayout(tx, cur, *step); err != nil {
+		if _, err := applyPayout(tx, cur, step); err != nil {
 			return nil, false, err
 		}
 		changed = true
 	}
-	if changed || !payoutActive(cur.Status) {
+	if changed || !paymentd.PayoutActive(paymentd.PayoutStatus(cur.Status)) {
 		if err := tx.DeleteReconcileCheck(cur.ID); err != nil {
 			return nil, false, err
 		}
 	}
 	return cur, changed, nil
 }
-
-// payoutActive reports whether a payout in status may still change.
-func payoutActive(status string) bool { return status == PayoutPending || status == PayoutProcessing }

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/providers/sandbox"
@@ -48,10 +49,6 @@ func (c ReconcileConfig) after(attempts int) time.Duration {
 
 // reconcileBatch bounds the objects asked about per pass.
 const reconcileBatch = 100
-
-// tSettleAuthorized settles a payment left unknown that the provider
-// reports authorized but not captured (manual capture).
-var tSettleAuthorized = transition{"settle", []string{StatusUnknown, StatusProcessing}, StatusRequiresCapture, "payment.requires_capture"}
 
 // reconcile asks providers about unsettled objects on the schedule until
 // ctx ends. Every replica of a fleet runs it; each object is asked about by
@@ -145,7 +142,7 @@ func (s *Service) reconcileInvoice(ctx context.Context, cfg ReconcileConfig, inv
 			cur, changed, err = applyInvoiceStateTx(tx, inv, pst)
 			return err
 		})
-		if err == nil && (changed || !payable(cur.Status)) {
+		if err == nil && (changed || !paymentd.Payable(paymentd.InvoiceStatus(cur.Status))) {
 			log.Info("reconciler: invoice updated from its provider", "status", cur.Status, "amount_paid", cur.AmountPaid)
 			s.metrics.reconciler.WithLabelValues("settled").Inc()
 			return // its schedule was dropped in the same write
@@ -175,7 +172,7 @@ func (s *Service) reconcilePayout(ctx context.Context, cfg ReconcileConfig, p *s
 			cur, changed, err = applyPayoutStateTx(tx, p, pst)
 			return err
 		})
-		if err == nil && (changed || !payoutActive(cur.Status)) {
+		if err == nil && (changed || !paymentd.PayoutActive(paymentd.PayoutStatus(cur.Status))) {
 			log.Info("reconciler: payout updated from its provider", "status", cur.Status)
 			s.metrics.reconciler.WithLabelValues("settled").Inc()
 			return // its schedule was dropped in the same write
@@ -255,31 +252,16 @@ func (s *Service) paymentState(ctx context.Context, p *store.Payment) (providers
 // A payment already settled is never moved (an older, out-of-order answer
 // cannot undo a newer one); a provider still pending is errNotSettled.
 func (s *Service) settlePayment(ctx context.Context, accountID string, livemode bool, id string, state providers.PaymentState) error {
-	if _, ok := settleTransition(state.Status); !ok {
+	if _, ok := paymentd.PaymentSettlement(state.Status); !ok {
 		return errNotSettled
 	}
 	pr := &Principal{AccountID: accountID, Livemode: livemode}
 	return s.store.Write(ctx, func(tx *store.Tx) error { return settlePaymentTx(tx, pr, id, state) })
 }
 
-// settleTransition maps a provider's payment status to the transition that
-// settles a payment left unknown or processing; ok is false while the
-// provider has not settled it either.
-func settleTransition(status string) (t transition, ok bool) {
-	switch status {
-	case "captured", "succeeded":
-		return tSettleSuccess, true
-	case "failed":
-		return tSettleFailed, true
-	case "authorized":
-		return tSettleAuthorized, true
-	}
-	return transition{}, false
-}
-
 // settlePaymentTx is settlePayment inside a write.
 func settlePaymentTx(tx *store.Tx, pr *Principal, id string, state providers.PaymentState) error {
-	t, ok := settleTransition(state.Status)
+	t, ok := paymentd.PaymentSettlement(state.Status)
 	if !ok {
 		return errNotSettled
 	}
@@ -287,7 +269,7 @@ func settlePaymentTx(tx *store.Tx, pr *Principal, id string, state providers.Pay
 	if err != nil {
 		return err
 	}
-	if !t.allows(cur.Status) {
+	if !t.Allows(paymentd.PaymentStatus(cur.Status)) {
 		return errAlreadySettled
 	}
 	if state.Currency != "" && state.Currency != cur.Currency {
@@ -299,24 +281,21 @@ func settlePaymentTx(tx *store.Tx, pr *Principal, id string, state providers.Pay
 	if cur.ProviderRef == "" {
 		cur.ProviderRef = state.Reference
 	}
-	var ledger []store.LedgerEntry
-	switch t.dest {
-	case StatusSucceeded:
+	switch t.Destination {
+	case paymentd.PaymentSucceeded:
 		amount := cur.Amount
 		if state.Amount > 0 {
 			amount = state.Amount
 		}
 		cur.AmountCaptured, cur.AmountCapturable = amount, 0
-		ledger = moveEntries(cur, amount, cur.ID)
-	case StatusRequiresCapture:
+	case paymentd.PaymentRequiresCapture:
 		cur.AmountCapturable = cur.Amount
-	case StatusFailed:
+	case paymentd.PaymentFailed:
 		cur.AmountCapturable = 0
 		cur.FailureCode = "payment_failed"
 		cur.FailureMessage = "The provider reported the payment as failed after it had not answered; no money moved."
 	}
-	if _, err := writePayment(tx, pr, cur, false, t, ledger, nil,
-		func(out *pb.Payment) proto.Message { return out }, nil); err != nil {
+	if err := writePayment(tx, pr, cur, t, nil, func(out *pb.Payment) proto.Message { return out }, nil); err != nil {
 		return err
 	}
 	if err := applyPaymentToInvoiceTx(tx, cur); err != nil { // a hosted page's attempt (boundary.go)
@@ -389,12 +368,8 @@ func (s *Service) settleRefundFromProvider(ctx context.Context, r *store.Refund)
 	if err != nil {
 		return err
 	}
-	var ok2 bool
-	switch state.Status {
-	case RefundSucceeded:
-		ok2 = true
-	case RefundFailed:
-	default:
+	t, settled := paymentd.RefundSettlement(state.Status)
+	if !settled {
 		return errNotSettled
 	}
 	return s.store.Write(ctx, func(tx *store.Tx) error {
@@ -402,10 +377,10 @@ func (s *Service) settleRefundFromProvider(ctx context.Context, r *store.Refund)
 		if err != nil {
 			return err
 		}
-		if cur.Status != RefundPending {
+		if !t.Allows(paymentd.RefundStatus(cur.Status)) {
 			return errAlreadySettled
 		}
-		if _, err := settleRefund(tx, pr, cur, ok2); err != nil {
+		if _, err := settleRefund(tx, pr, cur, t); err != nil {
 			return err
 		}
 		return tx.DeleteReconcileCheck(cur.ID)

@@ -3,10 +3,12 @@ package service
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/paymentd/paymentd"
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
@@ -57,7 +59,7 @@ func seedUnsettled(t *testing.T, st *store.Store, provider, status string, refun
 		}
 		if refund {
 			r = &store.Refund{ID: NewID(PrefixRefund), AccountID: acct, PaymentID: p.ID, Amount: 400, Currency: "USD",
-				Status: RefundPending, Created: tx.Now().Add(-time.Hour)}
+				Status: string(paymentd.RefundPending), Created: tx.Now().Add(-time.Hour)}
 			return tx.InsertRefund(r)
 		}
 		return nil
@@ -86,11 +88,11 @@ func eventTypesOf(t *testing.T, st *store.Store, p *store.Payment, objectID stri
 func TestReconcilePendingRefund(t *testing.T) {
 	st := openTestStore(t)
 	s := New(Config{Store: st})
-	p, r := seedUnsettled(t, st, "sandbox", StatusSucceeded, true)
+	p, r := seedUnsettled(t, st, "sandbox", string(paymentd.PaymentSucceeded), true)
 	s.reconcileOnce(context.Background(), ReconcileConfig{Schedule: []time.Duration{time.Minute}}.withDefaults())
 
 	got, err := st.GetRefund(context.Background(), r.AccountID, false, r.ID)
-	if err != nil || got.Status != RefundSucceeded {
+	if err != nil || paymentd.RefundStatus(got.Status) != paymentd.RefundSucceeded {
 		t.Fatalf("refund after reconciling: %v, %v; want succeeded", got, err)
 	}
 	if types := eventTypesOf(t, st, p, r.ID); len(types) != 1 || types[0] != "refund.succeeded" {
@@ -101,7 +103,7 @@ func TestReconcilePendingRefund(t *testing.T) {
 		t.Fatalf("ledger entries %v, %v; want 2", entries, err)
 	}
 	for _, e := range entries {
-		if (e.Book == store.BookAvailable && e.Amount != -400) || (e.Book == providerBook("sandbox") && e.Amount != 400) {
+		if (e.Book == store.BookAvailable && e.Amount != -400) || (e.Book == string(paymentd.ProviderBook("sandbox")) && e.Amount != 400) {
 			t.Errorf("ledger entry %+v; want 400 moved from available back to the provider", e)
 		}
 	}
@@ -117,7 +119,7 @@ func TestReconcileSchedule(t *testing.T) {
 	st := openTestStore(t)
 	prov := &pendingProvider{}
 	s := New(Config{Store: st, TestProvider: prov})
-	p, _ := seedUnsettled(t, st, "pending", StatusUnknown, false)
+	p, _ := seedUnsettled(t, st, "pending", string(paymentd.PaymentUnknown), false)
 	cfg := ReconcileConfig{Schedule: []time.Duration{time.Minute, time.Hour}}.withDefaults()
 	ctx := context.Background()
 
@@ -136,7 +138,7 @@ func TestReconcileSchedule(t *testing.T) {
 	if d := time.Until(states[0].NextCheck); d < 59*time.Minute || d > 61*time.Minute {
 		t.Errorf("next check in %s; want an hour", d)
 	}
-	if got, _ := st.GetPayment(ctx, p.AccountID, false, p.ID); got.Status != StatusUnknown {
+	if got, _ := st.GetPayment(ctx, p.AccountID, false, p.ID); paymentd.PaymentStatus(got.Status) != paymentd.PaymentUnknown {
 		t.Errorf("payment status %s; want still unknown", got.Status)
 	}
 
@@ -152,7 +154,7 @@ func TestReconcileSchedule(t *testing.T) {
 // in every status: only unknown and processing payments change.
 func TestSettleNeverMovesBackwards(t *testing.T) {
 	st := openTestStore(t)
-	for _, from := range paymentStatuses {
+	for _, from := range paymentd.Strings(paymentd.PaymentLifecycle.Statuses) {
 		for _, answer := range []string{"captured", "failed", "authorized", "pending"} {
 			p, _ := seedUnsettled(t, st, "sandbox", from, false)
 			pr := &Principal{AccountID: p.AccountID}
@@ -160,7 +162,7 @@ func TestSettleNeverMovesBackwards(t *testing.T) {
 				return settlePaymentTx(tx, pr, p.ID, providers.PaymentState{Status: answer})
 			})
 			got, _ := st.GetPayment(context.Background(), p.AccountID, false, p.ID)
-			unsettled := from == StatusUnknown || from == StatusProcessing
+			unsettled := slices.Contains(paymentd.Strings(paymentd.UnsettledPayments), from)
 			switch {
 			case answer == "pending":
 				if err != errNotSettled || got.Status != from {
@@ -171,8 +173,8 @@ func TestSettleNeverMovesBackwards(t *testing.T) {
 					t.Errorf("%s + %s: %v, status %s; want unchanged", from, answer, err, got.Status)
 				}
 			default:
-				want := map[string]string{"captured": StatusSucceeded, "failed": StatusFailed, "authorized": StatusRequiresCapture}[answer]
-				if err != nil || got.Status != want {
+				want := map[string]paymentd.PaymentStatus{"captured": paymentd.PaymentSucceeded, "failed": paymentd.PaymentFailed, "authorized": paymentd.PaymentRequiresCapture}[answer]
+				if err != nil || paymentd.PaymentStatus(got.Status) != want {
 					t.Errorf("%s + %s: %v, status %s; want %s", from, answer, err, got.Status, want)
 				}
 			}

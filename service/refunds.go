@@ -11,13 +11,6 @@ import (
 	"github.com/paymentd/paymentd/store"
 )
 
-// Refund statuses.
-const (
-	RefundPending   = "pending"
-	RefundSucceeded = "succeeded"
-	RefundFailed    = "failed"
-)
-
 // CreateRefund refunds a captured payment in two writes around the provider
 // call. The first reserves the amount on the payment (amount_refunded)
 // inside the write, where the check that refunds never exceed the captured
@@ -44,14 +37,14 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 	resp := &pb.CreateRefundResponse{}
 	err = s.idem.run(ctx, "CreateRefund", req, resp, func(ik *idemKey) error {
 		r := &store.Refund{ID: NewID(PrefixRefund), AccountID: pr.AccountID, Livemode: pr.Livemode, PaymentID: p.ID,
-			Currency: p.Currency, Status: RefundPending, Reason: req.Reason, Metadata: req.Metadata}
+			Currency: p.Currency, Reason: req.Reason, Metadata: req.Metadata}
 		// Phase one: reserve.
 		err := s.store.Write(ctx, func(tx *store.Tx) error {
 			cur, err := reloadPayment(tx, pr, p.ID)
 			if err != nil {
 				return err
 			}
-			if !slices.Contains(refundable, cur.Status) {
+			if !slices.Contains(paymentd.RefundablePayments, paymentd.PaymentStatus(cur.Status)) {
 				return &Error{Kind: KindConflict, Code: "payment_unexpected_state", Param: "payment_id",
 					Message: "Payment " + cur.ID + " cannot be refunded because its status is " + cur.Status + "; only succeeded payments can be refunded."}
 			}
@@ -82,24 +75,17 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 					Message: "The available " + cur.Currency + " balance is " + paymentd.FormatAmount(available, c) + "; this refund needs " +
 						paymentd.FormatAmount(r.Amount, c) + ". Collect more payments, or wait for pending payouts to be rejected or cancelled."}
 			}
-			if err := tx.InsertLedgerEntries(bookEntries(cur, store.BookAvailable, store.BookReserved, r.Amount, r.ID)...); err != nil {
-				return err
-			}
 			cur.AmountRefunded += r.Amount
 			cur.Updated = tx.Now()
-			r.Created = IDTime(r.ID)
 			if err := tx.UpdatePayment(cur); err != nil {
 				return err
 			}
 			p = cur
-			if err := tx.InsertRefund(r); err != nil {
-				return err
-			}
 			// The pending refund is the call's outcome until the provider
 			// answers: a retry after a crash or a provider timeout replays it
 			// instead of refunding again.
-			out := refundProto(r)
-			if err := recordEvent(tx, pr, "refund.created", r.ID, out); err != nil {
+			out, err := writeRefund(tx, pr, r, cur.Provider, paymentd.RefundCreate)
+			if err != nil {
 				return err
 			}
 			resp.Refund = out
@@ -136,7 +122,11 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 		wctx, wcancel := recordCtx(ctx) // recorded even if the caller has gone
 		defer wcancel()
 		return s.store.Write(wctx, func(tx *store.Tx) error {
-			out, err := settleRefund(tx, pr, r, perr == nil)
+			t := paymentd.RefundSucceed
+			if perr != nil {
+				t = paymentd.RefundFail
+			}
+			out, err := settleRefund(tx, pr, r, t)
 			if err != nil {
 				return err
 			}
@@ -193,40 +183,54 @@ func (s *PaymentsServer) ListRefunds(ctx context.Context, req *pb.ListRefundsReq
 	return resp, nil
 }
 
-// settleRefund records the provider's final answer on a pending refund: on
-// success the reserved amount goes to the provider; on failure it returns to
-// available and the payment's amount_refunded is released. One event either way.
-func settleRefund(tx *store.Tx, pr *Principal, r *store.Refund, succeeded bool) (*pb.Refund, error) {
+// settleRefund records the provider's final answer on a pending refund, t
+// (paymentd.RefundSucceed or RefundFail): on success the reserved amount goes
+// to the provider; on failure it returns to available and the payment's
+// amount_refunded is released. One event either way.
+func settleRefund(tx *store.Tx, pr *Principal, r *store.Refund, t paymentd.Transition[paymentd.RefundStatus]) (*pb.Refund, error) {
 	r, err := tx.ReloadRefund(pr.AccountID, pr.Livemode, r.ID)
 	if err != nil {
 		return nil, err
 	}
-	if r.Status != RefundPending {
+	if !t.Allows(paymentd.RefundStatus(r.Status)) {
 		return refundProto(r), nil // settled meanwhile (by the reconciler): never twice
 	}
 	cur, err := reloadPayment(tx, pr, r.PaymentID)
 	if err != nil {
 		return nil, err
 	}
-	evType := "refund.succeeded"
-	if succeeded {
-		r.Status = RefundSucceeded
-		err = tx.InsertLedgerEntries(bookEntries(cur, store.BookReserved, providerBook(cur.Provider), r.Amount, r.ID)...)
-	} else {
-		r.Status, evType = RefundFailed, "refund.failed"
-		err = tx.InsertLedgerEntries(bookEntries(cur, store.BookReserved, store.BookAvailable, r.Amount, r.ID)...)
+	if t.Destination == paymentd.RefundFailed {
 		cur.AmountRefunded -= r.Amount // release the reservation
 		cur.Updated = tx.Now()
-		if err == nil {
-			err = tx.UpdatePayment(cur)
+		if err := tx.UpdatePayment(cur); err != nil {
+			return nil, err
 		}
+	}
+	return writeRefund(tx, pr, r, cur.Provider, t)
+}
+
+// writeRefund applies t to the refund r in tx, checked against its status
+// (a creation, from the empty status, inserts r): the refund row, the ledger
+// moves of its amount that t causes (provider is its payment's provider,
+// whose book the money goes to), and the event, all or nothing.
+func writeRefund(tx *store.Tx, pr *Principal, r *store.Refund, provider string, t paymentd.Transition[paymentd.RefundStatus]) (*pb.Refund, error) {
+	ch, err := t.Apply(r.ID, paymentd.RefundStatus(r.Status))
+	if err != nil {
+		return nil, err
+	}
+	r.Status = string(ch.Status())
+	if ch.From() == "" {
+		r.Created = IDTime(r.ID)
+		err = tx.InsertRefund(r)
+	} else {
+		err = tx.UpdateRefundStatus(r)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := tx.UpdateRefundStatus(r); err != nil {
+	if err := insertMoves(tx, r.AccountID, r.Livemode, r.Currency, r.ID, ch.Moves(provider, r.Amount)); err != nil {
 		return nil, err
 	}
 	out := refundProto(r)
-	return out, recordEvent(tx, pr, evType, r.ID, out)
+	return out, recordEvent(tx, pr, string(ch.Event()), r.ID, out)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/providers/routing"
@@ -224,7 +225,7 @@ func (s *Service) createRoutedInvoice(ctx context.Context, pr *Principal, inv *s
 // another amount or currency, changes nothing: the invoice is returned as
 // stored.
 func (s *Service) syncRoutedInvoice(ctx context.Context, inv *store.Invoice) *store.Invoice {
-	if _, ok := s.routedInvoices(inv.Provider); !ok || inv.ProviderRef == "" || inv.Status == InvoicePaid {
+	if _, ok := s.routedInvoices(inv.Provider); !ok || inv.ProviderRef == "" || paymentd.InvoiceStatus(inv.Status) == paymentd.InvoicePaid {
 		return inv
 	}
 	log := s.log.With("invoice", inv.ID, "provider", inv.Provider)
@@ -298,13 +299,13 @@ func (s *Service) sendRoutedPayout(ctx context.Context, p *store.Payout, resp *p
 		RecipientAccount: p.RecipientAccount, Description: p.Description})
 	done(err)
 	log := s.log.With("payout", p.ID, "provider", p.Provider)
-	var t *payoutTransition
+	var t paymentd.Transition[paymentd.PayoutStatus]
 	switch kind := providers.KindOf(err); {
 	case err == nil && st.Amount != 0 && st.Amount != p.Amount:
 		log.ErrorContext(ctx, "payout provider answered another amount; left pending for review", "provider_amount", st.Amount)
 		return nil
 	case err == nil:
-		t = payoutStep(p.Status, st.Status)
+		t, _ = paymentd.PayoutStep(paymentd.PayoutStatus(p.Status), st.Status)
 	case kind == providers.Unknown:
 		log.WarnContext(ctx, "payout provider did not answer; the payout stays pending until it is found", "error", err.Error())
 		return nil
@@ -313,7 +314,7 @@ func (s *Service) sendRoutedPayout(ctx context.Context, p *store.Payout, resp *p
 		if errors.As(err, &pe) {
 			p.FailureCode, p.FailureMessage = pe.Code, pe.Message
 		}
-		t = &poReject
+		t = paymentd.PayoutReject
 	}
 	return s.store.Write(ctx, func(tx *store.Tx) error {
 		cur, err := tx.GetPayout(p.AccountID, p.Livemode, p.ID)
@@ -321,7 +322,7 @@ func (s *Service) sendRoutedPayout(ctx context.Context, p *store.Payout, resp *p
 			return err
 		}
 		cur.ProviderRef = st.Reference
-		if t == nil || !t.allows(cur.Status) {
+		if !t.Allows(paymentd.PayoutStatus(cur.Status)) {
 			out, err := updatePayoutRef(tx, cur)
 			if err == nil {
 				resp.Payout = out
@@ -329,7 +330,7 @@ func (s *Service) sendRoutedPayout(ctx context.Context, p *store.Payout, resp *p
 			return err
 		}
 		cur.FailureCode, cur.FailureMessage = p.FailureCode, p.FailureMessage
-		out, err := applyPayout(tx, cur, *t)
+		out, err := applyPayout(tx, cur, t)
 		if err != nil {
 			return err
 		}
@@ -348,31 +349,6 @@ func updatePayoutRef(tx *store.Tx, p *store.Payout) (*pb.Payout, error) {
 	return payoutProto(p), nil
 }
 
-// payoutStep is the transition from a payout's status to the provider's,
-// or nil when there is none (the same status, or a step backwards).
-func payoutStep(from, provider string) *payoutTransition {
-	var t payoutTransition
-	switch provider {
-	case PayoutProcessing:
-		t = poProcess
-	case PayoutCompleted:
-		t = poComplete
-	case PayoutRejected:
-		t = poReject
-	case PayoutCancelled:
-		t = poCancel
-		if from == PayoutProcessing {
-			t = poReject // a provider that stops a payout once processing rejects it
-		}
-	default:
-		return nil
-	}
-	if !t.allows(from) {
-		return nil
-	}
-	return &t
-}
-
 // syncRoutedPayout asks a provider-sent payout's provider for its state,
 // by the provider's reference or, when the creation went unanswered, by the
 // transaction reference, and records a step forward (processing,
@@ -380,7 +356,7 @@ func payoutStep(from, provider string) *payoutTransition {
 // (applyPayoutStateTx, provider_sync.go). Answers about another amount, and
 // providers that do not answer, change nothing.
 func (s *Service) syncRoutedPayout(ctx context.Context, p *store.Payout) *store.Payout {
-	if _, ok := s.routedPayouts(p.Provider); !ok || !payoutActive(p.Status) {
+	if _, ok := s.routedPayouts(p.Provider); !ok || !paymentd.PayoutActive(paymentd.PayoutStatus(p.Status)) {
 		return p
 	}
 	log := s.log.With("payout", p.ID, "provider", p.Provider)

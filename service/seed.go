@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/store"
 )
@@ -30,7 +31,7 @@ func SeedPayments(ctx context.Context, st *store.Store, accountID string, livemo
 				ik := &idemKey{rec: store.IdempotencyRecord{AccountID: accountID, Livemode: livemode,
 					Method: "CreatePayment", Key: "seed-" + p.ID, RequestHash: make([]byte, 32)}}
 				respond := func(out *pb.Payment) proto.Message { return &pb.CreatePaymentResponse{Payment: out} }
-				if _, err := writePayment(tx, pr, p, true, tCreateCaptured, moveEntries(p, p.Amount, p.ID), ik, respond, nil); err != nil {
+				if err := writePayment(tx, pr, p, paymentd.PaymentCreateCaptured, ik, respond, nil); err != nil {
 					return err
 				}
 			}
