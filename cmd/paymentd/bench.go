@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +28,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver, for pgSetting
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -33,6 +36,7 @@ import (
 
 	benchv1 "github.com/paymentd/paymentd/gen/paymentd/bench/v1"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
+	"github.com/paymentd/paymentd/store"
 )
 
 // The scenarios of `paymentd bench`, in the order they run. Each names the
@@ -58,6 +62,8 @@ type benchConfig struct {
 	addr, httpAddr, key  string // an already-running paymentd serve
 	serverPID            int
 	instrumentation      instrumentation // of the paymentd child (tracing.go)
+	db                   string          // a database to bench on instead of a temporary SQLite file
+	replicas             int             // paymentd children on db, sharing the load
 }
 
 // benchResult is one row of the table (and of --json). Server figures are
@@ -85,9 +91,16 @@ type benchResult struct {
 	// inprocess mode, where it cannot be told apart).
 	BenchCPUus float64 `json:"bench_cpu_us_per_request,omitempty"`
 	PeakRSSMB  float64 `json:"peak_rss_mb"`
-	FirstError string  `json:"first_error,omitempty"`
-	Commits    int64   `json:"commits"`
-	MeanBatch  float64 `json:"mean_batch"`
+	// DBCPUus is the CPU µs per request of the PostgreSQL backends serving
+	// the bench's database, when PostgreSQL runs on this machine: SQLite's
+	// work is inside the server's figure, PostgreSQL's is not.
+	DBCPUus float64 `json:"db_cpu_us_per_request,omitempty"`
+	// ReplicaCPUSeconds is each replica's share of CPUSeconds, in a bench
+	// with --replicas: how evenly the load was spread.
+	ReplicaCPUSeconds []float64 `json:"replica_cpu_seconds,omitempty"`
+	FirstError        string    `json:"first_error,omitempty"`
+	Commits           int64     `json:"commits"`
+	MeanBatch         float64   `json:"mean_batch"`
 }
 
 type benchReport struct {
@@ -96,6 +109,8 @@ type benchReport struct {
 	DurationSeconds float64       `json:"duration_seconds"`
 	Preloaded       int           `json:"preloaded_payments"`
 	Synchronous     string        `json:"synchronous"`
+	Backend         string        `json:"backend"`  // sqlite or postgres
+	Replicas        int           `json:"replicas"` // paymentd servers sharing the load; server figures are their sums
 	Results         []benchResult `json:"results"`
 	DBBytesPerPay   float64       `json:"db_bytes_per_payment"`
 	DBPayments      int64         `json:"db_payments"`
@@ -113,10 +128,73 @@ type benchTarget struct {
 	stats func() (benchServerStats, error)
 	free  func()
 	stop  func()
+	// members are the replicas of a fleet target (replicaGroup): its
+	// figures are theirs summed, and calls are spread across them.
+	members []*benchTarget
+	// dbCPU reads the CPU seconds so far of each PostgreSQL backend serving
+	// the target's database, by process id; nil when the database is not a
+	// PostgreSQL server on this machine.
+	dbCPU func() map[int]float64
 }
 
-// cpuSeconds is the server process's CPU time so far.
+// replicaGroup is one target made of several paymentd children on one
+// database: CPU time is their sum, peak RSS the largest one's, and the
+// store's commit counters their sum (the database's size is one).
+func replicaGroup(members []*benchTarget, key string) *benchTarget {
+	if len(members) == 1 {
+		members[0].key = key
+		return members[0]
+	}
+	g := &benchTarget{key: key, members: members}
+	g.free = func() {
+		for _, m := range members {
+			m.free()
+		}
+	}
+	g.stop = func() {
+		for _, m := range members {
+			m.stop()
+		}
+	}
+	g.stats = func() (benchServerStats, error) {
+		var sum benchServerStats
+		for i, m := range members {
+			s, err := m.stats()
+			if err != nil {
+				return sum, err
+			}
+			sum.Batches, sum.Ops = sum.Batches+s.Batches, sum.Ops+s.Ops
+			if i == 0 {
+				sum.Payments, sum.Bytes = s.Payments, s.Bytes
+			}
+		}
+		return sum, nil
+	}
+	return g
+}
+
+// servers are the target's processes: its members, or itself.
+func (t *benchTarget) servers() []*benchTarget {
+	if len(t.members) > 0 {
+		return t.members
+	}
+	return []*benchTarget{t}
+}
+
+// cpuSeconds is the server process's CPU time so far (summed over a
+// group's members).
 func (t *benchTarget) cpuSeconds() (float64, bool) {
+	if len(t.members) > 0 {
+		var sum float64
+		for _, m := range t.members {
+			s, ok := m.cpuSeconds()
+			if !ok {
+				return 0, false
+			}
+			sum += s
+		}
+		return sum, true
+	}
 	switch {
 	case t.inProcess:
 		return cpuSeconds(), true
@@ -134,16 +212,22 @@ func (t *benchTarget) procDir() string {
 }
 
 func (t *benchTarget) resetPeakRSS() {
-	if t.inProcess || t.pid > 0 {
-		resetPeakRSS(t.procDir())
+	for _, m := range t.servers() {
+		if m.inProcess || m.pid > 0 {
+			resetPeakRSS(m.procDir())
+		}
 	}
 }
 
+// peakRSS is the largest peak RSS of the target's processes.
 func (t *benchTarget) peakRSS() int64 {
-	if t.inProcess || t.pid > 0 {
-		return peakRSS(t.procDir())
+	var peak int64
+	for _, m := range t.servers() {
+		if m.inProcess || m.pid > 0 {
+			peak = max(peak, peakRSS(m.procDir()))
+		}
 	}
-	return 0
+	return peak
 }
 
 func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -164,8 +248,20 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&c.key, "key", "", "with --addr: a test API key with the write scope on that server (or PAYMENTD_KEY)")
 	fs.IntVar(&c.serverPID, "server-pid", 0, "with --addr: the server's process id on this machine, to read its CPU time and peak RSS")
 	c.instrumentation.register(fs)
+	fs.StringVar(&c.db, "db", "", "bench on this database (postgres://… or a SQLite file) instead of a temporary SQLite file; the bench adds its own account to it, so use a throw-away database")
+	fs.IntVar(&c.replicas, "replicas", 1, "with a PostgreSQL --db: start this many paymentd servers on it and spread the callers across them (server CPU is their sum)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
+	}
+	switch {
+	case c.replicas < 1:
+		return errors.New("--replicas must be at least 1")
+	case c.replicas > 1 && !isPostgres(c.db):
+		return errors.New("--replicas needs a PostgreSQL --db (postgres://…): replicas share one database, and SQLite has one writer")
+	case c.replicas > 1 && c.server != "child":
+		return errors.New("--replicas starts child servers: drop --server inprocess")
+	case c.db != "" && c.addr != "":
+		return errors.New("--db and --addr both name the server's database: a running server (--addr) has its own")
 	}
 	if c.concurrency < 1 {
 		return errors.New("--concurrency must be at least 1")
@@ -206,7 +302,12 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer stop()
 		payT, restEchoT, echoT = t, t, e
 	case "child":
-		if payT, err = startChild(stderr, childArgs(c, true)...); err != nil {
+		if c.db != "" {
+			payT, err = startReplicas(ctx, c, stderr)
+		} else {
+			payT, err = startChild(stderr, nil, childArgs(c, true)...)
+		}
+		if err != nil {
 			return err
 		}
 		defer payT.stop()
@@ -216,28 +317,38 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		if wanted["rest-echo"] {
 			// serve has no echo route: the REST baseline is paymentd's own
 			// gateway in a child on this machine.
-			if restEchoT, err = startChild(stderr, childArgs(c, false)...); err != nil {
+			if restEchoT, err = startChild(stderr, nil, childArgs(c, false)...); err != nil {
 				return err
 			}
 			defer restEchoT.stop()
 		}
 	}
 	if echoT == nil {
-		if echoT, err = startChild(stderr, "--echo"); err != nil {
+		if echoT, err = startChild(stderr, nil, "--echo"); err != nil {
 			return err
 		}
 		defer echoT.stop()
 	}
 
-	nconn := max(1, c.concurrency/25)
+	// A connection per 25 callers, spread over a fleet's replicas: caller
+	// w uses connection w modulo their number, so each replica gets an
+	// equal share of the callers.
+	nconn := max(1, c.concurrency/25/c.replicas)
 	conns := map[string][]*grpc.ClientConn{}
 	dial := func(t *benchTarget) ([]*grpc.ClientConn, error) {
-		if cs, ok := conns[t.grpcAddr]; ok {
-			return cs, nil
+		var all []*grpc.ClientConn
+		for _, m := range t.servers() {
+			cs, ok := conns[m.grpcAddr]
+			if !ok {
+				var err error
+				if cs, err = dialN(m.grpcAddr, nconn); err != nil {
+					return nil, err
+				}
+				conns[m.grpcAddr] = cs
+			}
+			all = append(all, cs...)
 		}
-		cs, err := dialN(t.grpcAddr, nconn)
-		conns[t.grpcAddr] = cs
-		return cs, err
+		return all, nil
 	}
 	defer func() {
 		for _, cs := range conns {
@@ -261,7 +372,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	pool := make([]string, 0, 1000)
 	if wanted["get"] || wanted["refund"] {
 		for i := range cap(pool) {
-			resp, err := pb.NewPaymentsServiceClient(paymentd[i%nconn]).CreatePayment(authed, &pb.CreatePaymentRequest{
+			resp, err := pb.NewPaymentsServiceClient(paymentd[i%len(paymentd)]).CreatePayment(authed, &pb.CreatePaymentRequest{
 				Amount: 100_000_000, Currency: "USD", PaymentMethod: "pm_card_visa"})
 			if err != nil {
 				return fmt.Errorf("seeding payments: %w", err)
@@ -284,44 +395,55 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	var seq atomic.Int64
 	calls := map[string]func(worker int) error{
 		"echo": func(w int) error {
-			_, err := benchv1.NewEchoServiceClient(echoConns[w%nconn]).Echo(ctx, &benchv1.EchoRequest{Payload: payload})
+			_, err := benchv1.NewEchoServiceClient(echoConns[w%len(echoConns)]).Echo(ctx, &benchv1.EchoRequest{Payload: payload})
 			return err
 		},
 		"create": func(w int) error {
 			ictx := metadata.AppendToOutgoingContext(authed, "idempotency-key", "bench-"+run+"-"+strconv.FormatInt(seq.Add(1), 10))
-			_, err := pb.NewPaymentsServiceClient(paymentd[w%nconn]).CreatePayment(ictx, &pb.CreatePaymentRequest{
+			_, err := pb.NewPaymentsServiceClient(paymentd[w%len(paymentd)]).CreatePayment(ictx, &pb.CreatePaymentRequest{
 				Amount: 2000, Currency: "USD", PaymentMethod: "pm_card_visa", Description: "bench"})
 			return err
 		},
 		"get": func(w int) error {
-			_, err := pb.NewPaymentsServiceClient(paymentd[w%nconn]).GetPayment(authed, &pb.GetPaymentRequest{Id: pool[rand.IntN(len(pool))]})
+			_, err := pb.NewPaymentsServiceClient(paymentd[w%len(paymentd)]).GetPayment(authed, &pb.GetPaymentRequest{Id: pool[rand.IntN(len(pool))]})
 			return err
 		},
 		"list": func(w int) error {
-			_, err := pb.NewPaymentsServiceClient(paymentd[w%nconn]).ListPayments(authed, &pb.ListPaymentsRequest{})
+			_, err := pb.NewPaymentsServiceClient(paymentd[w%len(paymentd)]).ListPayments(authed, &pb.ListPaymentsRequest{})
 			return err
 		},
 		"refund": func(w int) error {
 			ictx := metadata.AppendToOutgoingContext(authed, "idempotency-key", "bench-r-"+run+"-"+strconv.FormatInt(seq.Add(1), 10))
-			_, err := pb.NewPaymentsServiceClient(paymentd[w%nconn]).CreateRefund(ictx, &pb.CreateRefundRequest{
+			_, err := pb.NewPaymentsServiceClient(paymentd[w%len(paymentd)]).CreateRefund(ictx, &pb.CreateRefundRequest{
 				PaymentId: pool[rand.IntN(len(pool))], Amount: proto.Int64(100)})
 			return err
 		},
-		"rest-create": func(int) error {
-			return post(httpc, "http://"+payT.httpAddr+"/v1/payments", "Bearer "+payT.key, createBody,
+		"rest-create": func(w int) error {
+			return post(httpc, "http://"+httpAddrOf(payT, w)+"/v1/payments", "Bearer "+payT.key, createBody,
 				"Idempotency-Key", "bench-h-"+run+"-"+strconv.FormatInt(seq.Add(1), 10))
 		},
 	}
 	if restEchoT != nil {
-		calls["rest-echo"] = func(int) error { return post(httpc, "http://"+restEchoT.httpAddr+"/v1/bench/echo", "", echoBody) }
+		calls["rest-echo"] = func(w int) error {
+			return post(httpc, "http://"+httpAddrOf(restEchoT, w)+"/v1/bench/echo", "", echoBody)
+		}
 	}
 	targets := map[string]*benchTarget{"echo": echoT, "rest-echo": restEchoT}
 
 	report := benchReport{Mode: mode, Concurrency: c.concurrency, DurationSeconds: c.duration.Seconds(), Preloaded: c.preload,
-		Synchronous: strings.ToUpper(c.synchronous), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Synchronous: strings.ToUpper(c.synchronous), GOMAXPROCS: runtime.GOMAXPROCS(0), Backend: "sqlite", Replicas: c.replicas,
 		Instrumentation: c.instrumentation.String()}
-	if mode == "external" {
-		report.Synchronous = "(the server's)"
+	switch {
+	case mode == "external":
+		report.Synchronous, report.Backend = "(the server's)", "(the server's)"
+	case isPostgres(c.db):
+		report.Backend = "postgres"
+		if report.Synchronous, err = pgSetting(ctx, c.db, "synchronous_commit"); err != nil {
+			return err
+		}
+		var closeDB func()
+		payT.dbCPU, closeDB = pgBackendsCPU(ctx, c.db)
+		defer closeDB()
 	}
 	byName := map[string]*benchResult{}
 	if c.cpuProfile != "" && mode == "inprocess" {
@@ -416,7 +538,11 @@ func startInProcess(ctx context.Context, c benchConfig, stderr io.Writer) (payT,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	st, srvs, key, err := startBenchPaymentd(ctx, filepath.Join(dir, "bench.db"), c.synchronous, c.preload, c.instrumentation, stderr)
+	db := c.db
+	if db == "" {
+		db = filepath.Join(dir, "bench.db")
+	}
+	st, srvs, key, err := startBenchPaymentd(ctx, db, benchStoreOptions(db, c.synchronous), c.preload, c.instrumentation, stderr)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, nil, err
@@ -447,6 +573,111 @@ func startInProcess(ctx context.Context, c benchConfig, stderr io.Writer) (payT,
 	}, nil
 }
 
+// startReplicas prepares c.db for the bench — its own account and test
+// key, and the preload, written before any server starts — and starts
+// c.replicas paymentd children serving it. The DSN goes to the children in
+// their environment (PAYMENTD_DB), not on their command line, which any
+// user of the machine can read.
+func startReplicas(ctx context.Context, c benchConfig, stderr io.Writer) (*benchTarget, error) {
+	st, err := store.Open(ctx, c.db, benchStoreOptions(c.db, c.synchronous))
+	if err != nil {
+		return nil, err
+	}
+	key, err := benchAccount(ctx, st, c.preload, stderr)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	var members []*benchTarget
+	for i := range c.replicas {
+		args := []string{"--synchronous", c.synchronous, "--instrumentation", c.instrumentation.String()}
+		if i == 0 && c.cpuProfile != "" {
+			args = append(args, "--cpuprofile", c.cpuProfile)
+		}
+		m, err := startChild(stderr, []string{"PAYMENTD_DB=" + c.db}, args...)
+		if err != nil {
+			for _, started := range members {
+				started.stop()
+			}
+			return nil, err
+		}
+		members = append(members, m)
+	}
+	return replicaGroup(members, key), nil
+}
+
+// benchStoreOptions are the store options of a bench on db: SQLite's
+// synchronous pragma means nothing on PostgreSQL (synchronous_commit is
+// the server's setting, reported with the results).
+func benchStoreOptions(db, synchronous string) store.Options {
+	if isPostgres(db) {
+		return store.Options{}
+	}
+	return store.Options{Synchronous: synchronous}
+}
+
+// isPostgres reports whether dsn names a PostgreSQL database.
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// pgSetting reads one server setting of the PostgreSQL database at dsn,
+// as name=value, for the report.
+func pgSetting(ctx context.Context, dsn, name string) (string, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var v string
+	if err := db.QueryRowContext(ctx, `SELECT current_setting($1)`, name).Scan(&v); err != nil {
+		return "", fmt.Errorf("bench: reading %s from PostgreSQL: %w", name, err)
+	}
+	return name + "=" + v, nil
+}
+
+// pgBackendsCPU returns a reader of the CPU time of the PostgreSQL backends
+// connected to the database at dsn (other than its own), by process id, for
+// a PostgreSQL server on this machine; nil otherwise (their /proc entries
+// are elsewhere). done ends its connection.
+func pgBackendsCPU(ctx context.Context, dsn string) (read func() map[int]float64, done func()) {
+	u, err := url.Parse(dsn)
+	if err != nil || !slices.Contains([]string{"", "localhost", "127.0.0.1", "::1"}, u.Hostname()) {
+		return nil, func() {}
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, func() {}
+	}
+	db.SetMaxOpenConns(1)
+	read = func() map[int]float64 {
+		out := map[int]float64{}
+		rows, err := db.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+		if err != nil {
+			return out
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var pid int
+			if rows.Scan(&pid) == nil {
+				if s, ok := procCPUSeconds(pid); ok {
+					out[pid] = s
+				}
+			}
+		}
+		return out
+	}
+	return read, func() { db.Close() }
+}
+
+// httpAddrOf is the HTTP address caller w uses: the replicas take turns.
+func httpAddrOf(t *benchTarget, w int) string {
+	ms := t.servers()
+	return ms[w%len(ms)].httpAddr
+}
+
 // childArgs are the flags of a paymentd bench-server child; the preload and
 // the profile go only to the one the scenarios measure.
 func childArgs(c benchConfig, measured bool) []string {
@@ -463,10 +694,10 @@ func childArgs(c benchConfig, measured bool) []string {
 	return args
 }
 
-// startChild runs `paymentd bench-server args…` (this same executable) and
-// waits until it serves. Its stdin stays open for stats requests; closing
-// it stops the child.
-func startChild(stderr io.Writer, args ...string) (*benchTarget, error) {
+// startChild runs `paymentd bench-server args…` (this same executable),
+// with env added to this process's environment, and waits until it serves.
+// Its stdin stays open for stats requests; closing it stops the child.
+func startChild(stderr io.Writer, env []string, args ...string) (*benchTarget, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("bench: finding this executable to start the server: %w", err)
@@ -474,6 +705,9 @@ func startChild(stderr io.Writer, args ...string) (*benchTarget, error) {
 	argv := append([]string{"bench-server"}, args...)
 	cmd := exec.Command(exe, argv...)
 	cmd.Stderr = stderr
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -558,6 +792,11 @@ func runScenario(ctx context.Context, stderr io.Writer, name string, c benchConf
 	t.resetPeakRSS()
 	own0 := cpuSeconds()
 	cpu0, cpuKnown := t.cpuSeconds()
+	each0 := memberCPU(t)
+	var db0 map[int]float64
+	if t.dbCPU != nil {
+		db0 = t.dbCPU()
+	}
 	start := time.Now()
 	var done atomic.Int64
 	stopProgress := make(chan struct{})
@@ -580,10 +819,23 @@ func runScenario(ctx context.Context, stderr io.Writer, name string, c benchConf
 	fmt.Fprintf(stderr, "\r%-12s done: %d requests, %d errors%20s\n", name, len(lat), errs, "")
 	own := cpuSeconds() - own0
 	cpu1, _ := t.cpuSeconds()
+	each1 := memberCPU(t)
 	r := benchResult{Scenario: name, Requests: int64(len(lat)), Errors: errs, RPS: float64(len(lat)) / elapsed.Seconds(),
 		PeakRSSMB: float64(t.peakRSS()) / (1 << 20)}
+	if t.dbCPU != nil && len(lat) > 0 {
+		// A backend that started during the scenario counts all its CPU; one
+		// that ended during it is missed (the pools keep theirs open).
+		var spent float64
+		for pid, s := range t.dbCPU() {
+			spent += s - db0[pid]
+		}
+		r.DBCPUus = spent * 1e6 / float64(len(lat))
+	}
 	if cpuKnown {
 		r.CPUSeconds = cpu1 - cpu0
+		for i := range each1 {
+			r.ReplicaCPUSeconds = append(r.ReplicaCPUSeconds, each1[i]-each0[i])
+		}
 	}
 	if n := float64(len(lat)); n > 0 {
 		r.ServerCPUus = r.CPUSeconds * 1e6 / n
@@ -600,6 +852,17 @@ func runScenario(ctx context.Context, stderr io.Writer, name string, c benchConf
 		r.P50ms, r.P99ms, r.P999ms = pct(0.50), pct(0.99), pct(0.999)
 	}
 	return r
+}
+
+// memberCPU is the CPU time so far of each replica of a fleet target (nil
+// for a single server).
+func memberCPU(t *benchTarget) []float64 {
+	var out []float64
+	for _, m := range t.members {
+		s, _ := m.cpuSeconds()
+		out = append(out, s)
+	}
+	return out
 }
 
 // drive calls call from n goroutines until d has passed and returns the
@@ -645,8 +908,12 @@ func drive(ctx context.Context, n int, d time.Duration, call func(int) error, do
 
 func printReport(w io.Writer, r benchReport) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "\npaymentd bench: %s servers, concurrency %d, %s per scenario, synchronous=%s, GOMAXPROCS %d, preloaded %d payments, instrumentation %s\n",
-		r.Mode, r.Concurrency, time.Duration(r.DurationSeconds*float64(time.Second)), r.Synchronous, r.GOMAXPROCS, r.Preloaded, r.Instrumentation)
+	fmt.Fprintf(w, "\npaymentd bench: %s servers (%d on %s), concurrency %d, %s per scenario, synchronous=%s, GOMAXPROCS %d, preloaded %d payments, instrumentation %s\n",
+		r.Mode, r.Replicas, r.Backend, r.Concurrency, time.Duration(r.DurationSeconds*float64(time.Second)), strings.TrimPrefix(r.Synchronous, "synchronous="),
+		r.GOMAXPROCS, r.Preloaded, r.Instrumentation)
+	if r.Replicas > 1 {
+		fmt.Fprintf(w, "(%d paymentd replicas on one database, callers spread evenly: server CPU is their sum, peak RSS the largest one's)\n", r.Replicas)
+	}
 	switch r.Mode {
 	case "inprocess":
 		fmt.Fprintln(w, "(inprocess: server CPU and RSS include the load generator, which runs in the same process)")
@@ -654,7 +921,7 @@ func printReport(w io.Writer, r benchReport) {
 		fmt.Fprintln(w, "(external: the echo baselines run as children on this machine; server CPU is read only with --server-pid)")
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "scenario\trps\tp50 ms\tp99 ms\tp99.9 ms\terrors\tratio\tp99 ×\tvs\tsrv µs/req\tsrv ×\tbench µs/req\tsrv cpu s\tpeak RSS MB\tcommits/s\tbatch\t")
+	fmt.Fprintln(tw, "scenario\trps\tp50 ms\tp99 ms\tp99.9 ms\terrors\tratio\tp99 ×\tvs\tsrv µs/req\tsrv ×\tdb µs/req\tbench µs/req\tsrv cpu s\tpeak RSS MB\tcommits/s\tbatch\t")
 	for _, x := range r.Results {
 		ratio, p99x, cpux := "-", "-", "-"
 		if x.Baseline != "" {
@@ -663,7 +930,10 @@ func printReport(w io.Writer, r benchReport) {
 		if x.ServerCPURatio > 0 {
 			cpux = fmt.Sprintf("%.2f", x.ServerCPURatio)
 		}
-		srv, gen, cpu, rss := "-", "-", "-", "-"
+		srv, gen, cpu, rss, dbus := "-", "-", "-", "-", "-"
+		if x.DBCPUus > 0 {
+			dbus = fmt.Sprintf("%.1f", x.DBCPUus)
+		}
 		if x.ServerCPUus > 0 {
 			srv, cpu = fmt.Sprintf("%.1f", x.ServerCPUus), fmt.Sprintf("%.1f", x.CPUSeconds)
 		}
@@ -677,8 +947,8 @@ func printReport(w io.Writer, r benchReport) {
 		if x.Commits > 0 {
 			commits, batch = fmt.Sprintf("%.0f", float64(x.Commits)/r.DurationSeconds), fmt.Sprintf("%.1f", x.MeanBatch)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", x.Scenario, x.RPS, x.P50ms, x.P99ms, x.P999ms,
-			x.Errors, ratio, p99x, x.Baseline, srv, cpux, gen, cpu, rss, commits, batch)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", x.Scenario, x.RPS, x.P50ms, x.P99ms, x.P999ms,
+			x.Errors, ratio, p99x, x.Baseline, srv, cpux, dbus, gen, cpu, rss, commits, batch)
 	}
 	tw.Flush()
 	if r.DBPayments > 0 {

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
+	"github.com/paymentd/paymentd/store"
+	"github.com/paymentd/paymentd/store/storetest"
 )
 
 // runAsMainEnv makes this test binary behave as the paymentd binary, so that
@@ -172,5 +174,41 @@ func TestBenchInProcess(t *testing.T) {
 	by := resultsByName(t, r, "echo", "list")
 	if x := by["list"]; x.ServerCPUus <= 0 || x.BenchCPUus != 0 {
 		t.Errorf("list in process: %.1f µs/req (process), bench %.1f µs/req; want the first measured and the second not told apart", x.ServerCPUus, x.BenchCPUus)
+	}
+}
+
+// TestBenchPostgresReplicas runs the bench on a fresh PostgreSQL database
+// with three paymentd replicas: every scenario succeeds, the report names
+// the backend, the replicas and synchronous_commit, and every replica
+// spent CPU on every paymentd scenario (the callers were spread).
+func TestBenchPostgresReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench with child processes")
+	}
+	if _, ok := any((*store.Store)(nil)).(interface{ Backend() string }); !ok {
+		t.Skip("store.Open on postgres:// has not landed yet (pgcore)")
+	}
+	r := runBench(t, "--db", storetest.PostgresDSN(t), "--replicas", "3", "--concurrency", "6", "--scenarios", "create,get,list,refund,rest-create")
+	if r.Backend != "postgres" || r.Replicas != 3 || r.Synchronous != "synchronous_commit=on" {
+		t.Errorf("report backend %q, replicas %d, synchronous %q; want postgres, 3, synchronous_commit=on", r.Backend, r.Replicas, r.Synchronous)
+	}
+	by := resultsByName(t, r, "create", "get", "list", "refund", "rest-create")
+	for _, name := range []string{"create", "get", "list", "refund", "rest-create"} {
+		x := by[name]
+		if len(x.ReplicaCPUSeconds) != 3 {
+			t.Errorf("%s: CPU of %d replicas; want 3", name, len(x.ReplicaCPUSeconds))
+			continue
+		}
+		for i, cpu := range x.ReplicaCPUSeconds {
+			if cpu <= 0 {
+				t.Errorf("%s: replica %d spent no CPU (%v): the callers were not spread", name, i, x.ReplicaCPUSeconds)
+			}
+		}
+		if x.ServerCPUus <= 0 {
+			t.Errorf("%s: no server CPU per request", name)
+		}
+	}
+	if r.DBPayments == 0 {
+		t.Error("the report counts no payments in the database")
 	}
 }

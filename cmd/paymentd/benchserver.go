@@ -51,14 +51,15 @@ type benchServerStats struct {
 // answers one-line requests on stdin ("stats", "free") with one JSON line.
 func benchServer(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var (
-		echoOnly                  bool
-		dir, synchronous, cpuProf string
-		preload                   int
-		instr                     instrumentation
+		echoOnly                      bool
+		dir, db, synchronous, cpuProf string
+		preload                       int
+		instr                         instrumentation
 	)
 	fs := newFlagSet("bench-server", stderr)
 	fs.BoolVar(&echoOnly, "echo", false, "serve only the bare gRPC echo service (the baseline)")
 	fs.StringVar(&dir, "dir", "", "directory for the temporary database (default: the system temp dir)")
+	fs.StringVar(&db, "db", "", "serve this database, which the parent bench has prepared (its account and key), instead of a temporary one")
 	fs.StringVar(&synchronous, "synchronous", "FULL", "SQLite synchronous pragma")
 	fs.IntVar(&preload, "preload", 0, "payments to write before serving, through the store's batch path")
 	fs.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the server to this file")
@@ -80,23 +81,31 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 		ready.GRPC = l.Addr().String()
 		stats = func() (benchServerStats, error) { return benchServerStats{}, nil }
 	} else {
-		tmp, err := os.MkdirTemp(dir, "paymentd-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		st, srvs, key, err := startBenchPaymentd(ctx, filepath.Join(tmp, "bench.db"), synchronous, preload, instr, stderr)
-		if err != nil {
-			return err
+		var st *store.Store
+		var srvs *servers
+		var err error
+		if db != "" {
+			if st, err = store.Open(ctx, db, benchStoreOptions(db, synchronous)); err != nil {
+				return err
+			}
+			if srvs, err = serveBench(ctx, st, instr); err != nil {
+				st.Close()
+				return err
+			}
+		} else {
+			tmp, err := os.MkdirTemp(dir, "paymentd-bench-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			if st, srvs, ready.Key, err = startBenchPaymentd(ctx, filepath.Join(tmp, "bench.db"), store.Options{Synchronous: synchronous}, preload, instr, stderr); err != nil {
+				return err
+			}
 		}
 		defer st.Close()
 		defer srvs.stop(time.Second)
-		ready.GRPC, ready.HTTP, ready.Key = srvs.grpcAddr.String(), srvs.httpAddr.String(), key
-		stats = func() (benchServerStats, error) {
-			b, o := st.WriterStats()
-			s, err := st.Stats(ctx)
-			return benchServerStats{Batches: b, Ops: o, Payments: s.Payments, Bytes: s.Bytes}, err
-		}
+		ready.GRPC, ready.HTTP = srvs.grpcAddr.String(), srvs.httpAddr.String()
+		stats = func() (benchServerStats, error) { return storeStats(ctx, st) }
 	}
 	if cpuProf != "" {
 		f, err := os.Create(cpuProf)
@@ -141,15 +150,31 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 	return nil
 }
 
-// startBenchPaymentd opens a fresh store at path with one account and one
-// test key, optionally preloads payments, and serves paymentd on loopback as
-// `serve` runs it (rate limit off: one key drives all the load), with the
-// echo service public behind the same gateway for the REST baseline.
-func startBenchPaymentd(ctx context.Context, path, synchronous string, preload int, instr instrumentation, stderr io.Writer) (*store.Store, *servers, string, error) {
-	st, err := store.Open(ctx, path, store.Options{Synchronous: synchronous})
+// startBenchPaymentd opens the store at path (a fresh one, or a throw-away
+// database the bench may add to), adds the bench's account and test key,
+// optionally preloads payments, and serves paymentd on it (serveBench).
+func startBenchPaymentd(ctx context.Context, path string, o store.Options, preload int, instr instrumentation, stderr io.Writer) (*store.Store, *servers, string, error) {
+	st, err := store.Open(ctx, path, o)
 	if err != nil {
 		return nil, nil, "", err
 	}
+	secret, err := benchAccount(ctx, st, preload, stderr)
+	if err != nil {
+		st.Close()
+		return nil, nil, "", err
+	}
+	srvs, err := serveBench(ctx, st, instr)
+	if err != nil {
+		st.Close()
+		return nil, nil, "", err
+	}
+	return st, srvs, secret, nil
+}
+
+// benchAccount adds the bench's own account and test key to st (on a shared
+// database, other data stays apart: every scenario is scoped to this
+// account), preloads its payments, and returns the key's secret.
+func benchAccount(ctx context.Context, st *store.Store, preload int, stderr io.Writer) (string, error) {
 	acct := &store.Account{ID: service.NewID(service.PrefixAccount), Name: "bench"}
 	secret, key := newKey(acct.ID, false, []string{service.ScopeWrite})
 	if err := st.Write(ctx, func(tx *store.Tx) error {
@@ -159,8 +184,7 @@ func startBenchPaymentd(ctx context.Context, path, synchronous string, preload i
 		}
 		return tx.InsertAPIKey(key)
 	}); err != nil {
-		st.Close()
-		return nil, nil, "", err
+		return "", err
 	}
 	if preload > 0 {
 		fmt.Fprintf(stderr, "preloading %d payments…\n", preload)
@@ -170,21 +194,30 @@ func startBenchPaymentd(ctx context.Context, path, synchronous string, preload i
 		})
 		fmt.Fprintln(stderr)
 		if err != nil {
-			st.Close()
-			return nil, nil, "", err
+			return "", err
 		}
 		fmt.Fprintf(stderr, "preloaded %d payments in %s (%.0f/s)\n", preload, time.Since(start).Round(time.Millisecond),
 			float64(preload)/time.Since(start).Seconds())
 	}
+	return secret, nil
+}
+
+// storeStats reads the store's group-commit counters and the database's size.
+func storeStats(ctx context.Context, st *store.Store) (benchServerStats, error) {
+	b, o := st.WriterStats()
+	s, err := st.Stats(ctx)
+	return benchServerStats{Batches: b, Ops: o, Payments: s.Payments, Bytes: s.Bytes}, err
+}
+
+// serveBench serves paymentd on st on loopback as `serve` runs it (rate
+// limit off: one key drives all the load), with the echo service public
+// behind the same gateway for the REST baseline.
+func serveBench(ctx context.Context, st *store.Store, instr instrumentation) (*servers, error) {
 	log := slog.New(slog.DiscardHandler)
 	svc := service.New(service.Config{Store: st, Logger: log, Environment: "bench", Build: build(),
 		RateLimit: -1, PublicServices: []string{"paymentd.bench.v1.EchoService"}, InstrumentationOff: instr.off})
 	srvs, err := startServers(ctx, svc, "127.0.0.1:0", "127.0.0.1:0", log,
 		func(s *grpc.Server) { benchv1.RegisterEchoServiceServer(s, echoServer{}) },
 		benchv1.RegisterEchoServiceHandler)
-	if err != nil {
-		st.Close()
-		return nil, nil, "", err
-	}
-	return st, srvs, secret, nil
+	return srvs, err
 }
