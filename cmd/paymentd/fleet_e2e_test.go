@@ -391,6 +391,7 @@ type webhookCounter struct {
 	mu        sync.Mutex
 	answered  map[string]int // event id → 2xx answers
 	held      chan struct{}  // closed: answer; nil: answer at once
+	delay     time.Duration  // how long each answer takes
 	waiting   atomic.Int64   // requests being held
 	abandoned atomic.Int64   // held requests whose sender disconnected
 }
@@ -413,6 +414,7 @@ func newWebhookCounter(t *testing.T) *webhookCounter {
 				return
 			}
 		}
+		time.Sleep(c.delay)
 		c.mu.Lock()
 		c.answered[r.Header.Get(webhook.HeaderID)]++
 		c.mu.Unlock()
@@ -453,10 +455,13 @@ func (f *fleet) events(t *testing.T, i int, key string) []string {
 }
 
 // Payments made through every replica: each event is delivered exactly
-// once, though three dispatchers look for due deliveries.
+// once, though three dispatchers look for due deliveries. The receiver
+// takes its time, so that a dispatcher's poll often finds deliveries
+// another replica is attempting.
 func (f *fleet) testWebhooksDeliveredOnce(t *testing.T) {
 	key, _ := f.account(t, "webhooks")
 	rcv := newWebhookCounter(t)
+	rcv.delay = 700 * time.Millisecond
 	f.must(t, 0, "POST", "/v1/webhook-endpoints", key, `{"url":"`+rcv.URL+`"}`)
 	codes, bodies := f.parallel(30, func(k, i int) (int, map[string]any) {
 		return f.rest(i, "POST", "/v1/payments", key, fmt.Sprintf("hook-%d", k), `{"amount":1500,"currency":"USD","payment_method":"pm_card_visa"}`)
