@@ -33,6 +33,7 @@ var tests = []test{
 	{"WebhookSecrets", testWebhookSecrets},
 	{"AccountsAndKeys", testAccountsAndKeys},
 	{"OperatorItems", testOperatorItems},
+	{"StatusSets", testStatusSets},
 }
 
 // Run runs every test of the suite as a parallel subtest, each on the store
