@@ -92,6 +92,24 @@ type WholeCapturer interface {
 	CapturesWholeAuthorizationOnly() bool
 }
 
+// AlwaysAnswers is implemented by providers that answer every call they
+// are given, such as the in-process sandbox: money cannot move there
+// without paymentd hearing of it. Every other provider is across a network
+// whose answer may be lost after the provider has acted.
+type AlwaysAnswers interface {
+	AlwaysAnswers() bool
+}
+
+// MayMoveMoneyUnanswered reports whether money may move at p without
+// paymentd getting the answer: true unless p always answers. paymentd
+// records a call to such a provider before making it (the boundary rule),
+// so that a lost answer leaves a record the reconciler settles; for a
+// provider that always answers, the one write of its answer suffices.
+func MayMoveMoneyUnanswered(p any) bool {
+	a, ok := p.(AlwaysAnswers)
+	return !ok || !a.AlwaysAnswers()
+}
+
 // StatusChecker reports whether a provider can be reached.
 type StatusChecker interface {
 	CheckStatus(ctx context.Context) error

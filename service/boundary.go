@@ -17,7 +17,6 @@ import (
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/providers/routing"
-	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -45,13 +44,6 @@ const recordTimeout = 10 * time.Second
 // ctx's values but not its deadline or cancellation, bounded by recordTimeout.
 func recordCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-}
-
-// remote reports whether prov is a provider across the network, whose
-// answer may be lost; the in-process sandbox always answers.
-func remote(prov providers.Payments) bool {
-	_, ok := prov.(*sandbox.Provider)
-	return !ok
 }
 
 // unsettledError refuses an operation on a payment whose pending capture or

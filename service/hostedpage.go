@@ -127,11 +127,12 @@ func (s *Service) submitPaymentPage(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// payFromPage pays a card invoice through a sandbox payment: the provider
-// call happens first, outside the write; then one write records the payment
-// (with its ledger entries and event) and the invoice's change, after
-// checking again that the invoice is still open, so that paying twice, or
-// paying an invoice that expired or was canceled meanwhile, never moves money.
+// payFromPage pays a card invoice through a payment of the test provider,
+// made as every payment is (createPayment): the provider call happens
+// first, outside the write; then one write records the payment (with its
+// ledger entries and event) and the invoice's change, after checking again
+// that the invoice is still open, so that paying twice, or paying an
+// invoice that expired or was canceled meanwhile, never moves money.
 func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store.Invoice) {
 	switch {
 	case paymentd.InvoiceStatus(inv.Status) == paymentd.InvoicePaid:
@@ -178,41 +179,16 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 		s.renderInvoice(w, r, inv, http.StatusConflict, "")
 		return
 	}
-	prov := s.cfg.TestProvider
 	p := &store.Payment{
 		ID: NewID(PrefixPayment), AccountID: inv.AccountID, Livemode: inv.Livemode, Amount: inv.Amount,
-		Currency: inv.Currency, CaptureMethod: "automatic", PaymentMethod: method, Provider: providerName(prov),
+		Currency: inv.Currency, CaptureMethod: "automatic", PaymentMethod: method, Provider: providerName(s.cfg.TestProvider),
 		Description: inv.Description, CustomerName: inv.CustomerName, CustomerEmail: inv.CustomerEmail, CustomerID: inv.CustomerID,
 		Metadata: map[string]string{"invoice_id": inv.ID, "transaction_reference": inv.TransactionReference},
 	}
-	pctx, done := s.providerCall(r.Context(), prov, "authorize")
-	res, perr := prov.Authorize(pctx, providers.PaymentRequest{
-		IdempotencyKey: p.ID, Amount: p.Amount, Currency: p.Currency, PaymentMethod: method, Capture: true,
-		Description: p.Description, Livemode: p.Livemode,
-	})
-	done(perr)
-	t, recorded := authorizationOutcome(p, res, perr)
-	var failure string
-	var unsettled bool
-	switch {
-	case !recorded:
-		s.renderInvoice(w, r, inv, http.StatusServiceUnavailable, "err_unavailable")
-		return
-	case t.Destination == paymentd.PaymentFailed:
-		failure = declineText(p.FailureCode)
-	case t.Destination != paymentd.PaymentSucceeded:
-		// Authorized only, or no answer (the reconciler settles it and
-		// applies it to the invoice, applyPaymentToInvoiceTx): the merchant
-		// or the reconciler finishes it, never a second payment. The page
-		// shows the unsettled attempt (pageState) and no Pay button.
-		unsettled = true
-	}
-	captured := t.Destination == paymentd.PaymentSucceeded
 	after := inv
-	// Record the answer even if the customer's browser has gone.
-	wctx, wcancel := recordCtx(r.Context())
-	defer wcancel()
-	err = s.store.Write(wctx, func(tx *store.Tx) error {
+	// The payment is recorded with the invoice's change, in the write that
+	// records the provider's answer, after reading the invoice again there.
+	payInvoice := func(tx *store.Tx, t paymentd.Transition[paymentd.PaymentStatus], writePayment func() error) error {
 		cur, err := tx.GetInvoice(inv.AccountID, inv.Livemode, inv.ID)
 		if err != nil {
 			return err
@@ -221,20 +197,34 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 			return err
 		}
 		after = cur
+		captured := t.Destination == paymentd.PaymentSucceeded
 		if captured && paymentd.InvoiceStatus(cur.Status) != paymentd.InvoiceOpen {
 			return nil // paid meanwhile, expired or canceled: no payment, no money
 		}
-		pr := ownerOf(cur)
-		if err := writePayment(tx, pr, p, t, nil, func(*pb.Payment) proto.Message { return nil }, nil); err != nil {
+		if err := writePayment(); err != nil || !captured {
 			return err
-		}
-		if !captured {
-			return nil
 		}
 		cur.PaymentID, cur.AmountPaid = p.ID, cur.Amount
 		_, err = writeInvoice(tx, cur, paymentd.InvoicePay, nil)
 		return err
-	})
+	}
+	out, err := s.createPayment(r.Context(), ownerOf(inv), p, []providers.Payments{s.cfg.TestProvider}, nil,
+		func(*pb.Payment) proto.Message { return nil }, payInvoice)
+	var failure string
+	var unsettled bool
+	switch {
+	case err == nil && !out.recorded:
+		s.renderInvoice(w, r, inv, http.StatusServiceUnavailable, "err_unavailable")
+		return
+	case out.t.Destination == paymentd.PaymentFailed:
+		failure = declineText(p.FailureCode)
+	case out.t.Destination != paymentd.PaymentSucceeded:
+		// Authorized only, or no answer (the reconciler settles it and
+		// applies it to the invoice, applyPaymentToInvoiceTx): the merchant
+		// or the reconciler finishes it, never a second payment. The page
+		// shows the unsettled attempt (pageState) and no Pay button.
+		unsettled = true
+	}
 	switch {
 	case err != nil:
 		s.renderFailure(w, r, err)

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -10,7 +11,6 @@ import (
 	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
-	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -83,8 +83,8 @@ func (s *PaymentsServer) validateCreate(req *pb.CreatePaymentRequest) (paymentd.
 	return c, checkLen("agent_id", req.AgentId, maxShortID)
 }
 
-// CreatePayment authorizes a payment with the account's provider and, for
-// automatic capture, captures it, then records the outcome in one write.
+// CreatePayment converts the request into a new payment, creates it
+// (createPayment, the rule every payment follows) and answers with it.
 func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymentRequest) (*pb.CreatePaymentResponse, error) {
 	pr := mustPrincipal(ctx)
 	c, err := s.validateCreate(req)
@@ -95,101 +95,140 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 	if err != nil {
 		return nil, err
 	}
-	name := providerName(cands[0])
 	resp := &pb.CreatePaymentResponse{}
 	err = s.idem.run(ctx, "CreatePayment", req, resp, func(ik *idemKey) error {
-		captureMethod := req.CaptureMethod
-		if captureMethod == "" {
-			captureMethod = "automatic"
-		}
-		p := &store.Payment{
-			ID: NewID(PrefixPayment), AccountID: pr.AccountID, Livemode: pr.Livemode, Amount: req.Amount,
-			Currency: c.Code, CaptureMethod: captureMethod, PaymentMethod: req.PaymentMethod, Provider: name,
-			Description: req.Description, Metadata: req.Metadata, CustomerName: req.GetCustomer().GetName(),
-			CustomerEmail: req.GetCustomer().GetEmail(), CustomerID: req.GetCustomer().GetId(), AgentID: req.AgentId,
-		}
+		p := paymentFromRequest(pr, req, c, providerName(cands[0]))
 		respond := func(out *pb.Payment) proto.Message { resp.Payment = out; return resp }
-		// A provider across the network may take the money and then lose
-		// us (or we crash) before we record its answer. So for those the
-		// payment is first recorded as processing, and that is the call's
-		// outcome until the answer replaces it: a retry with the same key
-		// replays it instead of charging again, and the reconciler asks the
-		// provider (by this payment's id, the upstream idempotency key)
-		// about any payment left processing. The sandbox moves no real
-		// money and answers in-process, so its payments take one write.
-		twoPhase := !slices.ContainsFunc(cands, func(p providers.Payments) bool { _, ok := p.(*sandbox.Provider); return ok })
-		if twoPhase {
-			err := s.store.Write(ctx, func(tx *store.Tx) error {
-				return writePayment(tx, pr, p, paymentd.PaymentCreateProcessing, ik, respond, nil)
-			})
-			if err != nil {
-				return err
-			}
-			ik.committedInterim()
-		}
-		res, name, perr := s.authorizeRouted(ctx, cands, providers.PaymentRequest{
-			IdempotencyKey: p.ID, Amount: p.Amount, Currency: p.Currency, PaymentMethod: p.PaymentMethod,
-			Capture: captureMethod == "automatic", Description: p.Description, Metadata: p.Metadata, Livemode: p.Livemode,
-		})
-		p.Provider = name
-		t, recorded := authorizationOutcome(p, res, perr)
-		var callErr error
-		switch {
-		case !recorded:
-			callErr = providerCallError(perr, name)
-			if !twoPhase {
-				return callErr
-			}
-			// No money moved: the processing payment failed, and the key
-			// is free again for a retry.
-			t, p.FailureCode, p.FailureMessage = paymentd.PaymentSettleFailed, "provider_unavailable", "The provider could not take the payment; no money moved."
-			var pe *providers.Error
-			switch {
-			case providers.KindOf(perr) == providers.InvalidRequest:
-				p.FailureCode = "provider_refused"
-			case errors.As(perr, &pe) && pe.Code == "provider_authentication_failed":
-				p.FailureCode = pe.Code
-				p.FailureMessage = "The provider refused paymentd's credentials; no money moved. An operator must fix the connection's credentials."
-			}
-		case t.Destination == paymentd.PaymentFailed:
-			callErr = &Error{Kind: KindDeclined, Code: p.FailureCode, Message: p.FailureMessage, Param: "payment_method"}
-		}
-		// Record the answer even when the caller has gone (its deadline
-		// passed while the provider took its time): money may have moved.
-		wctx, wcancel := recordCtx(ctx)
-		defer wcancel()
-		err := s.store.Write(wctx, func(tx *store.Tx) error {
-			if !twoPhase {
-				return writePayment(tx, pr, p, t, ik, respond, callErr)
-			}
-			cur, err := reloadPayment(tx, pr, p.ID)
-			if err != nil {
-				return err
-			}
-			if paymentd.PaymentStatus(cur.Status) != paymentd.PaymentProcessing {
-				// The reconciler was quicker: never settle twice.
-				callErr = nil
-				return ik.save(tx, respond(paymentProto(cur)), nil)
-			}
-			cur.Provider, cur.ProviderRef, cur.FailureCode, cur.FailureMessage = p.Provider, p.ProviderRef, p.FailureCode, p.FailureMessage
-			cur.AmountCaptured, cur.AmountCapturable = p.AmountCaptured, p.AmountCapturable
-			if !recorded {
-				if err := writePayment(tx, pr, cur, t, nil, respond, nil); err != nil {
-					return err
-				}
-				return ik.freeKey(tx)
-			}
-			return writePayment(tx, pr, cur, t, ik, respond, callErr)
-		})
+		out, err := s.createPayment(ctx, pr, p, cands, ik, respond, nil)
 		if err != nil {
 			return err
 		}
-		return callErr
+		return out.callErr
 	})
 	if err != nil {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// paymentFromRequest is the new payment a validated CreatePaymentRequest
+// asks for, of currency c, to be sent to provider first.
+func paymentFromRequest(pr *Principal, req *pb.CreatePaymentRequest, c paymentd.Currency, provider string) *store.Payment {
+	return &store.Payment{
+		ID: NewID(PrefixPayment), AccountID: pr.AccountID, Livemode: pr.Livemode, Amount: req.Amount,
+		Currency: c.Code, CaptureMethod: cmp.Or(req.CaptureMethod, "automatic"), PaymentMethod: req.PaymentMethod, Provider: provider,
+		Description: req.Description, Metadata: req.Metadata, CustomerName: req.GetCustomer().GetName(),
+		CustomerEmail: req.GetCustomer().GetEmail(), CustomerID: req.GetCustomer().GetId(), AgentID: req.AgentId,
+	}
+}
+
+// paymentOutcome is what creating a payment came to: the transition that
+// recorded the provider's answer (recorded is false when nothing was: the
+// provider refused the request or failed before any money could move, at
+// a provider that always answers), and the error the caller gets (a
+// decline, a provider that failed), nil on success.
+type paymentOutcome struct {
+	t        paymentd.Transition[paymentd.PaymentStatus]
+	recorded bool
+	callErr  error
+}
+
+// recordHook wraps the write that records a provider's answer to a new
+// payment, inside that write: it calls write to record the payment, or
+// does not (the hosted page records nothing for an invoice that stopped
+// being payable meanwhile), and may write more with it.
+type recordHook func(tx *store.Tx, t paymentd.Transition[paymentd.PaymentStatus], write func() error) error
+
+// createPayment authorizes the new payment p with the first of cands that
+// takes it (and, for automatic capture, captures it) and records the
+// outcome with its ledger moves and event, the idempotency outcome of ik
+// (nil for none) and respond's reply. It is the one way a payment is made,
+// by the API (CreatePayment) and by an invoice's hosted page (payFromPage).
+//
+// A provider across the network may take the money and then lose us (or
+// we crash) before we record its answer. So when one of cands may move
+// money without answering (providers.MayMoveMoneyUnanswered), the payment
+// is first recorded as processing, and that is the call's outcome until
+// the answer replaces it: a retry with the same key replays it instead of
+// charging again, and the reconciler asks the provider (by this payment's
+// id, the upstream idempotency key) about any payment left processing. A
+// provider that always answers (the in-process sandbox) takes one write.
+func (s *Service) createPayment(ctx context.Context, pr *Principal, p *store.Payment, cands []providers.Payments,
+	ik *idemKey, respond func(*pb.Payment) proto.Message, hook recordHook) (paymentOutcome, error) {
+	twoPhase := slices.ContainsFunc(cands, func(prov providers.Payments) bool { return providers.MayMoveMoneyUnanswered(prov) })
+	if twoPhase {
+		err := s.store.Write(ctx, func(tx *store.Tx) error {
+			return writePayment(tx, pr, p, paymentd.PaymentCreateProcessing, ik, respond, nil)
+		})
+		if err != nil {
+			return paymentOutcome{}, err
+		}
+		ik.committedInterim()
+	}
+	res, name, perr := s.authorizeRouted(ctx, cands, providers.PaymentRequest{
+		IdempotencyKey: p.ID, Amount: p.Amount, Currency: p.Currency, PaymentMethod: p.PaymentMethod,
+		Capture: p.CaptureMethod == "automatic", Description: p.Description, Metadata: p.Metadata, Livemode: p.Livemode,
+	})
+	p.Provider = name
+	var out paymentOutcome
+	out.t, out.recorded = authorizationOutcome(p, res, perr)
+	t := out.t
+	switch {
+	case !out.recorded:
+		out.callErr = providerCallError(perr, name)
+		if !twoPhase {
+			return out, nil
+		}
+		// No money moved: the processing payment failed, and the key
+		// is free again for a retry.
+		t, p.FailureCode, p.FailureMessage = paymentd.PaymentSettleFailed, "provider_unavailable", "The provider could not take the payment; no money moved."
+		var pe *providers.Error
+		switch {
+		case providers.KindOf(perr) == providers.InvalidRequest:
+			p.FailureCode = "provider_refused"
+		case errors.As(perr, &pe) && pe.Code == "provider_authentication_failed":
+			p.FailureCode = pe.Code
+			p.FailureMessage = "The provider refused paymentd's credentials; no money moved. An operator must fix the connection's credentials."
+		}
+	case t.Destination == paymentd.PaymentFailed:
+		out.callErr = &Error{Kind: KindDeclined, Code: p.FailureCode, Message: p.FailureMessage, Param: "payment_method"}
+	}
+	if hook == nil {
+		hook = func(_ *store.Tx, _ paymentd.Transition[paymentd.PaymentStatus], write func() error) error {
+			return write()
+		}
+	}
+	// Record the answer even when the caller has gone (its deadline
+	// passed while the provider took its time): money may have moved.
+	wctx, wcancel := recordCtx(ctx)
+	defer wcancel()
+	err := s.store.Write(wctx, func(tx *store.Tx) error {
+		if !twoPhase {
+			return hook(tx, t, func() error { return writePayment(tx, pr, p, t, ik, respond, out.callErr) })
+		}
+		cur, err := reloadPayment(tx, pr, p.ID)
+		if err != nil {
+			return err
+		}
+		if paymentd.PaymentStatus(cur.Status) != paymentd.PaymentProcessing {
+			// The reconciler was quicker: never settle twice.
+			out.callErr = nil
+			return ik.save(tx, respond(paymentProto(cur)), nil)
+		}
+		cur.Provider, cur.ProviderRef, cur.FailureCode, cur.FailureMessage = p.Provider, p.ProviderRef, p.FailureCode, p.FailureMessage
+		cur.AmountCaptured, cur.AmountCapturable = p.AmountCaptured, p.AmountCapturable
+		*p = *cur
+		return hook(tx, t, func() error {
+			if !out.recorded {
+				if err := writePayment(tx, pr, p, t, nil, respond, nil); err != nil {
+					return err
+				}
+				return ik.freeKey(tx)
+			}
+			return writePayment(tx, pr, p, t, ik, respond, out.callErr)
+		})
+	})
+	return out, err
 }
 
 // authorizationOutcome applies a provider's answer to an authorization to
@@ -298,7 +337,7 @@ func (s *PaymentsServer) CapturePayment(ctx context.Context, req *pb.CapturePaym
 				"The provider %s can capture only the whole authorized amount; capture all %s (omit amount), or cancel the payment and create a new one for %s.",
 				p.Provider, paymentd.FormatAmount(p.AmountCapturable, c), paymentd.FormatAmount(amount, c))
 		}
-		if !remote(prov) {
+		if !providers.MayMoveMoneyUnanswered(prov) {
 			return s.sendCapture(ctx, pr, p, amount, false, ik, respond)
 		}
 		cur, err := s.markPending(ctx, pr, p.ID, opCapture, amount, ik, func(cur *store.Payment) error {
@@ -350,7 +389,7 @@ func (s *PaymentsServer) CancelPayment(ctx context.Context, req *pb.CancelPaymen
 		if err != nil {
 			return err
 		}
-		if !remote(prov) {
+		if !providers.MayMoveMoneyUnanswered(prov) {
 			return s.sendCancel(ctx, pr, p, false, ik, respond)
 		}
 		cur, err := s.markPending(ctx, pr, p.ID, opCancel, 0, ik, func(cur *store.Payment) error {

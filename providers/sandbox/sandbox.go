@@ -38,6 +38,7 @@ var (
 	_ providers.Payments      = (*Provider)(nil)
 	_ providers.StatusChecker = (*Provider)(nil)
 	_ providers.Provider      = (*Provider)(nil)
+	_ providers.AlwaysAnswers = (*Provider)(nil)
 	// Reconciliation and inbound webhooks (webhooks.go).
 	_ providers.PaymentStatusGetter = (*Provider)(nil)
 	_ providers.RefundStatusGetter  = (*Provider)(nil)
@@ -46,6 +47,10 @@ var (
 
 // New returns a sandbox provider.
 func New() *Provider { return &Provider{} }
+
+// AlwaysAnswers reports true: the sandbox runs inside paymentd and moves no
+// real money, so each of its answers is heard (a payment takes one write).
+func (*Provider) AlwaysAnswers() bool { return true }
 
 // Name returns "sandbox".
 func (*Provider) Name() string { return Name }
