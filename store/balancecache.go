@@ -9,6 +9,10 @@ package store
 // running change are kept apart until its savepoint is released, deltas of
 // the batch until the commit succeeds, so a rolled-back change or a failed
 // commit never reaches the committed balances.
+//
+// It holds only because one writer changes the ledger; on PostgreSQL there
+// is none (a nil *balanceCache, whose methods do nothing) and a guard locks
+// its balance row instead (balances.go).
 type balanceCache struct {
 	committed map[balanceKey]int64 // balances as of the last commit, for loaded books
 	batch     map[balanceKey]int64 // deltas of changes released in the running batch
@@ -27,22 +31,35 @@ func newBalanceCache() *balanceCache {
 }
 
 func (c *balanceCache) add(e LedgerEntry) {
+	if c == nil {
+		return
+	}
 	c.op[balanceKey{e.AccountID, e.Livemode, e.Currency, e.Book}] += e.Amount
 }
 
 // releaseOp keeps the running change's deltas in the batch; dropOp forgets them.
 func (c *balanceCache) releaseOp() {
+	if c == nil {
+		return
+	}
 	for k, d := range c.op {
 		c.batch[k] += d
 	}
 	clear(c.op)
 }
 
-func (c *balanceCache) dropOp() { clear(c.op) }
+func (c *balanceCache) dropOp() {
+	if c != nil {
+		clear(c.op)
+	}
+}
 
 // commitBatch applies the batch to the committed balances of loaded books
 // (books not loaded yet will be read from the ledger, which has the entries).
 func (c *balanceCache) commitBatch() {
+	if c == nil {
+		return
+	}
 	for k, d := range c.batch {
 		if v, ok := c.committed[k]; ok {
 			c.committed[k] = v + d
@@ -52,6 +69,9 @@ func (c *balanceCache) commitBatch() {
 }
 
 func (c *balanceCache) dropBatch() {
+	if c == nil {
+		return
+	}
 	clear(c.batch)
 	clear(c.op)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 
 	"github.com/paymentd/paymentd"
 )
@@ -47,7 +48,7 @@ const balancesQuery = `SELECT currency, book, SUM(amount) FROM (
 		UNION ALL
 		SELECT currency, book, amount FROM ledger_entries
 			WHERE account_id=?1 AND livemode=?2 AND id > ` + latestCheckpoint + `
-	) GROUP BY currency, book ORDER BY currency, book`
+	) AS book_amounts GROUP BY currency, book ORDER BY currency, book`
 
 // Balances returns the balance of every book and currency the account and
 // mode have used, ordered by currency and book.
@@ -74,12 +75,43 @@ func scanBalances(rows *sql.Rows) ([]BookBalance, error) {
 
 // BookBalance sums one book in one currency inside the write transaction, so
 // that a guard such as "the payout fits in the available balance" holds
-// until the commit: the single writer runs every other change before or
-// after this one, never between the check and the entries that follow it.
+// until the commit. On SQLite the single writer runs every other change
+// before or after this one, never between the check and the entries that
+// follow it, and keeps the guarded books in memory (balancecache.go). On
+// PostgreSQL other connections and replicas write beside it, so it first
+// locks the account's row for the currency (lockBalance): the debits that
+// check a balance serialize per account and currency, and the sum, read
+// after the lock, sees every one committed before. Credits (captures) lock
+// nothing; one not yet committed is simply not counted yet.
 func (tx *Tx) BookBalance(accountID string, livemode bool, currency, book string) (int64, error) {
+	if tx.balances == nil {
+		if err := tx.lockBalance(accountID, livemode, currency); err != nil {
+			return 0, err
+		}
+		return tx.sumBook(accountID, livemode, currency, book)
+	}
 	return tx.balances.balance(balanceKey{accountID, livemode, currency, book}, func() (int64, error) {
 		return tx.sumBook(accountID, livemode, currency, book)
 	})
+}
+
+// lockBalance locks the balance_locks row of the account, mode and
+// currency until the transaction ends, creating it on first use.
+func (tx *Tx) lockBalance(accountID string, livemode bool, currency string) error {
+	if _, err := tx.exec(`INSERT INTO balance_locks (account_id, livemode, currency) VALUES (?,?,?) ON CONFLICT DO NOTHING`,
+		accountID, boolInt(livemode), currency); err != nil {
+		return fmt.Errorf("store: balance lock: %w", err)
+	}
+	row, err := tx.queryRow(`SELECT 1 FROM balance_locks WHERE account_id=? AND livemode=? AND currency=?`+tx.d.forUpdate(),
+		accountID, boolInt(livemode), currency)
+	if err != nil {
+		return err
+	}
+	var one int
+	if err := row.Scan(&one); err != nil {
+		return fmt.Errorf("store: balance lock: %w", err)
+	}
+	return nil
 }
 
 // sumBook sums one book from the ledger: the newest checkpoint plus the entries after it.
@@ -105,6 +137,10 @@ func (tx *Tx) sumBook(accountID string, livemode bool, currency, book string) (i
 // how many it wrote. The sums are computed on the read pool over committed
 // entries (which never change), so the writer only appends the result.
 func (s *Store) CheckpointLedger(ctx context.Context, minEntries int) (int, error) {
+	horizon, err := s.ledgerHorizon(ctx)
+	if err != nil {
+		return 0, err
+	}
 	accts, err := s.Accounts(ctx)
 	if err != nil {
 		return 0, err
@@ -112,7 +148,7 @@ func (s *Store) CheckpointLedger(ctx context.Context, minEntries int) (int, erro
 	written := 0
 	for _, a := range accts {
 		for _, live := range []bool{false, true} {
-			ok, err := s.checkpoint(ctx, a.ID, live, minEntries)
+			ok, err := s.checkpoint(ctx, a.ID, live, minEntries, horizon)
 			if err != nil {
 				return written, err
 			}
@@ -124,16 +160,50 @@ func (s *Store) CheckpointLedger(ctx context.Context, minEntries int) (int, erro
 	return written, nil
 }
 
-func (s *Store) checkpoint(ctx context.Context, accountID string, livemode bool, minEntries int) (bool, error) {
-	rtx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+// ledgerHorizon returns a ledger id at or below which every entry there
+// will ever be is committed, so that a checkpoint through it can never miss
+// one. With one writer (SQLite) ids are handed out in commit order and any
+// committed id will do. On PostgreSQL several connections insert at once
+// and an entry may commit after one with a higher id; so it takes a SHARE
+// lock on the ledger for a moment: that waits for every transaction that
+// has inserted entries (each holds ROW EXCLUSIVE, taken before its ids
+// were drawn) to end, and the highest id then is the horizon. Inserts wait
+// only while the lock is held, a few milliseconds; lock_timeout bounds it.
+func (s *Store) ledgerHorizon(ctx context.Context) (int64, error) {
+	if !s.d.postgres {
+		return math.MaxInt64, nil
+	}
+	tx, err := s.rdb.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	var horizon int64
+	for _, q := range []string{`SET LOCAL lock_timeout = '10s'`, `LOCK TABLE ledger_entries IN SHARE MODE`} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return 0, fmt.Errorf("store: checkpoint horizon: %w", err)
+		}
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM ledger_entries`).Scan(&horizon); err != nil {
+		return 0, fmt.Errorf("store: checkpoint horizon: %w", err)
+	}
+	return horizon, tx.Commit()
+}
+
+func (s *Store) checkpoint(ctx context.Context, accountID string, livemode bool, minEntries int, horizon int64) (bool, error) {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if s.d.postgres {
+		opts.Isolation = sql.LevelRepeatableRead // one snapshot for both queries
+	}
+	rtx, err := s.rdb.BeginTx(ctx, opts)
 	if err != nil {
 		return false, err
 	}
 	defer rtx.Rollback()
 	var prev, n int64
 	var through sql.NullInt64
-	err = rtx.QueryRowContext(ctx, `SELECT `+latestCheckpoint+`, COUNT(*), MAX(id) FROM ledger_entries
-		WHERE account_id=?1 AND livemode=?2 AND id > `+latestCheckpoint, accountID, boolInt(livemode)).Scan(&prev, &n, &through)
+	err = rtx.QueryRowContext(ctx, s.d.bind(`SELECT `+latestCheckpoint+`, COUNT(*), MAX(id) FROM ledger_entries
+		WHERE account_id=?1 AND livemode=?2 AND id > `+latestCheckpoint+` AND id <= ?3`), accountID, boolInt(livemode), horizon).Scan(&prev, &n, &through)
 	if err != nil {
 		return false, fmt.Errorf("store: checkpoint: %w", err)
 	}
@@ -141,11 +211,11 @@ func (s *Store) checkpoint(ctx context.Context, accountID string, livemode bool,
 		return false, nil
 	}
 	// The same snapshot: the newest checkpoint plus the entries up to through.
-	rows, err := rtx.QueryContext(ctx, `SELECT currency, book, SUM(amount) FROM (
+	rows, err := rtx.QueryContext(ctx, s.d.bind(`SELECT currency, book, SUM(amount) FROM (
 			SELECT currency, book, balance AS amount FROM ledger_checkpoints WHERE account_id=?1 AND livemode=?2 AND through_id=?3
 			UNION ALL
 			SELECT currency, book, amount FROM ledger_entries WHERE account_id=?1 AND livemode=?2 AND id > ?3 AND id <= ?4
-		) GROUP BY currency, book`, accountID, boolInt(livemode), prev, through.Int64)
+		) AS book_amounts GROUP BY currency, book`), accountID, boolInt(livemode), prev, through.Int64)
 	if err != nil {
 		return false, fmt.Errorf("store: checkpoint sums: %w", err)
 	}
@@ -156,7 +226,9 @@ func (s *Store) checkpoint(ctx context.Context, accountID string, livemode bool,
 	rtx.Rollback()
 	wrote := false
 	err = s.Write(ctx, func(tx *Tx) error {
-		// Another checkpointer may have been quicker; keep checkpoints in order.
+		// Another checkpointer may have been quicker; keep checkpoints in
+		// order. (One on another replica that read the same prev writes an
+		// equally correct checkpoint; the same one twice is kept once.)
 		row, err := tx.queryRow(`SELECT `+latestCheckpoint, accountID, boolInt(livemode))
 		if err != nil {
 			return err
@@ -170,7 +242,7 @@ func (s *Store) checkpoint(ctx context.Context, accountID string, livemode bool,
 		}
 		for _, b := range sums {
 			if _, err := tx.exec(`INSERT INTO ledger_checkpoints (account_id, livemode, through_id, currency, book, balance, created)
-				VALUES (?,?,?,?,?,?,?)`, accountID, boolInt(livemode), through.Int64, b.Currency, b.Book, b.Amount, micros(tx.now)); err != nil {
+				VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`, accountID, boolInt(livemode), through.Int64, b.Currency, b.Book, b.Amount, micros(tx.now)); err != nil {
 				return fmt.Errorf("store: insert checkpoint: %w", err)
 			}
 		}

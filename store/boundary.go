@@ -2,11 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 )
 
 // ProviderRecord is what paymentd recorded about one object that lives at a
@@ -40,23 +36,11 @@ type ProviderRecord struct {
 // against a provider connection other than except (the sandbox; "" keeps
 // every object), oldest first within each kind.
 func ProviderRecords(ctx context.Context, path, except string) ([]ProviderRecord, error) {
-	if _, err := os.Stat(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no database at %s", path)
-		}
-		return nil, err
-	}
-	db, err := sql.Open("sqlite", dsn(path, Options{Synchronous: "FULL"}, true))
+	sn, err := openSnapshot(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
+	defer sn.close()
 	var out []ProviderRecord
 	for _, q := range []struct {
 		kind, query string
@@ -72,7 +56,7 @@ func ProviderRecords(ctx context.Context, path, except string) ([]ProviderRecord
 		{"payout", `SELECT id, account_id, livemode, provider, COALESCE(provider_ref, ''), status, currency, amount,
 			0, 0, 0, fee, transaction_reference, '', '' FROM payouts WHERE provider != ? ORDER BY created, id`},
 	} {
-		rows, err := tx.QueryContext(ctx, q.query, except)
+		rows, err := sn.query(ctx, q.query, except)
 		if err != nil {
 			return nil, fmt.Errorf("reading %ss: %w", q.kind, err)
 		}

@@ -2,13 +2,8 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"sort"
 	"strings"
 
 	"github.com/paymentd/paymentd"
@@ -73,9 +68,10 @@ func (r *CheckReport) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
-// Check verifies the invariants of the database at path on one consistent
-// snapshot, read-only, so it can run beside a serving paymentd:
-//   - the database is fully migrated and SQLite's integrity_check passes;
+// Check verifies the invariants of the database at path (a SQLite file or a
+// PostgreSQL DSN) on one consistent snapshot, read-only, so it can run beside a serving paymentd:
+//   - the database is fully migrated and its own check passes (SQLite's
+//     integrity_check; on PostgreSQL, no index is invalid);
 //   - the entries of every movement (same source, same currency) sum to zero;
 //   - no book of the account's own money (available, pending, reserved,
 //     payouts:*) is ever negative, replaying the entries in order;
@@ -90,25 +86,13 @@ func (r *CheckReport) WriteTo(w io.Writer) (int64, error) {
 //   - each payout's entries match its status: total_amount reserved while
 //     pending or processing, paid out when completed, released otherwise.
 func Check(ctx context.Context, path string) (*CheckReport, error) {
-	if _, err := os.Stat(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no database at %s", path)
-		}
-		return nil, err
-	}
-	db, err := sql.Open("sqlite", dsn(path, Options{Synchronous: "FULL"}, true))
+	sn, err := openSnapshot(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	c := &checker{ctx: ctx, tx: tx}
-	r := &CheckReport{Path: path}
+	defer sn.close()
+	c := &checker{ctx: ctx, sn: sn}
+	r := &CheckReport{Path: RedactDSN(path)}
 	schema := c.schema()
 	r.Results = append(r.Results, schema)
 	if len(schema.Problems) > 0 {
@@ -128,7 +112,7 @@ func Check(ctx context.Context, path string) (*CheckReport, error) {
 
 type checker struct {
 	ctx context.Context
-	tx  *sql.Tx
+	sn  *snapshot
 	err error // a failure to read, as opposed to a broken invariant
 }
 
@@ -137,7 +121,7 @@ func (c *checker) each(query string, row func(scan func(...any) error) error, ar
 	if c.err != nil {
 		return
 	}
-	rows, err := c.tx.QueryContext(c.ctx, query, args...)
+	rows, err := c.sn.query(c.ctx, query, args...)
 	if err != nil {
 		c.err = fmt.Errorf("check: %w", err)
 		return
@@ -169,15 +153,14 @@ func modeName(livemode bool) string {
 
 func (c *checker) schema() CheckResult {
 	res := CheckResult{Name: "schema is fully migrated", Unit: "migrations"}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	names, err := c.sn.d.migrationNames()
 	if err != nil {
 		c.err = err
 		return res
 	}
 	applied := map[string]bool{}
 	var hasTable int64
-	c.each(`SELECT count(*) FROM sqlite_master WHERE type='table' AND name='schema_migrations'`,
-		func(scan func(...any) error) error { return scan(&hasTable) })
+	c.each(c.sn.d.tableExists(), func(scan func(...any) error) error { return scan(&hasTable) }, "schema_migrations")
 	if hasTable == 1 {
 		c.each(`SELECT name FROM schema_migrations`, func(scan func(...any) error) error {
 			var n string
@@ -186,9 +169,7 @@ func (c *checker) schema() CheckResult {
 			return err
 		})
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
+	for _, base := range names {
 		res.Checked++
 		if !applied[base] {
 			res.Problems = append(res.Problems, "migration "+base+" is not applied; run `paymentd migrate --db PATH` first")
@@ -198,8 +179,8 @@ func (c *checker) schema() CheckResult {
 }
 
 func (c *checker) integrity() CheckResult {
-	res := CheckResult{Name: "SQLite integrity_check", Checked: 1, Unit: "database"}
-	c.each(`PRAGMA integrity_check`, func(scan func(...any) error) error {
+	res := CheckResult{Name: c.sn.d.integrityName(), Checked: 1, Unit: "database"}
+	c.each(c.sn.d.integrityCheck(), func(scan func(...any) error) error {
 		var line string
 		if err := scan(&line); err != nil {
 			return err
@@ -216,7 +197,7 @@ func (c *checker) integrity() CheckResult {
 // every movement is written balanced (InsertLedgerEntries) with one source.
 func (c *checker) movements() CheckResult {
 	res := CheckResult{Name: "ledger movements balance (entries of each source and currency sum to zero)", Unit: "sources"}
-	res.Checked = c.count(`SELECT count(*) FROM (SELECT 1 FROM ledger_entries GROUP BY account_id, livemode, source_id, currency)`)
+	res.Checked = c.count(`SELECT count(*) FROM (SELECT 1 FROM ledger_entries GROUP BY account_id, livemode, source_id, currency) AS sources`)
 	c.each(`SELECT account_id, livemode, source_id, currency, SUM(amount), count(*) FROM ledger_entries
 		GROUP BY account_id, livemode, source_id, currency HAVING SUM(amount) != 0`,
 		func(scan func(...any) error) error {

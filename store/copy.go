@@ -179,7 +179,7 @@ func sqliteSnapshot(ctx context.Context, path string) (*sql.DB, *sql.Tx, error) 
 		}
 		return nil, nil, err
 	}
-	db, err := sql.Open("sqlite", dsn(path, Options{Synchronous: "FULL"}, true))
+	db, err := sql.Open("sqlite", sqliteDSN(path, Options{Synchronous: "FULL"}, true))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -548,7 +548,7 @@ func (d copyDialect) open(target string) (*sql.DB, error) {
 	if d.postgres {
 		return sql.Open("pgx", target)
 	}
-	return sql.Open("sqlite", dsn(target, Options{Synchronous: "FULL"}, false))
+	return sql.Open("sqlite", sqliteDSN(target, Options{Synchronous: "FULL"}, false))
 }
 
 // maxParams is the number of bound parameters one statement may carry.

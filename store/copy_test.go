@@ -133,6 +133,8 @@ var copyFixture = []fixtureTable{
 		func(int) []any { return []any{"aspayds", "evt_up_1", "invoice.paid", nil, "applied", 1700000000001700} }},
 	{"reconcile_checks", 1, `INSERT INTO reconcile_checks (object_id, account_id, livemode, attempts, next_check, last_error) VALUES (?, ?, ?, ?, ?, ?)`,
 		func(int) []any { return []any{"pay_3", "acct_1", 0, 3, 1700000000001800, "aslan: timeout after 5s"} }},
+	{"balance_locks", 1, `INSERT INTO balance_locks (account_id, livemode, currency) VALUES (?, ?, ?)`,
+		func(int) []any { return []any{"acct_1", 0, "USD"} }},
 	{"operator_items", 1, `INSERT INTO operator_items (id, account_id, livemode, object_id, kind, message, created, resolved) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		func(int) []any {
 			return []any{"opi_1", "acct_1", 0, "re_1", "refund_pending", "The provider has no refund status call: ask it, then resolve.", 1700000000001900, nil}

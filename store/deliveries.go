@@ -111,7 +111,7 @@ func hookNullInt(n int) any {
 // UpdateDelivery writes a delivery's state after an attempt or a
 // redelivery. prevAttempts is the attempt count the caller read: if another
 // change counted an attempt since, nothing is written and the result is
-// ErrConflict.
+// ErrStale.
 func (tx *Tx) UpdateDelivery(d *Delivery, prevAttempts int) error {
 	next := hookNullTime(d.NextAttempt)
 	if d.Status != DeliveryPending {
@@ -125,7 +125,7 @@ func (tx *Tx) UpdateDelivery(d *Delivery, prevAttempts int) error {
 		return fmt.Errorf("store: update delivery: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return ErrConflict
+		return ErrStale
 	}
 	return nil
 }
@@ -149,7 +149,7 @@ func (tx *Tx) InsertDeliveryAttempt(a *DeliveryAttempt) error {
 // DueDeliveries returns up to limit pending deliveries due at or before
 // now, the longest overdue first.
 func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*Delivery, error) {
-	return scanDeliveries(s.rdb.QueryContext(ctx, `SELECT `+deliveryCols+` FROM webhook_deliveries
+	return scanDeliveries(s.query(ctx, `SELECT `+deliveryCols+` FROM webhook_deliveries
 		WHERE status='pending' AND next_attempt <= ? ORDER BY next_attempt LIMIT ?`, micros(now), limit))
 }
 
@@ -157,7 +157,7 @@ func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]
 // zero time when none is pending.
 func (s *Store) NextDeliveryDue(ctx context.Context) (time.Time, error) {
 	var next sql.NullInt64
-	err := s.rdb.QueryRowContext(ctx, `SELECT min(next_attempt) FROM webhook_deliveries WHERE status='pending'`).Scan(&next)
+	err := s.queryRow(ctx, `SELECT min(next_attempt) FROM webhook_deliveries WHERE status='pending'`).Scan(&next)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("store: next delivery: %w", err)
 	}
@@ -166,7 +166,7 @@ func (s *Store) NextDeliveryDue(ctx context.Context) (time.Time, error) {
 
 // DeliveriesFor returns the deliveries of one event, oldest first.
 func (s *Store) DeliveriesFor(ctx context.Context, accountID string, livemode bool, eventID string) ([]*Delivery, error) {
-	return scanDeliveries(s.rdb.QueryContext(ctx, `SELECT `+deliveryCols+` FROM webhook_deliveries INDEXED BY webhook_deliveries_by_event
+	return scanDeliveries(s.query(ctx, `SELECT `+deliveryCols+` FROM webhook_deliveries INDEXED BY webhook_deliveries_by_event
 		WHERE account_id=? AND livemode=? AND event_id=? ORDER BY id`, accountID, boolInt(livemode), eventID))
 }
 
@@ -183,7 +183,7 @@ func (tx *Tx) DeliveriesFor(accountID string, livemode bool, eventID string) ([]
 // AttemptsFor returns every attempt made for one event's deliveries, in
 // the order they were made per delivery.
 func (s *Store) AttemptsFor(ctx context.Context, accountID string, livemode bool, eventID string) ([]*DeliveryAttempt, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT delivery_id, n, url, attempted, http_status, latency_us, error, response
+	rows, err := s.query(ctx, `SELECT delivery_id, n, url, attempted, http_status, latency_us, error, response
 		FROM webhook_attempts WHERE account_id=? AND livemode=? AND event_id=? ORDER BY delivery_id, n`,
 		accountID, boolInt(livemode), eventID)
 	if err != nil {
@@ -217,7 +217,7 @@ func (s *Store) DeliveryStatuses(ctx context.Context, accountID string, livemode
 	for _, id := range eventIDs {
 		args = append(args, id)
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT event_id, status FROM webhook_deliveries INDEXED BY webhook_deliveries_by_event
+	rows, err := s.query(ctx, `SELECT event_id, status FROM webhook_deliveries INDEXED BY webhook_deliveries_by_event
 		WHERE account_id=? AND livemode=? AND event_id IN (?`+strings.Repeat(",?", len(eventIDs)-1)+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: delivery statuses: %w", err)
@@ -235,7 +235,7 @@ func (s *Store) DeliveryStatuses(ctx context.Context, accountID string, livemode
 
 // GetDelivery reads one delivery inside the write.
 func (tx *Tx) GetDelivery(accountID string, livemode bool, id string) (*Delivery, error) {
-	row, err := tx.queryRow(`SELECT `+deliveryCols+` FROM webhook_deliveries WHERE account_id=? AND livemode=? AND id=?`,
+	row, err := tx.queryRow(`SELECT `+deliveryCols+` FROM webhook_deliveries WHERE account_id=? AND livemode=? AND id=?`+tx.d.forUpdate(),
 		accountID, boolInt(livemode), id)
 	if err != nil {
 		return nil, err

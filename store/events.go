@@ -26,7 +26,7 @@ func scanEvent(row interface{ Scan(...any) error }) (*Event, error) {
 
 // GetEvent reads one event of the account and mode.
 func (s *Store) GetEvent(ctx context.Context, accountID string, livemode bool, id string) (*Event, error) {
-	return scanEvent(s.rdb.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE account_id=? AND livemode=? AND id=?`,
+	return scanEvent(s.queryRow(ctx, `SELECT `+eventCols+` FROM events WHERE account_id=? AND livemode=? AND id=?`,
 		accountID, boolInt(livemode), id))
 }
 
@@ -75,7 +75,7 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]*Event, error)
 	where, args := f.where(extra...)
 	args = append(args, extraArgs...)
 	args = append(args, f.Limit)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+eventCols+` FROM events WHERE `+where+
+	rows, err := s.query(ctx, `SELECT `+eventCols+` FROM events WHERE `+where+
 		` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list events: %w", err)

@@ -4,34 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 )
 
 // ErrFull is returned by Write when the database or the disk it is on is
-// full (SQLite's SQLITE_FULL). Nothing of the failed batch is kept, so no
+// full (SQLite's SQLITE_FULL, PostgreSQL's disk_full). Nothing of the failed batch is kept, so no
 // caller is told a change was stored that was not; the same call may be
 // retried once space returns, which needs no restart.
 var ErrFull = errors.New("store: the database or the disk it is on is full")
-
-// sqliteFull is SQLite's primary result code SQLITE_FULL.
-const sqliteFull = 13
-
-// isFull reports whether err is SQLite saying the database or disk is full.
-func isFull(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, ErrFull) {
-		return true
-	}
-	var coded interface{ Code() int }
-	if errors.As(err, &coded) && coded.Code()&0xff == sqliteFull {
-		return true
-	}
-	return strings.Contains(err.Error(), "database or disk is full")
-}
 
 // fullState remembers that writes are failing for lack of space.
 type fullState struct {
@@ -52,35 +33,50 @@ func (s *Store) WriteHealth() (degraded bool, reason string, since time.Time) {
 	return !f.since.IsZero(), f.reason, f.since
 }
 
-// noteFull records a write that failed for lack of space, then truncates the
-// WAL: a WAL grown by earlier writes keeps the space it holds until it is
-// checkpointed, so without this a freed disk would stay full for paymentd.
-// It runs on the writer goroutine, after the batch was rolled back.
-func (w *writer) noteFull(err error) {
-	w.full.mu.Lock()
-	if w.full.since.IsZero() {
-		w.full.since = time.Now().UTC()
+// noteFull records a write that failed for lack of space. On SQLite it then
+// truncates the WAL: a WAL grown by earlier writes keeps the space it holds
+// until it is checkpointed, so without this a freed disk would stay full
+// for paymentd. It runs on a writer goroutine, after the batch was rolled
+// back.
+func (l *loop) noteFull(err error) {
+	f := &l.w.full
+	f.mu.Lock()
+	if f.since.IsZero() {
+		f.since = time.Now().UTC()
 	}
-	_ = w.conn.QueryRowContext(context.Background(), "SELECT total_changes()").Scan(&w.full.changes)
-	w.full.reason = "writes are failing: the database or the disk it is on is full (" + err.Error() + "); reads still work, and writes resume by themselves once space is freed"
-	w.full.mu.Unlock()
-	_, _ = w.conn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
+	if !l.w.d.postgres {
+		_ = l.conn.QueryRowContext(context.Background(), "SELECT total_changes()").Scan(&f.changes)
+	}
+	f.reason = "writes are failing: the database or the disk it is on is full (" + err.Error() + "); reads still work, and writes resume by themselves once space is freed"
+	f.mu.Unlock()
+	if !l.w.d.postgres {
+		_, _ = l.conn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
+	}
 }
 
 // noteCommitted clears the full state once a batch that changed rows has
-// committed. Only then: an empty commit succeeds on a full disk too.
-func (w *writer) noteCommitted() {
-	w.full.mu.Lock()
-	defer w.full.mu.Unlock()
-	if w.full.since.IsZero() {
+// committed. Only then: an empty commit succeeds on a full disk too. SQLite
+// counts the rows changed (total_changes); on PostgreSQL a batch that ran
+// any write statement counts.
+func (l *loop) noteCommitted() {
+	f := &l.w.full
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.since.IsZero() {
+		return
+	}
+	if l.w.d.postgres {
+		if l.batchExec > 0 {
+			f.since, f.reason = time.Time{}, ""
+		}
 		return
 	}
 	var changes int64
-	if err := w.conn.QueryRowContext(context.Background(), "SELECT total_changes()").Scan(&changes); err != nil || changes == w.full.changes {
-		w.full.changes = changes
+	if err := l.conn.QueryRowContext(context.Background(), "SELECT total_changes()").Scan(&changes); err != nil || changes == f.changes {
+		f.changes = changes
 		return
 	}
-	w.full.since, w.full.reason = time.Time{}, ""
+	f.since, f.reason = time.Time{}, ""
 }
 
 // fullError is what each change of a batch that failed for space returns.

@@ -21,6 +21,10 @@ import (
 // costs the read it would have cost anyway. Memory follows the table, which
 // the idempotency sweep keeps to a day of keys: 32-bit hashes and counts
 // keep it to about 10 bytes per key.
+//
+// On PostgreSQL another replica may write a record this process never saw,
+// so there is no index: a nil *idemIndex says every key may exist, and its
+// methods do nothing.
 type idemIndex struct {
 	seed maphash.Seed
 
@@ -37,6 +41,9 @@ func newIdemIndex() *idemIndex {
 }
 
 func (x *idemIndex) hash(accountID string, livemode bool, method, key string) uint32 {
+	if x == nil {
+		return 0
+	}
 	var h maphash.Hash
 	h.SetSeed(x.seed)
 	h.WriteString(accountID)
@@ -54,6 +61,9 @@ func (x *idemIndex) hash(accountID string, livemode bool, method, key string) ui
 // load counts every record already in the database; it runs at open, before
 // any write.
 func (x *idemIndex) load(ctx context.Context, db *sql.DB) error {
+	if x == nil {
+		return nil
+	}
 	rows, err := db.QueryContext(ctx, `SELECT account_id, livemode, method, key FROM idempotency_keys`)
 	if err != nil {
 		return fmt.Errorf("store: load idempotency keys: %w", err)
@@ -73,6 +83,9 @@ func (x *idemIndex) load(ctx context.Context, db *sql.DB) error {
 // mayExist reports whether a record for the key may be stored; false means
 // it certainly is not.
 func (x *idemIndex) mayExist(h uint32) bool {
+	if x == nil {
+		return true
+	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return x.n[h] > 0
@@ -80,21 +93,42 @@ func (x *idemIndex) mayExist(h uint32) bool {
 
 // added counts a record just written by the running change.
 func (x *idemIndex) added(h uint32) {
+	if x == nil {
+		return
+	}
 	x.mu.Lock()
 	x.n[h]++
 	x.mu.Unlock()
 }
 
 // deleted stages the deletion of a record by the running change.
-func (x *idemIndex) deleted(h uint32) { x.op = append(x.op, h) }
+func (x *idemIndex) deleted(h uint32) {
+	if x != nil {
+		x.op = append(x.op, h)
+	}
+}
 
-func (x *idemIndex) releaseOp() { x.batch = append(x.batch, x.op...); x.op = x.op[:0] }
-func (x *idemIndex) dropOp()    { x.op = x.op[:0] }
-func (x *idemIndex) dropBatch() { x.batch, x.op = x.batch[:0], x.op[:0] }
+func (x *idemIndex) releaseOp() {
+	if x != nil {
+		x.batch, x.op = append(x.batch, x.op...), x.op[:0]
+	}
+}
+
+func (x *idemIndex) dropOp() {
+	if x != nil {
+		x.op = x.op[:0]
+	}
+}
+
+func (x *idemIndex) dropBatch() {
+	if x != nil {
+		x.batch, x.op = x.batch[:0], x.op[:0]
+	}
+}
 
 // commitBatch applies the committed batch's deletions.
 func (x *idemIndex) commitBatch() {
-	if len(x.batch) == 0 {
+	if x == nil || len(x.batch) == 0 {
 		return
 	}
 	x.mu.Lock()

@@ -131,7 +131,7 @@ func (tx *Tx) InsertInvoice(inv *Invoice) error {
 		nullStr(inv.ProviderRef), nullStr(inv.DepositAddress), inv.ConfirmationsRequired, nullStr(inv.PaymentID),
 		micros(inv.ExpiresAt), nullTime(inv.PaidAt), micros(inv.Created), micros(inv.Updated))
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		if isUniqueViolation(err) {
 			return fmt.Errorf("store: insert invoice: %w", ErrConflict)
 		}
 		return fmt.Errorf("store: insert invoice: %w", err)
@@ -158,7 +158,7 @@ func (tx *Tx) UpdateInvoice(inv *Invoice) error {
 // GetInvoice reads an invoice and its receipts inside the write transaction,
 // so that a check made on it holds until the commit.
 func (tx *Tx) GetInvoice(accountID string, livemode bool, id string) (*Invoice, error) {
-	row, err := tx.queryRow(`SELECT `+invoiceCols+` FROM invoices WHERE account_id=? AND livemode=? AND id=?`,
+	row, err := tx.queryRow(`SELECT `+invoiceCols+` FROM invoices WHERE account_id=? AND livemode=? AND id=?`+tx.d.forUpdate(),
 		accountID, boolInt(livemode), id)
 	if err != nil {
 		return nil, err
@@ -216,7 +216,7 @@ func (tx *Tx) InsertInvoiceReceipt(r *InvoiceReceipt) error {
 		r.AccountID, boolInt(r.Livemode), r.InvoiceID, r.TxnID, r.Amount, r.Confirmations, boolInt(r.Counted),
 		micros(r.Created), micros(r.Updated))
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		if isUniqueViolation(err) {
 			return fmt.Errorf("store: insert invoice receipt: %w", ErrConflict)
 		}
 		return fmt.Errorf("store: insert invoice receipt: %w", err)
@@ -240,7 +240,7 @@ func (tx *Tx) UpdateInvoiceReceipt(r *InvoiceReceipt) error {
 
 // GetInvoice reads one invoice of the account and mode, with its receipts.
 func (s *Store) GetInvoice(ctx context.Context, accountID string, livemode bool, id string) (*Invoice, error) {
-	inv, err := scanInvoice(s.rdb.QueryRowContext(ctx, `SELECT `+invoiceCols+` FROM invoices
+	inv, err := scanInvoice(s.queryRow(ctx, `SELECT `+invoiceCols+` FROM invoices
 		WHERE account_id=? AND livemode=? AND id=?`, accountID, boolInt(livemode), id))
 	if err != nil {
 		return nil, err
@@ -251,7 +251,7 @@ func (s *Store) GetInvoice(ctx context.Context, accountID string, livemode bool,
 // GetInvoiceByReference reads the account's invoice with the transaction
 // reference, with its receipts.
 func (s *Store) GetInvoiceByReference(ctx context.Context, accountID string, livemode bool, ref string) (*Invoice, error) {
-	inv, err := scanInvoice(s.rdb.QueryRowContext(ctx, `SELECT `+invoiceCols+` FROM invoices
+	inv, err := scanInvoice(s.queryRow(ctx, `SELECT `+invoiceCols+` FROM invoices
 		WHERE account_id=? AND livemode=? AND transaction_reference=?`, accountID, boolInt(livemode), ref))
 	if err != nil {
 		return nil, err
@@ -263,7 +263,7 @@ func (s *Store) GetInvoiceByReference(ctx context.Context, accountID string, liv
 // for the hosted payment page, whose only credential is the unguessable
 // invoice id in its URL; API reads must use GetInvoice.
 func (s *Store) GetInvoiceByID(ctx context.Context, id string) (*Invoice, error) {
-	inv, err := scanInvoice(s.rdb.QueryRowContext(ctx, `SELECT `+invoiceCols+` FROM invoices WHERE id=?`, id))
+	inv, err := scanInvoice(s.queryRow(ctx, `SELECT `+invoiceCols+` FROM invoices WHERE id=?`, id))
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +286,7 @@ func (s *Store) FindInvoices(ctx context.Context, accountID string, livemode boo
 		for _, v := range q.vals {
 			args = append(args, v)
 		}
-		rows, err := s.rdb.QueryContext(ctx, `SELECT `+invoiceCols+` FROM invoices WHERE account_id=? AND livemode=? AND `+
+		rows, err := s.query(ctx, `SELECT `+invoiceCols+` FROM invoices WHERE account_id=? AND livemode=? AND `+
 			q.col+` IN (?`+strings.Repeat(",?", len(q.vals)-1)+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("store: find invoices: %w", err)
@@ -312,7 +312,7 @@ func (s *Store) FindInvoices(ctx context.Context, accountID string, livemode boo
 func (s *Store) ListInvoices(ctx context.Context, f PageFilter) ([]*Invoice, error) {
 	where, args := f.where()
 	args = append(args, f.Limit)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+invoiceCols+` FROM invoices WHERE `+where+
+	rows, err := s.query(ctx, `SELECT `+invoiceCols+` FROM invoices WHERE `+where+
 		` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list invoices: %w", err)
@@ -351,7 +351,7 @@ func (s *Store) attachReceipts(ctx context.Context, invs []*Invoice) error {
 	}
 	for o, ids := range byOwner {
 		args := append([]any{o.account, boolInt(o.live)}, ids...)
-		rows, err := s.rdb.QueryContext(ctx, `SELECT `+receiptCols+` FROM invoice_receipts WHERE account_id=? AND livemode=?
+		rows, err := s.query(ctx, `SELECT `+receiptCols+` FROM invoice_receipts WHERE account_id=? AND livemode=?
 			AND invoice_id IN (?`+strings.Repeat(",?", len(ids)-1)+`) ORDER BY created, txn_id`, args...)
 		if err != nil {
 			return fmt.Errorf("store: invoice receipts: %w", err)
@@ -385,7 +385,7 @@ func (s *Store) DueInvoices(ctx context.Context, now time.Time, accountID string
 		query += ` AND account_id=? AND livemode=?`
 		args = append(args, accountID, boolInt(livemode))
 	}
-	rows, err := s.rdb.QueryContext(ctx, query+` ORDER BY expires_at LIMIT ?`, append(args, limit)...)
+	rows, err := s.query(ctx, query+` ORDER BY expires_at LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: due invoices: %w", err)
 	}
@@ -403,7 +403,7 @@ func (s *Store) DueInvoices(ctx context.Context, now time.Time, accountID string
 
 // Account reads one account. The hosted payment page shows its name as the merchant's.
 func (s *Store) Account(ctx context.Context, id string) (*Account, error) {
-	a, err := scanAccount(s.rdb.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id=?`, id))
+	a, err := scanAccount(s.queryRow(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id=?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -131,7 +131,7 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error) 
 
 // ListAPIKeys returns every key, newest first.
 func (s *Store) ListAPIKeys(ctx context.Context) ([]*APIKey, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+keyCols+` FROM api_keys ORDER BY id DESC`)
+	rows, err := s.query(ctx, `SELECT `+keyCols+` FROM api_keys ORDER BY id DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list api keys: %w", err)
 	}
@@ -149,7 +149,7 @@ func (s *Store) ListAPIKeys(ctx context.Context) ([]*APIKey, error) {
 
 // Accounts returns every account, oldest first.
 func (s *Store) Accounts(ctx context.Context) ([]*Account, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY id`)
+	rows, err := s.query(ctx, `SELECT `+accountColumns+` FROM accounts ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list accounts: %w", err)
 	}

@@ -127,6 +127,5 @@ func (s *Store) ClaimDueDeliveries(ctx context.Context, owner string, until time
 	return ds, err
 }
 
-// skipLocked is the suffix of a claim's row selection. SQLite has one
-// writer and no row locks, so it has none.
-func (tx *Tx) skipLocked() string { return "" }
+// skipLocked is the suffix of a claim's row selection (dialect.go).
+func (tx *Tx) skipLocked() string { return tx.d.skipLocked() }

@@ -3,9 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"io/fs"
-	"sort"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -37,11 +34,11 @@ func (s *Store) ProbeWrite(ctx context.Context) error {
 // PendingMigrations lists the embedded migrations the database has not
 // recorded as applied.
 func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	names, err := s.d.migrationNames()
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT name FROM schema_migrations`)
+	rows, err := s.query(ctx, `SELECT name FROM schema_migrations`)
 	if err != nil {
 		return nil, err
 	}
@@ -59,11 +56,10 @@ func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
 	}
 	var pending []string
 	for _, name := range names {
-		if base := strings.TrimPrefix(name, "migrations/"); !applied[base] {
-			pending = append(pending, base)
+		if !applied[name] {
+			pending = append(pending, name)
 		}
 	}
-	sort.Strings(pending)
 	return pending, nil
 }
 
@@ -71,7 +67,7 @@ func (s *Store) PendingMigrations(ctx context.Context) ([]string, error) {
 // oldest was created (zero time when none is pending).
 func (s *Store) DeliveryBacklog(ctx context.Context) (pending int, oldest time.Time, err error) {
 	var first sql.NullInt64
-	err = s.rdb.QueryRowContext(ctx, `SELECT count(*), min(created) FROM webhook_deliveries WHERE status = ?`, DeliveryPending).Scan(&pending, &first)
+	err = s.queryRow(ctx, `SELECT count(*), min(created) FROM webhook_deliveries WHERE status = ?`, DeliveryPending).Scan(&pending, &first)
 	if err != nil || !first.Valid {
 		return pending, time.Time{}, err
 	}

@@ -13,7 +13,7 @@ import (
 // reconciler call: never asked and pending since before firstBefore (so the
 // call that started it must have ended), or asked before and due again at now.
 func (s *Store) PendingOperations(ctx context.Context, firstBefore, now time.Time, limit int) ([]*Payment, []ReconcileState, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+hookPrefixCols("p.", paymentCols)+`, c.attempts, c.next_check
+	rows, err := s.query(ctx, `SELECT `+hookPrefixCols("p.", paymentCols)+`, c.attempts, c.next_check
 		FROM payments AS p INDEXED BY payments_pending_op LEFT JOIN reconcile_checks AS c ON c.object_id = p.id
 		WHERE p.pending_op IS NOT NULL
 		  AND ((c.next_check IS NULL AND p.pending_since <= ?) OR c.next_check <= ?)
@@ -66,7 +66,7 @@ func (s *Store) OperatorItems(ctx context.Context, all bool) ([]*OperatorItem, e
 	if !all {
 		q += ` WHERE resolved IS NULL`
 	}
-	rows, err := s.rdb.QueryContext(ctx, q+` ORDER BY created, id`)
+	rows, err := s.query(ctx, q+` ORDER BY created, id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: operator items: %w", err)
 	}
@@ -91,7 +91,7 @@ func (s *Store) OperatorItems(ctx context.Context, all bool) ([]*OperatorItem, e
 // OpenOperatorItems counts the items still open, for /v1/status.
 func (s *Store) OpenOperatorItems(ctx context.Context) (int, error) {
 	var n int
-	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM operator_items INDEXED BY operator_items_open WHERE resolved IS NULL`).Scan(&n)
+	err := s.queryRow(ctx, `SELECT count(*) FROM operator_items INDEXED BY operator_items_open WHERE resolved IS NULL`).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("store: operator items: %w", err)
 	}
@@ -104,7 +104,7 @@ func (s *Store) OpenOperatorItems(ctx context.Context) (int, error) {
 func (tx *Tx) UnsettledInvoicePayment(accountID string, livemode bool, invoiceID, idFloor string) (*Payment, error) {
 	row, err := tx.queryRow(`SELECT `+paymentCols+` FROM payments
 		WHERE account_id = ? AND livemode = ? AND id >= ? AND status IN ('processing', 'unknown', 'requires_capture')
-		AND json_extract(metadata, '$.invoice_id') = ? ORDER BY id DESC LIMIT 1`,
+		AND `+tx.d.jsonText("metadata", "invoice_id")+` = ? ORDER BY id DESC LIMIT 1`,
 		accountID, boolInt(livemode), idFloor, invoiceID)
 	if err != nil {
 		return nil, err
@@ -168,13 +168,13 @@ func scanInvoiceAttempt(row interface{ Scan(...any) error }) (*InvoiceAttempt, e
 
 // GetInvoiceAttempt reads the attempt of a reference.
 func (s *Store) GetInvoiceAttempt(ctx context.Context, accountID string, livemode bool, ref string) (*InvoiceAttempt, error) {
-	return scanInvoiceAttempt(s.rdb.QueryRowContext(ctx, `SELECT `+invoiceAttemptCols+` FROM invoice_attempts
+	return scanInvoiceAttempt(s.queryRow(ctx, `SELECT `+invoiceAttemptCols+` FROM invoice_attempts
 		WHERE account_id=? AND livemode=? AND transaction_reference=?`, accountID, boolInt(livemode), ref))
 }
 
 // InvoiceAttemptsBefore returns up to limit attempts recorded before t, oldest first.
 func (s *Store) InvoiceAttemptsBefore(ctx context.Context, t time.Time, limit int) ([]*InvoiceAttempt, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+invoiceAttemptCols+` FROM invoice_attempts INDEXED BY invoice_attempts_by_age
+	rows, err := s.query(ctx, `SELECT `+invoiceAttemptCols+` FROM invoice_attempts INDEXED BY invoice_attempts_by_age
 		WHERE created <= ? ORDER BY created LIMIT ?`, micros(t), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: invoice attempts: %w", err)

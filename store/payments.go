@@ -151,7 +151,7 @@ func (tx *Tx) UpdatePayment(p *Payment) error {
 // GetPayment reads a payment inside the write transaction, so that a check
 // made on it holds until the commit.
 func (tx *Tx) GetPayment(accountID string, livemode bool, id string) (*Payment, error) {
-	row, err := tx.queryRow(`SELECT `+paymentCols+` FROM payments WHERE account_id=? AND livemode=? AND id=?`,
+	row, err := tx.queryRow(`SELECT `+paymentCols+` FROM payments WHERE account_id=? AND livemode=? AND id=?`+tx.d.forUpdate(),
 		accountID, boolInt(livemode), id)
 	if err != nil {
 		return nil, err
@@ -271,9 +271,9 @@ func (s *Store) cachedPage(ctx context.Context, f PageFilter, query string, args
 // later than the invoice's creation, so the scan is one range of the
 // owner's payments, never the whole table.
 func (s *Store) UnsettledInvoicePayment(ctx context.Context, accountID string, livemode bool, invoiceID, idFloor string) (*Payment, error) {
-	p, err := scanPayment(s.rdb.QueryRowContext(ctx, `SELECT `+paymentCols+` FROM payments
+	p, err := scanPayment(s.queryRow(ctx, `SELECT `+paymentCols+` FROM payments
 		WHERE account_id = ? AND livemode = ? AND id >= ? AND status IN ('processing', 'unknown', 'requires_capture', 'succeeded')
-		AND json_extract(metadata, '$.invoice_id') = ? ORDER BY id DESC LIMIT 1`,
+		AND `+s.d.jsonText("metadata", "invoice_id")+` = ? ORDER BY id DESC LIMIT 1`,
 		accountID, boolInt(livemode), idFloor, invoiceID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound

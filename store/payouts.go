@@ -148,7 +148,7 @@ func (tx *Tx) InsertPayout(p *Payout) error {
 		nullStr(p.Description), nullStr(p.CallbackURL), meta, p.Provider, nullStr(p.ProviderRef), nullStr(p.FailureCode),
 		nullStr(p.FailureMessage), micros(p.Created), micros(p.Updated), optMicros(p.Processed))
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		if isUniqueViolation(err) {
 			return ErrConflict
 		}
 		return fmt.Errorf("store: insert payout: %w", err)
@@ -175,7 +175,7 @@ func (tx *Tx) UpdatePayout(p *Payout) error {
 // GetPayout reads a payout by id inside the write transaction, so that a
 // check made on its status holds until the commit.
 func (tx *Tx) GetPayout(accountID string, livemode bool, id string) (*Payout, error) {
-	row, err := tx.queryRow(`SELECT `+payoutCols+` FROM payouts WHERE account_id=? AND livemode=? AND id=?`,
+	row, err := tx.queryRow(`SELECT `+payoutCols+` FROM payouts WHERE account_id=? AND livemode=? AND id=?`+tx.d.forUpdate(),
 		accountID, boolInt(livemode), id)
 	if err != nil {
 		return nil, err

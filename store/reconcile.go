@@ -11,7 +11,7 @@ import (
 // event id was already handled.
 func (s *Store) ProviderEventSeen(ctx context.Context, provider, eventID string) (bool, error) {
 	var one int
-	err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM provider_events WHERE provider=? AND event_id=?`, provider, eventID).Scan(&one)
+	err := s.queryRow(ctx, `SELECT 1 FROM provider_events WHERE provider=? AND event_id=?`, provider, eventID).Scan(&one)
 	if err == sql.ErrNoRows {
 		return false, nil
 	}
@@ -40,13 +40,13 @@ func (tx *Tx) InsertProviderEvent(provider, eventID, typ, objectID, outcome stri
 // payments are not found: nothing a provider says can change them.
 func (s *Store) UnsettledPayment(ctx context.Context, provider, id, providerRef string) (*Payment, error) {
 	if id != "" {
-		p, err := scanPayment(s.rdb.QueryRowContext(ctx, `SELECT `+paymentCols+` FROM payments INDEXED BY payments_unsettled
+		p, err := scanPayment(s.queryRow(ctx, `SELECT `+paymentCols+` FROM payments INDEXED BY payments_unsettled
 			WHERE id=? AND provider=? AND `+unsettledPayment, id, provider))
 		if err != ErrNotFound || providerRef == "" {
 			return p, err
 		}
 	}
-	return scanPayment(s.rdb.QueryRowContext(ctx, `SELECT `+paymentCols+` FROM payments INDEXED BY payments_unsettled_by_ref
+	return scanPayment(s.queryRow(ctx, `SELECT `+paymentCols+` FROM payments INDEXED BY payments_unsettled_by_ref
 		WHERE provider=? AND provider_ref=? AND `+unsettledPayment+` AND provider_ref IS NOT NULL`, provider, providerRef))
 }
 
@@ -60,7 +60,7 @@ type ReconcileState struct {
 // processing that are due a status call: never asked and unchanged since
 // firstBefore, or asked before and due again at now.
 func (s *Store) UnsettledPayments(ctx context.Context, firstBefore, now time.Time, limit int) ([]*Payment, []ReconcileState, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+hookPrefixCols("p.", paymentCols)+`, c.attempts, c.next_check
+	rows, err := s.query(ctx, `SELECT `+hookPrefixCols("p.", paymentCols)+`, c.attempts, c.next_check
 		FROM payments AS p INDEXED BY payments_unsettled LEFT JOIN reconcile_checks AS c ON c.object_id = p.id
 		WHERE p.`+unsettledPayment+`
 		  AND ((c.next_check IS NULL AND p.updated <= ?) OR c.next_check <= ?)
@@ -74,7 +74,7 @@ func (s *Store) UnsettledPayments(ctx context.Context, firstBefore, now time.Tim
 // PendingRefunds returns up to limit refunds in status pending that are due
 // a status call, as UnsettledPayments does for payments.
 func (s *Store) PendingRefunds(ctx context.Context, firstBefore, now time.Time, limit int) ([]*Refund, []ReconcileState, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+hookPrefixCols("r.", refundCols)+`, c.attempts, c.next_check
+	rows, err := s.query(ctx, `SELECT `+hookPrefixCols("r.", refundCols)+`, c.attempts, c.next_check
 		FROM refunds AS r INDEXED BY refunds_pending LEFT JOIN reconcile_checks AS c ON c.object_id = r.id
 		WHERE `+pendingRefund+`
 		  AND ((c.next_check IS NULL AND r.created <= ?) OR c.next_check <= ?)
@@ -153,7 +153,7 @@ func (tx *Tx) DeleteReconcileCheck(objectID string) error {
 // ReloadRefund reads a refund inside the write, so that a check made on it
 // holds until the commit.
 func (tx *Tx) ReloadRefund(accountID string, livemode bool, id string) (*Refund, error) {
-	row, err := tx.queryRow(`SELECT `+refundCols+` FROM refunds WHERE account_id=? AND livemode=? AND id=?`,
+	row, err := tx.queryRow(`SELECT `+refundCols+` FROM refunds WHERE account_id=? AND livemode=? AND id=?`+tx.d.forUpdate(),
 		accountID, boolInt(livemode), id)
 	if err != nil {
 		return nil, err

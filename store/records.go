@@ -37,7 +37,7 @@ func (tx *Tx) InsertEvent(e *Event) error {
 
 // EventsFor returns the events of one object, oldest first.
 func (s *Store) EventsFor(ctx context.Context, accountID string, livemode bool, objectID string) ([]*Event, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, account_id, livemode, type, object_id, data, created FROM events
+	rows, err := s.query(ctx, `SELECT id, account_id, livemode, type, object_id, data, created FROM events
 		WHERE object_id=? AND account_id=? AND livemode=? ORDER BY id`, objectID, accountID, boolInt(livemode))
 	if err != nil {
 		return nil, fmt.Errorf("store: events: %w", err)
@@ -108,7 +108,7 @@ func (tx *Tx) InsertLedgerEntries(entries ...LedgerEntry) error {
 
 // LedgerEntriesFor returns the entries caused by one payment or refund.
 func (s *Store) LedgerEntriesFor(ctx context.Context, sourceID string) ([]LedgerEntry, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT account_id, livemode, currency, book, amount, source_id
+	rows, err := s.query(ctx, `SELECT account_id, livemode, currency, book, amount, source_id
 		FROM ledger_entries WHERE source_id=? ORDER BY id`, sourceID)
 	if err != nil {
 		return nil, fmt.Errorf("store: ledger entries: %w", err)
@@ -251,7 +251,7 @@ type readStmts struct {
 	getPayment, getRefund, keyByHash, getIdem *sql.Stmt
 }
 
-func prepareReads(ctx context.Context, db *sql.DB) (*readStmts, error) {
+func prepareReads(ctx context.Context, db *sql.DB, d dialect) (*readStmts, error) {
 	r := &readStmts{}
 	for _, q := range []struct {
 		dst   **sql.Stmt
@@ -263,7 +263,7 @@ func prepareReads(ctx context.Context, db *sql.DB) (*readStmts, error) {
 		{&r.getIdem, `SELECT request_hash, code, response, event_id, created FROM idempotency_keys
 			WHERE account_id=? AND livemode=? AND method=? AND key=?`},
 	} {
-		st, err := db.PrepareContext(ctx, q.query)
+		st, err := db.PrepareContext(ctx, d.bind(q.query))
 		if err != nil {
 			r.close()
 			return nil, fmt.Errorf("store: prepare: %w", err)

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
+	"path"
 	"runtime"
 	"sort"
 	"strings"
@@ -26,18 +28,12 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// ErrNotFound is returned when an object does not exist (or belongs to another
-// account or mode, which callers must not be able to tell apart).
-var ErrNotFound = errors.New("store: not found")
-
-// ErrConflict is returned when a unique value, such as an idempotency key, is
-// already taken.
-var ErrConflict = errors.New("store: conflict")
-
 // Options tune the database. The zero value is the production default.
 type Options struct {
 	// Synchronous is SQLite's synchronous pragma: FULL (default) makes every
 	// commit survive power loss; NORMAL only survives a process crash.
+	// SQLite only: on PostgreSQL synchronous_commit is the server's, and
+	// setting this is an error.
 	Synchronous string
 	// ReadConns is the size of the read pool; default 2×GOMAXPROCS, at least 4.
 	ReadConns int
@@ -46,33 +42,50 @@ type Options struct {
 	// MaxPageCount caps the database at that many pages (SQLite's
 	// max_page_count; a page is 4 KiB), 0 for no cap. Writes past it fail
 	// as on a full disk (ErrFull), which is how tests exercise a full disk
-	// without root; an operator may also use it to bound the file.
+	// without root; an operator may also use it to bound the file. SQLite
+	// only: setting it on PostgreSQL is an error.
 	MaxPageCount int
 	// PaymentCache is how many payments (the latest written or read) reads
-	// find in memory; default 20000, negative disables the cache.
+	// find in memory; default 20000, negative disables the cache. SQLite
+	// only: on PostgreSQL another replica may have written a payment, so
+	// the cache is always off there.
 	PaymentCache int
+	// Writers is how many group-commit loops write at once, each on its own
+	// connection: default 4 on PostgreSQL, where commits of different
+	// connections overlap; always 1 on SQLite, which has one writer.
+	Writers int
 }
 
-// Store is the SQLite-backed store.
+// Store keeps paymentd's objects in SQLite or PostgreSQL.
 type Store struct {
-	path string
-	wdb  *sql.DB // exactly one connection, owned by the writer goroutine
-	rdb  *sql.DB // read-only pool
+	path string  // the SQLite file, or the PostgreSQL DSN without its password
+	d    dialect // the database's SQL flavour (dialect.go)
+	wdb  *sql.DB // the writers' connections, one per group-commit loop
+	rdb  *sql.DB // read pool
 	w    *writer
 	r    *readStmts
 
 	readCache sync.Map      // query text → *sql.Stmt on the read pool
-	payments  *paymentCache // latest committed versions of recently written or read payments
-	idem      *idemIndex    // which idempotency keys may have a record
+	payments  *paymentCache // latest committed versions of recently written or read payments (SQLite)
+	idem      *idemIndex    // which idempotency keys may have a record (SQLite; nil on PostgreSQL)
 	tracer    trace.Tracer  // SetTracer (observe.go); nil: no spans
 }
+
+// Backend names the database behind the store: "sqlite" or "postgres".
+func (s *Store) Backend() string { return s.d.name() }
+
+// Shared reports whether other processes may write the same database (true
+// on PostgreSQL). Then nothing held in this process's memory tells what
+// another replica did: in-flight markers, delivery claims and schedules
+// must be rows, and guards must lock rows.
+func (s *Store) Shared() bool { return s.d.postgres }
 
 // query runs a read on the pool with a statement prepared once per query
 // text (SQLite's parse and plan cost more than a small query itself).
 func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	st, ok := s.readCache.Load(query)
 	if !ok {
-		prepared, err := s.rdb.PrepareContext(ctx, query)
+		prepared, err := s.rdb.PrepareContext(ctx, s.d.bind(query))
 		if err != nil {
 			return nil, err
 		}
@@ -84,10 +97,37 @@ func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows
 	return st.(*sql.Stmt).QueryContext(ctx, args...)
 }
 
-//go:embed migrations/*.sql
+// queryRow runs a read of at most one row on the pool.
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return s.rdb.QueryRowContext(ctx, s.d.bind(query), args...)
+}
+
+//go:embed migrations/*.sql migrations/postgres/*.sql
 var migrationFS embed.FS
 
-func dsn(path string, o Options, readOnly bool) string {
+// migrationDir is where the dialect's migrations are embedded.
+func (d dialect) migrationDir() string {
+	if d.postgres {
+		return "migrations/postgres/"
+	}
+	return "migrations/"
+}
+
+// migrationNames lists the dialect's embedded migrations in the order they apply.
+func (d dialect) migrationNames() ([]string, error) {
+	paths, err := fs.Glob(migrationFS, d.migrationDir()+"*.sql")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(paths))
+	for i, p := range paths {
+		names[i] = path.Base(p)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func sqliteDSN(path string, o Options, readOnly bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "busy_timeout(5000)")
@@ -104,9 +144,23 @@ func dsn(path string, o Options, readOnly bool) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
-// Open opens (creating if needed) the database at path and applies any
-// pending migrations.
-func Open(ctx context.Context, path string, o Options) (*Store, error) {
+// Open opens the database and applies any pending migrations. A dsn starting
+// with postgres:// or postgresql:// is a PostgreSQL database (postgres.go);
+// anything else is the path of a SQLite file, created if needed.
+func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
+	if o.ReadConns <= 0 {
+		o.ReadConns = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if IsPostgres(dsn) {
+		return openPostgres(ctx, dsn, o)
+	}
+	return openSQLite(ctx, dsn, o)
+}
+
+func openSQLite(ctx context.Context, path string, o Options) (*Store, error) {
 	o.Synchronous = strings.ToUpper(o.Synchronous)
 	switch o.Synchronous {
 	case "":
@@ -115,16 +169,10 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("store: synchronous must be FULL, NORMAL, EXTRA or OFF, not %q", o.Synchronous)
 	}
-	if o.ReadConns <= 0 {
-		o.ReadConns = max(4, 2*runtime.GOMAXPROCS(0))
-	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = 256
-	}
 	if o.PaymentCache == 0 {
 		o.PaymentCache = 20_000
 	}
-	wdb, err := sql.Open("sqlite", dsn(path, o, false))
+	wdb, err := sql.Open("sqlite", sqliteDSN(path, o, false))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -136,7 +184,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		wdb.Close()
 		return nil, err
 	}
-	rdb, err := sql.Open("sqlite", dsn(path, o, true))
+	rdb, err := sql.Open("sqlite", sqliteDSN(path, o, true))
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -144,26 +192,36 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	rdb.SetMaxOpenConns(o.ReadConns)
 	rdb.SetMaxIdleConns(o.ReadConns)
 	rdb.SetConnMaxIdleTime(0)
-	s := &Store{path: path, wdb: wdb, rdb: rdb, payments: newPaymentCache(max(o.PaymentCache, 0)), idem: newIdemIndex()}
-	if s.r, err = prepareReads(ctx, rdb); err != nil {
+	s := &Store{path: path, d: sqliteSQL, wdb: wdb, rdb: rdb, payments: newPaymentCache(max(o.PaymentCache, 0)), idem: newIdemIndex()}
+	return s.start(ctx, o, 1)
+}
+
+// start prepares the hot reads, loads the idempotency index (SQLite) and
+// starts the writer loops; on failure it closes the databases.
+func (s *Store) start(ctx context.Context, o Options, writers int) (*Store, error) {
+	var err error
+	if s.r, err = prepareReads(ctx, s.rdb, s.d); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
-	if err := s.idem.load(ctx, rdb); err != nil {
+	if err := s.idem.load(ctx, s.rdb); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
-	if s.w, err = startWriter(ctx, wdb, o.MaxBatch, s.payments, s.idem); err != nil {
+	if s.w, err = startWriter(ctx, s.wdb, s.d, writers, o.MaxBatch, s.payments, s.idem); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
 	return s, nil
 }
 
-// Migrate applies pending migrations to the database at path and reports
-// which ones it applied.
-func Migrate(ctx context.Context, path string) ([]string, error) {
-	db, err := sql.Open("sqlite", dsn(path, Options{Synchronous: "FULL"}, false))
+// Migrate applies pending migrations to the database (a SQLite path or a
+// PostgreSQL DSN, as for Open) and reports which ones it applied.
+func Migrate(ctx context.Context, dsn string) ([]string, error) {
+	if IsPostgres(dsn) {
+		return migratePostgresDSN(ctx, dsn)
+	}
+	db, err := sql.Open("sqlite", sqliteDSN(dsn, Options{Synchronous: "FULL"}, false))
 	if err != nil {
 		return nil, err
 	}
@@ -190,8 +248,17 @@ func Migrate(ctx context.Context, path string) ([]string, error) {
 	return applied, nil
 }
 
-func appliedMigrations(ctx context.Context, db *sql.DB) (map[string]bool, error) {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied INTEGER NOT NULL)`); err != nil {
+// createMigrationsTable is the same statement in both dialects.
+const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied BIGINT NOT NULL)`
+
+// querier is what reading the applied migrations needs: a *sql.DB or *sql.Tx.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func appliedMigrations(ctx context.Context, db querier) (map[string]bool, error) {
+	if _, err := db.ExecContext(ctx, createMigrationsTable); err != nil {
 		return nil, fmt.Errorf("store: create schema_migrations: %w", err)
 	}
 	rows, err := db.QueryContext(ctx, `SELECT name FROM schema_migrations`)
@@ -210,24 +277,22 @@ func appliedMigrations(ctx context.Context, db *sql.DB) (map[string]bool, error)
 	return done, rows.Err()
 }
 
-// migrate applies every embedded migration not yet recorded in
+// migrate applies every embedded SQLite migration not yet recorded in
 // schema_migrations, each in its own transaction, in file-name order.
 func migrate(ctx context.Context, db *sql.DB) error {
 	done, err := appliedMigrations(ctx, db)
 	if err != nil {
 		return err
 	}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	names, err := sqliteSQL.migrationNames()
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
+	for _, base := range names {
 		if done[base] {
 			continue
 		}
-		body, err := migrationFS.ReadFile(name)
+		body, err := migrationFS.ReadFile(sqliteSQL.migrationDir() + base)
 		if err != nil {
 			return err
 		}
@@ -250,7 +315,8 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// Path is the database file's path.
+// Path is the database file's path, or on PostgreSQL its DSN without the
+// password (fit to print).
 func (s *Store) Path() string { return s.path }
 
 // Close stops the writer after the queued changes are committed and closes
@@ -277,11 +343,24 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.rdb.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 }
 
-// IntegrityCheck runs PRAGMA integrity_check and returns its report ("ok" when healthy).
+// IntegrityCheck runs the database's own check and returns its report
+// ("ok" when healthy): SQLite's integrity_check, or on PostgreSQL a search
+// for invalid indexes (dialect.integrityCheck says why that).
 func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
-	var res string
-	err := s.rdb.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&res)
-	return res, err
+	rows, err := s.rdb.QueryContext(ctx, s.d.integrityCheck())
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return "", err
+		}
+		lines = append(lines, line)
+	}
+	return strings.Join(lines, "\n"), rows.Err()
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
@@ -306,7 +385,9 @@ func nullStr(s string) any {
 // Stats describes the database's size.
 type Stats struct {
 	Payments int64
-	Bytes    int64 // pages in use × page size, including committed WAL content
+	// Bytes is, on SQLite, pages in use × page size, including committed
+	// WAL content; on PostgreSQL the database's size on disk.
+	Bytes int64
 }
 
 // Stats counts payments and measures the database's size.
@@ -316,6 +397,10 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM payments`).Scan(&st.Payments); err != nil {
 		return st, err
 	}
+	if s.d.postgres {
+		err := s.rdb.QueryRowContext(ctx, `SELECT pg_database_size(current_database())`).Scan(&st.Bytes)
+		return st, err
+	}
 	for q, dst := range map[string]*int64{"PRAGMA page_count": &pages, "PRAGMA freelist_count": &free, "PRAGMA page_size": &size} {
 		if err := s.rdb.QueryRowContext(ctx, q).Scan(dst); err != nil {
 			return st, err
@@ -323,4 +408,59 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	}
 	st.Bytes = (pages - free) * size
 	return st, nil
+}
+
+// snapshot is one read-only transaction on a database opened for it alone,
+// for the commands that read a whole database beside a serving paymentd
+// (check, reconcile): every query sees the same committed state.
+type snapshot struct {
+	d  dialect
+	db *sql.DB
+	tx *sql.Tx
+}
+
+// openSnapshot opens the database dsn names (a SQLite path that must exist,
+// or a PostgreSQL DSN) and starts the read-only transaction: REPEATABLE
+// READ on PostgreSQL, where READ COMMITTED would give each query its own
+// snapshot.
+func openSnapshot(ctx context.Context, dsn string) (*snapshot, error) {
+	sn := &snapshot{d: dialectOf(dsn)}
+	opts := &sql.TxOptions{ReadOnly: true}
+	if sn.d.postgres {
+		db, err := openDB(dsn)
+		if err != nil {
+			return nil, err
+		}
+		sn.db = db
+		opts.Isolation = sql.LevelRepeatableRead
+	} else {
+		if _, err := os.Stat(dsn); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("no database at %s", dsn)
+			}
+			return nil, err
+		}
+		db, err := sql.Open("sqlite", sqliteDSN(dsn, Options{Synchronous: "FULL"}, true))
+		if err != nil {
+			return nil, err
+		}
+		sn.db = db
+	}
+	sn.db.SetMaxOpenConns(1)
+	tx, err := sn.db.BeginTx(ctx, opts)
+	if err != nil {
+		sn.db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", RedactDSN(dsn), err)
+	}
+	sn.tx = tx
+	return sn, nil
+}
+
+func (sn *snapshot) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return sn.tx.QueryContext(ctx, sn.d.bind(query), args...)
+}
+
+func (sn *snapshot) close() {
+	sn.tx.Rollback()
+	sn.db.Close()
 }

@@ -55,7 +55,9 @@ type acctMode struct {
 // hookCache keeps each account's active endpoints in memory, so that writing
 // an event (every state change, on the hot path) costs no query to learn
 // whether anyone listens. Entries are loaded through the write transaction
-// and dropped whenever an endpoint of the account changes.
+// and dropped whenever an endpoint of the account changes. On PostgreSQL
+// another replica may change an endpoint, so there is no cache: a nil
+// *hookCache finds nothing and keeps nothing.
 type hookCache struct {
 	mu sync.RWMutex
 	m  map[acctMode][]WebhookTarget
@@ -64,6 +66,9 @@ type hookCache struct {
 func newHookCache() *hookCache { return &hookCache{m: map[acctMode][]WebhookTarget{}} }
 
 func (c *hookCache) get(k acctMode) ([]WebhookTarget, bool) {
+	if c == nil {
+		return nil, false
+	}
 	c.mu.RLock()
 	t, ok := c.m[k]
 	c.mu.RUnlock()
@@ -71,12 +76,18 @@ func (c *hookCache) get(k acctMode) ([]WebhookTarget, bool) {
 }
 
 func (c *hookCache) put(k acctMode, t []WebhookTarget) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	c.m[k] = t
 	c.mu.Unlock()
 }
 
 func (c *hookCache) drop(k acctMode) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	delete(c.m, k)
 	c.mu.Unlock()
@@ -121,7 +132,7 @@ func (tx *Tx) WebhookTargets(accountID string, livemode bool) ([]WebhookTarget, 
 // a Write that failed, in case the transaction was rolled back after another
 // change in its batch had loaded the endpoint into the cache.
 func (s *Store) InvalidateWebhookTargets(accountID string, livemode bool) {
-	s.w.tx.hooks.drop(acctMode{accountID, livemode})
+	s.w.hooks.drop(acctMode{accountID, livemode})
 }
 
 func hookSplit(s sql.NullString) []string {
@@ -197,7 +208,7 @@ func (tx *Tx) InsertWebhookEndpoint(e *WebhookEndpoint) error {
 
 // GetWebhookEndpoint reads an endpoint (deleted ones too) inside the write.
 func (tx *Tx) GetWebhookEndpoint(accountID string, livemode bool, id string) (*WebhookEndpoint, error) {
-	row, err := tx.queryRow(`SELECT `+endpointCols+` FROM webhook_endpoints WHERE account_id=? AND livemode=? AND id=?`,
+	row, err := tx.queryRow(`SELECT `+endpointCols+` FROM webhook_endpoints WHERE account_id=? AND livemode=? AND id=?`+tx.d.forUpdate(),
 		accountID, boolInt(livemode), id)
 	if err != nil {
 		return nil, err
@@ -238,7 +249,7 @@ func (tx *Tx) RotateWebhookEndpointSecret(accountID string, livemode bool, id, s
 
 // GetWebhookEndpoint reads one endpoint of the account and mode, deleted ones too.
 func (s *Store) GetWebhookEndpoint(ctx context.Context, accountID string, livemode bool, id string) (*WebhookEndpoint, error) {
-	return scanEndpoint(s.rdb.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints
+	return scanEndpoint(s.queryRow(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints
 		WHERE account_id=? AND livemode=? AND id=?`, accountID, boolInt(livemode), id))
 }
 
@@ -246,7 +257,7 @@ func (s *Store) GetWebhookEndpoint(ctx context.Context, accountID string, livemo
 func (s *Store) ListWebhookEndpoints(ctx context.Context, f PageFilter) ([]*WebhookEndpoint, error) {
 	where, args := f.where("deleted IS NULL")
 	args = append(args, f.Limit)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE `+where+
+	rows, err := s.query(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE `+where+
 		` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list webhook endpoints: %w", err)
@@ -310,7 +321,7 @@ func (tx *Tx) EnsureWebhookSecret(accountID string, livemode bool, secret string
 // keeps signing until prevExpires. An account without one gets secret.
 func (tx *Tx) RotateWebhookSecret(accountID string, livemode bool, secret string, prevExpires time.Time) (*WebhookSecret, error) {
 	_, err := tx.exec(`INSERT INTO webhook_secrets (`+secretCols+`) VALUES (?,?,?,NULL,NULL,?)
-		ON CONFLICT (account_id, livemode) DO UPDATE SET previous_secret=secret, previous_expires=?, secret=excluded.secret`,
+		ON CONFLICT (account_id, livemode) DO UPDATE SET previous_secret=webhook_secrets.secret, previous_expires=?, secret=excluded.secret`,
 		accountID, boolInt(livemode), secret, micros(tx.now), micros(prevExpires))
 	if err != nil {
 		return nil, fmt.Errorf("store: rotate webhook secret: %w", err)
@@ -324,6 +335,6 @@ func (tx *Tx) RotateWebhookSecret(accountID string, livemode bool, secret string
 
 // GetWebhookSecret reads the account's default secret, or ErrNotFound.
 func (s *Store) GetWebhookSecret(ctx context.Context, accountID string, livemode bool) (*WebhookSecret, error) {
-	return scanSecret(s.rdb.QueryRowContext(ctx, `SELECT `+secretCols+` FROM webhook_secrets WHERE account_id=? AND livemode=?`,
+	return scanSecret(s.queryRow(ctx, `SELECT `+secretCols+` FROM webhook_secrets WHERE account_id=? AND livemode=?`,
 		accountID, boolInt(livemode)))
 }

@@ -17,32 +17,50 @@ var ErrClosed = errors.New("store: closed")
 
 // op is one state change waiting for the writer.
 type op struct {
-	ctx  context.Context
-	fn   func(*Tx) error
-	done chan error
+	ctx   context.Context
+	fn    func(*Tx) error
+	done  chan error
+	tries int // runs undone by a concurrent change (isRetryable) so far
 }
 
-// writer owns the only write connection. It takes every op that is waiting,
-// runs them in one transaction, commits once and answers them all.
+// writer owns the write connections. Each of its loops takes every op that
+// is waiting, runs them in one transaction on its own connection, commits
+// once and answers them all. SQLite has one loop; PostgreSQL several, whose
+// commits overlap (Options.Writers).
 type writer struct {
-	conn     *sql.Conn
+	d        dialect
 	ops      chan *op
 	maxBatch int
-	tx       *Tx
+	loops    []*loop
+	hooks    *hookCache // shared by the loops' transactions (nil on PostgreSQL)
 
 	mu      sync.RWMutex
 	closing bool
-	stopped chan struct{}
+	running sync.WaitGroup
 
 	nBatches, nOps atomic.Int64 // counters for WriterStats
 
 	full fullState // writes failing for lack of space (full.go)
 
-	observer  atomic.Pointer[Observer] // SetObserver (observe.go)
-	batchErr  error                    // the error that failed the running batch as a whole
-	opEvents  []string                 // event types the running change recorded
-	batchEvts []string                 // event types of the batch's changes that succeeded
+	observer atomic.Pointer[Observer] // SetObserver (observe.go)
 }
+
+// loop is one group-commit loop: its connection, its transaction and what
+// the running batch has done so far.
+type loop struct {
+	w         *writer
+	conn      *sql.Conn
+	tx        *Tx
+	batchErr  error    // the error that failed the running batch as a whole
+	batchEvts []string // event types of the batch's changes that succeeded
+	batchExec int      // statements the batch's successful changes ran
+	took      time.Duration
+}
+
+// maxRetries bounds how often a change that PostgreSQL undid because of a
+// concurrent one (deadlock, serialization failure, lock not available) is
+// run again, each time in a new batch, before its caller is told.
+const maxRetries = 5
 
 // WriterStats reports how many commits the writer made and how many state
 // changes they held; ops/batches is the mean group-commit size.
@@ -50,19 +68,37 @@ func (s *Store) WriterStats() (batches, ops int64) {
 	return s.w.nBatches.Load(), s.w.nOps.Load()
 }
 
-func startWriter(ctx context.Context, db *sql.DB, maxBatch int, payments *paymentCache, idem *idemIndex) (*writer, error) {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("store: writer connection: %w", err)
-	}
+func startWriter(ctx context.Context, db *sql.DB, d dialect, loops, maxBatch int, payments *paymentCache, idem *idemIndex) (*writer, error) {
 	w := &writer{
-		conn:     conn,
+		d:        d,
 		ops:      make(chan *op, 4*maxBatch),
 		maxBatch: maxBatch,
-		stopped:  make(chan struct{}),
 	}
-	w.tx = &Tx{conn: conn, stmts: map[string]*sql.Stmt{}, hooks: newHookCache(), balances: newBalanceCache(), payments: payments, idem: idem}
-	go w.loop()
+	var balances func() *balanceCache
+	if !d.postgres {
+		// One process writes: the writer's memory can follow the endpoints
+		// and the guarded balances (webhooks.go, balancecache.go).
+		w.hooks = newHookCache()
+		balances = newBalanceCache
+	}
+	for range loops {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			for _, l := range w.loops {
+				l.conn.Close()
+			}
+			return nil, fmt.Errorf("store: writer connection: %w", err)
+		}
+		tx := &Tx{d: d, conn: conn, stmts: map[string]*sql.Stmt{}, hooks: w.hooks, payments: payments, idem: idem}
+		if balances != nil {
+			tx.balances = balances()
+		}
+		w.loops = append(w.loops, &loop{w: w, conn: conn, tx: tx})
+	}
+	for _, l := range w.loops {
+		w.running.Add(1)
+		go l.run()
+	}
 	return w, nil
 }
 
@@ -70,8 +106,10 @@ func startWriter(ctx context.Context, db *sql.DB, maxBatch int, payments *paymen
 // holding it is durably committed (or fn's own error, in which case none of
 // fn's writes are kept). fn may share its transaction with other callers'
 // functions, each isolated by a SAVEPOINT, so it must not keep state outside
-// the database that would be wrong if the commit failed; and it runs on the
-// writer goroutine, so it must be quick and must not call Write.
+// the database that would be wrong if the commit failed; and it runs on a
+// writer goroutine, so it must be quick and must not call Write. On
+// PostgreSQL fn may run more than once (a change undone by a deadlock is run
+// again), so it must not count its own runs either.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if s.tracer == nil {
 		return s.w.submit(ctx, fn)
@@ -111,13 +149,16 @@ func (w *writer) stop() {
 		close(w.ops)
 	}
 	w.mu.Unlock()
-	<-w.stopped
-	w.tx.closeStmts()
-	w.conn.Close()
+	w.running.Wait()
+	for _, l := range w.loops {
+		l.tx.closeStmts()
+		l.conn.Close()
+	}
 }
 
-func (w *writer) loop() {
-	defer close(w.stopped)
+func (l *loop) run() {
+	w := l.w
+	defer w.running.Done()
 	batch := make([]*op, 0, w.maxBatch)
 	errs := make([]error, 0, w.maxBatch)
 	for first := range w.ops {
@@ -134,41 +175,73 @@ func (w *writer) loop() {
 				break fill
 			}
 		}
-		start := time.Now()
-		errs = w.run(batch, errs[:0])
-		w.nBatches.Add(1)
-		w.nOps.Add(int64(len(batch)))
-		if o := w.observer.Load(); o != nil {
-			(*o).Committed(time.Since(start), len(batch), w.batchErr)
-			if len(w.batchEvts) > 0 {
-				(*o).EventsCommitted(w.batchEvts)
-			}
-		}
-		w.batchErr, w.batchEvts = nil, w.batchEvts[:0]
-		for i, o := range batch {
-			o.done <- errs[i]
-			batch[i] = nil
+		for len(batch) > 0 {
+			errs = l.runBatch(batch, errs[:0])
+			batch = l.answer(batch, errs)
 		}
 	}
 }
 
-// run executes one batch in one transaction and returns each op's outcome.
-func (w *writer) run(batch []*op, errs []error) []error {
-	if _, err := w.tx.exec("BEGIN IMMEDIATE"); err != nil {
-		w.batchErr = err
+// answer reports a finished batch to the observer and answers its ops,
+// except those PostgreSQL undid because of a concurrent change (a deadlock
+// with another connection's batch): it returns them, to run again in a
+// batch of their own now that this one's locks are released.
+func (l *loop) answer(batch []*op, errs []error) []*op {
+	w := l.w
+	w.nBatches.Add(1)
+	w.nOps.Add(int64(len(batch)))
+	if o := w.observer.Load(); o != nil {
+		(*o).Committed(l.took, len(batch), l.batchErr)
+		if len(l.batchEvts) > 0 {
+			(*o).EventsCommitted(l.batchEvts)
+		}
+	}
+	l.batchErr, l.batchEvts, l.batchExec = nil, l.batchEvts[:0], 0
+	again := batch[:0]
+	for i, o := range batch {
+		if isRetryable(errs[i]) && o.tries < maxRetries {
+			o.tries++
+			again = append(again, o)
+			continue
+		}
+		o.done <- errs[i]
+	}
+	clear(batch[len(again):])
+	return again
+}
+
+// begin is the statement that opens a batch: on SQLite it takes the write
+// lock at once, so that no change fails half-way for want of it.
+func (d dialect) begin() string {
+	if d.postgres {
+		return "BEGIN"
+	}
+	return "BEGIN IMMEDIATE"
+}
+
+// runBatch executes one batch in one transaction and returns each op's outcome.
+func (l *loop) runBatch(batch []*op, errs []error) []error {
+	tx := l.tx
+	start := time.Now()
+	defer func() { l.took = time.Since(start) }()
+	if err := tx.control(l.w.d.begin()); err != nil {
+		if isBusy(err) {
+			err = fmt.Errorf("another process holds the database's write lock: %w", err)
+		}
+		l.batchErr = err
 		for range batch {
 			errs = append(errs, fmt.Errorf("store: begin: %w", err))
 		}
 		return errs
 	}
-	w.tx.now = time.Now().UTC().Truncate(time.Microsecond) // the precision stored
+	tx.now = time.Now().UTC().Truncate(time.Microsecond) // the precision stored
 	anyOK, full := false, error(nil)
 	for _, o := range batch {
 		if full != nil {
 			errs = append(errs, fullError(full))
 			continue
 		}
-		err := w.apply(o)
+		err := l.apply(o)
 		errs = append(errs, err)
 		anyOK = anyOK || err == nil
 		if isFull(err) {
@@ -184,30 +257,26 @@ func (w *writer) run(batch []*op, errs []error) []error {
 			}
 		}
 		anyOK = false
-		w.batchErr = full
+		l.batchErr = full
 	}
 	if !anyOK {
-		w.batchEvts = w.batchEvts[:0]
-		_, _ = w.tx.exec("ROLLBACK")
-		w.tx.balances.dropBatch()
-		w.tx.idem.dropBatch()
-		w.tx.payments.dropBatch()
+		l.batchEvts = l.batchEvts[:0]
+		_ = tx.control("ROLLBACK")
+		l.dropBatch()
 		if full != nil {
-			w.noteFull(full)
+			l.noteFull(full)
 		}
 		return errs
 	}
-	if _, err := w.tx.exec("COMMIT"); err == nil {
-		w.tx.balances.commitBatch()
-		w.tx.idem.commitBatch()
-		w.tx.payments.commitBatch()
-		w.noteCommitted()
+	if err := tx.control("COMMIT"); err == nil {
+		tx.balances.commitBatch()
+		tx.idem.commitBatch()
+		tx.payments.commitBatch()
+		l.noteCommitted()
 	} else {
-		w.batchErr, w.batchEvts = err, w.batchEvts[:0]
-		_, _ = w.tx.exec("ROLLBACK")
-		w.tx.balances.dropBatch()
-		w.tx.idem.dropBatch()
-		w.tx.payments.dropBatch()
+		l.batchErr, l.batchEvts = err, l.batchEvts[:0]
+		_ = tx.control("ROLLBACK")
+		l.dropBatch()
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = fmt.Errorf("store: commit: %w", err)
@@ -217,20 +286,27 @@ func (w *writer) run(batch []*op, errs []error) []error {
 			}
 		}
 		if isFull(err) {
-			w.noteFull(err)
+			l.noteFull(err)
 		}
 	}
 	return errs
 }
 
+func (l *loop) dropBatch() {
+	l.tx.balances.dropBatch()
+	l.tx.idem.dropBatch()
+	l.tx.payments.dropBatch()
+}
+
 // apply runs one op under its own savepoint, so that its failure undoes only
 // its own writes.
-func (w *writer) apply(o *op) (err error) {
+func (l *loop) apply(o *op) (err error) {
 	if err := o.ctx.Err(); err != nil {
 		return err
 	}
-	w.tx.lastEvent, w.tx.events = nil, w.tx.events[:0]
-	if _, err := w.tx.exec("SAVEPOINT op"); err != nil {
+	tx := l.tx
+	tx.lastEvent, tx.events, tx.execs = nil, tx.events[:0], 0
+	if err := tx.control("SAVEPOINT op"); err != nil {
 		return fmt.Errorf("store: savepoint: %w", err)
 	}
 	defer func() {
@@ -238,30 +314,32 @@ func (w *writer) apply(o *op) (err error) {
 			err = fmt.Errorf("store: write panicked: %v", p)
 		}
 		if err != nil {
-			if _, rerr := w.tx.exec("ROLLBACK TO op"); rerr != nil {
+			if rerr := tx.control("ROLLBACK TO op"); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 		}
-		if _, rerr := w.tx.exec("RELEASE op"); rerr != nil && err == nil {
+		if rerr := tx.control("RELEASE op"); rerr != nil && err == nil {
 			err = rerr
 		}
 		if err == nil {
-			w.batchEvts = append(w.batchEvts, w.tx.events...)
-			w.tx.balances.releaseOp()
-			w.tx.idem.releaseOp()
-			w.tx.payments.releaseOp()
+			l.batchEvts = append(l.batchEvts, tx.events...)
+			l.batchExec += tx.execs
+			tx.balances.releaseOp()
+			tx.idem.releaseOp()
+			tx.payments.releaseOp()
 		} else {
-			w.tx.balances.dropOp()
-			w.tx.idem.dropOp()
-			w.tx.payments.dropOp()
+			tx.balances.dropOp()
+			tx.idem.dropOp()
+			tx.payments.dropOp()
 		}
 	}()
-	return o.fn(w.tx)
+	return o.fn(tx)
 }
 
 // Tx is the write transaction a Write function runs in. Its methods are the
 // only way to change the database.
 type Tx struct {
+	d     dialect
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
 	now   time.Time
@@ -277,6 +355,9 @@ type Tx struct {
 	// events are the types of the events the running change inserted, for
 	// the Observer once the batch commits.
 	events []string
+	// execs counts the statements the running change executed, so that an
+	// empty commit (which succeeds on a full disk too) is told apart.
+	execs int
 }
 
 // LastEvent returns the event the running change inserted last, or nil;
@@ -292,7 +373,7 @@ func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
 	if st, ok := tx.stmts[query]; ok {
 		return st, nil
 	}
-	st, err := tx.conn.PrepareContext(context.Background(), query)
+	st, err := tx.conn.PrepareContext(context.Background(), tx.d.bind(query))
 	if err != nil {
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
@@ -305,7 +386,24 @@ func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	tx.execs++
 	return st.ExecContext(context.Background(), args...)
+}
+
+// control runs a transaction control statement (BEGIN, SAVEPOINT, COMMIT,
+// …). PostgreSQL does not prepare those; SQLite gets them prepared once
+// like any other statement.
+func (tx *Tx) control(query string) error {
+	if tx.d.postgres {
+		_, err := tx.conn.ExecContext(context.Background(), query)
+		return err
+	}
+	st, err := tx.stmt(query)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(context.Background())
+	return err
 }
 
 func (tx *Tx) queryRow(query string, args ...any) (*sql.Row, error) {

@@ -22,7 +22,7 @@ func accounts(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New("accounts: expected create, list or update")
 	}
 	fs := newFlagSet("accounts "+args[0], stderr)
-	db := fs.String("db", "paymentd.db", "database file")
+	db := fs.String("db", "paymentd.db", dbUsage)
 	switch args[0] {
 	case "create":
 		name := fs.String("name", "", "account name")

@@ -13,7 +13,7 @@ import (
 // report, and fails when any invariant does not hold.
 func checkCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("check", stderr)
-	db := fs.String("db", "paymentd.db", "database file")
+	db := fs.String("db", "paymentd.db", dbUsage)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -26,7 +26,7 @@ func checkCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if !report.OK() {
 		return fmt.Errorf("check failed: %d of %d invariants do not hold in %s; the report above names each problem",
-			report.Failed(), len(report.Results), *db)
+			report.Failed(), len(report.Results), store.RedactDSN(*db))
 	}
 	return nil
 }

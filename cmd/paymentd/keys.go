@@ -59,10 +59,17 @@ func openForCLI(ctx context.Context, db string) (*store.Store, error) {
 	return store.Open(ctx, db, store.Options{})
 }
 
-// requireDB refuses a --db that names no existing database file.
+// dbUsage is the help of every command's --db flag.
+const dbUsage = "database: a SQLite file, or a postgres:// DSN (PostgreSQL)"
+
+// requireDB refuses a --db that names no existing database file. A
+// PostgreSQL DSN passes: the server refuses a database that does not exist.
 func requireDB(db string) error {
 	if db == "" {
-		return errors.New("--db is required: the paymentd database file")
+		return errors.New("--db is required: the paymentd database file or a postgres:// DSN")
+	}
+	if store.IsPostgres(db) {
+		return nil
 	}
 	info, err := os.Stat(db)
 	switch {
@@ -81,7 +88,7 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		return errors.New("keys: expected create, list or revoke")
 	}
 	fs := newFlagSet("keys "+args[0], stderr)
-	db := fs.String("db", "paymentd.db", "database file")
+	db := fs.String("db", "paymentd.db", dbUsage)
 	mode := fs.String("mode", "test", "test or live")
 	scopes := fs.String("scopes", "read,write", "comma-separated scopes: read, write, payouts")
 	account := fs.String("account", "", "account id (default: the first account)")
@@ -198,7 +205,7 @@ func resolveAccount(ctx context.Context, st *store.Store, id string) (string, er
 
 func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
-	db := fs.String("db", "paymentd.db", "database file")
+	db := fs.String("db", "paymentd.db", dbUsage)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -213,4 +220,22 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintln(stdout, "applied", name)
 	}
 	return nil
+}
+
+// sqliteOnly refuses the SQLite-only flags among names that were set (on
+// the command line or as PAYMENTD_ variables), for a PostgreSQL --db:
+// they would silently do nothing there.
+func sqliteOnly(fs *flag.FlagSet, getenv func(string) string, names ...string) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var bad []string
+	for _, name := range names {
+		if set[name] || getenv(envName(name)) != "" {
+			bad = append(bad, "--"+name)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: SQLite settings, not used with a PostgreSQL --db; remove them (on PostgreSQL durability is the server's synchronous_commit)", strings.Join(bad, ", "))
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/paymentd/paymentd/store"
 )
 
 // operatorItemsCmd is `paymentd operator-items --db PATH [--all]`: it lists
@@ -13,7 +15,7 @@ import (
 // open ones unless --all. It fails when any is open, so a script can alert.
 func operatorItemsCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("operator-items", stderr)
-	db := fs.String("db", "paymentd.db", "database file")
+	db := fs.String("db", "paymentd.db", dbUsage)
 	all := fs.Bool("all", false, "list resolved items too")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -46,5 +48,5 @@ func operatorItemsCmd(ctx context.Context, args []string, getenv func(string) st
 		fmt.Fprintln(stdout, "No open operator items.")
 		return nil
 	}
-	return fmt.Errorf("%d open operator item(s) in %s: each names an object paymentd could not settle; settle it at the provider and in paymentd", open, *db)
+	return fmt.Errorf("%d open operator item(s) in %s: each names an object paymentd could not settle; settle it at the provider and in paymentd", open, store.RedactDSN(*db))
 }

@@ -20,7 +20,7 @@ func payoutMethodsCmd(ctx context.Context, args []string, getenv func(string) st
 		return errors.New("payout-methods: expected list, set or reset")
 	}
 	fs := newFlagSet("payout-methods "+args[0], stderr)
-	db := fs.String("db", "paymentd.db", "database file")
+	db := fs.String("db", "paymentd.db", dbUsage)
 	mode := fs.String("mode", "test", "test or live")
 	account := fs.String("account", "", "account id (default: the first account)")
 	file := fs.String("file", "", `set: a JSON file {"payout_methods":[…]} as GET /v1/payout-methods returns`)

@@ -23,7 +23,7 @@ import (
 // serving paymentd.
 func reconcileCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("reconcile", stderr)
-	db := fs.String("db", "paymentd.db", "database file")
+	db := fs.String("db", "paymentd.db", dbUsage)
 	config := fs.String("config", "", "provider configuration file (paymentd.yaml), as given to serve")
 	timeout := fs.Duration("provider-timeout", 20*time.Second, "deadline of each read from a provider")
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -45,7 +45,7 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	rep := reconcileRecords(ctx, router, records, *timeout)
-	if _, err := io.WriteString(stdout, rep.String(*db)); err != nil {
+	if _, err := io.WriteString(stdout, rep.String(store.RedactDSN(*db))); err != nil {
 		return err
 	}
 	if n := len(rep.Differences) + len(rep.Unreadable); n > 0 {

@@ -96,11 +96,16 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// envName is the environment variable that sets the flag name.
+func envName(flag string) string {
+	return "PAYMENTD_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
 // parseFlags applies PAYMENTD_* environment defaults, then the command line.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := "PAYMENTD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		if v := getenv(name); v != "" && envErr == nil {
 			if err := f.Value.Set(v); err != nil {
 				envErr = fmt.Errorf("%s=%q: %w", name, v, err)

@@ -34,14 +34,14 @@ type serveConfig struct {
 func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	c := &serveConfig{}
 	fs := newFlagSet("serve", stderr)
-	fs.StringVar(&c.db, "db", "paymentd.db", "SQLite database file (created if missing)")
+	fs.StringVar(&c.db, "db", "paymentd.db", "SQLite database file (created if missing), or a postgres:// DSN (PostgreSQL; the database must exist, its schema is created)")
 	fs.StringVar(&c.grpcAddr, "grpc-addr", ":9090", "gRPC listen address")
 	fs.StringVar(&c.httpAddr, "http-addr", ":8080", "HTTP (REST gateway) listen address")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve GET /metrics on this address instead of on --http-addr (e.g. 127.0.0.1:9464)")
 	fs.StringVar(&c.env, "env", "development", "environment name reported by /v1/status")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&c.synchronous, "synchronous", "FULL", "SQLite synchronous pragma; FULL makes every acknowledged change survive power loss")
-	fs.IntVar(&c.dbMaxPages, "db-max-pages", 0, "cap the database file at this many 4 KiB pages (0: no cap); writes past it are answered 503 store_unavailable as on a full disk")
+	fs.StringVar(&c.synchronous, "synchronous", "FULL", "SQLite synchronous pragma; FULL makes every acknowledged change survive power loss (SQLite only)")
+	fs.IntVar(&c.dbMaxPages, "db-max-pages", 0, "cap the database file at this many 4 KiB pages (0: no cap); writes past it are answered 503 store_unavailable as on a full disk; SQLite only")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 100, "requests per second per API key (negative: unlimited)")
 	fs.DurationVar(&c.shutdownWait, "shutdown-wait", 10*time.Second, "how long to wait for calls in flight on SIGINT/SIGTERM")
 	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "on SIGINT/SIGTERM, how long /readyz and gRPC health report unavailable before the listeners close (give load balancers time to notice)")
@@ -81,7 +81,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
-	st, err := store.Open(ctx, c.db, store.Options{Synchronous: c.synchronous, MaxPageCount: c.dbMaxPages})
+	opts := store.Options{Synchronous: c.synchronous, MaxPageCount: c.dbMaxPages}
+	if store.IsPostgres(c.db) {
+		if err := sqliteOnly(fs, getenv, "synchronous", "db-max-pages"); err != nil {
+			return err
+		}
+		opts.Synchronous = "" // the flag's default is SQLite's
+	}
+	st, err := store.Open(ctx, c.db, opts)
 	if err != nil {
 		return err
 	}
@@ -124,9 +131,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		svc.SetPublicURL(c.publicURL)
 	}
 	log.Info("invoice payment pages", "public_url", c.publicURL+"/pay/{invoice_id}")
-	fmt.Fprintf(stdout, "paymentd %s serving gRPC on %s and HTTP on %s (database %s)\n", build(), srvs.grpcAddr, srvs.httpAddr, c.db)
+	fmt.Fprintf(stdout, "paymentd %s serving gRPC on %s and HTTP on %s (database %s)\n", build(), srvs.grpcAddr, srvs.httpAddr, store.RedactDSN(c.db))
 	b := build()
-	log.Info("serving", "grpc", srvs.grpcAddr.String(), "http", srvs.httpAddr.String(), "db", c.db, "env", c.env,
+	log.Info("serving", "grpc", srvs.grpcAddr.String(), "http", srvs.httpAddr.String(), "db", store.RedactDSN(c.db), "env", c.env,
 		"version", b.String(), "revision", b.Revision, "go_version", b.GoVersion)
 
 	var serveErr error

@@ -1,0 +1,299 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/paymentd/paymentd/store"
+	"github.com/paymentd/paymentd/store/storetest"
+)
+
+// TestMigrationDirsMatch keeps the two dialects' migrations in step: every
+// migration exists in both directories under the same name.
+func TestMigrationDirsMatch(t *testing.T) {
+	names := func(dir string) []string {
+		paths, err := filepath.Glob(filepath.Join(dir, "*.sql"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, p := range paths {
+			out = append(out, filepath.Base(p))
+		}
+		return out
+	}
+	sqlite, pg := names("migrations"), names(filepath.Join("migrations", "postgres"))
+	if len(sqlite) == 0 || !slices.Equal(sqlite, pg) {
+		t.Errorf("migrations/ holds %v, migrations/postgres/ holds %v; every migration needs both dialects under one name", sqlite, pg)
+	}
+	if _, err := os.Stat(filepath.Join("migrations", "postgres")); errors.Is(err, fs.ErrNotExist) {
+		t.Error("migrations/postgres is missing")
+	}
+}
+
+// TestPostgresConcurrentOpens starts three stores on one fresh database at
+// the same moment, as replicas starting together do: the migrations are
+// applied once (under the migration lock) and every store opens.
+func TestPostgresConcurrentOpens(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	const n = 3
+	stores := make([]*store.Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = store.Open(context.Background(), dsn, store.Options{})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+		t.Cleanup(func() { stores[i].Close() })
+	}
+	pending, err := stores[0].PendingMigrations(context.Background())
+	if err != nil || len(pending) != 0 {
+		t.Errorf("PendingMigrations = %v, %v; want none", pending, err)
+	}
+	if b := stores[0].Backend(); b != "postgres" || !stores[0].Shared() {
+		t.Errorf("Backend() = %q, Shared() = %v; want postgres, true", b, stores[0].Shared())
+	}
+	applied, err := store.Migrate(context.Background(), dsn)
+	if err != nil || len(applied) != 0 {
+		t.Errorf("Migrate on a migrated database applied %v, %v; want nothing", applied, err)
+	}
+}
+
+// twoStores opens two stores on one fresh PostgreSQL database, as two
+// replicas, with an account holding a payment of which 1000 USD is
+// captured (and so 1000 available).
+func twoStores(t *testing.T) (a, b *store.Store) {
+	dsn := storetest.PostgresDSN(t)
+	a, b = open(t, dsn), open(t, dsn)
+	err := a.Write(context.Background(), func(tx *store.Tx) error {
+		now := tx.Now()
+		if err := tx.InsertAccount(&store.Account{ID: "acct_1", Name: "one", Created: now}); err != nil {
+			return err
+		}
+		if err := tx.InsertPayment(&store.Payment{ID: "pay_1", AccountID: "acct_1", Status: "succeeded", Amount: 1000,
+			Currency: "USD", AmountCaptured: 1000, CaptureMethod: "automatic", PaymentMethod: "card", Provider: "sandbox",
+			Created: now, Updated: now}); err != nil {
+			return err
+		}
+		return tx.InsertLedgerEntries(
+			store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: "provider:sandbox", Amount: -1000, SourceID: "pay_1"},
+			store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: store.BookAvailable, Amount: 1000, SourceID: "pay_1"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+// race runs n changes at once, alternating between the stores, and
+// returns how many succeeded; every failure must be refused.
+func race(t *testing.T, stores []*store.Store, n int, refused error, fn func(tx *store.Tx, i int) error) int {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = stores[i%len(stores)].Write(context.Background(), func(tx *store.Tx) error { return fn(tx, i) })
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, refused):
+			t.Errorf("change %d: %v; want success or %v", i, err, refused)
+		}
+	}
+	return ok
+}
+
+// TestPostgresRefundGuardAcrossReplicas: 20 refunds of 100 at once through
+// two stores on a captured 1000 — the payment row read FOR UPDATE lets
+// exactly 10 through, and check agrees.
+func TestPostgresRefundGuardAcrossReplicas(t *testing.T) {
+	a, b := twoStores(t)
+	errTooMuch := errors.New("refund exceeds the captured amount left")
+	ok := race(t, []*store.Store{a, b}, 20, errTooMuch, func(tx *store.Tx, i int) error {
+		p, err := tx.GetPayment("acct_1", false, "pay_1")
+		if err != nil {
+			return err
+		}
+		if p.AmountCaptured-p.AmountRefunded < 100 {
+			return errTooMuch
+		}
+		if err := tx.InsertRefund(&store.Refund{ID: fmt.Sprintf("re_%02d", i), AccountID: "acct_1", PaymentID: "pay_1",
+			Amount: 100, Currency: "USD", Status: "pending", Created: tx.Now()}); err != nil {
+			return err
+		}
+		p.AmountRefunded += 100
+		p.Updated = tx.Now()
+		return tx.UpdatePayment(p)
+	})
+	if ok != 10 {
+		t.Errorf("%d of 20 refunds of 100 on a captured 1000 succeeded across two replicas; want exactly 10", ok)
+	}
+	p, err := b.GetPayment(context.Background(), "acct_1", false, "pay_1")
+	if err != nil || p.AmountRefunded != 1000 {
+		t.Errorf("payment after the refunds: %+v, %v; want amount_refunded 1000", p, err)
+	}
+	mustCheck(t, a)
+}
+
+// TestPostgresPayoutGuardAcrossReplicas: 30 payouts of 100 at once through
+// two stores on an available 1000 — BookBalance's lock on the account's
+// balance row lets exactly 10 through, and available never goes negative.
+func TestPostgresPayoutGuardAcrossReplicas(t *testing.T) {
+	a, b := twoStores(t)
+	errFunds := errors.New("insufficient available balance")
+	ok := race(t, []*store.Store{a, b}, 30, errFunds, func(tx *store.Tx, i int) error {
+		avail, err := tx.BookBalance("acct_1", false, "USD", store.BookAvailable)
+		if err != nil {
+			return err
+		}
+		if avail < 100 {
+			return errFunds
+		}
+		return tx.InsertLedgerEntries(
+			store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: store.BookAvailable, Amount: -100, SourceID: fmt.Sprintf("mv_%02d", i)},
+			store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: store.BookReserved, Amount: 100, SourceID: fmt.Sprintf("mv_%02d", i)})
+	})
+	if ok != 10 {
+		t.Errorf("%d of 30 debits of 100 on an available 1000 succeeded across two replicas; want exactly 10", ok)
+	}
+	bals, err := b.Balances(context.Background(), "acct_1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bal := range bals {
+		if bal.Book == store.BookAvailable && bal.Amount != 0 {
+			t.Errorf("available after the debits = %d; want 0", bal.Amount)
+		}
+	}
+	mustCheck(t, a)
+}
+
+// TestPostgresDeadlockRetried makes two replicas' changes lock two balance
+// rows in opposite orders while both hold their first: PostgreSQL breaks
+// the deadlock by failing one, which the writer runs again in a batch of
+// its own, so both callers see success.
+func TestPostgresDeadlockRetried(t *testing.T) {
+	a, b := twoStores(t)
+	var runs atomic.Int32
+	var both sync.WaitGroup
+	both.Add(2)
+	lockBoth := func(first, second string) func(*store.Tx) error {
+		var once sync.Once
+		return func(tx *store.Tx) error {
+			runs.Add(1)
+			if _, err := tx.BookBalance("acct_1", false, first, store.BookAvailable); err != nil {
+				return err
+			}
+			once.Do(func() {
+				both.Done()
+				waitTimeout(&both, 5*time.Second)
+			})
+			_, err := tx.BookBalance("acct_1", false, second, store.BookAvailable)
+			return err
+		}
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- a.Write(context.Background(), lockBoth("USD", "EUR")) }()
+	go func() { errs <- b.Write(context.Background(), lockBoth("EUR", "USD")) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("Write: %v; want the deadlock retried away", err)
+		}
+	}
+	if n := runs.Load(); n < 3 {
+		t.Errorf("the changes ran %d times; want at least 3 (one run undone by the deadlock)", n)
+	}
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
+// TestPostgresCheckpointHorizon checkpoints while two replicas keep
+// appending: every balance stays the sum of its entries (check), so no
+// checkpoint skipped an entry that committed after a higher id.
+func TestPostgresCheckpointHorizon(t *testing.T) {
+	a, b := twoStores(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w, s := range []*store.Store{a, b, a, b} {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				src := fmt.Sprintf("mv_%d_%d", w, i)
+				if err := s.Write(ctx, func(tx *store.Tx) error {
+					return tx.InsertLedgerEntries(
+						store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: "provider:sandbox", Amount: -1, SourceID: src},
+						store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: store.BookAvailable, Amount: 1, SourceID: src})
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	written := 0
+	for range 10 {
+		n, err := a.CheckpointLedger(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		written += n
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if written == 0 {
+		t.Error("no checkpoint was written")
+	}
+	mustCheck(t, b)
+}
+
+func mustCheck(t *testing.T, s *store.Store) {
+	t.Helper()
+	rep, err := store.Check(context.Background(), s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		var b []byte
+		for _, r := range rep.Results {
+			b = fmt.Appendf(b, "%s: %v\n", r.Name, r.Problems)
+		}
+		t.Errorf("check failed:\n%s", b)
+	}
+}
