@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/paymentd/paymentd/store"
 )
@@ -43,5 +44,56 @@ func testIdempotencyTwiceConflicts(t *testing.T, s *store.Store) {
 	got, err := s.GetIdempotency(ctx, "acct_1", false, "CreatePayment", "k1")
 	if err != nil || string(got.Response) != "first" || string(got.RequestHash) != "hash-first" || got.Code != 0 {
 		t.Errorf("GetIdempotency = %+v, %v; want the first record", got, err)
+	}
+}
+
+// testIdempotencyReplaceAndExpire replaces an interim outcome with the final
+// one, deletes one record, and expires the records older than a time.
+func testIdempotencyReplaceAndExpire(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	var cutoff time.Time
+	mustWrite(t, s, func(tx *store.Tx) error {
+		cutoff = tx.Now()
+		for _, key := range []string{"old-1", "old-2"} {
+			if err := tx.PutIdempotency(&store.IdempotencyRecord{AccountID: "acct_1", Method: "CreateRefund", Key: key,
+				RequestHash: []byte("h"), Response: []byte("pending"), Created: cutoff.Add(-time.Hour)}); err != nil {
+				return err
+			}
+		}
+		return tx.PutIdempotency(&store.IdempotencyRecord{AccountID: "acct_1", Method: "CreateRefund", Key: "new",
+			RequestHash: []byte("h"), Created: cutoff})
+	})
+	final := &store.IdempotencyRecord{AccountID: "acct_1", Method: "CreateRefund", Key: "old-1", Code: 9, Response: []byte("succeeded"), EventID: "evt_9"}
+	mustWrite(t, s, func(tx *store.Tx) error { return tx.ReplaceIdempotency(final) })
+	got, err := s.GetIdempotency(ctx, "acct_1", false, "CreateRefund", "old-1")
+	if err != nil || string(got.Response) != "succeeded" || got.Code != 9 || got.EventID != "evt_9" || string(got.RequestHash) != "h" {
+		t.Errorf("after ReplaceIdempotency: %+v, %v; want the final outcome under the first request hash", got, err)
+	}
+	fresh := &store.IdempotencyRecord{AccountID: "acct_1", Method: "CreateRefund", Key: "fresh", RequestHash: []byte("f"), Response: []byte("r"), Created: cutoff}
+	mustWrite(t, s, func(tx *store.Tx) error { return tx.ReplaceIdempotency(fresh) }) // none yet: stores it
+	if got, err := s.GetIdempotency(ctx, "acct_1", false, "CreateRefund", "fresh"); err != nil || string(got.Response) != "r" {
+		t.Errorf("ReplaceIdempotency of a new key: %+v, %v; want it stored", got, err)
+	}
+	if got, err := s.GetIdempotency(ctx, "acct_1", false, "CreateRefund", "new"); err != nil || len(got.Response) != 0 {
+		t.Errorf("a record without a response: %+v, %v; want an empty response", got, err)
+	}
+	mustWrite(t, s, func(tx *store.Tx) error { return tx.DeleteIdempotency(fresh) })
+	if _, err := s.GetIdempotency(ctx, "acct_1", false, "CreateRefund", "fresh"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("after DeleteIdempotency: %v; want ErrNotFound", err)
+	}
+	var n int64
+	mustWrite(t, s, func(tx *store.Tx) error {
+		var err error
+		n, err = tx.DeleteIdempotencyBefore(cutoff)
+		return err
+	})
+	if n != 2 {
+		t.Errorf("DeleteIdempotencyBefore removed %d records; want the 2 older ones", n)
+	}
+	for key, want := range map[string]bool{"old-1": false, "old-2": false, "new": true} {
+		_, err := s.GetIdempotency(ctx, "acct_1", false, "CreateRefund", key)
+		if found := err == nil; found != want || err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("record %s after expiry: %v; want found %v", key, err, want)
+		}
 	}
 }

@@ -29,11 +29,14 @@ var tests = []test{
 	{"Events", testEvents},
 	{"Deliveries", testDeliveries},
 	{"IdempotencyTwiceConflicts", testIdempotencyTwiceConflicts},
+	{"IdempotencyReplaceAndExpire", testIdempotencyReplaceAndExpire},
 	{"WebhookEndpoints", testWebhookEndpoints},
 	{"WebhookSecrets", testWebhookSecrets},
 	{"AccountsAndKeys", testAccountsAndKeys},
 	{"OperatorItems", testOperatorItems},
 	{"StatusSets", testStatusSets},
+	{"ReconcileSchedule", testReconcileSchedule},
+	{"ProviderRecords", testProviderRecords},
 }
 
 // Run runs every test of the suite as a parallel subtest, each on the store
