@@ -110,6 +110,13 @@ func MayMoveMoneyUnanswered(p any) bool {
 	return !ok || !a.AlwaysAnswers()
 }
 
+// TestMethods is implemented by test providers whose payment methods are
+// fixed tokens (the sandbox's pm_card_visa, …): paymentd's own payment page
+// offers them as the cards a customer can try, the first as the default.
+type TestMethods interface {
+	TestMethods() []string
+}
+
 // StatusChecker reports whether a provider can be reached.
 type StatusChecker interface {
 	CheckStatus(ctx context.Context) error

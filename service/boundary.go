@@ -169,6 +169,13 @@ func applyCaptureAnswer(tx *store.Tx, pr *Principal, id string, amount int64, ne
 		return providerCallError(perr, cur.Provider), nil
 	}
 	// A definite refusal: nothing was captured.
+	return refusedAnswer(tx, cur, perr, pending)
+}
+
+// refusedAnswer records a provider's definite refusal of a capture or
+// cancel of cur: nothing happened at the provider, so a pending operation
+// is cleared (and no longer reconciled), and the caller gets the refusal.
+func refusedAnswer(tx *store.Tx, cur *store.Payment, perr error, pending bool) (error, error) {
 	if pending {
 		clearPending(cur)
 		cur.Updated = tx.Now()
@@ -235,17 +242,7 @@ func applyCancelAnswer(tx *store.Tx, pr *Principal, id string, perr error, pendi
 	case kind == providers.Unknown:
 		return providerCallError(perr, cur.Provider), nil
 	}
-	if pending {
-		clearPending(cur)
-		cur.Updated = tx.Now()
-		if err := tx.UpdatePayment(cur); err != nil {
-			return nil, err
-		}
-		if err := tx.DeleteReconcileCheck(cur.ID); err != nil {
-			return nil, err
-		}
-	}
-	return providerCallError(perr, cur.Provider), nil
+	return refusedAnswer(tx, cur, perr, pending)
 }
 
 // reconcilePendingOps re-sends the captures and cancels providers left

@@ -3,7 +3,6 @@ package service
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"math/big"
 	"slices"
 	"strings"
 )
@@ -67,7 +66,7 @@ func sandboxDepositAddress(accountID string, livemode bool, asset, network, cust
 	hash := sum[:20]
 	switch network {
 	case "tron":
-		return depositBase58Check(append([]byte{0x41}, hash...))
+		return base58Check(append([]byte{0x41}, hash...))
 	case "bitcoin":
 		hrp := "tb" // testnet addresses in test mode, so none is mistaken for a real one
 		if livemode {
@@ -77,31 +76,6 @@ func sandboxDepositAddress(accountID string, livemode bool, asset, network, cust
 	default: // ethereum and other EVM networks
 		return "0x" + hex.EncodeToString(hash)
 	}
-}
-
-const depositBase58Alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-// depositBase58Check encodes payload with a 4-byte double-SHA-256 checksum, as
-// tron (and bitcoin's legacy) addresses are written.
-func depositBase58Check(payload []byte) string {
-	first := sha256.Sum256(payload)
-	second := sha256.Sum256(first[:])
-	data := append(slices.Clone(payload), second[:4]...)
-	n := new(big.Int).SetBytes(data)
-	radix, mod := big.NewInt(58), new(big.Int)
-	var out []byte
-	for n.Sign() > 0 {
-		n.DivMod(n, radix, mod)
-		out = append(out, depositBase58Alphabet[mod.Int64()])
-	}
-	for _, b := range data {
-		if b != 0 {
-			break
-		}
-		out = append(out, depositBase58Alphabet[0])
-	}
-	slices.Reverse(out)
-	return string(out)
 }
 
 const depositBech32Charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"

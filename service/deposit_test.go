@@ -14,7 +14,7 @@ func TestDepositAddressEncodings(t *testing.T) {
 	for _, tc := range []struct{ got, want string }{
 		{depositSegwitAddress("bc", program), "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"},
 		{depositSegwitAddress("tb", program), "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"},
-		{depositBase58Check(append([]byte{0x00}, program...)), "1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH"},
+		{base58Check(append([]byte{0x00}, program...)), "1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %s; want %s", tc.got, tc.want)

@@ -16,7 +16,6 @@ import (
 	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
-	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -145,11 +144,12 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 		s.renderInvoice(w, r, inv, http.StatusConflict, "")
 		return
 	}
+	methods := testMethods(s.cfg.TestProvider)
 	method := r.PostForm.Get("payment_method")
-	if method == "" {
-		method = sandbox.CardVisa
+	if method == "" && len(methods) > 0 {
+		method = methods[0]
 	}
-	if !slices.Contains(sandbox.Methods, method) {
+	if !slices.Contains(methods, method) {
 		s.renderInvoice(w, r, inv, http.StatusBadRequest, "err_choose_card")
 		return
 	}

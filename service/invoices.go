@@ -506,17 +506,8 @@ func (s *InvoicesServer) ListInvoices(ctx context.Context, req *pb.ListInvoicesR
 		}
 		f.Status = req.Status
 	}
-	if req.CreatedBefore != nil {
-		if err := req.CreatedBefore.CheckValid(); err != nil {
-			return nil, Invalid("created_before", "parameter_invalid", "created_before must be a valid RFC 3339 time.")
-		}
-		f.Before = minID(f.Before, idBound(PrefixInvoice, req.CreatedBefore.AsTime()))
-	}
-	if req.CreatedAfter != nil {
-		if err := req.CreatedAfter.CheckValid(); err != nil {
-			return nil, Invalid("created_after", "parameter_invalid", "created_after must be a valid RFC 3339 time.")
-		}
-		f.AtOrAfter = idBound(PrefixInvoice, req.CreatedAfter.AsTime())
+	if err := createdRange(&f, PrefixInvoice, req.CreatedBefore, req.CreatedAfter); err != nil {
+		return nil, err
 	}
 	// Expire the account's due invoices first, so that a status filter sees
 	// every invoice in the status it has now.

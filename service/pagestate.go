@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/paymentd/paymentd"
-	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -88,14 +87,9 @@ type languageLink struct {
 	Current         bool
 }
 
-// testCardKeys are the catalogue keys of the sandbox's test cards.
-var testCardKeys = map[string]string{
-	sandbox.CardVisa:              "card_visa",
-	sandbox.CardMastercard:        "card_mastercard",
-	sandbox.CardDeclined:          "card_declined",
-	sandbox.CardInsufficientFunds: "card_insufficient_funds",
-	sandbox.CardTimeout:           "card_timeout",
-}
+// testCardKey is the catalogue key of a test card's label: its method
+// without the pm_ prefix (pm_card_visa → card_visa).
+func testCardKey(method string) string { return strings.TrimPrefix(method, "pm_") }
 
 // declineText is the catalogue key telling the customer why a card was
 // declined. The provider's own message is written for the merchant.
@@ -183,8 +177,8 @@ func (s *Service) pageFor(r *http.Request, inv *store.Invoice, errKey string) (*
 			d.QR = qr
 		}
 	}
-	for _, m := range sandbox.Methods {
-		d.Methods = append(d.Methods, methodView{Value: m, Label: l.T(testCardKeys[m])})
+	for _, m := range testMethods(s.cfg.TestProvider) {
+		d.Methods = append(d.Methods, methodView{Value: m, Label: l.T(testCardKey(m))})
 	}
 	for _, rc := range inv.Receipts {
 		d.Receipts = append(d.Receipts, receiptView{TxnID: rc.TxnID, Amount: l.Amount(rc.Amount, c),

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
@@ -429,17 +430,8 @@ func (s *PaymentsServer) ListPayments(ctx context.Context, req *pb.ListPaymentsR
 		}
 		f.Status = req.Status
 	}
-	if req.CreatedBefore != nil {
-		if err := req.CreatedBefore.CheckValid(); err != nil {
-			return nil, Invalid("created_before", "parameter_invalid", "created_before must be a valid RFC 3339 time.")
-		}
-		f.Before = minID(f.Before, idBound(PrefixPayment, req.CreatedBefore.AsTime()))
-	}
-	if req.CreatedAfter != nil {
-		if err := req.CreatedAfter.CheckValid(); err != nil {
-			return nil, Invalid("created_after", "parameter_invalid", "created_after must be a valid RFC 3339 time.")
-		}
-		f.AtOrAfter = idBound(PrefixPayment, req.CreatedAfter.AsTime())
+	if err := createdRange(&f, PrefixPayment, req.CreatedBefore, req.CreatedAfter); err != nil {
+		return nil, err
 	}
 	ps, err := s.store.ListPayments(ctx, f)
 	if err != nil {
@@ -468,6 +460,25 @@ func pageFilter(pr *Principal, size int32, token, prefix string) (store.PageFilt
 		}
 	}
 	return f, nil
+}
+
+// createdRange narrows f to the objects of id prefix created before before
+// and at or after after, each optional: ids are time-ordered, so each bound
+// is an id range.
+func createdRange(f *store.PageFilter, prefix string, before, after *timestamppb.Timestamp) error {
+	if before != nil {
+		if err := before.CheckValid(); err != nil {
+			return Invalid("created_before", "parameter_invalid", "created_before must be a valid RFC 3339 time.")
+		}
+		f.Before = minID(f.Before, idBound(prefix, before.AsTime()))
+	}
+	if after != nil {
+		if err := after.CheckValid(); err != nil {
+			return Invalid("created_after", "parameter_invalid", "created_after must be a valid RFC 3339 time.")
+		}
+		f.AtOrAfter = idBound(prefix, after.AsTime())
+	}
+	return nil
 }
 
 // nextPage cuts the extra item a pageFilter query fetched and returns the

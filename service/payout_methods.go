@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"regexp"
 	"slices"
@@ -243,8 +242,6 @@ func accountHint(m *store.PayoutMethod) string {
 	return m.Network + " address"
 }
 
-const base58Alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
 // validTronAddress checks a Tron address: base58check of 0x41 + 20 bytes.
 func validTronAddress(s string) bool {
 	if len(s) != 34 || s[0] != 'T' {
@@ -254,33 +251,7 @@ func validTronAddress(s string) bool {
 	if len(b) != 25 || b[0] != 0x41 {
 		return false
 	}
-	h := sha256.Sum256(b[:21])
-	h = sha256.Sum256(h[:])
-	return string(h[:4]) == string(b[21:])
-}
-
-// base58Decode decodes Bitcoin-alphabet base58, or returns nil.
-func base58Decode(s string) []byte {
-	var out []byte // big-endian
-	for i := 0; i < len(s); i++ {
-		carry := strings.IndexByte(base58Alphabet, s[i])
-		if carry < 0 {
-			return nil
-		}
-		for j := len(out) - 1; j >= 0; j-- {
-			carry += int(out[j]) * 58
-			out[j] = byte(carry)
-			carry >>= 8
-		}
-		for carry > 0 {
-			out = append([]byte{byte(carry)}, out...)
-			carry >>= 8
-		}
-	}
-	for i := 0; i < len(s) && s[i] == '1'; i++ {
-		out = append([]byte{0}, out...)
-	}
-	return out
+	return string(base58Checksum(b[:21])) == string(b[21:])
 }
 
 // tronZeroAddress is base58check(0x41 + 20 zero bytes), the sandbox's

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/paymentd/paymentd"
-	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -18,7 +17,7 @@ const processorBatch = 100
 func (s *Service) advanceSandboxPayouts(ctx context.Context, now time.Time) (int, error) {
 	moved := 0
 	for {
-		due, err := s.store.DuePayouts(ctx, sandbox.Name, now.Add(-s.cfg.SandboxPayoutProcessingDelay),
+		due, err := s.store.DuePayouts(ctx, sandboxName, now.Add(-s.cfg.SandboxPayoutProcessingDelay),
 			now.Add(-s.cfg.SandboxPayoutCompletionDelay), processorBatch)
 		if err != nil || len(due) == 0 {
 			return moved, err

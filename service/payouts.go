@@ -12,7 +12,6 @@ import (
 	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers/routing"
-	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -84,7 +83,7 @@ func (s *Service) payoutsProvider(pr *Principal) (string, error) {
 		return "", nil // paymentd.yaml routes payouts: the method's currency picks the connection (routing.go)
 	}
 	if !pr.Livemode {
-		return sandbox.Name, nil
+		return sandboxName, nil
 	}
 	return "", Errorf(KindInvalid, "live_mode_not_configured",
 		"No live payout provider is configured for this account, so live keys cannot make payouts yet; use a test key (ak_test_…) with the sandbox, or configure a live payout provider.")
@@ -308,17 +307,8 @@ func (s *PayoutsServer) ListPayouts(ctx context.Context, req *pb.ListPayoutsRequ
 		}
 		f.Status = req.Status
 	}
-	if req.CreatedBefore != nil {
-		if err := req.CreatedBefore.CheckValid(); err != nil {
-			return nil, Invalid("created_before", "parameter_invalid", "created_before must be a valid RFC 3339 time.")
-		}
-		f.Before = minID(f.Before, idBound(PrefixPayout, req.CreatedBefore.AsTime()))
-	}
-	if req.CreatedAfter != nil {
-		if err := req.CreatedAfter.CheckValid(); err != nil {
-			return nil, Invalid("created_after", "parameter_invalid", "created_after must be a valid RFC 3339 time.")
-		}
-		f.AtOrAfter = idBound(PrefixPayout, req.CreatedAfter.AsTime())
+	if err := createdRange(&f, PrefixPayout, req.CreatedBefore, req.CreatedAfter); err != nil {
+		return nil, err
 	}
 	ps, err := s.store.ListPayouts(ctx, f)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/paymentd/paymentd/providers"
-	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -35,7 +34,7 @@ const (
 // connection is the service's own sandbox, as for payments (routing.go).
 func (s *Service) webhookProvider(name string) (providers.WebhookParser, any) {
 	if c, ok := s.cfg.Router.Connection(name); ok {
-		if c.Provider == sandbox.Name {
+		if c.Provider == sandboxName {
 			parser, _ := s.cfg.TestProvider.(providers.WebhookParser)
 			return parser, s.cfg.TestProvider
 		}

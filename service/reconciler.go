@@ -10,7 +10,6 @@ import (
 	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
-	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -114,7 +113,7 @@ func (s *Service) reconcileProviderObjects(ctx context.Context, cfg ReconcileCon
 		}
 		s.reconcileInvoice(ctx, cfg, inv, istates[i])
 	}
-	ps, pstates, err := s.store.ProviderPayoutsDue(ctx, sandbox.Name, now.Add(-max(cfg.Schedule[0], 2*s.cfg.ProviderTimeout)), now, reconcileBatch)
+	ps, pstates, err := s.store.ProviderPayoutsDue(ctx, sandboxName, now.Add(-max(cfg.Schedule[0], 2*s.cfg.ProviderTimeout)), now, reconcileBatch)
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("reconciler: reading provider payouts", "error", err.Error())
 	}

@@ -11,7 +11,6 @@ import (
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/providers/routing"
-	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -26,7 +25,7 @@ func (s *Service) paymentRoute(pr *Principal, currency string) ([]providers.Paym
 	if conns := s.cfg.Router.Route(routing.Payments, pr.Livemode, currency); len(conns) > 0 {
 		out := make([]providers.Payments, 0, len(conns))
 		for _, c := range conns {
-			if c.Provider == sandbox.Name {
+			if c.Provider == sandboxName {
 				out = append(out, s.cfg.TestProvider) // the service's own sandbox, with its settings
 				continue
 			}
@@ -85,7 +84,7 @@ func captureRouted(ctx context.Context, prov providers.Payments, req providers.C
 // takes payments.
 func (s *Service) routedPayments(name string) (providers.Payments, bool) {
 	c, ok := s.cfg.Router.Connection(name)
-	if !ok || c.Provider == sandbox.Name { // the sandbox is Config.TestProvider
+	if !ok || c.Provider == sandboxName { // the sandbox is Config.TestProvider
 		return nil, false
 	}
 	p, ok := c.Client.(providers.Payments)
@@ -272,7 +271,7 @@ func (s *Service) payoutConnection(pr *Principal, currency string) (string, erro
 		return conns[0].Name, nil
 	}
 	if !pr.Livemode {
-		return sandbox.Name, nil
+		return sandboxName, nil
 	}
 	return "", Errorf(KindInvalid, "live_mode_not_configured",
 		"No live payout provider is configured for %s payouts; route %s payouts to a provider in paymentd.yaml, or use a test key (ak_test_…) with the sandbox.",

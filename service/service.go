@@ -14,7 +14,6 @@ import (
 	"github.com/paymentd/paymentd/buildinfo"
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/providers/routing"
-	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -133,7 +132,7 @@ func New(cfg Config) *Service {
 		cfg.Version = cmp.Or(cfg.Build.String(), "devel")
 	}
 	if cfg.TestProvider == nil {
-		cfg.TestProvider = sandbox.New()
+		cfg.TestProvider = defaultTestProvider()
 	}
 	cfg.AuthCacheTTL = positive(cfg.AuthCacheTTL, 10*time.Second)
 	cfg.RateLimit = cmp.Or(cfg.RateLimit, 100)

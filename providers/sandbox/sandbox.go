@@ -39,6 +39,7 @@ var (
 	_ providers.StatusChecker = (*Provider)(nil)
 	_ providers.Provider      = (*Provider)(nil)
 	_ providers.AlwaysAnswers = (*Provider)(nil)
+	_ providers.TestMethods   = (*Provider)(nil)
 	// Reconciliation and inbound webhooks (webhooks.go).
 	_ providers.PaymentStatusGetter = (*Provider)(nil)
 	_ providers.RefundStatusGetter  = (*Provider)(nil)
@@ -47,6 +48,9 @@ var (
 
 // New returns a sandbox provider.
 func New() *Provider { return &Provider{} }
+
+// TestMethods returns Methods, the test cards of paymentd's payment page.
+func (*Provider) TestMethods() []string { return Methods }
 
 // AlwaysAnswers reports true: the sandbox runs inside paymentd and moves no
 // real money, so each of its answers is heard (a payment takes one write).
