@@ -33,6 +33,7 @@ type idempotency struct {
 	store   *store.Store
 	metrics *metrics // replays, conflicts and mismatches (metrics.go)
 	leases  leases
+	fleet   bool // other replicas share the database (recordFirst)
 	// replica names this process in its leases; calls adds a number per call.
 	replica string
 	calls   atomic.Uint64
@@ -41,8 +42,8 @@ type idempotency struct {
 	leaseFor time.Duration
 }
 
-func newIdempotency(s *store.Store, l leases, replica string, leaseFor time.Duration) *idempotency {
-	return &idempotency{store: s, leases: l, replica: replica, leaseFor: leaseFor}
+func newIdempotency(s *store.Store, l leases, fleet bool, replica string, leaseFor time.Duration) *idempotency {
+	return &idempotency{store: s, leases: l, fleet: fleet, replica: replica, leaseFor: leaseFor}
 }
 
 // idemKey is the key of one call, passed to the handler so it can store the
@@ -54,7 +55,8 @@ type idemKey struct {
 	interim bool
 
 	// The key's lease: released in the write that stores the first
-	// outcome, because from then on that record answers a retry.
+	// outcome, because from then on that record answers a retry. nil for a
+	// recordFirst call in a fleet, which holds none.
 	leases   leases
 	lease    store.Lease
 	holder   string
@@ -72,6 +74,9 @@ func (k *idemKey) save(tx *store.Tx, resp proto.Message, err error) error {
 	}
 	if err := tx.PutIdempotency(rec); err != nil {
 		return err
+	}
+	if k.leases == nil {
+		return nil // a recordFirst call: the record is the marker
 	}
 	k.released, err = k.leases.releaseIn(tx, k.lease, k.holder)
 	return err
@@ -175,11 +180,15 @@ func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Me
 		return err
 	}
 	hash := sha256.Sum256(reqBytes)
-
 	k := &idemKey{rec: store.IdempotencyRecord{
 		AccountID: p.AccountID, Livemode: p.Livemode, Method: method, Key: key, RequestHash: hash[:],
-	}, leases: i.leases, lease: store.Lease{AccountID: p.AccountID, Livemode: p.Livemode, Name: "idempotency/" + method + "/" + key},
-		holder: i.replica + "/" + strconv.FormatUint(i.calls.Add(1), 10)}
+	}}
+	if i.fleet && recordFirst[method] {
+		return i.runRecordFirst(ctx, k, resp, do)
+	}
+
+	k.leases, k.holder = i.leases, i.replica+"/"+strconv.FormatUint(i.calls.Add(1), 10)
+	k.lease = store.Lease{AccountID: p.AccountID, Livemode: p.Livemode, Name: "idempotency/" + method + "/" + key}
 	held, err := i.leases.acquire(ctx, k.lease, k.holder, i.leaseUntil(ctx))
 	if err != nil {
 		return err
@@ -196,31 +205,66 @@ func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Me
 			i.leases.release(context.WithoutCancel(ctx), k.lease, k.holder)
 		}
 	}()
-
-	rec, err := i.store.GetIdempotency(ctx, p.AccountID, p.Livemode, method, key)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
+	if done, err := i.replay(ctx, &k.rec, resp); done {
 		return err
-	case string(rec.RequestHash) != string(hash[:]):
-		i.metrics.idempotency.WithLabelValues("mismatch").Inc()
-		return Errorf(KindIdempotency, "idempotency_key_reused",
-			"This idempotency key was already used with different parameters for %s; use a new key for a new request.", method)
-	case rec.Code == int(codes.OK) && rec.EventID != "":
-		i.metrics.idempotency.WithLabelValues("replay").Inc()
-		return i.replayFromEvent(ctx, rec, resp)
-	case rec.Code == int(codes.OK):
-		i.metrics.idempotency.WithLabelValues("replay").Inc()
-		return proto.Unmarshal(rec.Response, resp)
-	default:
-		i.metrics.idempotency.WithLabelValues("replay").Inc()
-		var st spb.Status
-		if err := proto.Unmarshal(rec.Response, &st); err != nil {
-			return err
-		}
-		return status.FromProto(&st).Err()
 	}
 	return do(k)
+}
+
+// recordFirst are the methods whose calls store an outcome, interim or
+// final, in their first write, and do nothing before it that a second run
+// could repeat to any effect: CreatePayment records a payment processing
+// before asking a provider that may move money without answering, and only
+// asks first a provider that moves none and always answers (the sandbox,
+// providers.AlwaysAnswers), which may as well be asked twice.
+var recordFirst = map[string]bool{"CreatePayment": true}
+
+// runRecordFirst runs a recordFirst call in a fleet without a lease: the
+// record's unique key is the in-flight marker. Of the replicas running one
+// key at once, the first write to commit its record wins; the others'
+// writes conflict and roll back whole, and they answer as a retry would,
+// with the winner's outcome. This saves a fleet's hottest call the lease's
+// write and its commit.
+func (i *idempotency) runRecordFirst(ctx context.Context, k *idemKey, resp proto.Message, do func(*idemKey) error) error {
+	if done, err := i.replay(ctx, &k.rec, resp); done {
+		return err
+	}
+	err := do(k)
+	if errors.Is(err, store.ErrConflict) {
+		if done, rerr := i.replay(ctx, &k.rec, resp); done {
+			return rerr
+		}
+	}
+	return err
+}
+
+// replay answers a call from the stored outcome of its key, if there is one
+// (done): the outcome again, or idempotency_key_reused when the stored call
+// had other parameters.
+func (i *idempotency) replay(ctx context.Context, k *store.IdempotencyRecord, resp proto.Message) (done bool, err error) {
+	rec, err := i.store.GetIdempotency(ctx, k.AccountID, k.Livemode, k.Method, k.Key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return true, err
+	case string(rec.RequestHash) != string(k.RequestHash):
+		i.metrics.idempotency.WithLabelValues("mismatch").Inc()
+		return true, Errorf(KindIdempotency, "idempotency_key_reused",
+			"This idempotency key was already used with different parameters for %s; use a new key for a new request.", k.Method)
+	}
+	i.metrics.idempotency.WithLabelValues("replay").Inc()
+	switch {
+	case rec.Code == int(codes.OK) && rec.EventID != "":
+		return true, i.replayFromEvent(ctx, rec, resp)
+	case rec.Code == int(codes.OK):
+		return true, proto.Unmarshal(rec.Response, resp)
+	}
+	var st spb.Status
+	if err := proto.Unmarshal(rec.Response, &st); err != nil {
+		return true, err
+	}
+	return true, status.FromProto(&st).Err()
 }
 
 // leaseUntil is how long a call may hold its key: until its deadline, plus

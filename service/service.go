@@ -158,7 +158,7 @@ func New(cfg Config) *Service {
 		started: time.Now(),
 	}
 	s.leases = newLeases(cfg.Store, s.fleet)
-	s.idem = newIdempotency(cfg.Store, s.leases, s.replica, cfg.DefaultDeadline)
+	s.idem = newIdempotency(cfg.Store, s.leases, s.fleet, s.replica, cfg.DefaultDeadline)
 	s.metrics = newMetrics(s)
 	s.idem.metrics = s.metrics
 	if s.store != nil && !cfg.InstrumentationOff {

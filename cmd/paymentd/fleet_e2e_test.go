@@ -254,7 +254,7 @@ func TestFleet(t *testing.T) {
 // the provider is called once, one payment exists, and every other call is
 // a 409 or the replay of that payment.
 func (f *fleet) testIdempotencyKeyRunsOnce(t *testing.T) {
-	_, live := f.account(t, "idempotency")
+	test, live := f.account(t, "idempotency")
 	f.aikdata.SetDelay(200 * time.Millisecond) // the first call is still running when the others arrive
 	defer f.aikdata.SetDelay(0)
 	before := f.charges()
@@ -282,9 +282,28 @@ func (f *fleet) testIdempotencyKeyRunsOnce(t *testing.T) {
 	}
 	list := f.must(t, 0, "GET", "/v1/payments?page_size=100", live, "")
 	if ps, _ := list["payments"].([]any); len(ps) != 1 {
-		t.Errorf("the account has %d payments; want 1", len(ps))
+		t.Errorf("the account has %d live payments; want 1", len(ps))
 	}
-	t.Logf("50 calls with one key: %d answered 200 (one payment), %d answered 409", 50-conflicts, conflicts)
+	t.Logf("50 calls with one key (aikdata, two writes): %d answered 200 (one payment), %d answered 409", 50-conflicts, conflicts)
+
+	// The sandbox's payments take one write, whose idempotency record is
+	// the only marker: of the writes racing, one commits and the others
+	// answer its outcome.
+	codes, bodies = f.parallel(50, func(_, i int) (int, map[string]any) {
+		return f.rest(i, "POST", "/v1/payments", test, "fleet-same-key", `{"amount":2500,"currency":"USD","payment_method":"pm_card_visa"}`)
+	})
+	ids = map[string]bool{}
+	for k, code := range codes {
+		if code == http.StatusOK {
+			ids[str(bodies[k], "id")] = true
+		} else if code != http.StatusConflict {
+			t.Errorf("sandbox call %d: %d %v; want 200 or 409", k, code, bodies[k])
+		}
+	}
+	list = f.must(t, 0, "GET", "/v1/payments?page_size=100", test, "")
+	if ps, _ := list["payments"].([]any); len(ps) != 1 || len(ids) != 1 {
+		t.Errorf("sandbox: %d test payments, answers name %v; want one payment", len(ps), ids)
+	}
 }
 
 // charges counts the charge requests the fake provider received.
