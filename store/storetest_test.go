@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/paymentd/paymentd/store"
@@ -13,28 +12,27 @@ import (
 // embedded SQLite file always, PostgreSQL when PAYMENTD_TEST_POSTGRES names a
 // server (and always under CI=true).
 func TestStore(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		storetest.Run(t, func(t *testing.T) *store.Store { return open(t, storetest.SQLitePath(t)) })
-	})
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		// Until the PostgreSQL dialect lands (pgcore), a postgres:// DSN
-		// would be taken for a SQLite file name; skip rather than create one.
-		if _, ok := any((*store.Store)(nil)).(interface{ Backend() string }); !ok {
-			t.Skip("postgres not supported yet: store.Open has no PostgreSQL dialect (pgcore lands it)")
-		}
-		storetest.Run(t, func(t *testing.T) *store.Store { return open(t, storetest.PostgresDSN(t)) })
-	})
+	for _, backend := range []struct {
+		name string
+		db   func(testing.TB) string
+	}{{"sqlite", storetest.SQLitePath}, {"postgres", storetest.PostgresDSN}} {
+		t.Run(backend.name, func(t *testing.T) {
+			t.Parallel()
+			storetest.Run(t, func(t *testing.T) *store.Store {
+				s := open(t, backend.db(t))
+				if got := s.Backend(); got != backend.name {
+					t.Fatalf("store.Open of a %s database gave a %s store", backend.name, got)
+				}
+				return s
+			})
+		})
+	}
 }
 
 // open opens the store at dsn and closes it when the test ends.
 func open(t *testing.T, dsn string) *store.Store {
 	t.Helper()
 	s, err := store.Open(context.Background(), dsn, store.Options{})
-	if err != nil && strings.Contains(err.Error(), "not supported") {
-		t.Skipf("postgres not supported yet: %v", err)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
