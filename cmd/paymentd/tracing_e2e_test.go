@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -47,6 +48,21 @@ routes:
 	requestID := resp.Header.Get("X-Request-Id")
 	if resp.StatusCode != 200 || requestID == "" {
 		t.Fatalf("POST /v1/payments: %d, request id %q", resp.StatusCode, requestID)
+	}
+	// The response can reach the test before the server spans around it
+	// have ended (otelhttp and otelgrpc end them after the last byte is
+	// sent), so wait until the outermost ones are exported.
+	ended := func() bool {
+		server := map[string]bool{}
+		for _, sp := range exp.GetSpans() {
+			if sp.SpanKind == trace.SpanKindServer {
+				server[sp.Name] = true
+			}
+		}
+		return server["POST rest"] && server["paymentd.v1.PaymentsService/CreatePayment"]
+	}
+	for deadline := time.Now().Add(10 * time.Second); !ended() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := tp.ForceFlush(context.Background()); err != nil {
 		t.Fatal(err)
