@@ -668,6 +668,7 @@ func (s *Service) reconcileInvoiceAttempts(ctx context.Context, cfg ReconcileCon
 				if _, err := tx.InvoiceIDByReference(att.AccountID, att.Livemode, inv.TransactionReference); err == nil {
 					return nil // recorded meanwhile by a retry
 				}
+				inv.Status = "" // new on every run (PostgreSQL runs a change again after a lost race)
 				_, err := writeInvoice(tx, &inv, paymentd.InvoiceCreate, nil)
 				return err
 			})

@@ -221,6 +221,7 @@ func (s *InvoicesServer) CreateInvoice(ctx context.Context, req *pb.CreateInvoic
 			if err := tx.DeleteInvoiceAttempt(pr.AccountID, pr.Livemode, inv.TransactionReference); err != nil {
 				return err
 			}
+			inv.Status = "" // new on every run (PostgreSQL runs a change again after a lost race)
 			out, err := writeInvoice(tx, inv, paymentd.InvoiceCreate, nil)
 			if errors.Is(err, store.ErrConflict) {
 				return duplicateReference(inv.TransactionReference, "")

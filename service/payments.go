@@ -159,6 +159,7 @@ func (s *Service) createPayment(ctx context.Context, pr *Principal, p *store.Pay
 	twoPhase := slices.ContainsFunc(cands, func(prov providers.Payments) bool { return providers.MayMoveMoneyUnanswered(prov) })
 	if twoPhase {
 		err := s.store.Write(ctx, func(tx *store.Tx) error {
+			p.Status = "" // new on every run (PostgreSQL runs a change again after a lost race)
 			return writePayment(tx, pr, p, paymentd.PaymentCreateProcessing, ik, respond, nil)
 		})
 		if err != nil {
@@ -205,7 +206,10 @@ func (s *Service) createPayment(ctx context.Context, pr *Principal, p *store.Pay
 	defer wcancel()
 	err := s.store.Write(wctx, func(tx *store.Tx) error {
 		if !twoPhase {
-			return hook(tx, t, func() error { return writePayment(tx, pr, p, t, ik, respond, out.callErr) })
+			return hook(tx, t, func() error {
+				p.Status = "" // new on every run (PostgreSQL runs a change again after a lost race)
+				return writePayment(tx, pr, p, t, ik, respond, out.callErr)
+			})
 		}
 		cur, err := reloadPayment(tx, pr, p.ID)
 		if err != nil {

@@ -210,6 +210,7 @@ func (s *PayoutsServer) CreatePayout(ctx context.Context, req *pb.CreatePayoutRe
 						paymentd.FormatAmount(total, c) + " (amount " + paymentd.FormatAmount(p.Amount, c) + " + fee " + paymentd.FormatAmount(fee, c) +
 						"). Lower the amount or collect more payments first."}
 			}
+			p.Status = "" // new on every run (PostgreSQL runs a change again after a lost race)
 			out, err := applyPayout(tx, p, paymentd.PayoutCreate)
 			if err != nil {
 				return err

@@ -84,6 +84,7 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 			// The pending refund is the call's outcome until the provider
 			// answers: a retry after a crash or a provider timeout replays it
 			// instead of refunding again.
+			r.Status = "" // new on every run (PostgreSQL runs a change again after a lost race)
 			out, err := writeRefund(tx, pr, r, cur.Provider, paymentd.RefundCreate)
 			if err != nil {
 				return err
