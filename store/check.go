@@ -403,7 +403,7 @@ func (c *checker) refunds() CheckResult {
 	res.Checked = c.count(`SELECT count(*) FROM refunds`)
 	c.each(`SELECT p.account_id, p.livemode, p.id, p.amount_captured, p.amount_refunded, COALESCE(r.counted, 0) FROM payments p
 		LEFT JOIN (SELECT account_id, livemode, payment_id, SUM(amount) AS counted FROM refunds
-			WHERE status IN ('pending', 'succeeded') GROUP BY account_id, livemode, payment_id) r
+			WHERE `+countedRefund+` GROUP BY account_id, livemode, payment_id) r
 		ON r.account_id = p.account_id AND r.livemode = p.livemode AND r.payment_id = p.id
 		WHERE p.amount_refunded > p.amount_captured OR COALESCE(r.counted, 0) != p.amount_refunded`,
 		func(scan func(...any) error) error {

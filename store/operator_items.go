@@ -103,7 +103,7 @@ func (s *Store) OpenOperatorItems(ctx context.Context) (int, error) {
 // attempt holds until the commit that records a new one.
 func (tx *Tx) UnsettledInvoicePayment(accountID string, livemode bool, invoiceID, idFloor string) (*Payment, error) {
 	row, err := tx.queryRow(`SELECT `+paymentCols+` FROM payments
-		WHERE account_id = ? AND livemode = ? AND id >= ? AND status IN ('processing', 'unknown', 'requires_capture')
+		WHERE account_id = ? AND livemode = ? AND id >= ? AND `+openPayment+`
 		AND `+tx.d.jsonText("metadata", "invoice_id")+` = ? ORDER BY id DESC LIMIT 1`,
 		accountID, boolInt(livemode), idFloor, invoiceID)
 	if err != nil {

@@ -272,7 +272,7 @@ func (s *Store) cachedPage(ctx context.Context, f PageFilter, query string, args
 // owner's payments, never the whole table.
 func (s *Store) UnsettledInvoicePayment(ctx context.Context, accountID string, livemode bool, invoiceID, idFloor string) (*Payment, error) {
 	p, err := scanPayment(s.queryRow(ctx, `SELECT `+paymentCols+` FROM payments
-		WHERE account_id = ? AND livemode = ? AND id >= ? AND status IN ('processing', 'unknown', 'requires_capture', 'succeeded')
+		WHERE account_id = ? AND livemode = ? AND id >= ? AND `+invoiceAttempt+`
 		AND `+s.d.jsonText("metadata", "invoice_id")+` = ? ORDER BY id DESC LIMIT 1`,
 		accountID, boolInt(livemode), idFloor, invoiceID))
 	if errors.Is(err, sql.ErrNoRows) {

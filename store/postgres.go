@@ -21,6 +21,9 @@ import (
 // (a WAL flush on the server) overlaps the next batch of another.
 const defaultPostgresWriters = 4
 
+// maxPostgresBatch caps the changes of one batch on PostgreSQL (Open).
+const maxPostgresBatch = 64
+
 // migrationLockKey is the key of the transaction-scoped advisory lock that
 // migrations run under, so that replicas starting at the same moment apply
 // them once (arbitrary, fixed: "paymentd" in ASCII).
@@ -50,6 +53,10 @@ func openPostgres(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if writers <= 0 {
 		writers = defaultPostgresWriters
 	}
+	// Each change of a batch is a subtransaction; past 64 in one
+	// transaction PostgreSQL's per-backend subtransaction cache overflows
+	// and every other session's snapshots get slower until it commits.
+	o.MaxBatch = min(o.MaxBatch, maxPostgresBatch)
 	wdb, err := openDB(dsn)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/paymentd/paymentd"
@@ -31,4 +32,10 @@ var (
 	pendingRefund    = statusIn("r.status", paymentd.PendingRefunds)
 	payableInvoice   = statusIn("status", paymentd.PayableInvoices)
 	activePayout     = statusIn("status", paymentd.ActivePayouts)
+	openPayment      = statusIn("status", paymentd.OpenPayments)
+	// invoiceAttempt: a payment made for an invoice that the invoice may
+	// not reflect yet (UnsettledInvoicePayment): open, or succeeded late.
+	invoiceAttempt = statusIn("status", slices.Concat(paymentd.OpenPayments, []paymentd.PaymentStatus{paymentd.PaymentSucceeded}))
+	// countedRefund: refunds that count against amount_refunded (check).
+	countedRefund = statusIn("status", []paymentd.RefundStatus{paymentd.RefundPending, paymentd.RefundSucceeded})
 )

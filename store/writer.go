@@ -55,6 +55,7 @@ type loop struct {
 	batchEvts []string // event types of the batch's changes that succeeded
 	batchExec int      // statements the batch's successful changes ran
 	took      time.Duration
+	held      bool // a savepoint of the batch is still to be released (PostgreSQL)
 }
 
 // maxRetries bounds how often a change that PostgreSQL undid because of a
@@ -224,6 +225,7 @@ func (l *loop) runBatch(batch []*op, errs []error) []error {
 	tx := l.tx
 	start := time.Now()
 	defer func() { l.took = time.Since(start) }()
+	l.held = false
 	if err := tx.control(l.w.d.begin()); err != nil {
 		if isBusy(err) {
 			err = fmt.Errorf("another process holds the database's write lock: %w", err)
@@ -306,9 +308,17 @@ func (l *loop) apply(o *op) (err error) {
 	}
 	tx := l.tx
 	tx.lastEvent, tx.events, tx.execs = nil, tx.events[:0], 0
-	if err := tx.control("SAVEPOINT op"); err != nil {
+	savepoint := "SAVEPOINT op"
+	if l.held {
+		savepoint = "RELEASE op; SAVEPOINT op"
+	}
+	if err := tx.control(savepoint); err != nil {
 		return fmt.Errorf("store: savepoint: %w", err)
 	}
+	// On PostgreSQL every statement is a round trip to the server, so the
+	// savepoint is released together with the next one's start (one
+	// simple-protocol query), and the batch's last by its COMMIT.
+	l.held = l.w.d.postgres
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("store: write panicked: %v", p)
@@ -318,8 +328,10 @@ func (l *loop) apply(o *op) (err error) {
 				err = errors.Join(err, rerr)
 			}
 		}
-		if rerr := tx.control("RELEASE op"); rerr != nil && err == nil {
-			err = rerr
+		if !l.held {
+			if rerr := tx.control("RELEASE op"); rerr != nil && err == nil {
+				err = rerr
+			}
 		}
 		if err == nil {
 			l.batchEvts = append(l.batchEvts, tx.events...)
