@@ -38,13 +38,6 @@ func newLeases(s *store.Store, fleet bool) leases {
 	return &memoryLeases{held: map[store.Lease]memoryLease{}}
 }
 
-// sharedStore reports whether other processes write s's database too
-// (store.Shared, which the PostgreSQL dialect brings).
-func sharedStore(s *store.Store) bool {
-	sh, ok := any(s).(interface{ Shared() bool })
-	return s != nil && ok && sh.Shared()
-}
-
 // errLeaseLost fails a write whose holder's lease expired before it.
 var errLeaseLost = errors.New("the lease on this work expired before its result was written; another replica may have taken it over")
 

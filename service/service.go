@@ -152,7 +152,7 @@ func New(cfg Config) *Service {
 		store:   cfg.Store,
 		log:     cfg.Logger,
 		auth:    newAuthenticator(cfg.Store, cfg.AuthCacheTTL),
-		fleet:   sharedStore(cfg.Store),
+		fleet:   cfg.Store != nil && cfg.Store.Shared(),
 		replica: NewID("replica_"),
 		limits:  newRateLimiter(cfg.RateLimit, cfg.RateBurst),
 		started: time.Now(),

@@ -16,18 +16,7 @@ import (
 // that it can open a second store on the same database (a second replica).
 func onBothBackends(t *testing.T, test func(t *testing.T, dsn string)) {
 	t.Run("sqlite", func(t *testing.T) { test(t, storetest.SQLitePath(t)) })
-	t.Run("postgres", func(t *testing.T) {
-		if _, ok := any((*store.Store)(nil)).(interface{ Backend() string }); !ok {
-			t.Skip("postgres not supported yet: store.Open has no PostgreSQL dialect (pgcore lands it)")
-		}
-		test(t, storetest.PostgresDSN(t))
-	})
-}
-
-// isShared reports whether other processes may write s's database too.
-func isShared(s *store.Store) bool {
-	sh, ok := any(s).(interface{ Shared() bool })
-	return ok && sh.Shared()
+	t.Run("postgres", func(t *testing.T) { test(t, storetest.PostgresDSN(t)) })
 }
 
 func claim(t *testing.T, s *store.Store, l store.Lease, owner string, until time.Time) bool {
@@ -92,7 +81,7 @@ func TestLeaseOneHolderAtATime(t *testing.T) {
 func TestLeaseRaceHasOneWinner(t *testing.T) {
 	onBothBackends(t, func(t *testing.T, dsn string) {
 		replicas := []*store.Store{open(t, dsn)}
-		if isShared(replicas[0]) {
+		if replicas[0].Shared() {
 			replicas = append(replicas, open(t, dsn)) // SQLite has one writer process
 		}
 		const leases, claimers = 20, 6
@@ -216,7 +205,7 @@ func TestClaimDueDeliveries(t *testing.T) {
 func TestClaimDueDeliveriesRace(t *testing.T) {
 	onBothBackends(t, func(t *testing.T, dsn string) {
 		replicas := []*store.Store{open(t, dsn)}
-		if isShared(replicas[0]) {
+		if replicas[0].Shared() {
 			replicas = append(replicas, open(t, dsn), open(t, dsn))
 		}
 		const n = 60
