@@ -154,9 +154,9 @@ func (s *Service) payFromPage(w http.ResponseWriter, r *http.Request, inv *store
 		return
 	}
 	// One attempt at a time per invoice: a second click waits for the
-	// first to finish, then sees what it did. paymentd is the only process
-	// serving its database, so an in-memory lock covers every attempt.
-	release, err := s.pagePays.lock(r.Context(), inv.ID)
+	// first to finish, then sees what it did, on whichever replica it
+	// lands (lockInvoicePage, workers.go).
+	release, err := s.lockInvoicePage(r.Context(), inv)
 	if err != nil {
 		s.renderFailure(w, r, err)
 		return

@@ -92,3 +92,39 @@ func (s *Service) claimItem(ctx context.Context, accountID string, livemode bool
 	}
 	return held
 }
+
+// pageLockPoll is how often a payment attempt on an invoice page asks again
+// for the invoice's lease while another replica's attempt holds it.
+const pageLockPoll = 50 * time.Millisecond
+
+// lockInvoicePage waits until no other payment attempt on the invoice's
+// page is running (or ctx ends), takes the invoice's turn and returns the
+// function that gives it back. Alone on its database paymentd waits on an
+// in-memory lock; in a fleet the turn is a lease held until the attempt's
+// deadline (and its answer's recording), asked for again every
+// pageLockPoll while another replica holds it.
+func (s *Service) lockInvoicePage(ctx context.Context, inv *store.Invoice) (func(), error) {
+	if !s.fleet {
+		return s.pagePays.lock(ctx, inv.ID)
+	}
+	item := store.Lease{AccountID: inv.AccountID, Livemode: inv.Livemode, Name: "page/" + inv.ID}
+	holder := s.replica + "/" + NewID("page_")
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(s.cfg.DefaultDeadline)
+	}
+	for {
+		held, err := s.leases.acquire(ctx, item, holder, deadline.Add(recordTimeout+leaseMargin))
+		if err != nil {
+			return nil, err
+		}
+		if held {
+			return func() { s.leases.release(context.WithoutCancel(ctx), item, holder) }, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pageLockPoll):
+		}
+	}
+}

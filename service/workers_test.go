@@ -77,3 +77,39 @@ func TestReconcilerItemClaimedByOneReplica(t *testing.T) {
 		t.Fatal("b could not claim another object")
 	}
 }
+
+// TestInvoicePageOneAttemptAcrossReplicas: a payment attempt on an invoice
+// page holds the invoice's turn; an attempt on the other replica waits for
+// it to finish, and gives up when its caller does.
+func TestInvoicePageOneAttemptAcrossReplicas(t *testing.T) {
+	a, b := twoReplicas(t)
+	a.fleet, b.fleet = true, true
+	inv := &store.Invoice{ID: "inv_1", AccountID: "acct_1"}
+	release, err := a.lockInvoicePage(context.Background(), inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 3*pageLockPoll)
+	defer cancel()
+	if _, err := b.lockInvoicePage(short, inv); err == nil {
+		t.Fatal("b took the invoice's turn while a's attempt holds it")
+	}
+	got := make(chan error, 1)
+	go func() {
+		rb, err := b.lockInvoicePage(context.Background(), inv)
+		if err == nil {
+			rb()
+		}
+		got <- err
+	}()
+	time.Sleep(2 * pageLockPoll)
+	release()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("b did not get the invoice's turn after a released it")
+	}
+}
