@@ -908,8 +908,12 @@ func drive(ctx context.Context, n int, d time.Duration, call func(int) error, do
 
 func printReport(w io.Writer, r benchReport) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "\npaymentd bench: %s servers (%d on %s), concurrency %d, %s per scenario, synchronous=%s, GOMAXPROCS %d, preloaded %d payments, instrumentation %s\n",
-		r.Mode, r.Replicas, r.Backend, r.Concurrency, time.Duration(r.DurationSeconds*float64(time.Second)), strings.TrimPrefix(r.Synchronous, "synchronous="),
+	durability := r.Synchronous // PostgreSQL's arrives as synchronous_commit=…
+	if !strings.Contains(durability, "=") {
+		durability = "synchronous=" + durability
+	}
+	fmt.Fprintf(w, "\npaymentd bench: %s servers (%d on %s), concurrency %d, %s per scenario, %s, GOMAXPROCS %d, preloaded %d payments, instrumentation %s\n",
+		r.Mode, r.Replicas, r.Backend, r.Concurrency, time.Duration(r.DurationSeconds*float64(time.Second)), durability,
 		r.GOMAXPROCS, r.Preloaded, r.Instrumentation)
 	if r.Replicas > 1 {
 		fmt.Fprintf(w, "(%d paymentd replicas on one database, callers spread evenly: server CPU is their sum, peak RSS the largest one's)\n", r.Replicas)
