@@ -11,8 +11,6 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
-
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 )
 
 // ErrTargetNotEmpty is returned by CopyDatabase when the target database
@@ -95,7 +93,7 @@ func (r *CopyReport) Rows() int64 {
 // target; a difference is returned as an error naming each table, together
 // with the report.
 func CopyDatabase(ctx context.Context, from, to string, o CopyOptions) (*CopyReport, error) {
-	if isPostgresDSN(from) {
+	if IsPostgres(from) {
 		return nil, errors.New("store: the copy's source must be a SQLite database file, not a PostgreSQL DSN")
 	}
 	if o.BatchRows <= 0 {
@@ -119,7 +117,7 @@ func CopyDatabase(ctx context.Context, from, to string, o CopyOptions) (*CopyRep
 	if _, err := Migrate(ctx, to); err != nil {
 		return nil, fmt.Errorf("store: migrating the target: %w", err)
 	}
-	dstDialect := copyDialect{postgres: isPostgresDSN(to)}
+	dstDialect := copyDialect{postgres: IsPostgres(to)}
 	dst, err := dstDialect.open(to)
 	if err != nil {
 		return nil, err
@@ -534,19 +532,13 @@ func quoteIdent(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
 
-// isPostgresDSN reports whether dsn names a PostgreSQL database rather than
-// a SQLite file.
-func isPostgresDSN(dsn string) bool {
-	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
-}
-
 // copyDialect holds the few statements of the copy that differ between
 // SQLite and PostgreSQL.
 type copyDialect struct{ postgres bool }
 
 func (d copyDialect) open(target string) (*sql.DB, error) {
 	if d.postgres {
-		return sql.Open("pgx", target)
+		return openDB(target)
 	}
 	return sql.Open("sqlite", sqliteDSN(target, Options{Synchronous: "FULL"}, false))
 }
@@ -559,7 +551,9 @@ func (d copyDialect) maxParams() int {
 	return 32766
 }
 
-// insert is the statement inserting n rows of t.
+// insert is the statement inserting n rows of t. It is written with `?`
+// and rebound for PostgreSQL like every other statement, but not through
+// the dialect's cache: a copy's statements are large and used once.
 func (d copyDialect) insert(t tablePlan, quoted []string, n int) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO " + quoteIdent(t.name) + " (" + strings.Join(quoted, ", ") + ")")
@@ -567,24 +561,15 @@ func (d copyDialect) insert(t tablePlan, quoted []string, n int) string {
 		b.WriteString(" OVERRIDING SYSTEM VALUE") // keep the source's ledger ids
 	}
 	b.WriteString(" VALUES ")
-	p := 0
+	row := "(" + strings.Repeat("?,", len(quoted)-1) + "?)"
 	for r := range n {
 		if r > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteByte('(')
-		for c := range quoted {
-			if c > 0 {
-				b.WriteByte(',')
-			}
-			p++
-			if d.postgres {
-				fmt.Fprintf(&b, "$%d", p)
-			} else {
-				b.WriteByte('?')
-			}
-		}
-		b.WriteByte(')')
+		b.WriteString(row)
+	}
+	if d.postgres {
+		return rebind(b.String())
 	}
 	return b.String()
 }

@@ -282,9 +282,6 @@ func TestCopyDatabaseCopiesEveryTable(t *testing.T) {
 	}{
 		{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "target.db") }},
 		{"postgres", func(t *testing.T) string {
-			if _, ok := any((*store.Store)(nil)).(interface{ Backend() string }); !ok {
-				t.Skip("store.Open on postgres:// has not landed yet (pgcore)")
-			}
 			return storetest.PostgresDSN(t)
 		}},
 	} {

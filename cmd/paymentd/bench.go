@@ -98,9 +98,11 @@ type benchResult struct {
 	// ReplicaCPUSeconds is each replica's share of CPUSeconds, in a bench
 	// with --replicas: how evenly the load was spread.
 	ReplicaCPUSeconds []float64 `json:"replica_cpu_seconds,omitempty"`
-	FirstError        string    `json:"first_error,omitempty"`
-	Commits           int64     `json:"commits"`
-	MeanBatch         float64   `json:"mean_batch"`
+	// ReplicaRequests is how many requests each replica answered.
+	ReplicaRequests []int64 `json:"replica_requests,omitempty"`
+	FirstError      string  `json:"first_error,omitempty"`
+	Commits         int64   `json:"commits"`
+	MeanBatch       float64 `json:"mean_batch"`
 }
 
 type benchReport struct {
@@ -256,7 +258,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	switch {
 	case c.replicas < 1:
 		return errors.New("--replicas must be at least 1")
-	case c.replicas > 1 && !isPostgres(c.db):
+	case c.replicas > 1 && !store.IsPostgres(c.db):
 		return errors.New("--replicas needs a PostgreSQL --db (postgres://…): replicas share one database, and SQLite has one writer")
 	case c.replicas > 1 && c.server != "child":
 		return errors.New("--replicas starts child servers: drop --server inprocess")
@@ -330,23 +332,26 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer echoT.stop()
 	}
 
-	// A connection per 25 callers, spread over a fleet's replicas: caller
-	// w uses connection w modulo their number, so each replica gets an
-	// equal share of the callers.
+	// A connection per 25 callers, spread over a fleet's replicas: the
+	// list takes one connection of each replica in turn and caller w uses
+	// entry w modulo its length, so caller w calls replica w modulo their
+	// number (as over REST, httpAddrOf) and each gets an equal share.
 	nconn := max(1, c.concurrency/25/c.replicas)
 	conns := map[string][]*grpc.ClientConn{}
 	dial := func(t *benchTarget) ([]*grpc.ClientConn, error) {
 		var all []*grpc.ClientConn
-		for _, m := range t.servers() {
-			cs, ok := conns[m.grpcAddr]
-			if !ok {
-				var err error
-				if cs, err = dialN(m.grpcAddr, nconn); err != nil {
-					return nil, err
+		for i := range nconn {
+			for _, m := range t.servers() {
+				cs, ok := conns[m.grpcAddr]
+				if !ok {
+					var err error
+					if cs, err = dialN(m.grpcAddr, nconn); err != nil {
+						return nil, err
+					}
+					conns[m.grpcAddr] = cs
 				}
-				conns[m.grpcAddr] = cs
+				all = append(all, cs[i])
 			}
-			all = append(all, cs...)
 		}
 		return all, nil
 	}
@@ -436,7 +441,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	switch {
 	case mode == "external":
 		report.Synchronous, report.Backend = "(the server's)", "(the server's)"
-	case isPostgres(c.db):
+	case store.IsPostgres(c.db):
 		report.Backend = "postgres"
 		if report.Synchronous, err = pgSetting(ctx, c.db, "synchronous_commit"); err != nil {
 			return err
@@ -612,15 +617,10 @@ func startReplicas(ctx context.Context, c benchConfig, stderr io.Writer) (*bench
 // synchronous pragma means nothing on PostgreSQL (synchronous_commit is
 // the server's setting, reported with the results).
 func benchStoreOptions(db, synchronous string) store.Options {
-	if isPostgres(db) {
+	if store.IsPostgres(db) {
 		return store.Options{}
 	}
 	return store.Options{Synchronous: synchronous}
-}
-
-// isPostgres reports whether dsn names a PostgreSQL database.
-func isPostgres(dsn string) bool {
-	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
 // pgSetting reads one server setting of the PostgreSQL database at dsn,
@@ -813,6 +813,18 @@ func runScenario(ctx context.Context, stderr io.Writer, name string, c benchConf
 			}
 		}
 	}()
+	// Caller w calls replica w modulo their number; count what each answered.
+	perReplica := make([]atomic.Int64, len(t.members))
+	if len(t.members) > 0 {
+		inner := call
+		call = func(w int) error {
+			err := inner(w)
+			if err == nil {
+				perReplica[w%len(perReplica)].Add(1)
+			}
+			return err
+		}
+	}
 	lat, errs, firstErr := drive(ctx, c.concurrency, c.duration, call, &done)
 	elapsed := time.Since(start)
 	close(stopProgress)
@@ -836,6 +848,9 @@ func runScenario(ctx context.Context, stderr io.Writer, name string, c benchConf
 		for i := range each1 {
 			r.ReplicaCPUSeconds = append(r.ReplicaCPUSeconds, each1[i]-each0[i])
 		}
+	}
+	for i := range perReplica {
+		r.ReplicaRequests = append(r.ReplicaRequests, perReplica[i].Load())
 	}
 	if n := float64(len(lat)); n > 0 {
 		r.ServerCPUus = r.CPUSeconds * 1e6 / n

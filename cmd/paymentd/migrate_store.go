@@ -32,7 +32,7 @@ func migrateStoreCmd(ctx context.Context, args []string, getenv func(string) str
 	if *batch < 1 {
 		return errors.New("--batch must be at least 1 row per INSERT")
 	}
-	shown := redactDSN(*to)
+	shown := store.RedactDSN(*to)
 	err := migrateStore(ctx, *from, *to, shown, *batch, stdout, stderr)
 	if err != nil {
 		return errors.New(hidePassword(err.Error(), *to))
@@ -94,28 +94,10 @@ func printCopyReport(w io.Writer, r *store.CopyReport) {
 	}
 }
 
-// redactDSN is a database's DSN as it may be shown: a URL's password (in
-// its user part or its password parameter) replaced by xxxxx. A SQLite path
-// is shown as it is.
-func redactDSN(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme == "" {
-		if strings.Contains(dsn, "://") {
-			return "(a DSN that does not parse as a URL)"
-		}
-		return dsn
-	}
-	if q := u.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.Redacted()
-}
-
 // hidePassword replaces the password of dsn wherever it appears in msg
 // (a driver's error may quote its connection string).
 func hidePassword(msg, dsn string) string {
-	msg = strings.ReplaceAll(msg, dsn, redactDSN(dsn))
+	msg = strings.ReplaceAll(msg, dsn, store.RedactDSN(dsn))
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return msg

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
-	"github.com/paymentd/paymentd/store"
 	"github.com/paymentd/paymentd/store/storetest"
 )
 
@@ -185,9 +184,6 @@ func TestMigrateStoreMovesEverything(t *testing.T) {
 		target func(t *testing.T) string
 	}{
 		{"postgres", func(t *testing.T) string {
-			if _, ok := any((*store.Store)(nil)).(interface{ Backend() string }); !ok {
-				t.Skip("store.Open on postgres:// has not landed yet (pgcore)")
-			}
 			return storetest.PostgresDSN(t)
 		}},
 		{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "moved.db") }},
