@@ -40,7 +40,7 @@ func (s *Service) sweep(ctx context.Context, name string, interval time.Duration
 			return
 		}
 		if err := fn(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, name, "error", err.Error())
+			s.log.ErrorContext(ctx, name, "sweep", name, "error", err.Error())
 		}
 	})
 }

@@ -208,8 +208,8 @@ func TestRateLimitedLogLines(t *testing.T) {
 }
 
 // objectIDKeys are the attributes by which a background worker's line names
-// the object it is about, in place of a request id.
-var objectIDKeys = []string{"payment", "refund", "invoice", "payout", "delivery", "event", "object", "account"}
+// the object (or the sweep) it is about, in place of a request id.
+var objectIDKeys = []string{"payment", "refund", "invoice", "payout", "delivery", "event", "object", "account", "sweep"}
 
 // processLines are the messages of lines about the process rather than one
 // request or object: startup, shutdown, provider connections, and a
@@ -220,7 +220,7 @@ var processLines = map[string]bool{
 	"reconciler: reading unsettled payments": true, "reconciler: reading pending refunds": true,
 	"reconciler: reading provider invoices": true, "reconciler: reading provider payouts": true,
 	"reconciler: reading pending operations": true, "reconciler: reading invoice attempts": true,
-	"webhooks: reading due deliveries": true,
+	"webhooks: reading due deliveries": true, "webhooks: claiming due deliveries": true,
 }
 
 // checkLogAttribution fails t for every line of a serve log that names
