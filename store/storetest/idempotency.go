@@ -20,8 +20,8 @@ func testIdempotencyTwiceConflicts(t *testing.T, s *store.Store) {
 	}
 	mustWrite(t, s, func(tx *store.Tx) error { return tx.PutIdempotency(rec("CreatePayment", "k1", "first")) })
 	err := s.Write(ctx, func(tx *store.Tx) error { return tx.PutIdempotency(rec("CreatePayment", "k1", "second")) })
-	if !errors.Is(err, store.ErrConflict) {
-		t.Errorf("second PutIdempotency = %v; want ErrConflict", err)
+	if !errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrStale) {
+		t.Errorf("second PutIdempotency = %v; want ErrConflict (a taken key), not ErrStale", err)
 	}
 	err = s.Write(ctx, func(tx *store.Tx) error {
 		if err := tx.PutIdempotency(rec("CreatePayment", "k2", "first")); err != nil {
