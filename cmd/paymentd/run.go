@@ -28,6 +28,7 @@ Usage:
   paymentd operator-items --db PATH [--all]
   paymentd payout-methods list|set|reset --db PATH [--mode test|live] [--account ID] [--file methods.json]
   paymentd bench   [--concurrency 50] [--duration 10s] [--preload N] [--scenarios a,b] [--json FILE]
+                   [--db postgres://… [--replicas N]]
                    [--server child|inprocess] [--addr HOST:PORT --http-addr HOST:PORT --key KEY [--server-pid PID]]
   paymentd version
 
