@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -490,41 +489,6 @@ func applyPaymentToInvoiceTx(tx *store.Tx, p *store.Payment) error {
 	return addOperatorItemTx(tx, p.AccountID, p.Livemode, p.ID, "invoice_payment_after_close", fmt.Sprintf(
 		"Payment %s of %d %s for invoice %s succeeded after the invoice became %s; the money is in the account. Refund the payment, or honor the invoice.",
 		p.ID, p.Amount, p.Currency, inv.ID, inv.Status))
-}
-
-// keyedLocks serializes work per key (an invoice id) within this process.
-type keyedLocks struct {
-	mu   sync.Mutex
-	busy map[string]chan struct{}
-}
-
-// lock waits until no one else holds key (or ctx ends), takes it and
-// returns the function that releases it.
-func (l *keyedLocks) lock(ctx context.Context, key string) (func(), error) {
-	for {
-		l.mu.Lock()
-		if l.busy == nil {
-			l.busy = map[string]chan struct{}{}
-		}
-		ch, held := l.busy[key]
-		if !held {
-			ch = make(chan struct{})
-			l.busy[key] = ch
-			l.mu.Unlock()
-			return func() {
-				l.mu.Lock()
-				delete(l.busy, key)
-				l.mu.Unlock()
-				close(ch)
-			}, nil
-		}
-		l.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 }
 
 // invoiceAttemptHash identifies what an invoice creation asked for, so that

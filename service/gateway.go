@@ -72,7 +72,7 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", limitBody(checkIdemKeyHeader(gw)))
-	mux.Handle("/pay/", s.paymentPages()) // hosted invoice pages (hostedpage.go)
+	mux.Handle("/pay/", s.pages.Handler()) // hosted invoice pages (package paypage)
 	// Inbound provider webhooks (provider_webhooks.go).
 	mux.HandleFunc("POST /v1/provider-webhooks/{provider}", s.providerWebhook)
 	mux.HandleFunc("GET /v1/provider-webhooks/{provider}", s.providerReturn) // customers returning from a provider's page

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"fmt"
-	"math"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -14,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/paymentd/paymentd/service/paypage"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -120,7 +120,7 @@ func checkBrandURL(ctx context.Context, param, raw string, c BrandChecks) (strin
 	if u.Fragment != "" {
 		return raw, Invalid(param, "url_invalid", "%s must not have a #fragment.", param)
 	}
-	if callbackOrigin(u.Scheme+"://"+u.Host) == "" {
+	if paypage.Origin(u.Scheme+"://"+u.Host) == "" {
 		return raw, Invalid(param, "url_invalid", "%s must have a plain host name or address, such as https://cdn.shop.example/logo.png.", param)
 	}
 	if c.AllowPrivate {
@@ -159,83 +159,19 @@ func checkBrandURL(ctx context.Context, param, raw string, c BrandChecks) (strin
 	return u.String(), nil
 }
 
-// brandView is how the page shows an account: its display name (falling
-// back to the account's name, then to "Merchant"), and the brand settings
-// that passed CheckBrand when they were stored, checked again here so that
-// a row written by anything else never reaches the page unchecked.
-type brandView struct {
-	Name         string
-	LogoURL      string
-	LogoOrigin   string // for the page's img-src
-	Accent       string // #rrggbb, or "" for the page's own colours
-	AccentText   string // #ffffff or #000000, whichever contrasts more with Accent
-	SupportEmail string
-	SupportURL   string
-}
-
-func newBrandView(a *store.Account) brandView {
-	v := brandView{Name: "Merchant"}
+// checkedBrand is the name and brand the payment page shows for account a:
+// its display name (falling back to the account's name), and the brand
+// settings that passed CheckBrand when they were stored, checked again here
+// so that a row written by anything else never reaches the page unchecked.
+// A stored value that no longer passes shows none of the brand rather than
+// part of it.
+func checkedBrand(a *store.Account) (string, store.Brand) {
 	if a == nil {
-		return v
-	}
-	if a.Name != "" {
-		v.Name = a.Name
+		return "", store.Brand{}
 	}
 	b, err := CheckBrand(context.Background(), a.Brand, BrandChecks{AllowPrivate: true})
 	if err != nil {
-		return v // a stored value that no longer passes: show none of the brand rather than part of it
+		return a.Name, store.Brand{}
 	}
-	if b.DisplayName != "" {
-		v.Name = b.DisplayName
-	}
-	if b.LogoURL != "" {
-		if u, err := url.Parse(b.LogoURL); err == nil {
-			v.LogoURL, v.LogoOrigin = b.LogoURL, callbackOrigin(u.Scheme+"://"+u.Host)
-		}
-	}
-	if b.AccentColor != "" {
-		v.Accent = b.AccentColor
-		v.AccentText = textOn(b.AccentColor)
-	}
-	v.SupportEmail, v.SupportURL = b.SupportEmail, b.SupportURL
-	return v
-}
-
-// textOn picks the text colour for a background: whichever of white
-// and black has the higher WCAG contrast ratio. One of the two always
-// reaches 4.5:1 (AA for normal text) on any colour.
-func textOn(bg string) string {
-	l := relativeLuminance(bg)
-	if (1.05)/(l+0.05) >= (l+0.05)/(luminanceDark+0.05) {
-		return "#ffffff"
-	}
-	return "#000000"
-}
-
-// luminanceDark is the relative luminance of black.
-var luminanceDark = relativeLuminance("#000000")
-
-// relativeLuminance is WCAG 2's relative luminance of a #rrggbb colour.
-func relativeLuminance(hex string) float64 {
-	var rgb [3]float64
-	for i := range rgb {
-		var v int
-		_, _ = fmt.Sscanf(hex[1+2*i:3+2*i], "%02x", &v)
-		c := float64(v) / 255
-		if c <= 0.04045 {
-			rgb[i] = c / 12.92
-		} else {
-			rgb[i] = math.Pow((c+0.055)/1.055, 2.4)
-		}
-	}
-	return 0.2126*rgb[0] + 0.7152*rgb[1] + 0.0722*rgb[2]
-}
-
-// contrastRatio is WCAG 2's contrast ratio of two #rrggbb colours.
-func contrastRatio(a, b string) float64 {
-	la, lb := relativeLuminance(a), relativeLuminance(b)
-	if la < lb {
-		la, lb = lb, la
-	}
-	return (la + 0.05) / (lb + 0.05)
+	return a.Name, b
 }

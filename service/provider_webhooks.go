@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/paymentd/paymentd/providers"
+	"github.com/paymentd/paymentd/service/paypage"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -302,28 +303,28 @@ func webhookOutcome(changed, confirmed bool) string {
 func (s *Service) providerReturn(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("provider")
 	if _, ok := s.routedInvoices(name); !ok {
-		s.renderNotFound(w)
+		s.pages.NotFound(w)
 		return
 	}
 	q := r.URL.Query()
 	ref, reference := q.Get("invoice_id"), q.Get("transaction_reference")
 	if len(ref) > maxReference*4 || len(reference) > maxReference || (ref == "" && reference == "") {
-		s.renderNotFound(w)
+		s.pages.NotFound(w)
 		return
 	}
 	inv, err := s.store.ProviderInvoice(r.Context(), name, ref, reference)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.renderNotFound(w)
+		s.pages.NotFound(w)
 		return
 	case err != nil:
-		s.renderFailure(w, r, err)
+		s.pages.Failure(w, r, err)
 		return
 	}
 	inv = s.syncRoutedInvoice(r.Context(), inv) // confirmed with the provider, never taken from the query
-	status := "cancel"
-	if q.Get("status") == "success" {
-		status = "success"
+	status := paypage.RedirectCancel
+	if q.Get("status") == paypage.RedirectSuccess {
+		status = paypage.RedirectSuccess
 	}
-	s.redirectToCallback(w, r, inv, status)
+	s.pages.Redirect(w, r, inv, status)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/paymentd/paymentd/buildinfo"
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/providers/routing"
+	"github.com/paymentd/paymentd/service/paypage"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -116,7 +117,8 @@ type Service struct {
 
 	metrics  *metrics                      // Prometheus series (metrics.go)
 	rateLog  logSampler                    // rate-limited log lines (httpobs.go)
-	pagePays keyedLocks                    // one payment attempt at a time per invoice page (boundary.go)
+	pages    *paypage.Pages                // the hosted payment pages /pay/{id} (pages.go)
+	pagePays keyedLocks                    // one payment attempt at a time per invoice page (pages.go)
 	health   atomic.Pointer[health.Server] // the gRPC health service (grpc.go)
 	draining atomic.Bool                   // BeginShutdown was called (health.go)
 }
@@ -159,6 +161,7 @@ func New(cfg Config) *Service {
 	}
 	s.leases = newLeases(cfg.Store, s.fleet)
 	s.idem = newIdempotency(cfg.Store, s.leases, s.fleet, s.replica, cfg.DefaultDeadline)
+	s.pages = paypage.New(pageBackend{s}, s.log)
 	s.metrics = newMetrics(s)
 	s.idem.metrics = s.metrics
 	if s.store != nil && !cfg.InstrumentationOff {

@@ -1,11 +1,10 @@
-package service
+package paypage
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"html/template"
@@ -103,42 +102,26 @@ func declineText(code string) string {
 	return "decline_other"
 }
 
-// invoiceUnsettledAttempt is the open invoice's card payment that was sent
-// to the provider and is not reflected in the invoice: it has no definite
-// answer yet, or its answer came late (the reconciler settled it) and has
-// not been applied to the invoice. While there is one the page shows the
-// unsettled state and offers no second payment.
-func (s *Service) invoiceUnsettledAttempt(ctx context.Context, inv *store.Invoice) (*store.Payment, error) {
-	if inv.Network != "" || paymentd.InvoiceStatus(inv.Status) != paymentd.InvoiceOpen || len(inv.ID) <= len(PrefixInvoice) {
-		return nil, nil
-	}
-	p, err := s.store.UnsettledInvoicePayment(ctx, inv.AccountID, inv.Livemode, inv.ID, PrefixPayment+inv.ID[len(PrefixInvoice):])
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	return p, err
-}
-
 // pageFor assembles what the page shows of inv in the request's language.
 // errKey is a catalogue key of an error to show, or "".
-func (s *Service) pageFor(r *http.Request, inv *store.Invoice, errKey string) (*pageData, error) {
+func (p *Pages) pageFor(r *http.Request, inv *store.Invoice, errKey string) (*pageData, error) {
 	l := pickLocale(r)
 	c, ok := paymentd.LookupCurrency(inv.Currency)
 	if !ok {
 		c = paymentd.Currency{Code: inv.Currency}
 	}
-	acct, err := s.store.Account(r.Context(), inv.AccountID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	name, brand, err := p.b.Merchant(r.Context(), inv.AccountID)
+	if err != nil {
 		return nil, err
 	}
-	unsettled, err := s.invoiceUnsettledAttempt(r.Context(), inv)
+	unsettled, err := p.b.UnsettledAttempt(r.Context(), inv)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
 	due := max(inv.Amount-inv.AmountPaid, 0)
 	d := &pageData{
-		L: l, Digits: string(l.digits), Brand: newBrandView(acct), State: inv.Status,
+		L: l, Digits: string(l.digits), Brand: newBrandView(name, brand), State: inv.Status,
 		ID: inv.ID, Reference: inv.TransactionReference, Currency: inv.Currency,
 		Amount: l.Amount(inv.Amount, c), AmountDue: l.Amount(due, c), AmountPaid: l.Amount(inv.AmountPaid, c),
 		Description: inv.Description, CustomerName: inv.CustomerName,
@@ -177,7 +160,7 @@ func (s *Service) pageFor(r *http.Request, inv *store.Invoice, errKey string) (*
 			d.QR = qr
 		}
 	}
-	for _, m := range testMethods(s.cfg.TestProvider) {
+	for _, m := range p.b.TestMethods() {
 		d.Methods = append(d.Methods, methodView{Value: m, Label: l.T(testCardKey(m))})
 	}
 	for _, rc := range inv.Receipts {
@@ -187,10 +170,10 @@ func (s *Service) pageFor(r *http.Request, inv *store.Invoice, errKey string) (*
 	switch paymentd.InvoiceStatus(inv.Status) {
 	case paymentd.InvoicePaid:
 		d.Notice = l.T("notice_paid")
-		d.ReturnURL, _ = callbackRedirect(inv.CallbackURL, redirectSuccess, inv)
+		d.ReturnURL, _ = callbackRedirect(inv.CallbackURL, RedirectSuccess, inv)
 	case paymentd.InvoiceCanceled:
 		d.Notice = l.T("notice_canceled")
-		d.ReturnURL, _ = callbackRedirect(inv.CallbackURL, redirectCancel, inv)
+		d.ReturnURL, _ = callbackRedirect(inv.CallbackURL, RedirectCancel, inv)
 	case paymentd.InvoiceExpired:
 		d.Notice = l.T("notice_expired", "time", l.Time(inv.ExpiresAt))
 	case paymentd.InvoicePartiallyPaid:
@@ -202,7 +185,7 @@ func (s *Service) pageFor(r *http.Request, inv *store.Invoice, errKey string) (*
 			Href: "/pay/" + inv.ID + "?lang=" + tag})
 	}
 	d.Version = pageVersion(d, inv)
-	d.policy = pagePolicy{formOrigin: callbackOrigin(inv.CallbackURL), logoOrigin: d.Brand.LogoOrigin,
+	d.policy = pagePolicy{formOrigin: Origin(inv.CallbackURL), logoOrigin: d.Brand.LogoOrigin,
 		script: true, connect: d.Refresh}
 	if d.Brand.Accent != "" {
 		d.Style = template.CSS(brandCSS(d.Brand))
@@ -244,35 +227,35 @@ func langQuery(r *http.Request) string {
 
 // renderInvoice shows the invoice's page with an optional error, given as a
 // catalogue key.
-func (s *Service) renderInvoice(w http.ResponseWriter, r *http.Request, inv *store.Invoice, code int, errKey string) {
-	d, err := s.pageFor(r, inv, errKey)
+func (p *Pages) renderInvoice(w http.ResponseWriter, r *http.Request, inv *store.Invoice, code int, errKey string) {
+	d, err := p.pageFor(r, inv, errKey)
 	if err != nil {
-		s.renderFailure(w, r, err)
+		p.Failure(w, r, err)
 		return
 	}
-	s.renderPage(w, r, code, "invoice.html", d, d.policy)
+	p.renderPage(w, r, code, "invoice.html", d, d.policy)
 }
 
-// renderNotFound shows the page for an invoice that is not here, in English
-// (renderNotFoundFor speaks the request's language).
-func (s *Service) renderNotFound(w http.ResponseWriter) {
-	s.renderMessage(w, nil, http.StatusNotFound, "notfound")
+// NotFound shows the page for an invoice that is not here, in English
+// (notFoundFor speaks the request's language).
+func (p *Pages) NotFound(w http.ResponseWriter) {
+	p.renderMessage(w, nil, http.StatusNotFound, "notfound")
 }
 
-func (s *Service) renderNotFoundFor(w http.ResponseWriter, r *http.Request) {
-	s.renderMessage(w, r, http.StatusNotFound, "notfound")
+func (p *Pages) notFoundFor(w http.ResponseWriter, r *http.Request) {
+	p.renderMessage(w, r, http.StatusNotFound, "notfound")
 }
 
-func (s *Service) renderFailure(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.ErrorContext(r.Context(), "payment page", "path", r.URL.Path, "error", err.Error())
-	s.renderMessage(w, r, http.StatusInternalServerError, "failure")
+func (p *Pages) Failure(w http.ResponseWriter, r *http.Request, err error) {
+	p.log.ErrorContext(r.Context(), "payment page", "path", r.URL.Path, "error", err.Error())
+	p.renderMessage(w, r, http.StatusInternalServerError, "failure")
 }
 
 // renderMessage shows a page of one message: kind names its catalogue keys
 // (kind_title, kind_message) and is its data-state.
-func (s *Service) renderMessage(w http.ResponseWriter, r *http.Request, code int, kind string) {
+func (p *Pages) renderMessage(w http.ResponseWriter, r *http.Request, code int, kind string) {
 	l := pickLocale(r)
-	s.renderPage(w, r, code, "message.html", struct {
+	p.renderPage(w, r, code, "message.html", struct {
 		L                     *pageLocale
 		State, Title, Message string
 	}{l, kind, l.T(kind + "_title"), l.T(kind + "_message")}, pagePolicy{})
@@ -316,14 +299,14 @@ func (p pagePolicy) String() string {
 // run anything but its own stylesheet, script and the merchant's logo. r
 // (nil for a page shown outside a request) gives a failure's log line the
 // request id.
-func (s *Service) renderPage(w http.ResponseWriter, r *http.Request, code int, name string, data any, policy pagePolicy) {
+func (p *Pages) renderPage(w http.ResponseWriter, r *http.Request, code int, name string, data any, policy pagePolicy) {
 	var buf bytes.Buffer
 	if err := pageTemplates.ExecuteTemplate(&buf, name, data); err != nil {
 		ctx := context.Background()
 		if r != nil {
 			ctx = r.Context()
 		}
-		s.log.ErrorContext(ctx, "payment page template", "template", name, "error", err.Error())
+		p.log.ErrorContext(ctx, "payment page template", "template", name, "error", err.Error())
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

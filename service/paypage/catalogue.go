@@ -1,4 +1,4 @@
-package service
+package paypage
 
 // The hosted page's catalogue: every string the page shows, in English and
 // Bengali. Both maps must have the same keys (TestPageCatalogue checks it);

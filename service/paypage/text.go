@@ -1,4 +1,4 @@
-package service
+package paypage
 
 import (
 	"net/http"
