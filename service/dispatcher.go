@@ -151,9 +151,13 @@ func (s *Service) dispatchDue(ctx context.Context, cfg WebhookConfig, client *ht
 // claimDueDeliveries claims the deliveries due now that no other dispatcher
 // is attempting. In a fleet it leases up to one attempt per free slot (so a
 // claimed delivery waits at most one attempt for its slot), for two attempt
-// timeouts; alone, it reads up to four per slot and claims them in memory.
+// timeouts, once a read has found one due (an idle poll costs no write);
+// alone, it reads up to four per slot and claims them in memory.
 func (s *Service) claimDueDeliveries(ctx context.Context, cfg WebhookConfig) ([]*store.Delivery, error) {
 	if s.fleet {
+		if due, err := s.store.DueDeliveries(ctx, time.Now(), 1); err != nil || len(due) == 0 {
+			return nil, err
+		}
 		return s.store.ClaimDueDeliveries(ctx, s.replica, time.Now().Add(2*cfg.Timeout+leaseMargin), cfg.Concurrency)
 	}
 	due, err := s.store.DueDeliveries(ctx, time.Now(), 4*cfg.Concurrency)

@@ -11,6 +11,11 @@ import (
 // take, for clocks that differ a little between replicas.
 const leaseMargin = 2 * time.Second
 
+// sweepLeaseMin is the shortest lease of a sweep, so that a sweep that runs
+// every few milliseconds (sandbox payouts in tests) costs its fleet a
+// renewal every 1.5s, not one per run.
+const sweepLeaseMin = 3 * time.Second
+
 // every runs fn at once and then every interval, and also whenever wake
 // fires (nil: never), until ctx ends. It is the loop of every background
 // worker.
@@ -31,10 +36,10 @@ func every(ctx context.Context, interval time.Duration, wake <-chan struct{}, fn
 // sweep runs fn like every, but in a fleet of replicas on one database only
 // on the replica that holds the sweep's lease: one replica does a sweep at a
 // time, and when it crashes another takes over once the lease has expired
-// (at most two intervals, and at least a second, after its last renewal).
+// (two intervals, at least sweepLeaseMin, after its last renewal).
 // With one process per database the lease is in memory and always held.
 func (s *Service) sweep(ctx context.Context, name string, interval time.Duration, fn func(context.Context) error) {
-	turn := sweepTurn{lease: store.Lease{Name: "sweep/" + name}, ttl: max(2*interval, time.Second)}
+	turn := sweepTurn{lease: store.Lease{Name: "sweep/" + name}, ttl: max(2*interval, sweepLeaseMin)}
 	every(ctx, interval, nil, func(ctx context.Context) {
 		if !s.haveTurn(ctx, &turn) {
 			return

@@ -572,7 +572,7 @@ func (f *fleet) testUnknownPaymentAskedByOneReplica(t *testing.T) {
 
 // Payments are created on all three replicas while one is killed: every
 // payment a replica acknowledged is there afterwards, the others keep
-// answering, and `paymentd check` passes.
+// answering, the sweeps go on, and `paymentd check` passes.
 func (f *fleet) testKillUnderLoadLosesNothing(t *testing.T) {
 	key, _ := f.account(t, "kill")
 	var mu sync.Mutex
@@ -621,6 +621,14 @@ func (f *fleet) testKillUnderLoadLosesNothing(t *testing.T) {
 			t.Errorf("acknowledged payment %s: %v; want status %s", id, got, status)
 		}
 	}
+	// The sweeps go on: whichever replica held the sandbox payouts' lease,
+	// a payout made now completes (taken over within the lease if it was
+	// the killed one's).
+	po := f.must(t, 0, "POST", "/v1/payouts", key, `{"payout_method_id":"us_bank","amount":1000,
+		"recipient_name":"Fleet","recipient_account":"GB33BUKB20201555555555","transaction_reference":"after-kill"}`)
+	whWait(t, "a payout made after the kill to complete", func() bool {
+		return str(f.must(t, 1, "GET", "/v1/payouts/"+str(po, "id"), key, ""), "status") == "completed"
+	})
 	out, _ := cli(t, "check", "--db", f.dsn)
 	t.Logf("%d payments acknowledged (%d after the kill), all found; paymentd check: %s", len(acked), afterKill.Load(), strings.TrimSpace(out))
 }
