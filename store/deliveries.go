@@ -91,7 +91,7 @@ func scanDeliveries(rows *sql.Rows, err error) ([]*Delivery, error) {
 // InsertDelivery queues a delivery; the event it delivers is written in the
 // same transaction.
 func (tx *Tx) InsertDelivery(d *Delivery) error {
-	_, err := tx.exec(`INSERT INTO webhook_deliveries (`+deliveryCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	err := tx.execLater(`INSERT INTO webhook_deliveries (`+deliveryCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		d.ID, d.AccountID, boolInt(d.Livemode), d.EventID, nullStr(d.EndpointID), d.URL, d.Status, d.Attempts,
 		hookNullTime(d.NextAttempt), micros(d.RetryFrom), hookNullTime(d.LastAttempt), hookNullInt(d.LastCode), nullStr(d.LastError),
 		micros(d.Created))
@@ -136,7 +136,7 @@ func (tx *Tx) InsertDeliveryAttempt(a *DeliveryAttempt) error {
 	if a.HTTPStatus != 0 {
 		code = a.HTTPStatus
 	}
-	_, err := tx.exec(`INSERT INTO webhook_attempts (account_id, livemode, event_id, delivery_id, n, url, attempted,
+	err := tx.execLater(`INSERT INTO webhook_attempts (account_id, livemode, event_id, delivery_id, n, url, attempted,
 		http_status, latency_us, error, response) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
 		a.AccountID, boolInt(a.Livemode), a.EventID, a.DeliveryID, a.N, a.URL, micros(a.Attempted), code,
 		a.Latency.Microseconds(), nullStr(a.Error), nullStr(a.Response))

@@ -108,7 +108,7 @@ func (tx *Tx) InsertPayment(p *Payment) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.exec(`INSERT INTO payments (`+paymentCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, append([]any{
+	err = tx.execLater(`INSERT INTO payments (`+paymentCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, append([]any{
 		p.ID, p.AccountID, boolInt(p.Livemode), p.Status, p.Amount, p.Currency, p.AmountCapturable,
 		p.AmountCaptured, p.AmountRefunded, p.CaptureMethod, p.PaymentMethod, p.Provider, nullStr(p.ProviderRef),
 		nullStr(p.Description), meta, nullStr(p.CustomerName), nullStr(p.CustomerEmail), nullStr(p.CustomerID),

@@ -25,7 +25,7 @@ type Event struct {
 
 // InsertEvent writes an event.
 func (tx *Tx) InsertEvent(e *Event) error {
-	_, err := tx.exec(`INSERT INTO events (id, account_id, livemode, type, object_id, data, created) VALUES (?,?,?,?,?,?,?)`,
+	err := tx.execLater(`INSERT INTO events (id, account_id, livemode, type, object_id, data, created) VALUES (?,?,?,?,?,?,?)`,
 		e.ID, e.AccountID, boolInt(e.Livemode), e.Type, e.ObjectID, e.Data, micros(e.Created))
 	if err != nil {
 		return fmt.Errorf("store: insert event: %w", err)
@@ -97,7 +97,7 @@ func (tx *Tx) InsertLedgerEntries(entries ...LedgerEntry) error {
 	for _, e := range entries {
 		args = append(args, e.AccountID, boolInt(e.Livemode), e.Currency, e.Book, e.Amount, e.SourceID, micros(tx.now))
 	}
-	if _, err := tx.exec(query, args...); err != nil {
+	if err := tx.execLater(query, args...); err != nil {
 		return fmt.Errorf("store: insert ledger entries: %w", err)
 	}
 	for _, e := range entries {

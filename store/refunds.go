@@ -50,7 +50,7 @@ func (tx *Tx) InsertRefund(r *Refund) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.exec(`INSERT INTO refunds (`+refundCols+`) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+	err = tx.execLater(`INSERT INTO refunds (`+refundCols+`) VALUES (?,?,?,?,?,?,?,?,?,?)`,
 		r.ID, r.AccountID, boolInt(r.Livemode), r.PaymentID, r.Amount, r.Currency, r.Status,
 		nullStr(r.Reason), meta, micros(r.Created))
 	if err != nil {

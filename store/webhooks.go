@@ -100,28 +100,21 @@ func (tx *Tx) WebhookTargets(accountID string, livemode bool) ([]WebhookTarget, 
 	if t, ok := tx.hooks.get(k); ok {
 		return t, nil
 	}
-	st, err := tx.stmt(`SELECT id, url, event_types FROM webhook_endpoints
-		WHERE account_id=? AND livemode=? AND deleted IS NULL ORDER BY id`)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := st.QueryContext(context.Background(), accountID, boolInt(livemode))
+	targets := []WebhookTarget{}
+	err := tx.each(`SELECT id, url, event_types FROM webhook_endpoints
+		WHERE account_id=? AND livemode=? AND deleted IS NULL ORDER BY id`, []any{accountID, boolInt(livemode)},
+		func(scan func(...any) error) error {
+			var t WebhookTarget
+			var types sql.NullString
+			if err := scan(&t.EndpointID, &t.URL, &types); err != nil {
+				return err
+			}
+			t.EventTypes = hookSplit(types)
+			targets = append(targets, t)
+			return nil
+		})
 	if err != nil {
 		return nil, fmt.Errorf("store: webhook targets: %w", err)
-	}
-	defer rows.Close()
-	targets := []WebhookTarget{}
-	for rows.Next() {
-		var t WebhookTarget
-		var types sql.NullString
-		if err := rows.Scan(&t.EndpointID, &t.URL, &types); err != nil {
-			return nil, err
-		}
-		t.EventTypes = hookSplit(types)
-		targets = append(targets, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 	tx.hooks.put(k, targets)
 	return targets, nil

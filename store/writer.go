@@ -308,20 +308,25 @@ func (l *loop) apply(o *op) (err error) {
 	}
 	tx := l.tx
 	tx.lastEvent, tx.events, tx.execs = nil, tx.events[:0], 0
-	savepoint := "SAVEPOINT op"
-	if l.held {
-		savepoint = "RELEASE op; SAVEPOINT op"
-	}
-	if err := tx.control(savepoint); err != nil {
+	if l.w.d.postgres {
+		// Every statement is a round trip to the server, so the savepoint
+		// goes with the change's first statements (pipeline.go), the
+		// previous one is released then too, and the batch's last one by
+		// its COMMIT.
+		if l.held {
+			tx.queueControl("RELEASE op")
+		}
+		tx.queueControl("SAVEPOINT op")
+		l.held = true
+	} else if err := tx.control("SAVEPOINT op"); err != nil {
 		return fmt.Errorf("store: savepoint: %w", err)
 	}
-	// On PostgreSQL every statement is a round trip to the server, so the
-	// savepoint is released together with the next one's start (one
-	// simple-protocol query), and the batch's last by its COMMIT.
-	l.held = l.w.d.postgres
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("store: write panicked: %v", p)
+		}
+		if ferr := tx.flush(); ferr != nil && err == nil {
+			err = ferr // a queued statement of this change failed
 		}
 		if err != nil {
 			if rerr := tx.control("ROLLBACK TO op"); rerr != nil {
@@ -370,6 +375,9 @@ type Tx struct {
 	// execs counts the statements the running change executed, so that an
 	// empty commit (which succeeds on a full disk too) is told apart.
 	execs int
+	// pending are statements queued for one pipelined round trip
+	// (PostgreSQL; pipeline.go).
+	pending []deferredExec
 }
 
 // LastEvent returns the event the running change inserted last, or nil;
@@ -382,6 +390,9 @@ func (tx *Tx) LastEvent() *Event { return tx.lastEvent }
 func (tx *Tx) Now() time.Time { return tx.now }
 
 func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
+	if err := tx.flush(); err != nil {
+		return nil, err
+	}
 	if st, ok := tx.stmts[query]; ok {
 		return st, nil
 	}
@@ -407,6 +418,9 @@ func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
 // like any other statement.
 func (tx *Tx) control(query string) error {
 	if tx.d.postgres {
+		if err := tx.flush(); err != nil {
+			return err
+		}
 		_, err := tx.conn.ExecContext(context.Background(), query)
 		return err
 	}

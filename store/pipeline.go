@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// On PostgreSQL every statement is a round trip to the server, and the
+// round trips, not the statements, are most of what a write costs both
+// processes (a payment's creation is a savepoint and three inserts before
+// its first read). So the inserts whose outcome no caller looks at beyond
+// "it failed" are not sent at once: execLater queues them, and the next
+// statement that needs an answer (any read, any exec whose rows affected
+// matter, a transaction control statement, the end of the change) first
+// sends the queue as one pipelined batch over pgx. Order is kept, and a
+// queued statement that fails fails its own change, as if it had run at
+// once. SQLite runs them at once: its statements are function calls.
+
+// deferredExec is one statement waiting in the queue.
+type deferredExec struct {
+	query string // already bound to PostgreSQL's placeholders
+	args  []any
+}
+
+// execLater runs query now on SQLite; on PostgreSQL it queues it for the
+// next flush. Only for statements whose result nobody reads.
+func (tx *Tx) execLater(query string, args ...any) error {
+	if !tx.d.postgres {
+		_, err := tx.exec(query, args...)
+		return err
+	}
+	tx.execs++
+	tx.pending = append(tx.pending, deferredExec{tx.d.bind(query), args})
+	return nil
+}
+
+// queueControl queues a transaction control statement (PostgreSQL).
+func (tx *Tx) queueControl(query string) {
+	tx.pending = append(tx.pending, deferredExec{query: query})
+}
+
+// flush sends the queued statements in one pipelined round trip and
+// returns the first error among them; the queue is empty afterwards.
+func (tx *Tx) flush() error {
+	if len(tx.pending) == 0 {
+		return nil
+	}
+	return tx.pipeline("", nil, nil)
+}
+
+// each runs a read inside the write and calls row for every result row
+// with its Scan. On PostgreSQL the read rides in the same pipelined round
+// trip as the queued statements before it.
+func (tx *Tx) each(query string, args []any, row func(scan func(...any) error) error) error {
+	if tx.d.postgres {
+		return tx.pipeline(tx.d.bind(query), args, row)
+	}
+	st, err := tx.stmt(query)
+	if err != nil {
+		return err
+	}
+	rows, err := st.QueryContext(context.Background(), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// pipeline sends the queue, then query (if any) in the same round trip,
+// calling row for each of its rows; the queue is empty afterwards. The
+// first error wins: a queued statement's, or the query's.
+func (tx *Tx) pipeline(query string, args []any, row func(scan func(...any) error) error) error {
+	b := &pgx.Batch{}
+	for _, p := range tx.pending {
+		b.Queue(p.query, p.args...)
+	}
+	queued := len(tx.pending)
+	clear(tx.pending)
+	tx.pending = tx.pending[:0]
+	if query != "" {
+		b.Queue(query, args...)
+	}
+	err := tx.conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("store: the PostgreSQL connection is a %T, not pgx's", dc)
+		}
+		br := c.Conn().SendBatch(context.Background(), b)
+		var first error
+		for range queued {
+			if _, err := br.Exec(); err != nil && first == nil {
+				first = err
+			}
+		}
+		if query != "" && first == nil {
+			first = readRows(br, row)
+		}
+		return errors.Join(first, br.Close())
+	})
+	if err != nil {
+		return fmt.Errorf("store: write: %w", err)
+	}
+	return nil
+}
+
+func readRows(br pgx.BatchResults, row func(scan func(...any) error) error) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
