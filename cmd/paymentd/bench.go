@@ -133,6 +133,9 @@ type benchTarget struct {
 	// members are the replicas of a fleet target (replicaGroup): its
 	// figures are theirs summed, and calls are spread across them.
 	members []*benchTarget
+	// cpu asks a bench-server child for its own CPU time (finer than
+	// /proc's clock ticks); nil for other servers.
+	cpu func() (float64, bool)
 	// dbCPU reads the CPU seconds so far of each PostgreSQL backend serving
 	// the target's database, by process id; nil when the database is not a
 	// PostgreSQL server on this machine.
@@ -200,6 +203,8 @@ func (t *benchTarget) cpuSeconds() (float64, bool) {
 	switch {
 	case t.inProcess:
 		return cpuSeconds(), true
+	case t.cpu != nil:
+		return t.cpu()
 	case t.pid > 0:
 		return procCPUSeconds(t.pid)
 	}
@@ -662,7 +667,7 @@ func pgBackendsCPU(ctx context.Context, dsn string) (read func() map[int]float64
 		for rows.Next() {
 			var pid int
 			if rows.Scan(&pid) == nil {
-				if s, ok := procCPUSeconds(pid); ok {
+				if s, ok := threadCPUSeconds(pid); ok {
 					out[pid] = s
 				}
 			}
@@ -745,6 +750,10 @@ func startChild(stderr io.Writer, env []string, args ...string) (*benchTarget, e
 	}
 	t := &benchTarget{grpcAddr: ready.GRPC, httpAddr: ready.HTTP, key: ready.Key, pid: cmd.Process.Pid}
 	t.free = func() { _ = ask("free", &struct{}{}) }
+	t.cpu = func() (float64, bool) {
+		var c benchServerCPU
+		return c.Seconds, ask("cpu", &c) == nil
+	}
 	if !slices.Contains(argv, "--echo") {
 		t.stats = func() (s benchServerStats, err error) { return s, ask("stats", &s) }
 	}
@@ -1063,6 +1072,25 @@ func procCPUSeconds(pid int) (float64, bool) {
 	}
 	const clockTicks = 100 // USER_HZ, fixed at 100 on every Linux architecture Go supports
 	return float64(utime+stime) / clockTicks, true
+}
+
+// threadCPUSeconds is the CPU time of a single-threaded process, such as a
+// PostgreSQL backend, in nanoseconds from /proc/<pid>/schedstat (its
+// first field), which /proc/<pid>/stat rounds to 10 ms clock ticks.
+func threadCPUSeconds(pid int) (float64, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/schedstat")
+	if err != nil {
+		return procCPUSeconds(pid)
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return procCPUSeconds(pid)
+	}
+	ns, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return procCPUSeconds(pid)
+	}
+	return float64(ns) / 1e9, true
 }
 
 // resetPeakRSS resets a process's peak-RSS mark (Linux; dir is /proc/self

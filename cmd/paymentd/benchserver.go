@@ -41,6 +41,14 @@ type benchServerStats struct {
 	Bytes    int64 `json:"bytes"`
 }
 
+// benchServerCPU answers the parent's "cpu" request: the child's own CPU
+// time (user + system, all threads) from getrusage, which counts in
+// microseconds where /proc/<pid>/stat counts 10 ms clock ticks, so that a
+// short scenario on a loaded machine is not rounded to nothing.
+type benchServerCPU struct {
+	Seconds float64 `json:"cpu_seconds"`
+}
+
 // benchServer is the hidden `paymentd bench-server` command: the server side
 // of `paymentd bench`, run as a child process so that the bench can read the
 // server's own CPU time apart from the load generator's. With --echo it is
@@ -48,7 +56,7 @@ type benchServerStats struct {
 // on a temporary database with one test key, plus the echo service behind
 // the gateway for the REST baseline; --instrumentation=off serves it without
 // metrics and tracing. It serves until its stdin closes, and
-// answers one-line requests on stdin ("stats", "free") with one JSON line.
+// answers one-line requests on stdin ("stats", "cpu", "free") with one JSON line.
 func benchServer(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var (
 		echoOnly                      bool
@@ -135,6 +143,8 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 				return err
 			}
 			reply = s
+		case "cpu":
+			reply = benchServerCPU{Seconds: cpuSeconds()}
 		case "free":
 			debug.FreeOSMemory()
 		default:
