@@ -246,7 +246,7 @@ func applyCancelAnswer(tx *store.Tx, pr *Principal, id string, perr error, pendi
 
 // reconcilePendingOps re-sends the captures and cancels providers left
 // unanswered, once the call that sent them must have ended.
-func (s *Service) reconcilePendingOps(ctx context.Context, cfg ReconcileConfig, now time.Time) {
+func (s reconciler) reconcilePendingOps(ctx context.Context, cfg ReconcileConfig, now time.Time) {
 	ps, states, err := s.store.PendingOperations(ctx, now.Add(-max(cfg.Schedule[0], 2*s.cfg.ProviderTimeout)), now, reconcileBatch)
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("reconciler: reading pending operations", "error", err.Error())
@@ -262,7 +262,7 @@ func (s *Service) reconcilePendingOps(ctx context.Context, cfg ReconcileConfig, 
 	}
 }
 
-func (s *Service) reconcilePendingOp(ctx context.Context, cfg ReconcileConfig, p *store.Payment, st store.ReconcileState) {
+func (s reconciler) reconcilePendingOp(ctx context.Context, cfg ReconcileConfig, p *store.Payment, st store.ReconcileState) {
 	log := s.log.With("payment", p.ID, "operation", p.PendingOp, "attempt", st.Attempts+1)
 	pr := &Principal{AccountID: p.AccountID, Livemode: p.Livemode}
 	prov, err := s.providerFor(p)
@@ -309,7 +309,7 @@ func (s *Service) reconcilePendingOp(ctx context.Context, cfg ReconcileConfig, p
 // operatorItemIfStuck records an operator item when a provider's answer says
 // money moved but not how (Aslan's "already confirmed" without the payment's
 // id): asking again cannot settle it.
-func (s *Service) operatorItemIfStuck(p *store.Payment, perr error) {
+func (s reconciler) operatorItemIfStuck(p *store.Payment, perr error) {
 	var pe *providers.Error
 	if !errors.As(perr, &pe) || pe.Code != "authorization_already_confirmed" {
 		return
@@ -358,7 +358,7 @@ func (s *Service) operatorComponent(ctx context.Context) *pb.ComponentStatus {
 // again with the same upstream idempotency key: the provider then answers
 // the payment it made, or makes the one that was asked for. Whatever cannot
 // be settled that way becomes an operator item; nothing is ever guessed.
-func (s *Service) reconcileWithoutStatus(ctx context.Context, cfg ReconcileConfig, prov providers.Payments, p *store.Payment, st store.ReconcileState) {
+func (s reconciler) reconcileWithoutStatus(ctx context.Context, cfg ReconcileConfig, prov providers.Payments, p *store.Payment, st store.ReconcileState) {
 	log := s.log.With("payment", p.ID, "provider", p.Provider, "attempt", st.Attempts+1)
 	cr, canConfirm := prov.(providers.CaptureReferencer)
 	if !canConfirm || p.ProviderRef == "" || p.CaptureMethod != "automatic" {
@@ -590,7 +590,7 @@ func (s *Service) dropInvoiceAttempt(ctx context.Context, pr *Principal, inv *st
 // unanswered that nobody retried: found at the provider, the invoice is
 // recorded; definitely absent, the attempt is dropped (nothing was
 // created); a provider without a lookup leaves an operator item.
-func (s *Service) reconcileInvoiceAttempts(ctx context.Context, cfg ReconcileConfig, now time.Time) {
+func (s reconciler) reconcileInvoiceAttempts(ctx context.Context, cfg ReconcileConfig, now time.Time) {
 	atts, err := s.store.InvoiceAttemptsBefore(ctx, now.Add(-max(cfg.Schedule[0], 2*s.cfg.ProviderTimeout)), reconcileBatch)
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("reconciler: reading invoice attempts", "error", err.Error())

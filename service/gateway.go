@@ -74,9 +74,9 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 	mux.Handle("/v1/", limitBody(checkIdemKeyHeader(gw)))
 	mux.Handle("/pay/", s.pages.Handler()) // hosted invoice pages (package paypage)
 	// Inbound provider webhooks (provider_webhooks.go).
-	mux.HandleFunc("POST /v1/provider-webhooks/{provider}", s.providerWebhook)
-	mux.HandleFunc("GET /v1/provider-webhooks/{provider}", s.providerReturn) // customers returning from a provider's page
-	mux.HandleFunc("GET /healthz", s.healthz)                                // liveness and readiness probes (health.go)
+	mux.HandleFunc("POST /v1/provider-webhooks/{provider}", inboundHooks{s}.providerWebhook)
+	mux.HandleFunc("GET /v1/provider-webhooks/{provider}", inboundHooks{s}.providerReturn) // customers returning from a provider's page
+	mux.HandleFunc("GET /healthz", s.healthz)                                              // liveness and readiness probes (health.go)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if !s.cfg.SeparateMetrics {
 		mux.Handle("GET /metrics", s.MetricsHandler())

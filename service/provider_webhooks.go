@@ -13,6 +13,13 @@ import (
 	"github.com/paymentd/paymentd/store"
 )
 
+// inboundHooks serves what providers send paymentd: their webhooks (POST
+// /v1/provider-webhooks/{provider}) and the customers they send back (GET).
+// It is a type of its own so that these handlers are not methods of
+// Service; it reaches the store and the providers through the Service it
+// embeds.
+type inboundHooks struct{ *Service }
+
 // maxProviderWebhookBody bounds an inbound provider webhook's body.
 const maxProviderWebhookBody = 64 << 10
 
@@ -33,7 +40,7 @@ const (
 // parses webhooks: a connection of paymentd.yaml by its name, or the
 // default test or live provider (the sandbox is "sandbox"). A sandbox
 // connection is the service's own sandbox, as for payments (routing.go).
-func (s *Service) webhookProvider(name string) (providers.WebhookParser, any) {
+func (s inboundHooks) webhookProvider(name string) (providers.WebhookParser, any) {
 	if c, ok := s.cfg.Router.Connection(name); ok {
 		if c.Provider == sandboxName {
 			parser, _ := s.cfg.TestProvider.(providers.WebhookParser)
@@ -61,7 +68,7 @@ func (s *Service) webhookProvider(name string) (providers.WebhookParser, any) {
 // an unsettled object is applied, so an out-of-order webhook cannot move an
 // object backwards. The change and the record of the provider's event id
 // are written together.
-func (s *Service) providerWebhook(w http.ResponseWriter, r *http.Request) {
+func (s inboundHooks) providerWebhook(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("provider")
 	parser, prov := s.webhookProvider(name)
 	verdict := "unknown_connection"
@@ -122,7 +129,7 @@ func (s *Service) providerWebhook(w http.ResponseWriter, r *http.Request) {
 
 // handleProviderEvent applies one verified provider event and reports what
 // it did. An error means nothing was recorded and the provider should retry.
-func (s *Service) handleProviderEvent(ctx context.Context, provider string, prov any, ev providers.WebhookEvent) (outcome, objectID string, err error) {
+func (s inboundHooks) handleProviderEvent(ctx context.Context, provider string, prov any, ev providers.WebhookEvent) (outcome, objectID string, err error) {
 	seen, err := s.store.ProviderEventSeen(ctx, provider, ev.ID)
 	if err != nil {
 		return "", "", err
@@ -179,7 +186,7 @@ type providerEventApply func(tx *store.Tx) (string, error)
 // and asks the provider for its state; the returned function settles it
 // from that state. A payment that is not found (settled already, or not
 // ours) gets no function: nothing to change.
-func (s *Service) preparePaymentEvent(ctx context.Context, provider string, prov any, ev providers.WebhookEvent) (providerEventApply, string, error) {
+func (s inboundHooks) preparePaymentEvent(ctx context.Context, provider string, prov any, ev providers.WebhookEvent) (providerEventApply, string, error) {
 	p, err := s.store.UnsettledPayment(ctx, provider, ev.MerchantReference, ev.Reference)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, "", nil
@@ -223,7 +230,7 @@ func (s *Service) preparePaymentEvent(ctx context.Context, provider string, prov
 // as GET /v1/invoices/{id} (applyInvoiceStateTx), what that answer adds:
 // only what the provider itself reports, never the webhook's claim, and
 // never a step backwards.
-func (s *Service) prepareInvoiceEvent(ctx context.Context, provider string, ev providers.WebhookEvent) (providerEventApply, string, error) {
+func (s inboundHooks) prepareInvoiceEvent(ctx context.Context, provider string, ev providers.WebhookEvent) (providerEventApply, string, error) {
 	inv, err := s.store.ProviderInvoice(ctx, provider, ev.Reference, ev.MerchantReference)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, "", nil
@@ -249,7 +256,7 @@ func (s *Service) prepareInvoiceEvent(ctx context.Context, provider string, ev p
 
 // preparePayoutEvent is prepareInvoiceEvent for payouts (aspayds: GET
 // /payout/{id}; applied like GET /v1/payouts/{id}, by applyPayoutStateTx).
-func (s *Service) preparePayoutEvent(ctx context.Context, provider string, ev providers.WebhookEvent) (providerEventApply, string, error) {
+func (s inboundHooks) preparePayoutEvent(ctx context.Context, provider string, ev providers.WebhookEvent) (providerEventApply, string, error) {
 	p, err := s.store.ProviderPayout(ctx, provider, ev.Reference, ev.MerchantReference)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, "", nil
@@ -300,7 +307,7 @@ func webhookOutcome(changed, confirmed bool) string {
 // the invoice's state (as aspayds' document requires), records what is new,
 // and sends the customer on to the invoice's own callback_url with
 // paymentd's invoice id, as the sandbox's payment page does.
-func (s *Service) providerReturn(w http.ResponseWriter, r *http.Request) {
+func (s inboundHooks) providerReturn(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("provider")
 	if _, ok := s.routedInvoices(name); !ok {
 		s.pages.NotFound(w)

@@ -46,18 +46,26 @@ func (c ReconcileConfig) after(attempts int) time.Duration {
 	return c.Schedule[min(attempts, len(c.Schedule)-1)]
 }
 
+// reconciler is the worker that asks providers about whatever they left
+// unsettled and applies their answers through the same transitions as the
+// API (reconciler.go, and boundary.go for pending captures, cancels and
+// invoice creations). It is a type of its own so that the worker's steps
+// are not methods of Service; it reaches the store, the providers and the
+// configuration through the Service it embeds.
+type reconciler struct{ *Service }
+
 // reconcileBatch bounds the objects asked about per pass.
 const reconcileBatch = 100
 
 // reconcile asks providers about unsettled objects on the schedule until
 // ctx ends. Every replica of a fleet runs it; each object is asked about by
 // the one replica that claims it (claimItem, workers.go).
-func (s *Service) reconcile(ctx context.Context) {
+func (s reconciler) reconcile(ctx context.Context) {
 	cfg := s.cfg.Reconcile.withDefaults()
 	every(ctx, cfg.Interval, nil, func(ctx context.Context) { s.reconcileOnce(ctx, cfg) })
 }
 
-func (s *Service) reconcileOnce(ctx context.Context, cfg ReconcileConfig) {
+func (s reconciler) reconcileOnce(ctx context.Context, cfg ReconcileConfig) {
 	now := time.Now()
 	ps, states, err := s.store.UnsettledPayments(ctx, now.Add(-cfg.Schedule[0]), now, reconcileBatch)
 	if err != nil && ctx.Err() == nil {
@@ -99,7 +107,7 @@ func (s *Service) reconcileOnce(ctx context.Context, cfg ReconcileConfig) {
 // creation call must have ended too (CreatePayout records it pending before
 // it asks the provider). Each change the provider reports restarts the
 // object's schedule; settled objects leave it.
-func (s *Service) reconcileProviderObjects(ctx context.Context, cfg ReconcileConfig, now time.Time) {
+func (s reconciler) reconcileProviderObjects(ctx context.Context, cfg ReconcileConfig, now time.Time) {
 	invs, istates, err := s.store.ProviderInvoicesDue(ctx, now.Add(-cfg.Schedule[0]), now, reconcileBatch)
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("reconciler: reading provider invoices", "error", err.Error())
@@ -130,7 +138,7 @@ func (s *Service) reconcileProviderObjects(ctx context.Context, cfg ReconcileCon
 
 // reconcileInvoice asks an invoice's provider for its state and records
 // what is new, or schedules the next call.
-func (s *Service) reconcileInvoice(ctx context.Context, cfg ReconcileConfig, inv *store.Invoice, st store.ReconcileState) {
+func (s reconciler) reconcileInvoice(ctx context.Context, cfg ReconcileConfig, inv *store.Invoice, st store.ReconcileState) {
 	s.metrics.reconciler.WithLabelValues("due").Inc()
 	log := s.log.With("invoice", inv.ID, "provider", inv.Provider, "attempt", st.Attempts+1)
 	pst, err := s.invoiceProviderState(ctx, inv)
@@ -160,7 +168,7 @@ func (s *Service) reconcileInvoice(ctx context.Context, cfg ReconcileConfig, inv
 
 // reconcilePayout asks a payout's provider for its state and records a step
 // forward, or schedules the next call.
-func (s *Service) reconcilePayout(ctx context.Context, cfg ReconcileConfig, p *store.Payout, st store.ReconcileState) {
+func (s reconciler) reconcilePayout(ctx context.Context, cfg ReconcileConfig, p *store.Payout, st store.ReconcileState) {
 	s.metrics.reconciler.WithLabelValues("due").Inc()
 	log := s.log.With("payout", p.ID, "provider", p.Provider, "attempt", st.Attempts+1)
 	pst, err := s.payoutProviderState(ctx, p)
@@ -191,7 +199,7 @@ func (s *Service) reconcilePayout(ctx context.Context, cfg ReconcileConfig, p *s
 // errNotSettled: the provider's answer leaves the object where it is.
 var errNotSettled = errors.New("not settled")
 
-func (s *Service) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p *store.Payment, st store.ReconcileState) {
+func (s reconciler) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p *store.Payment, st store.ReconcileState) {
 	s.metrics.reconciler.WithLabelValues("due").Inc()
 	log := s.log.With("payment", p.ID, "attempt", st.Attempts+1)
 	if prov, err := s.providerFor(p); err == nil {
@@ -222,12 +230,12 @@ func (s *Service) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p *
 }
 
 // dropReconcileSchedule drops the schedule of an object settled by someone else.
-func (s *Service) dropReconcileSchedule(objectID string) {
+func (s reconciler) dropReconcileSchedule(objectID string) {
 	_ = s.store.Write(context.Background(), func(tx *store.Tx) error { return tx.DeleteReconcileCheck(objectID) })
 }
 
 // paymentState asks the payment's provider for its current state.
-func (s *Service) paymentState(ctx context.Context, p *store.Payment) (providers.PaymentState, error) {
+func (s reconciler) paymentState(ctx context.Context, p *store.Payment) (providers.PaymentState, error) {
 	prov, err := s.providerFor(p)
 	if err != nil {
 		return providers.PaymentState{}, err
@@ -250,7 +258,7 @@ func (s *Service) paymentState(ctx context.Context, p *store.Payment) (providers
 // unknown or processing, with its ledger entries and event, in one write.
 // A payment already settled is never moved (an older, out-of-order answer
 // cannot undo a newer one); a provider still pending is errNotSettled.
-func (s *Service) settlePayment(ctx context.Context, accountID string, livemode bool, id string, state providers.PaymentState) error {
+func (s reconciler) settlePayment(ctx context.Context, accountID string, livemode bool, id string, state providers.PaymentState) error {
 	if _, ok := paymentd.PaymentSettlement(state.Status); !ok {
 		return errNotSettled
 	}
@@ -307,7 +315,7 @@ func settlePaymentTx(tx *store.Tx, pr *Principal, id string, state providers.Pay
 var errAlreadySettled = errors.New("already settled")
 
 // reschedule records a status call that left the object unsettled.
-func (s *Service) reschedule(objectID, accountID string, livemode bool, cfg ReconcileConfig, st store.ReconcileState, cause error) {
+func (s reconciler) reschedule(objectID, accountID string, livemode bool, cfg ReconcileConfig, st store.ReconcileState, cause error) {
 	s.metrics.reconciler.WithLabelValues("rescheduled").Inc()
 	st.Attempts++
 	st.NextCheck = time.Now().Add(cfg.after(st.Attempts))
@@ -323,7 +331,7 @@ func (s *Service) reschedule(objectID, accountID string, livemode bool, cfg Reco
 	}
 }
 
-func (s *Service) reconcileRefund(ctx context.Context, cfg ReconcileConfig, r *store.Refund, st store.ReconcileState) {
+func (s reconciler) reconcileRefund(ctx context.Context, cfg ReconcileConfig, r *store.Refund, st store.ReconcileState) {
 	s.metrics.reconciler.WithLabelValues("due").Inc()
 	log := s.log.With("refund", r.ID, "attempt", st.Attempts+1)
 	err := s.settleRefundFromProvider(ctx, r)
@@ -345,7 +353,7 @@ func (s *Service) reconcileRefund(ctx context.Context, cfg ReconcileConfig, r *s
 	s.reschedule(r.ID, r.AccountID, r.Livemode, cfg, st, err)
 }
 
-func (s *Service) settleRefundFromProvider(ctx context.Context, r *store.Refund) error {
+func (s reconciler) settleRefundFromProvider(ctx context.Context, r *store.Refund) error {
 	pr := &Principal{AccountID: r.AccountID, Livemode: r.Livemode}
 	p, err := s.store.GetPayment(ctx, r.AccountID, r.Livemode, r.PaymentID)
 	if err != nil {

@@ -89,7 +89,7 @@ func TestReconcilePendingRefund(t *testing.T) {
 	st := openTestStore(t)
 	s := New(Config{Store: st})
 	p, r := seedUnsettled(t, st, "sandbox", string(paymentd.PaymentSucceeded), true)
-	s.reconcileOnce(context.Background(), ReconcileConfig{Schedule: []time.Duration{time.Minute}}.withDefaults())
+	reconciler{s}.reconcileOnce(context.Background(), ReconcileConfig{Schedule: []time.Duration{time.Minute}}.withDefaults())
 
 	got, err := st.GetRefund(context.Background(), r.AccountID, false, r.ID)
 	if err != nil || paymentd.RefundStatus(got.Status) != paymentd.RefundSucceeded {
@@ -123,11 +123,11 @@ func TestReconcileSchedule(t *testing.T) {
 	cfg := ReconcileConfig{Schedule: []time.Duration{time.Minute, time.Hour}}.withDefaults()
 	ctx := context.Background()
 
-	s.reconcileOnce(ctx, cfg)
+	reconciler{s}.reconcileOnce(ctx, cfg)
 	if n := prov.calls.Load(); n != 1 {
 		t.Fatalf("status calls after the first pass: %d; want 1 (the payment has been unknown for an hour)", n)
 	}
-	s.reconcileOnce(ctx, cfg)
+	reconciler{s}.reconcileOnce(ctx, cfg)
 	if n := prov.calls.Load(); n != 1 {
 		t.Errorf("status calls after a second pass at once: %d; want still 1 (next call due in an hour)", n)
 	}
@@ -144,7 +144,7 @@ func TestReconcileSchedule(t *testing.T) {
 
 	// A fresh service on the same database keeps the schedule.
 	s2 := New(Config{Store: st, TestProvider: prov})
-	s2.reconcileOnce(ctx, cfg)
+	reconciler{s2}.reconcileOnce(ctx, cfg)
 	if n := prov.calls.Load(); n != 1 {
 		t.Errorf("status calls by a new service: %d; want still 1", n)
 	}

@@ -178,7 +178,7 @@ func New(cfg Config) *Service {
 func (s *Service) Run(ctx context.Context) {
 	var bg sync.WaitGroup
 	bg.Go(func() { s.dispatch(ctx) })                                        // webhook deliveries (dispatcher.go)
-	bg.Go(func() { s.reconcile(ctx) })                                       // whatever providers left unsettled (reconciler.go)
+	bg.Go(func() { reconciler{s}.reconcile(ctx) })                           // whatever providers left unsettled (reconciler.go)
 	bg.Go(func() { s.cfg.Router.Monitor(ctx, s.cfg.ProviderCheckInterval) }) // provider health (routing.go)
 	// The sweeps run on one replica of a fleet at a time (workers.go).
 	// Reads expire invoices lazily too: this sweep bounds how long an unread
