@@ -8,8 +8,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Observer is told what the writer did, for metrics. Its methods run on the
-// writer goroutine, so they must be quick and must not call the store.
+// Observer is told what the writer did, for metrics. Its methods run on a
+// writer goroutine, so they must be quick and must not call the store; on
+// PostgreSQL several writer loops call them at once, so they must also be
+// safe for concurrent use.
 type Observer interface {
 	// Committed reports one batch: how long its transaction took from BEGIN
 	// to COMMIT, how many state changes it held, and the error that failed

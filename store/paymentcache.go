@@ -100,13 +100,31 @@ func (c *paymentCache) written(p *Payment) {
 	}
 }
 
-func (c *paymentCache) releaseOp() { c.batch = append(c.batch, c.op...); c.op = c.op[:0] }
-func (c *paymentCache) dropOp()    { c.op = c.op[:0] }
-func (c *paymentCache) dropBatch() { c.batch, c.op = c.batch[:0], c.op[:0] }
+// The writer's bookkeeping below touches nothing when the cache is off
+// (limit 0), as it always is on PostgreSQL, where several writer loops
+// share the cache and so must not share its op and batch lists.
+
+func (c *paymentCache) releaseOp() {
+	if c.limit > 0 {
+		c.batch, c.op = append(c.batch, c.op...), c.op[:0]
+	}
+}
+
+func (c *paymentCache) dropOp() {
+	if c.limit > 0 {
+		c.op = c.op[:0]
+	}
+}
+
+func (c *paymentCache) dropBatch() {
+	if c.limit > 0 {
+		c.batch, c.op = c.batch[:0], c.op[:0]
+	}
+}
 
 // commitBatch publishes the batch's versions, the last one of each payment winning.
 func (c *paymentCache) commitBatch() {
-	if len(c.batch) == 0 {
+	if c.limit == 0 || len(c.batch) == 0 {
 		return
 	}
 	c.mu.Lock()
