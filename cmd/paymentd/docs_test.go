@@ -119,3 +119,30 @@ func sameDefault(doc, def string) bool {
 	}
 	return true
 }
+
+// TestREADMEGoClientIsTheExample checks that the README's Go client snippet
+// is, line for line, the body of Example_goClient, which go test compiles:
+// the snippet cannot drift into code that does not build.
+func TestREADMEGoClientIsTheExample(t *testing.T) {
+	readme := docFiles(t)["README.md"]
+	start := strings.Index(readme, "```go\nconn, err := grpc.NewClient(")
+	if start < 0 {
+		t.Fatal("README has no Go client snippet starting with grpc.NewClient")
+	}
+	snippet := readme[start+len("```go\n"):]
+	snippet = snippet[:strings.Index(snippet, "```")]
+	src, err := os.ReadFile("client_example_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(src)
+	body = body[strings.Index(body, "func Example_goClient() {\n")+len("func Example_goClient() {\n"):]
+	body = body[:strings.Index(body, "\n}\n")+1]
+	var lines []string
+	for _, l := range strings.SplitAfter(body, "\n") {
+		lines = append(lines, strings.TrimPrefix(l, "\t"))
+	}
+	if got := strings.Join(lines, ""); got != snippet {
+		t.Errorf("README's Go snippet:\n%s\ndiffers from Example_goClient's body:\n%s", snippet, got)
+	}
+}
