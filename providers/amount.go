@@ -3,6 +3,8 @@ package providers
 import (
 	"fmt"
 	"strings"
+
+	"github.com/paymentd/paymentd"
 )
 
 // exponents are the digits after the decimal point of the currencies and
@@ -63,21 +65,10 @@ func ParseDecimal(s string, exp int) (int64, error) {
 }
 
 // FormatDecimal writes minor units as a decimal string with exactly exp
-// fractional digits, e.g. 1050 with exponent 2 → "10.50".
+// fractional digits, e.g. 1050 with exponent 2 → "10.50" (the domain's
+// paymentd.FormatAmount, for an exponent without a currency).
 func FormatDecimal(v int64, exp int) string {
-	neg := v < 0
-	u := uint64(v)
-	if neg {
-		u = -u
-	}
-	s := fmt.Sprintf("%0*d", exp+1, u)
-	if exp > 0 {
-		s = s[:len(s)-exp] + "." + s[len(s)-exp:]
-	}
-	if neg {
-		s = "-" + s
-	}
-	return s
+	return paymentd.FormatAmount(v, paymentd.Currency{Exponent: exp})
 }
 
 // FormatDecimalTrim writes minor units as a decimal string with trailing
