@@ -207,7 +207,7 @@ func (s *InvoicesServer) CreateInvoice(ctx context.Context, req *pb.CreateInvoic
 		}
 		inv.Created = IDTime(inv.ID)
 		inv.ExpiresAt = inv.Created.Add(v.expiry)
-		if err := s.createRoutedInvoice(ctx, pr, inv); err != nil { // provider-served invoices (routing.go)
+		if err := s.conns.createRoutedInvoice(ctx, pr, inv); err != nil { // provider-served invoices (routing.go)
 			return err
 		}
 		return s.store.Write(ctx, func(tx *store.Tx) error {
@@ -436,7 +436,7 @@ func (s *InvoicesServer) GetInvoice(ctx context.Context, req *pb.GetInvoiceReque
 	if err != nil {
 		return nil, err
 	}
-	inv = s.syncRoutedInvoice(ctx, inv) // a provider-served invoice's state comes from its provider (routing.go)
+	inv = s.conns.syncRoutedInvoice(ctx, inv) // a provider-served invoice's state comes from its provider (routing.go)
 	return &pb.GetInvoiceResponse{Invoice: invoiceProto(inv)}, nil
 }
 

@@ -92,7 +92,7 @@ func (s *PaymentsServer) CreatePayment(ctx context.Context, req *pb.CreatePaymen
 	if err != nil {
 		return nil, err
 	}
-	cands, err := s.paymentRoute(pr, c.Code) // in order; fallback only when no money moved (routing.go)
+	cands, err := s.conns.paymentRoute(pr, c.Code) // in order; fallback only when no money moved (routing.go)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +167,7 @@ func (s *Service) createPayment(ctx context.Context, pr *Principal, p *store.Pay
 		}
 		ik.committedInterim()
 	}
-	res, name, perr := s.authorizeRouted(ctx, cands, providers.PaymentRequest{
+	res, name, perr := s.conns.authorizeRouted(ctx, cands, providers.PaymentRequest{
 		IdempotencyKey: p.ID, Amount: p.Amount, Currency: p.Currency, PaymentMethod: p.PaymentMethod,
 		Capture: p.CaptureMethod == "automatic", Description: p.Description, Metadata: p.Metadata, Livemode: p.Livemode,
 	})

@@ -173,7 +173,7 @@ func (s *PayoutsServer) CreatePayout(ctx context.Context, req *pb.CreatePayoutRe
 		return nil, err
 	}
 	if provider == "" {
-		if provider, err = s.payoutConnection(pr, m.Currency); err != nil { // routing.go
+		if provider, err = s.conns.payoutConnection(pr, m.Currency); err != nil { // routing.go
 			return nil, err
 		}
 	}
@@ -221,7 +221,7 @@ func (s *PayoutsServer) CreatePayout(ctx context.Context, req *pb.CreatePayoutRe
 		if err != nil {
 			return err
 		}
-		return s.sendRoutedPayout(ctx, p, resp) // provider-sent payouts, once reserved (routing.go)
+		return s.conns.sendRoutedPayout(ctx, p, resp) // provider-sent payouts, once reserved (routing.go)
 	})
 	if err != nil {
 		return nil, err
@@ -249,7 +249,7 @@ func (s *PayoutsServer) GetPayout(ctx context.Context, req *pb.GetPayoutRequest)
 	if err != nil {
 		return nil, err
 	}
-	p = s.syncRoutedPayout(ctx, p) // a provider-sent payout's state comes from its provider (routing.go)
+	p = s.conns.syncRoutedPayout(ctx, p) // a provider-sent payout's state comes from its provider (routing.go)
 	return &pb.GetPayoutResponse{Payout: payoutProto(p)}, nil
 }
 
@@ -338,7 +338,7 @@ func (s *PayoutsServer) CancelPayout(ctx context.Context, req *pb.CancelPayoutRe
 		if err := paymentd.PayoutCancel.Check(p.ID, paymentd.PayoutStatus(p.Status)); err != nil {
 			return err
 		}
-		if err := s.refuseRoutedCancel(p); err != nil { // routing.go
+		if err := s.conns.refuseRoutedCancel(p); err != nil { // routing.go
 			return err
 		}
 		return s.store.Write(ctx, func(tx *store.Tx) error {

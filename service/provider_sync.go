@@ -27,7 +27,7 @@ var errProviderMismatch = errors.New("the provider reports another amount or cur
 // invoiceProviderState asks the provider serving inv for its state, by the
 // provider's reference.
 func (s *Service) invoiceProviderState(ctx context.Context, inv *store.Invoice) (providers.InvoiceState, error) {
-	prov, ok := s.routedInvoices(inv.Provider)
+	prov, ok := s.conns.routedInvoices(inv.Provider)
 	switch {
 	case !ok:
 		return providers.InvoiceState{}, fmt.Errorf("the invoice provider %s is not configured", inv.Provider)
@@ -111,7 +111,7 @@ func applyInvoiceStateTx(tx *store.Tx, key *store.Invoice, st providers.InvoiceS
 // the provider's reference or, when the creation went unanswered, by the
 // transaction reference (aspayds finds payouts by either).
 func (s *Service) payoutProviderState(ctx context.Context, p *store.Payout) (providers.PayoutState, error) {
-	prov, ok := s.routedPayouts(p.Provider)
+	prov, ok := s.conns.routedPayouts(p.Provider)
 	if !ok {
 		return providers.PayoutState{}, fmt.Errorf("the payout provider %s is not configured", p.Provider)
 	}

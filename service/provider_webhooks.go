@@ -309,7 +309,7 @@ func webhookOutcome(changed, confirmed bool) string {
 // paymentd's invoice id, as the sandbox's payment page does.
 func (s inboundHooks) providerReturn(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("provider")
-	if _, ok := s.routedInvoices(name); !ok {
+	if _, ok := s.conns.routedInvoices(name); !ok {
 		s.pages.NotFound(w)
 		return
 	}
@@ -328,7 +328,7 @@ func (s inboundHooks) providerReturn(w http.ResponseWriter, r *http.Request) {
 		s.pages.Failure(w, r, err)
 		return
 	}
-	inv = s.syncRoutedInvoice(r.Context(), inv) // confirmed with the provider, never taken from the query
+	inv = s.conns.syncRoutedInvoice(r.Context(), inv) // confirmed with the provider, never taken from the query
 	status := paypage.RedirectCancel
 	if q.Get("status") == paypage.RedirectSuccess {
 		status = paypage.RedirectSuccess

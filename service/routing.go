@@ -19,9 +19,15 @@ import (
 // router, or for an operation it has no route for, the defaults stay: the
 // sandbox in test mode and live_mode_not_configured in live mode.
 
+// connections routes operations to the provider connections of
+// paymentd.yaml and records what they answer; it is a part of Service of
+// its own (Service.conns), reaching the store and the providers through the
+// Service it embeds.
+type connections struct{ *Service }
+
 // paymentRoute returns the providers that may take a new payment in the
 // caller's mode and currency, in order of preference.
-func (s *Service) paymentRoute(pr *Principal, currency string) ([]providers.Payments, error) {
+func (s connections) paymentRoute(pr *Principal, currency string) ([]providers.Payments, error) {
 	if conns := s.cfg.Router.Route(routing.Payments, pr.Livemode, currency); len(conns) > 0 {
 		out := make([]providers.Payments, 0, len(conns))
 		for _, c := range conns {
@@ -46,7 +52,7 @@ func (s *Service) paymentRoute(pr *Principal, currency string) ([]providers.Paym
 // error, which proves no money moved (refused connection, 429/503, refused
 // credentials); a decline, an invalid request or an ambiguous failure
 // (Unknown) ends the search, so a payment is never made twice.
-func (s *Service) authorizeRouted(ctx context.Context, cands []providers.Payments, req providers.PaymentRequest) (providers.PaymentResult, string, error) {
+func (s connections) authorizeRouted(ctx context.Context, cands []providers.Payments, req providers.PaymentRequest) (providers.PaymentResult, string, error) {
 	var (
 		res  providers.PaymentResult
 		name string
@@ -82,7 +88,7 @@ func captureRouted(ctx context.Context, prov providers.Payments, req providers.C
 
 // routedPayments returns the configured connection called name, if it
 // takes payments.
-func (s *Service) routedPayments(name string) (providers.Payments, bool) {
+func (s connections) routedPayments(name string) (providers.Payments, bool) {
 	c, ok := s.cfg.Router.Connection(name)
 	if !ok || c.Provider == sandboxName { // the sandbox is Config.TestProvider
 		return nil, false
@@ -93,7 +99,7 @@ func (s *Service) routedPayments(name string) (providers.Payments, bool) {
 
 // routedInvoices and routedPayouts find a configured connection by name,
 // for objects that recorded it as their provider.
-func (s *Service) routedInvoices(name string) (providers.Invoices, bool) {
+func (s connections) routedInvoices(name string) (providers.Invoices, bool) {
 	c, ok := s.cfg.Router.Connection(name)
 	if !ok {
 		return nil, false
@@ -102,7 +108,7 @@ func (s *Service) routedInvoices(name string) (providers.Invoices, bool) {
 	return p, ok
 }
 
-func (s *Service) routedPayouts(name string) (providers.Payouts, bool) {
+func (s connections) routedPayouts(name string) (providers.Payouts, bool) {
 	c, ok := s.cfg.Router.Connection(name)
 	if !ok {
 		return nil, false
@@ -115,7 +121,7 @@ func (s *Service) routedPayouts(name string) (providers.Payouts, bool) {
 // its health as last observed (by the background status checks and by
 // every real call; the status endpoint itself never calls a provider) and
 // the latency of that last exchange.
-func (s *Service) connectionComponents() map[string]*pb.ComponentStatus {
+func (s connections) connectionComponents() map[string]*pb.ComponentStatus {
 	out := map[string]*pb.ComponentStatus{}
 	for _, c := range s.cfg.Router.Connections() {
 		h := c.Health()
@@ -143,7 +149,7 @@ func (s *Service) connectionComponents() map[string]*pb.ComponentStatus {
 // nothing (the sandbox's /pay page serves the invoice). It moves to the next
 // connection of the route only after an Unavailable error; an answer whose
 // amount or currency is not the invoice's is never taken as created.
-func (s *Service) createRoutedInvoice(ctx context.Context, pr *Principal, inv *store.Invoice) error {
+func (s connections) createRoutedInvoice(ctx context.Context, pr *Principal, inv *store.Invoice) error {
 	conns := s.cfg.Router.Route(routing.Invoices, pr.Livemode, inv.Currency)
 	if len(conns) == 0 {
 		return nil
@@ -223,7 +229,7 @@ func (s *Service) createRoutedInvoice(ctx context.Context, pr *Principal, inv *s
 // provider reports. A provider that does not answer, or answers about
 // another amount or currency, changes nothing: the invoice is returned as
 // stored.
-func (s *Service) syncRoutedInvoice(ctx context.Context, inv *store.Invoice) *store.Invoice {
+func (s connections) syncRoutedInvoice(ctx context.Context, inv *store.Invoice) *store.Invoice {
 	if _, ok := s.routedInvoices(inv.Provider); !ok || inv.ProviderRef == "" || paymentd.InvoiceStatus(inv.Status) == paymentd.InvoicePaid {
 		return inv
 	}
@@ -266,7 +272,7 @@ func newReceipts(inv *store.Invoice, rs []providers.Receipt) bool {
 // balance reservation is recorded with its provider before any call, and a
 // payout must never be sent by two providers). Without a route, test mode
 // keeps the in-process sandbox.
-func (s *Service) payoutConnection(pr *Principal, currency string) (string, error) {
+func (s connections) payoutConnection(pr *Principal, currency string) (string, error) {
 	if conns := s.cfg.Router.Route(routing.Payouts, pr.Livemode, currency); len(conns) > 0 {
 		return conns[0].Name, nil
 	}
@@ -287,7 +293,7 @@ func (s *Service) payoutConnection(pr *Principal, currency string) (string, erro
 // (syncRoutedPayout). resp.Payout is updated to what was recorded. The
 // caller's request succeeded in every case: the payout exists and its
 // status says what happened.
-func (s *Service) sendRoutedPayout(ctx context.Context, p *store.Payout, resp *pb.CreatePayoutResponse) error {
+func (s connections) sendRoutedPayout(ctx context.Context, p *store.Payout, resp *pb.CreatePayoutResponse) error {
 	prov, ok := s.routedPayouts(p.Provider)
 	if !ok {
 		return nil
@@ -354,7 +360,7 @@ func updatePayoutRef(tx *store.Tx, p *store.Payout) (*pb.Payout, error) {
 // completed, rejected) with its ledger movement in one write
 // (applyPayoutStateTx, provider_sync.go). Answers about another amount, and
 // providers that do not answer, change nothing.
-func (s *Service) syncRoutedPayout(ctx context.Context, p *store.Payout) *store.Payout {
+func (s connections) syncRoutedPayout(ctx context.Context, p *store.Payout) *store.Payout {
 	if _, ok := s.routedPayouts(p.Provider); !ok || !paymentd.PayoutActive(paymentd.PayoutStatus(p.Status)) {
 		return p
 	}
@@ -383,7 +389,7 @@ func (s *Service) syncRoutedPayout(ctx context.Context, p *store.Payout) *store.
 // refuseRoutedCancel refuses to cancel a payout a provider was asked to
 // send: paymentd cannot take it back from the provider (aspayds has no
 // cancel call), so releasing its reservation could pay the money twice.
-func (s *Service) refuseRoutedCancel(p *store.Payout) error {
+func (s connections) refuseRoutedCancel(p *store.Payout) error {
 	if _, ok := s.routedPayouts(p.Provider); !ok {
 		return nil
 	}

@@ -118,6 +118,7 @@ type Service struct {
 	metrics  *metrics                      // Prometheus series (metrics.go)
 	rateLog  logSampler                    // rate-limited log lines (httpobs.go)
 	pages    *paypage.Pages                // the hosted payment pages /pay/{id} (pages.go)
+	conns    connections                   // paymentd.yaml's provider connections (routing.go)
 	pagePays keyedLocks                    // one payment attempt at a time per invoice page (pages.go)
 	health   atomic.Pointer[health.Server] // the gRPC health service (grpc.go)
 	draining atomic.Bool                   // BeginShutdown was called (health.go)
@@ -162,6 +163,7 @@ func New(cfg Config) *Service {
 	s.leases = newLeases(cfg.Store, s.fleet)
 	s.idem = newIdempotency(cfg.Store, s.leases, s.fleet, s.replica, cfg.DefaultDeadline)
 	s.pages = paypage.New(pageBackend{s}, s.log)
+	s.conns = connections{s}
 	s.metrics = newMetrics(s)
 	s.idem.metrics = s.metrics
 	if s.store != nil && !cfg.InstrumentationOff {
@@ -243,7 +245,7 @@ func (s *Service) paymentsProvider(pr *Principal) (providers.Payments, string, e
 
 // providerFor returns the provider that processed an existing payment.
 func (s *Service) providerFor(p *store.Payment) (providers.Payments, error) {
-	if prov, ok := s.routedPayments(p.Provider); ok {
+	if prov, ok := s.conns.routedPayments(p.Provider); ok {
 		return prov, nil
 	}
 	if providerName(s.cfg.TestProvider) == p.Provider {

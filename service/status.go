@@ -59,7 +59,7 @@ func (s *StatusServer) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*
 	if err == nil {
 		comps["operator_items"] = s.operatorComponent(ctx) // what paymentd could not settle on its own (boundary.go)
 	}
-	for name, c := range s.connectionComponents() { // paymentd.yaml's connections (routing.go)
+	for name, c := range s.conns.connectionComponents() { // paymentd.yaml's connections (routing.go)
 		comps[name] = c
 	}
 	overall := Operational
