@@ -88,10 +88,15 @@ func (tx *Tx) BookBalance(accountID string, livemode bool, currency, book string
 		if err := tx.lockBalance(accountID, livemode, currency); err != nil {
 			return 0, err
 		}
-		return tx.sumBook(accountID, livemode, currency, book)
+		sum, entries, err := tx.sumBook(accountID, livemode, currency, book)
+		if err == nil && entries >= checkpointAfter && tx.checkpointSoon != nil {
+			tx.checkpointSoon(accountID, livemode)
+		}
+		return sum, err
 	}
 	return tx.balances.balance(balanceKey{accountID, livemode, currency, book}, func() (int64, error) {
-		return tx.sumBook(accountID, livemode, currency, book)
+		sum, _, err := tx.sumBook(accountID, livemode, currency, book)
+		return sum, err
 	})
 }
 
@@ -114,22 +119,48 @@ func (tx *Tx) lockBalance(accountID string, livemode bool, currency string) erro
 	return nil
 }
 
-// sumBook sums one book from the ledger: the newest checkpoint plus the entries after it.
-func (tx *Tx) sumBook(accountID string, livemode bool, currency, book string) (int64, error) {
+// sumBook sums one book from the ledger: the newest checkpoint plus the
+// entries after it, and counts those entries.
+func (tx *Tx) sumBook(accountID string, livemode bool, currency, book string) (sum, entries int64, err error) {
 	row, err := tx.queryRow(`SELECT
 		COALESCE((SELECT balance FROM ledger_checkpoints WHERE account_id=?1 AND livemode=?2
-			AND through_id=`+latestCheckpoint+` AND currency=?3 AND book=?4), 0)
-		+ COALESCE((SELECT SUM(amount) FROM ledger_entries WHERE account_id=?1 AND livemode=?2
-			AND id > `+latestCheckpoint+` AND currency=?3 AND book=?4), 0)`,
+			AND through_id=`+latestCheckpoint+` AND currency=?3 AND book=?4), 0) + COALESCE(SUM(amount), 0), COUNT(*)
+		FROM ledger_entries WHERE account_id=?1 AND livemode=?2 AND id > `+latestCheckpoint+` AND currency=?3 AND book=?4`,
 		accountID, boolInt(livemode), currency, book)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var n int64
-	if err := row.Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: book balance: %w", err)
+	if err := row.Scan(&sum, &entries); err != nil {
+		return 0, 0, fmt.Errorf("store: book balance: %w", err)
 	}
-	return n, nil
+	return sum, entries, nil
+}
+
+// checkpointAfter is how many entries a guarded sum on PostgreSQL may read
+// past the newest checkpoint before the store writes a new one for the
+// account by itself (checkpointSoon), so that the next guards read few.
+const checkpointAfter = 2000
+
+// checkpointSoon writes a checkpoint of the account and mode in the
+// background, unless one is being written already. A balance guard on
+// PostgreSQL holds the account's balance lock while it sums, so a long sum
+// makes every debit of the account wait; the periodic checkpointer
+// (CheckpointLedger) may be a minute away.
+func (s *Store) checkpointSoon(accountID string, livemode bool) {
+	k := acctMode{accountID, livemode}
+	if _, busy := s.checkpointing.LoadOrStore(k, true); busy {
+		return
+	}
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		defer s.checkpointing.Delete(k)
+		horizon, err := s.ledgerHorizon(s.bgCtx)
+		if err == nil {
+			_, err = s.checkpoint(s.bgCtx, accountID, livemode, 1, horizon)
+		}
+		_ = err // the periodic checkpointer tries again; nothing waits for this one
+	}()
 }
 
 // CheckpointLedger writes a checkpoint for every account and mode with at

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for a raw look at the tables
 	"github.com/paymentd/paymentd/store"
 	"github.com/paymentd/paymentd/store/storetest"
 )
@@ -296,4 +298,58 @@ func mustCheck(t *testing.T, s *store.Store) {
 		}
 		t.Errorf("check failed:\n%s", b)
 	}
+}
+
+// TestPostgresLongGuardCheckpoints: a balance guard that has to sum more
+// than a couple of thousand entries past the newest checkpoint makes the
+// store write one by itself, so the next guards of the account (which
+// hold its balance lock while they sum) read few entries.
+func TestPostgresLongGuardCheckpoints(t *testing.T) {
+	a, _ := twoStores(t)
+	ctx := context.Background()
+	const n = 2100
+	err := a.Write(ctx, func(tx *store.Tx) error {
+		for i := range n {
+			src := fmt.Sprintf("pay_bulk_%d", i)
+			if err := tx.InsertLedgerEntries(
+				store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: "provider:sandbox", Amount: -1, SourceID: src},
+				store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: store.BookAvailable, Amount: 1, SourceID: src}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("pgx", a.Path()) // the test server has no password, so Path (redacted) still connects
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	checkpoints := func() (k int) {
+		if err := raw.QueryRow(`SELECT count(*) FROM ledger_checkpoints`).Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	if k := checkpoints(); k != 0 {
+		t.Fatalf("%d checkpoints before the guard; want none", k)
+	}
+	var avail int64
+	if err := a.Write(ctx, func(tx *store.Tx) (err error) {
+		avail, err = tx.BookBalance("acct_1", false, "USD", store.BookAvailable)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if avail != 1000+n {
+		t.Errorf("available = %d; want %d", avail, 1000+n)
+	}
+	for deadline := time.Now().Add(10 * time.Second); checkpoints() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint 10 s after a guard summed %d entries past the newest one", n+1)
+		}
+	}
+	mustCheck(t, a)
 }

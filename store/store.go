@@ -69,6 +69,13 @@ type Store struct {
 	payments  *paymentCache // latest committed versions of recently written or read payments (SQLite)
 	idem      *idemIndex    // which idempotency keys may have a record (SQLite; nil on PostgreSQL)
 	tracer    trace.Tracer  // SetTracer (observe.go); nil: no spans
+
+	// Background checkpoints of accounts whose guarded sums grew long
+	// (checkpointSoon, PostgreSQL): which are running, and their end.
+	checkpointing sync.Map // acctMode → true
+	background    sync.WaitGroup
+	bgCtx         context.Context
+	bgCancel      context.CancelFunc
 }
 
 // Backend names the database behind the store: "sqlite" or "postgres".
@@ -212,6 +219,12 @@ func (s *Store) start(ctx context.Context, o Options, writers int) (*Store, erro
 		s.closeDBs()
 		return nil, err
 	}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	if s.d.postgres {
+		for _, l := range s.w.loops {
+			l.tx.checkpointSoon = s.checkpointSoon
+		}
+	}
 	return s, nil
 }
 
@@ -322,7 +335,9 @@ func (s *Store) Path() string { return s.path }
 // Close stops the writer after the queued changes are committed and closes
 // the database.
 func (s *Store) Close() error {
+	s.bgCancel()
 	s.w.stop()
+	s.background.Wait()
 	return s.closeDBs()
 }
 

@@ -378,6 +378,9 @@ type Tx struct {
 	// pending are statements queued for one pipelined round trip
 	// (PostgreSQL; pipeline.go).
 	pending []deferredExec
+	// checkpointSoon asks for a checkpoint of an account whose guarded sum
+	// read many entries (Store.checkpointSoon; PostgreSQL).
+	checkpointSoon func(accountID string, livemode bool)
 }
 
 // LastEvent returns the event the running change inserted last, or nil;
