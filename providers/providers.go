@@ -117,6 +117,15 @@ type TestMethods interface {
 	TestMethods() []string
 }
 
+// RecipientRejecter is implemented by test providers whose payouts paymentd
+// moves along itself (the sandbox's: pending, then processing, then
+// completed) and which always reject some test recipients, so that callers
+// can see a rejection: RejectsRecipient reports whether a payout to account
+// ends rejected, and the reason the payout then carries.
+type RecipientRejecter interface {
+	RejectsRecipient(account string) (reason string, rejected bool)
+}
+
 // StatusChecker reports whether a provider can be reached.
 type StatusChecker interface {
 	CheckStatus(ctx context.Context) error

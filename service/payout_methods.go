@@ -254,23 +254,6 @@ func validTronAddress(s string) bool {
 	return string(base58Checksum(b[:21])) == string(b[21:])
 }
 
-// tronZeroAddress is base58check(0x41 + 20 zero bytes), the sandbox's
-// always-rejected Tron recipient.
-const tronZeroAddress = "T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb"
-
-// SandboxRejectedRecipient reports whether the sandbox always rejects a
-// payout to account: an all-zero wallet or bank account number (e.g.
-// "0000000000"), the Tron zero address T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb or
-// the EVM zero address 0x0000000000000000000000000000000000000000. It lets
-// callers test rejections.
-func SandboxRejectedRecipient(account string) bool {
-	digits := strings.TrimPrefix(account, "+")
-	if digits != "" && strings.Trim(digits, "0") == "" {
-		return true
-	}
-	return account == tronZeroAddress || strings.EqualFold(account, "0x"+strings.Repeat("0", 40))
-}
-
 // ListPayoutMethods returns the account's payout methods in this mode.
 func (s *PayoutsServer) ListPayoutMethods(ctx context.Context, _ *pb.ListPayoutMethodsRequest) (*pb.ListPayoutMethodsResponse, error) {
 	pr := mustPrincipal(ctx)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/paymentd/paymentd"
+	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/store"
 )
 
@@ -15,6 +16,7 @@ const processorBatch = 100
 // and reports how many it applied. Each payout is reloaded inside the write,
 // so one cancelled meanwhile is left alone.
 func (s *Service) advanceSandboxPayouts(ctx context.Context, now time.Time) (int, error) {
+	rejecter, _ := s.cfg.TestProvider.(providers.RecipientRejecter)
 	moved := 0
 	for {
 		due, err := s.store.DuePayouts(ctx, sandboxName, now.Add(-s.cfg.SandboxPayoutProcessingDelay),
@@ -36,11 +38,9 @@ func (s *Service) advanceSandboxPayouts(ctx context.Context, now time.Time) (int
 				t := paymentd.PayoutProcess
 				if paymentd.PayoutStatus(cur.Status) == paymentd.PayoutProcessing {
 					t = paymentd.PayoutComplete
-					if SandboxRejectedRecipient(cur.RecipientAccount) {
+					if reason, rejected := rejectsRecipient(rejecter, cur.RecipientAccount); rejected {
 						t = paymentd.PayoutReject
-						cur.FailureCode = "recipient_account_rejected"
-						cur.FailureMessage = "The sandbox rejects payouts to the test recipient account " + cur.RecipientAccount +
-							"; use any other valid account to see a payout complete."
+						cur.FailureCode, cur.FailureMessage = "recipient_account_rejected", reason
 					}
 				}
 				if _, err := applyPayout(tx, cur, t); err != nil {
@@ -58,4 +58,14 @@ func (s *Service) advanceSandboxPayouts(ctx context.Context, now time.Time) (int
 			return moved, nil
 		}
 	}
+}
+
+// rejectsRecipient asks the test provider whether it rejects a payout to
+// account (providers.RecipientRejecter); one without the capability
+// rejects none.
+func rejectsRecipient(r providers.RecipientRejecter, account string) (string, bool) {
+	if r == nil {
+		return "", false
+	}
+	return r.RejectsRecipient(account)
 }

@@ -5,6 +5,7 @@ package sandbox
 
 import (
 	"context"
+	"strings"
 
 	"github.com/paymentd/paymentd/providers"
 )
@@ -40,6 +41,8 @@ var (
 	_ providers.Provider      = (*Provider)(nil)
 	_ providers.AlwaysAnswers = (*Provider)(nil)
 	_ providers.TestMethods   = (*Provider)(nil)
+	// Payouts, which paymentd moves along itself (payout_processor.go).
+	_ providers.RecipientRejecter = (*Provider)(nil)
 	// Reconciliation and inbound webhooks (webhooks.go).
 	_ providers.PaymentStatusGetter = (*Provider)(nil)
 	_ providers.RefundStatusGetter  = (*Provider)(nil)
@@ -93,3 +96,22 @@ func (*Provider) Refund(_ context.Context, req providers.RefundRequest) (provide
 
 // CheckStatus always reports the sandbox as reachable.
 func (*Provider) CheckStatus(context.Context) error { return nil }
+
+// TronZeroAddress is base58check(0x41 + 20 zero bytes), a valid Tron
+// address the sandbox always rejects as a payout recipient.
+const TronZeroAddress = "T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb"
+
+// RejectsRecipient reports whether the sandbox rejects a payout to account:
+// an all-zero wallet or bank account number (e.g. "0000000000"), the Tron
+// zero address TronZeroAddress or the EVM zero address
+// 0x0000000000000000000000000000000000000000. It lets callers test
+// rejections.
+func (*Provider) RejectsRecipient(account string) (string, bool) {
+	digits := strings.TrimPrefix(account, "+")
+	zero := digits != "" && strings.Trim(digits, "0") == ""
+	if !zero && account != TronZeroAddress && !strings.EqualFold(account, "0x"+strings.Repeat("0", 40)) {
+		return "", false
+	}
+	return "The sandbox rejects payouts to the test recipient account " + account +
+		"; use any other valid account to see a payout complete.", true
+}
