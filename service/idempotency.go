@@ -213,11 +213,18 @@ func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Me
 
 // recordFirst are the methods whose calls store an outcome, interim or
 // final, in their first write, and do nothing before it that a second run
-// could repeat to any effect: CreatePayment records a payment processing
-// before asking a provider that may move money without answering, and only
-// asks first a provider that moves none and always answers (the sandbox,
-// providers.AlwaysAnswers), which may as well be asked twice.
-var recordFirst = map[string]bool{"CreatePayment": true}
+// could repeat to any effect:
+//   - CreatePayment records a payment processing before asking a provider
+//     that may move money without answering, and only asks first a provider
+//     that moves none and always answers (the sandbox,
+//     providers.AlwaysAnswers), which may as well be asked twice;
+//   - CreateRefund reserves the amount and records the refund pending, and
+//     CreatePayout reserves and records the payout, before the provider is
+//     asked.
+//
+// A method whose first write does not store its outcome (CapturePayment and
+// CancelPayment mark the payment first) must not be listed here.
+var recordFirst = map[string]bool{"CreatePayment": true, "CreateRefund": true, "CreatePayout": true}
 
 // runRecordFirst runs a recordFirst call in a fleet without a lease: the
 // record's unique key is the in-flight marker. Of the replicas running one

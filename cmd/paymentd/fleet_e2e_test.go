@@ -344,6 +344,25 @@ func (f *fleet) testRefundsNeverExceedCaptured(t *testing.T) {
 	if got := f.must(t, 1, "GET", "/v1/payments/"+str(p, "id"), key, ""); str(got, "amount_refunded") != "1000" {
 		t.Errorf("payment after the refunds: %v; want amount_refunded 1000", got)
 	}
+
+	// One idempotency key ×30 at once: one refund (its record is the
+	// marker, CreateRefund holds no lease).
+	p = f.must(t, 0, "POST", "/v1/payments", key, `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa"}`)
+	codes, bodies = f.parallel(30, func(_, i int) (int, map[string]any) {
+		return f.rest(i, "POST", "/v1/refunds", key, "same-refund", `{"payment_id":"`+str(p, "id")+`","amount":100}`)
+	})
+	ids := map[string]bool{}
+	for k, code := range codes {
+		if code == http.StatusOK {
+			ids[str(bodies[k], "id")] = true
+		} else if code != http.StatusConflict {
+			t.Errorf("refund %d with one key: %d %v; want 200 or 409", k, code, bodies[k])
+		}
+	}
+	got := f.must(t, 2, "GET", "/v1/payments/"+str(p, "id"), key, "")
+	if len(ids) != 1 || str(got, "amount_refunded") != "100" {
+		t.Errorf("30 refunds with one key answered %v and refunded %s; want one refund of 100", ids, str(got, "amount_refunded"))
+	}
 }
 
 // 30 payouts of 1000 (1035 with the fee) at once from an available 10000,
