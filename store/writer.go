@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"go.opentelemetry.io/otel/codes"
 )
 
@@ -29,6 +30,7 @@ type op struct {
 // commits overlap (Options.Writers).
 type writer struct {
 	d        dialect
+	db       *sql.DB // where the loops' connections come from (and new ones, reconnect)
 	ops      chan *op
 	maxBatch int
 	loops    []*loop
@@ -72,6 +74,7 @@ func (s *Store) WriterStats() (batches, ops int64) {
 func startWriter(ctx context.Context, db *sql.DB, d dialect, loops, maxBatch int, payments *paymentCache, idem *idemIndex) (*writer, error) {
 	w := &writer{
 		d:        d,
+		db:       db,
 		ops:      make(chan *op, 4*maxBatch),
 		maxBatch: maxBatch,
 	}
@@ -226,7 +229,11 @@ func (l *loop) runBatch(batch []*op, errs []error) []error {
 	start := time.Now()
 	defer func() { l.took = time.Since(start) }()
 	l.held = false
-	if err := tx.control(l.w.d.begin()); err != nil {
+	err := tx.control(l.w.d.begin())
+	if err != nil && l.reconnect() {
+		err = tx.control(l.w.d.begin())
+	}
+	if err != nil {
 		if isBusy(err) {
 			err = fmt.Errorf("another process holds the database's write lock: %w", err)
 		}
@@ -292,6 +299,43 @@ func (l *loop) runBatch(batch []*op, errs []error) []error {
 		}
 	}
 	return errs
+}
+
+// reconnect replaces the loop's connection when it is gone (PostgreSQL:
+// the server restarted or failed over, or ended the session) and reports
+// whether it did. It runs when BEGIN fails, so a connection lost while the
+// loop was idle costs no caller anything; one lost in the middle of a
+// batch fails that batch, and the next one starts on the new connection.
+func (l *loop) reconnect() bool {
+	if !l.w.d.postgres || !l.connGone() {
+		return false
+	}
+	// The dead one goes first: the pool holds one connection per loop.
+	l.tx.closeStmts()
+	clear(l.tx.stmts)
+	l.tx.pending = l.tx.pending[:0]
+	l.held = false
+	l.conn.Close() // database/sql drops a dead driver connection instead of pooling it
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := l.w.db.Conn(ctx)
+	if err != nil {
+		return false // l.conn stays closed, so the next batch tries again
+	}
+	l.conn, l.tx.conn = conn, conn
+	return true
+}
+
+// connGone reports whether the loop's PostgreSQL connection is closed.
+func (l *loop) connGone() bool {
+	gone := true
+	err := l.conn.Raw(func(dc any) error {
+		if c, ok := dc.(*stdlib.Conn); ok {
+			gone = c.Conn().IsClosed()
+		}
+		return nil
+	})
+	return err != nil || gone
 }
 
 func (l *loop) dropBatch() {
