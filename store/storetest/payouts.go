@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,38 +42,22 @@ func testPayoutsNeverOverdraw(t *testing.T, s *store.Store) {
 	collect(t, s, "acct_1", "pay_f", 1000)
 	errShort := errors.New("available balance too small")
 	const n = 30
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			errs[i] = s.Write(ctx, func(tx *store.Tx) error {
-				available, err := tx.BookBalance("acct_1", false, "USD", store.BookAvailable)
-				if err != nil {
-					return err
-				}
-				if available < 100 {
-					return errShort
-				}
-				p := testPayout(fmt.Sprintf("po_%02d", i), "acct_1", fmt.Sprintf("ref-%02d", i), 100, tx.Now())
-				if err := tx.InsertPayout(p); err != nil {
-					return err
-				}
-				return tx.InsertLedgerEntries(
-					store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: store.BookAvailable, Amount: -100, SourceID: p.ID},
-					store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: store.BookReserved, Amount: 100, SourceID: p.ID})
-			})
-		})
-	}
-	wg.Wait()
-	ok := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, errShort):
-			t.Errorf("payout %d: %v; want success or the guard's refusal", i, err)
+	ok := parallelWrites(t, s, n, errShort, func(tx *store.Tx, i int) error {
+		available, err := tx.BookBalance("acct_1", false, "USD", store.BookAvailable)
+		if err != nil {
+			return err
 		}
-	}
+		if available < 100 {
+			return errShort
+		}
+		p := testPayout(fmt.Sprintf("po_%02d", i), "acct_1", fmt.Sprintf("ref-%02d", i), 100, tx.Now())
+		if err := tx.InsertPayout(p); err != nil {
+			return err
+		}
+		return tx.InsertLedgerEntries(
+			store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: store.BookAvailable, Amount: -100, SourceID: p.ID},
+			store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: store.BookReserved, Amount: 100, SourceID: p.ID})
+	})
 	if ok != 10 {
 		t.Errorf("%d of %d payouts of 100 on an available 1000 succeeded; want exactly 10", ok, n)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync"
 	"testing"
 
 	"github.com/paymentd/paymentd/store"
@@ -21,38 +20,22 @@ func testRefundsNeverExceedCaptured(t *testing.T, s *store.Store) {
 	collect(t, s, "acct_1", "pay_r", 1000)
 	errTooMuch := errors.New("refund exceeds the captured amount left")
 	const n = 20
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			errs[i] = s.Write(ctx, func(tx *store.Tx) error {
-				p, err := tx.GetPayment("acct_1", false, "pay_r")
-				if err != nil {
-					return err
-				}
-				if p.AmountCaptured-p.AmountRefunded < 100 {
-					return errTooMuch
-				}
-				if err := tx.InsertRefund(&store.Refund{ID: fmt.Sprintf("re_%02d", i), AccountID: "acct_1", PaymentID: "pay_r",
-					Amount: 100, Currency: "USD", Status: "pending", Created: tx.Now()}); err != nil {
-					return err
-				}
-				p.AmountRefunded += 100
-				p.Updated = tx.Now()
-				return tx.UpdatePayment(p)
-			})
-		})
-	}
-	wg.Wait()
-	ok := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, errTooMuch):
-			t.Errorf("refund %d: %v; want success or the guard's refusal", i, err)
+	ok := parallelWrites(t, s, n, errTooMuch, func(tx *store.Tx, i int) error {
+		p, err := tx.GetPayment("acct_1", false, "pay_r")
+		if err != nil {
+			return err
 		}
-	}
+		if p.AmountCaptured-p.AmountRefunded < 100 {
+			return errTooMuch
+		}
+		if err := tx.InsertRefund(&store.Refund{ID: fmt.Sprintf("re_%02d", i), AccountID: "acct_1", PaymentID: "pay_r",
+			Amount: 100, Currency: "USD", Status: "pending", Created: tx.Now()}); err != nil {
+			return err
+		}
+		p.AmountRefunded += 100
+		p.Updated = tx.Now()
+		return tx.UpdatePayment(p)
+	})
 	if ok != 10 {
 		t.Errorf("%d of %d refunds of 100 on a captured 1000 succeeded; want exactly 10", ok, n)
 	}

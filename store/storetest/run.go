@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"testing"
 
 	"github.com/paymentd/paymentd/store"
@@ -56,4 +58,29 @@ func mustWrite(tb testing.TB, s *store.Store, fn func(*store.Tx) error) {
 	if err := s.Write(context.Background(), fn); err != nil {
 		tb.Fatalf("Write: %v", err)
 	}
+}
+
+// parallelWrites runs n writes at once, write(tx, i) in the i-th, as n
+// callers would, and returns how many succeeded. A write may fail only with
+// refusal, the guard's own error; any other error fails the test.
+func parallelWrites(t *testing.T, s *store.Store, n int, refusal error, write func(tx *store.Tx, i int) error) int {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.Write(context.Background(), func(tx *store.Tx) error { return write(tx, i) })
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, refusal):
+			t.Errorf("write %d of %d: %v; want success or %v", i, n, err, refusal)
+		}
+	}
+	return ok
 }
