@@ -504,7 +504,7 @@ func invoiceAttemptHash(inv *store.Invoice) []byte {
 // creation of inv's reference was sent to (and gives inv that attempt's
 // id), or nil when there is none. Another request with the same reference
 // is a duplicate.
-func (s *Service) resumeInvoiceAttempt(ctx context.Context, pr *Principal, inv *store.Invoice) (*routing.Connection, error) {
+func (s connections) resumeInvoiceAttempt(ctx context.Context, pr *Principal, inv *store.Invoice) (*routing.Connection, error) {
 	att, err := s.store.GetInvoiceAttempt(ctx, pr.AccountID, pr.Livemode, inv.TransactionReference)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -530,7 +530,7 @@ func (s *Service) resumeInvoiceAttempt(ctx context.Context, pr *Principal, inv *
 // is true when it was found (inv then carries the provider's reference) or
 // cannot be looked up (an error says so, and an operator item records it):
 // a provider without a lookup is never asked to create it a second time.
-func (s *Service) findInvoiceAttempt(ctx context.Context, c *routing.Connection, inv *store.Invoice, req providers.InvoiceRequest) (done bool, err error) {
+func (s connections) findInvoiceAttempt(ctx context.Context, c *routing.Connection, inv *store.Invoice, req providers.InvoiceRequest) (done bool, err error) {
 	finder, ok := c.Client.(providers.InvoiceFinder)
 	if !ok {
 		s.addOperatorItem(inv.AccountID, inv.Livemode, inv.ID, "invoice_creation_unsettled", fmt.Sprintf(
@@ -565,7 +565,7 @@ func (s *Service) findInvoiceAttempt(ctx context.Context, c *routing.Connection,
 
 // recordInvoiceAttempt records, before the call, that inv is being created
 // at connection.
-func (s *Service) recordInvoiceAttempt(ctx context.Context, pr *Principal, inv *store.Invoice, connection string) error {
+func (s connections) recordInvoiceAttempt(ctx context.Context, pr *Principal, inv *store.Invoice, connection string) error {
 	body, err := json.Marshal(inv)
 	if err != nil {
 		return err
@@ -578,7 +578,7 @@ func (s *Service) recordInvoiceAttempt(ctx context.Context, pr *Principal, inv *
 }
 
 // dropInvoiceAttempt forgets an attempt the provider refused definitely.
-func (s *Service) dropInvoiceAttempt(ctx context.Context, pr *Principal, inv *store.Invoice) error {
+func (s connections) dropInvoiceAttempt(ctx context.Context, pr *Principal, inv *store.Invoice) error {
 	wctx, cancel := recordCtx(ctx)
 	defer cancel()
 	return s.store.Write(wctx, func(tx *store.Tx) error {
@@ -614,7 +614,7 @@ func (s reconciler) reconcileInvoiceAttempts(ctx context.Context, cfg ReconcileC
 		}
 		req := providers.InvoiceRequest{IdempotencyKey: inv.ID, Reference: inv.TransactionReference, Amount: inv.Amount,
 			Currency: inv.Currency, Network: inv.Network, Livemode: inv.Livemode}
-		done, ferr := s.findInvoiceAttempt(ctx, c, &inv, req)
+		done, ferr := s.conns.findInvoiceAttempt(ctx, c, &inv, req)
 		switch {
 		case ferr != nil:
 			log.Warn("reconciler: invoice creation still unsettled", "error", ferr.Error())
