@@ -72,9 +72,15 @@ func BenchmarkWritePaymentSerial(b *testing.B) {
 // BenchmarkWritePaymentParallel has many concurrent callers, so their
 // changes share commits (group commit).
 func BenchmarkWritePaymentParallel(b *testing.B) {
-	st := openBench(b)
+	writePaymentsParallel(b, openBench(b))
+}
+
+// writePaymentsParallel writes payments from 25×GOMAXPROCS concurrent
+// callers and reports the mean group-commit size.
+func writePaymentsParallel(b *testing.B, st *store.Store) {
 	ctx := context.Background()
 	b.SetParallelism(25) // × GOMAXPROCS callers
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			id := benchID("pay_")

@@ -68,6 +68,15 @@ func (tx *Tx) each(query string, args []any, row func(scan func(...any) error) e
 		return err
 	}
 	defer rows.Close()
+	return eachRow(rows, row)
+}
+
+// eachRow calls row for every row of rows, database/sql's or pgx's alike.
+func eachRow(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}, row func(scan func(...any) error) error) error {
 	for rows.Next() {
 		if err := row(rows.Scan); err != nil {
 			return err
@@ -119,10 +128,5 @@ func readRows(br pgx.BatchResults, row func(scan func(...any) error) error) erro
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		if err := row(rows.Scan); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return eachRow(rows, row)
 }

@@ -31,23 +31,7 @@ func openPostgresBench(b *testing.B, writers int) *store.Store {
 func BenchmarkPostgresWritePaymentParallel(b *testing.B) {
 	for _, writers := range []int{1, 2, 4, 8} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			st := openPostgresBench(b, writers)
-			ctx := context.Background()
-			b.SetParallelism(25) // × GOMAXPROCS callers
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					id := benchID("pay_")
-					if err := st.Write(ctx, func(tx *store.Tx) error { return writePayment(tx, id) }); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			batches, ops := st.WriterStats()
-			if batches > 0 {
-				b.ReportMetric(float64(ops)/float64(batches), "changes/commit")
-			}
+			writePaymentsParallel(b, openPostgresBench(b, writers))
 		})
 	}
 }

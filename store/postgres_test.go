@@ -105,52 +105,13 @@ func twoStores(t *testing.T) (a, b *store.Store) {
 	return a, b
 }
 
-// race runs n changes at once, alternating between the stores, and
-// returns how many succeeded; every failure must be refused.
-func race(t *testing.T, stores []*store.Store, n int, refused error, fn func(tx *store.Tx, i int) error) int {
-	t.Helper()
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			errs[i] = stores[i%len(stores)].Write(context.Background(), func(tx *store.Tx) error { return fn(tx, i) })
-		})
-	}
-	wg.Wait()
-	ok := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, refused):
-			t.Errorf("change %d: %v; want success or %v", i, err, refused)
-		}
-	}
-	return ok
-}
-
 // TestPostgresRefundGuardAcrossReplicas: 20 refunds of 100 at once through
 // two stores on a captured 1000 — the payment row read FOR UPDATE lets
 // exactly 10 through, and check agrees.
 func TestPostgresRefundGuardAcrossReplicas(t *testing.T) {
 	a, b := twoStores(t)
 	errTooMuch := errors.New("refund exceeds the captured amount left")
-	ok := race(t, []*store.Store{a, b}, 20, errTooMuch, func(tx *store.Tx, i int) error {
-		p, err := tx.GetPayment("acct_1", false, "pay_1")
-		if err != nil {
-			return err
-		}
-		if p.AmountCaptured-p.AmountRefunded < 100 {
-			return errTooMuch
-		}
-		if err := tx.InsertRefund(&store.Refund{ID: fmt.Sprintf("re_%02d", i), AccountID: "acct_1", PaymentID: "pay_1",
-			Amount: 100, Currency: "USD", Status: "pending", Created: tx.Now()}); err != nil {
-			return err
-		}
-		p.AmountRefunded += 100
-		p.Updated = tx.Now()
-		return tx.UpdatePayment(p)
-	})
+	ok := storetest.ParallelWrites(t, []*store.Store{a, b}, 20, errTooMuch, storetest.RefundWrite("acct_1", "pay_1", errTooMuch))
 	if ok != 10 {
 		t.Errorf("%d of 20 refunds of 100 on a captured 1000 succeeded across two replicas; want exactly 10", ok)
 	}
@@ -167,18 +128,7 @@ func TestPostgresRefundGuardAcrossReplicas(t *testing.T) {
 func TestPostgresPayoutGuardAcrossReplicas(t *testing.T) {
 	a, b := twoStores(t)
 	errFunds := errors.New("insufficient available balance")
-	ok := race(t, []*store.Store{a, b}, 30, errFunds, func(tx *store.Tx, i int) error {
-		avail, err := tx.BookBalance("acct_1", false, "USD", store.BookAvailable)
-		if err != nil {
-			return err
-		}
-		if avail < 100 {
-			return errFunds
-		}
-		return tx.InsertLedgerEntries(
-			store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: store.BookAvailable, Amount: -100, SourceID: fmt.Sprintf("mv_%02d", i)},
-			store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: store.BookReserved, Amount: 100, SourceID: fmt.Sprintf("mv_%02d", i)})
-	})
+	ok := storetest.ParallelWrites(t, []*store.Store{a, b}, 30, errFunds, storetest.PayoutWrite("acct_1", errFunds))
 	if ok != 10 {
 		t.Errorf("%d of 30 debits of 100 on an available 1000 succeeded across two replicas; want exactly 10", ok)
 	}

@@ -32,6 +32,28 @@ func testPayout(id, account, ref string, total int64, now time.Time) *store.Payo
 		RecipientAccount: "01700000000", Provider: "sandbox", Created: now, Updated: now}
 }
 
+// PayoutWrite returns the i-th of parallel USD payouts of 100 total, made the
+// way the service makes one: read available in the write, refuse with
+// refusal if it is short, else insert the payout and reserve its total.
+func PayoutWrite(accountID string, refusal error) func(tx *store.Tx, i int) error {
+	return func(tx *store.Tx, i int) error {
+		available, err := tx.BookBalance(accountID, false, "USD", store.BookAvailable)
+		if err != nil {
+			return err
+		}
+		if available < 100 {
+			return refusal
+		}
+		p := testPayout(fmt.Sprintf("po_%02d", i), accountID, fmt.Sprintf("ref-%02d", i), 100, tx.Now())
+		if err := tx.InsertPayout(p); err != nil {
+			return err
+		}
+		return tx.InsertLedgerEntries(
+			store.LedgerEntry{AccountID: accountID, Currency: "USD", Book: store.BookAvailable, Amount: -100, SourceID: p.ID},
+			store.LedgerEntry{AccountID: accountID, Currency: "USD", Book: store.BookReserved, Amount: 100, SourceID: p.ID})
+	}
+}
+
 // testPayoutsNeverOverdraw runs 30 parallel payouts of 100 against 1000
 // available, each the way the service makes one: read available in the
 // write, refuse if it is short, else insert the payout and reserve its
@@ -42,22 +64,7 @@ func testPayoutsNeverOverdraw(t *testing.T, s *store.Store) {
 	collect(t, s, "acct_1", "pay_f", 1000)
 	errShort := errors.New("available balance too small")
 	const n = 30
-	ok := parallelWrites(t, s, n, errShort, func(tx *store.Tx, i int) error {
-		available, err := tx.BookBalance("acct_1", false, "USD", store.BookAvailable)
-		if err != nil {
-			return err
-		}
-		if available < 100 {
-			return errShort
-		}
-		p := testPayout(fmt.Sprintf("po_%02d", i), "acct_1", fmt.Sprintf("ref-%02d", i), 100, tx.Now())
-		if err := tx.InsertPayout(p); err != nil {
-			return err
-		}
-		return tx.InsertLedgerEntries(
-			store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: store.BookAvailable, Amount: -100, SourceID: p.ID},
-			store.LedgerEntry{AccountID: "acct_1", Currency: "USD", Book: store.BookReserved, Amount: 100, SourceID: p.ID})
-	})
+	ok := ParallelWrites(t, []*store.Store{s}, n, errShort, PayoutWrite("acct_1", errShort))
 	if ok != 10 {
 		t.Errorf("%d of %d payouts of 100 on an available 1000 succeeded; want exactly 10", ok, n)
 	}

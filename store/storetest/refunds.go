@@ -20,22 +20,7 @@ func testRefundsNeverExceedCaptured(t *testing.T, s *store.Store) {
 	collect(t, s, "acct_1", "pay_r", 1000)
 	errTooMuch := errors.New("refund exceeds the captured amount left")
 	const n = 20
-	ok := parallelWrites(t, s, n, errTooMuch, func(tx *store.Tx, i int) error {
-		p, err := tx.GetPayment("acct_1", false, "pay_r")
-		if err != nil {
-			return err
-		}
-		if p.AmountCaptured-p.AmountRefunded < 100 {
-			return errTooMuch
-		}
-		if err := tx.InsertRefund(&store.Refund{ID: fmt.Sprintf("re_%02d", i), AccountID: "acct_1", PaymentID: "pay_r",
-			Amount: 100, Currency: "USD", Status: "pending", Created: tx.Now()}); err != nil {
-			return err
-		}
-		p.AmountRefunded += 100
-		p.Updated = tx.Now()
-		return tx.UpdatePayment(p)
-	})
+	ok := ParallelWrites(t, []*store.Store{s}, n, errTooMuch, RefundWrite("acct_1", "pay_r", errTooMuch))
 	if ok != 10 {
 		t.Errorf("%d of %d refunds of 100 on a captured 1000 succeeded; want exactly 10", ok, n)
 	}
@@ -48,6 +33,29 @@ func testRefundsNeverExceedCaptured(t *testing.T, s *store.Store) {
 		t.Errorf("ListRefunds = %d refunds, %v; want %d", len(refunds), err, ok)
 	}
 	mustCheckClean(t, s)
+}
+
+// RefundWrite returns the i-th of parallel refunds of 100 on paymentID, made
+// the way the service makes one: read the payment in the write, refuse with
+// refusal if the captured rest is too small, else insert the (pending)
+// refund and raise amount_refunded.
+func RefundWrite(accountID, paymentID string, refusal error) func(tx *store.Tx, i int) error {
+	return func(tx *store.Tx, i int) error {
+		p, err := tx.GetPayment(accountID, false, paymentID)
+		if err != nil {
+			return err
+		}
+		if p.AmountCaptured-p.AmountRefunded < 100 {
+			return refusal
+		}
+		if err := tx.InsertRefund(&store.Refund{ID: fmt.Sprintf("re_%02d", i), AccountID: accountID, PaymentID: paymentID,
+			Amount: 100, Currency: "USD", Status: "pending", Created: tx.Now()}); err != nil {
+			return err
+		}
+		p.AmountRefunded += 100
+		p.Updated = tx.Now()
+		return tx.UpdatePayment(p)
+	}
 }
 
 // testRefundReadsAndStatus reads refunds by id and by payment, scoped by

@@ -60,16 +60,18 @@ func mustWrite(tb testing.TB, s *store.Store, fn func(*store.Tx) error) {
 	}
 }
 
-// parallelWrites runs n writes at once, write(tx, i) in the i-th, as n
-// callers would, and returns how many succeeded. A write may fail only with
-// refusal, the guard's own error; any other error fails the test.
-func parallelWrites(t *testing.T, s *store.Store, n int, refusal error, write func(tx *store.Tx, i int) error) int {
+// ParallelWrites runs n writes at once, write(tx, i) in the i-th, as n
+// callers spread over stores would (the i-th on stores[i%len(stores)]: two
+// stores on one database are two replicas), and returns how many
+// succeeded. A write may fail only with refusal, the guard's own error; any
+// other error fails the test.
+func ParallelWrites(t *testing.T, stores []*store.Store, n int, refusal error, write func(tx *store.Tx, i int) error) int {
 	t.Helper()
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = s.Write(context.Background(), func(tx *store.Tx) error { return write(tx, i) })
+			errs[i] = stores[i%len(stores)].Write(context.Background(), func(tx *store.Tx) error { return write(tx, i) })
 		})
 	}
 	wg.Wait()
