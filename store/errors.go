@@ -22,16 +22,9 @@ var ErrConflict = errors.New("store: conflict")
 // ErrStale is returned when an update was made against a version of a row
 // that another change has replaced since it was read (an optimistic update
 // that lost), e.g. UpdateDelivery with an attempt count that moved on. The
-// caller reads the row again and decides anew. It still matches ErrConflict
-// with errors.Is, for callers written before it existed.
-var ErrStale = &staleError{}
-
-type staleError struct{}
-
-func (*staleError) Error() string { return "store: the row changed since it was read" }
-
-// Is lets errors.Is(ErrStale, ErrConflict) hold for callers that predate ErrStale.
-func (*staleError) Is(target error) bool { return target == ErrConflict }
+// caller reads the row again and decides anew. It is not ErrConflict: no
+// unique value was taken.
+var ErrStale = errors.New("store: the row changed since it was read")
 
 const (
 	sqliteConstraintPrimaryKey = 1555 // SQLITE_CONSTRAINT_PRIMARYKEY
