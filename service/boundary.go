@@ -158,10 +158,10 @@ func applyCaptureAnswer(tx *store.Tx, pr *Principal, id string, amount int64, ne
 		if err := writePayment(tx, pr, cur, paymentd.PaymentCapture, ik, respond, nil); err != nil {
 			return nil, err
 		}
-		if err := tx.ResolveOperatorItems(cur.ID); err != nil {
+		if err := tx.ResolveOperatorItems(cur.AccountID, cur.Livemode, cur.ID); err != nil {
 			return nil, err
 		}
-		return nil, tx.DeleteReconcileCheck(cur.ID)
+		return nil, tx.DeleteReconcileCheck(cur.AccountID, cur.Livemode, cur.ID)
 	case kind == providers.Unknown:
 		// No definite answer: the capture stays pending (recorded before
 		// the call), so nothing can contradict what the provider did.
@@ -181,7 +181,7 @@ func refusedAnswer(tx *store.Tx, cur *store.Payment, perr error, pending bool) (
 		if err := tx.UpdatePayment(cur); err != nil {
 			return nil, err
 		}
-		if err := tx.DeleteReconcileCheck(cur.ID); err != nil {
+		if err := tx.DeleteReconcileCheck(cur.AccountID, cur.Livemode, cur.ID); err != nil {
 			return nil, err
 		}
 	}
@@ -237,7 +237,7 @@ func applyCancelAnswer(tx *store.Tx, pr *Principal, id string, perr error, pendi
 		if err := writePayment(tx, pr, cur, paymentd.PaymentCancel, ik, respond, nil); err != nil {
 			return nil, err
 		}
-		return nil, tx.DeleteReconcileCheck(cur.ID)
+		return nil, tx.DeleteReconcileCheck(cur.AccountID, cur.Livemode, cur.ID)
 	case kind == providers.Unknown:
 		return providerCallError(perr, cur.Provider), nil
 	}
@@ -408,11 +408,11 @@ func (s reconciler) reconcileWithoutStatus(ctx context.Context, cfg ReconcileCon
 		if err := settlePaymentTx(tx, pr, p.ID, state); err != nil {
 			return err
 		}
-		return tx.ResolveOperatorItems(p.ID)
+		return tx.ResolveOperatorItems(p.AccountID, p.Livemode, p.ID)
 	})
 	switch {
 	case errors.Is(err, errAlreadySettled):
-		s.dropReconcileSchedule(p.ID)
+		s.dropReconcileSchedule(p.AccountID, p.Livemode, p.ID)
 	case err != nil:
 		log.Error("reconciler: recording a re-sent confirmation", "error", err.Error())
 		s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, err)

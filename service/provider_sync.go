@@ -100,7 +100,7 @@ func applyInvoiceStateTx(tx *store.Tx, key *store.Invoice, st providers.InvoiceS
 		changed = true
 	}
 	if changed || !paymentd.Payable(paymentd.InvoiceStatus(cur.Status)) {
-		if err := tx.DeleteReconcileCheck(cur.ID); err != nil {
+		if err := tx.DeleteReconcileCheck(cur.AccountID, cur.Livemode, cur.ID); err != nil {
 			return nil, false, err
 		}
 	}
@@ -172,7 +172,7 @@ func applyPayoutStateTx(tx *store.Tx, key *store.Payout, st providers.PayoutStat
 		changed = true
 	}
 	if changed || !paymentd.PayoutActive(paymentd.PayoutStatus(cur.Status)) {
-		if err := tx.DeleteReconcileCheck(cur.ID); err != nil {
+		if err := tx.DeleteReconcileCheck(cur.AccountID, cur.Livemode, cur.ID); err != nil {
 			return nil, false, err
 		}
 	}

@@ -221,7 +221,7 @@ func (s reconciler) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p
 	case ctx.Err() != nil:
 		return
 	case errors.Is(err, errAlreadySettled):
-		s.dropReconcileSchedule(p.ID)
+		s.dropReconcileSchedule(p.AccountID, p.Livemode, p.ID)
 		return
 	case !errors.Is(err, errNotSettled):
 		log.Warn("reconciler: payment still unsettled", "error", err.Error())
@@ -230,8 +230,8 @@ func (s reconciler) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p
 }
 
 // dropReconcileSchedule drops the schedule of an object settled by someone else.
-func (s reconciler) dropReconcileSchedule(objectID string) {
-	_ = s.store.Write(context.Background(), func(tx *store.Tx) error { return tx.DeleteReconcileCheck(objectID) })
+func (s reconciler) dropReconcileSchedule(accountID string, livemode bool, objectID string) {
+	_ = s.store.Write(context.Background(), func(tx *store.Tx) error { return tx.DeleteReconcileCheck(accountID, livemode, objectID) })
 }
 
 // paymentState asks the payment's provider for its current state.
@@ -308,7 +308,7 @@ func settlePaymentTx(tx *store.Tx, pr *Principal, id string, state providers.Pay
 	if err := applyPaymentToInvoiceTx(tx, cur); err != nil { // a hosted page's attempt (boundary.go)
 		return err
 	}
-	return tx.DeleteReconcileCheck(cur.ID)
+	return tx.DeleteReconcileCheck(cur.AccountID, cur.Livemode, cur.ID)
 }
 
 // errAlreadySettled: the object left the status the change applies to.
@@ -344,7 +344,7 @@ func (s reconciler) reconcileRefund(ctx context.Context, cfg ReconcileConfig, r 
 		return
 	}
 	if errors.Is(err, errAlreadySettled) {
-		s.dropReconcileSchedule(r.ID)
+		s.dropReconcileSchedule(r.AccountID, r.Livemode, r.ID)
 		return
 	}
 	if !errors.Is(err, errNotSettled) {
@@ -390,6 +390,6 @@ func (s reconciler) settleRefundFromProvider(ctx context.Context, r *store.Refun
 		if _, err := settleRefund(tx, pr, cur, t); err != nil {
 			return err
 		}
-		return tx.DeleteReconcileCheck(cur.ID)
+		return tx.DeleteReconcileCheck(cur.AccountID, cur.Livemode, cur.ID)
 	})
 }

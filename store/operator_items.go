@@ -14,7 +14,7 @@ import (
 // call that started it must have ended), or asked before and due again at now.
 func (s *Store) PendingOperations(ctx context.Context, firstBefore, now time.Time, limit int) ([]*Payment, []ReconcileState, error) {
 	rows, err := s.query(ctx, `SELECT `+hookPrefixCols("p.", paymentCols)+`, c.attempts, c.next_check
-		FROM payments AS p INDEXED BY payments_pending_op LEFT JOIN reconcile_checks AS c ON c.object_id = p.id
+		FROM payments AS p INDEXED BY payments_pending_op LEFT JOIN reconcile_checks AS c ON c.account_id = p.account_id AND c.livemode = p.livemode AND c.object_id = p.id
 		WHERE p.pending_op IS NOT NULL
 		  AND ((c.next_check IS NULL AND p.pending_since <= ?) OR c.next_check <= ?)
 		LIMIT ?`, micros(firstBefore), micros(now), limit)
@@ -42,7 +42,7 @@ type OperatorItem struct {
 // recorded for the object (open or resolved): it reports whether it added one.
 func (tx *Tx) AddOperatorItem(it *OperatorItem) (bool, error) {
 	res, err := tx.exec(`INSERT INTO operator_items (id, account_id, livemode, object_id, kind, message, created)
-		VALUES (?,?,?,?,?,?,?) ON CONFLICT (object_id, kind) DO NOTHING`,
+		VALUES (?,?,?,?,?,?,?) ON CONFLICT (account_id, livemode, object_id, kind) DO NOTHING`,
 		it.ID, it.AccountID, boolInt(it.Livemode), it.ObjectID, it.Kind, it.Message, micros(tx.now))
 	if err != nil {
 		return false, fmt.Errorf("store: operator item: %w", err)
@@ -53,8 +53,9 @@ func (tx *Tx) AddOperatorItem(it *OperatorItem) (bool, error) {
 
 // ResolveOperatorItems closes the open items of an object, when a definite
 // answer settled it after all.
-func (tx *Tx) ResolveOperatorItems(objectID string) error {
-	if _, err := tx.exec(`UPDATE operator_items SET resolved=? WHERE object_id=? AND resolved IS NULL`, micros(tx.now), objectID); err != nil {
+func (tx *Tx) ResolveOperatorItems(accountID string, livemode bool, objectID string) error {
+	if _, err := tx.exec(`UPDATE operator_items SET resolved=? WHERE account_id=? AND livemode=? AND object_id=? AND resolved IS NULL`,
+		micros(tx.now), accountID, boolInt(livemode), objectID); err != nil {
 		return fmt.Errorf("store: operator item: %w", err)
 	}
 	return nil

@@ -90,7 +90,7 @@ func (s *Store) invoices(ctx context.Context, query string, args ...any) ([]*Inv
 // firstBefore, or asked before and due again at now.
 func (s *Store) ProviderInvoicesDue(ctx context.Context, firstBefore, now time.Time, limit int) ([]*Invoice, []ReconcileState, error) {
 	rows, err := s.query(ctx, `SELECT `+hookPrefixCols("i.", invoiceCols)+`, c.attempts, c.next_check
-		FROM invoices AS i INDEXED BY invoices_due LEFT JOIN reconcile_checks AS c ON c.object_id = i.id
+		FROM invoices AS i INDEXED BY invoices_due LEFT JOIN reconcile_checks AS c ON c.account_id = i.account_id AND c.livemode = i.livemode AND c.object_id = i.id
 		WHERE i.`+payableInvoice+` AND i.provider_ref IS NOT NULL
 		  AND ((c.next_check IS NULL AND i.updated <= ?) OR c.next_check <= ?)
 		LIMIT ?`, micros(firstBefore), micros(now), limit)
@@ -110,7 +110,7 @@ func (s *Store) ProviderInvoicesDue(ctx context.Context, firstBefore, now time.T
 // for invoices.
 func (s *Store) ProviderPayoutsDue(ctx context.Context, except string, firstBefore, now time.Time, limit int) ([]*Payout, []ReconcileState, error) {
 	rows, err := s.query(ctx, `SELECT `+hookPrefixCols("p.", payoutCols)+`, c.attempts, c.next_check
-		FROM payouts AS p INDEXED BY payouts_active LEFT JOIN reconcile_checks AS c ON c.object_id = p.id
+		FROM payouts AS p INDEXED BY payouts_active LEFT JOIN reconcile_checks AS c ON c.account_id = p.account_id AND c.livemode = p.livemode AND c.object_id = p.id
 		WHERE p.`+activePayout+` AND p.provider <> ?
 		  AND ((c.next_check IS NULL AND p.updated <= ?) OR c.next_check <= ?)
 		LIMIT ?`, except, micros(firstBefore), micros(now), limit)

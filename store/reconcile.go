@@ -61,7 +61,7 @@ type ReconcileState struct {
 // firstBefore, or asked before and due again at now.
 func (s *Store) UnsettledPayments(ctx context.Context, firstBefore, now time.Time, limit int) ([]*Payment, []ReconcileState, error) {
 	rows, err := s.query(ctx, `SELECT `+hookPrefixCols("p.", paymentCols)+`, c.attempts, c.next_check
-		FROM payments AS p INDEXED BY payments_unsettled LEFT JOIN reconcile_checks AS c ON c.object_id = p.id
+		FROM payments AS p INDEXED BY payments_unsettled LEFT JOIN reconcile_checks AS c ON c.account_id = p.account_id AND c.livemode = p.livemode AND c.object_id = p.id
 		WHERE p.`+unsettledPayment+`
 		  AND ((c.next_check IS NULL AND p.updated <= ?) OR c.next_check <= ?)
 		LIMIT ?`, micros(firstBefore), micros(now), limit)
@@ -75,7 +75,7 @@ func (s *Store) UnsettledPayments(ctx context.Context, firstBefore, now time.Tim
 // a status call, as UnsettledPayments does for payments.
 func (s *Store) PendingRefunds(ctx context.Context, firstBefore, now time.Time, limit int) ([]*Refund, []ReconcileState, error) {
 	rows, err := s.query(ctx, `SELECT `+hookPrefixCols("r.", refundCols)+`, c.attempts, c.next_check
-		FROM refunds AS r INDEXED BY refunds_pending LEFT JOIN reconcile_checks AS c ON c.object_id = r.id
+		FROM refunds AS r INDEXED BY refunds_pending LEFT JOIN reconcile_checks AS c ON c.account_id = r.account_id AND c.livemode = r.livemode AND c.object_id = r.id
 		WHERE `+pendingRefund+`
 		  AND ((c.next_check IS NULL AND r.created <= ?) OR c.next_check <= ?)
 		LIMIT ?`, micros(firstBefore), micros(now), limit)
@@ -133,7 +133,7 @@ func hookPrefixCols(alias, cols string) string {
 // SetReconcileCheck records a status call that left the object unsettled.
 func (tx *Tx) SetReconcileCheck(objectID, accountID string, livemode bool, st ReconcileState, lastErr string) error {
 	_, err := tx.exec(`INSERT INTO reconcile_checks (object_id, account_id, livemode, attempts, next_check, last_error)
-		VALUES (?,?,?,?,?,?) ON CONFLICT (object_id) DO UPDATE SET attempts=excluded.attempts,
+		VALUES (?,?,?,?,?,?) ON CONFLICT (account_id, livemode, object_id) DO UPDATE SET attempts=excluded.attempts,
 		next_check=excluded.next_check, last_error=excluded.last_error`,
 		objectID, accountID, boolInt(livemode), st.Attempts, micros(st.NextCheck), nullStr(lastErr))
 	if err != nil {
@@ -143,8 +143,9 @@ func (tx *Tx) SetReconcileCheck(objectID, accountID string, livemode bool, st Re
 }
 
 // DeleteReconcileCheck forgets a settled object's schedule.
-func (tx *Tx) DeleteReconcileCheck(objectID string) error {
-	if _, err := tx.exec(`DELETE FROM reconcile_checks WHERE object_id=?`, objectID); err != nil {
+func (tx *Tx) DeleteReconcileCheck(accountID string, livemode bool, objectID string) error {
+	if _, err := tx.exec(`DELETE FROM reconcile_checks WHERE account_id=? AND livemode=? AND object_id=?`,
+		accountID, boolInt(livemode), objectID); err != nil {
 		return fmt.Errorf("store: reconcile check: %w", err)
 	}
 	return nil

@@ -85,7 +85,14 @@ func testOperatorItems(t *testing.T, s *store.Store) {
 	if n, err := s.OpenOperatorItems(ctx); err != nil || n != 2 {
 		t.Errorf("OpenOperatorItems = %d, %v; want 2", n, err)
 	}
-	mustWrite(t, s, func(tx *store.Tx) error { return tx.ResolveOperatorItems("pay_1") })
+	// Items belong to the object's account and mode: the same object id in
+	// another account (or mode) resolves nothing.
+	mustWrite(t, s, func(tx *store.Tx) error { return tx.ResolveOperatorItems("acct_2", false, "pay_1") })
+	mustWrite(t, s, func(tx *store.Tx) error { return tx.ResolveOperatorItems("acct_1", true, "pay_1") })
+	if n, err := s.OpenOperatorItems(ctx); err != nil || n != 2 {
+		t.Errorf("OpenOperatorItems after resolving pay_1 of another account and mode = %d, %v; want still 2", n, err)
+	}
+	mustWrite(t, s, func(tx *store.Tx) error { return tx.ResolveOperatorItems("acct_1", false, "pay_1") })
 	open, err := s.OperatorItems(ctx, false)
 	if err != nil || len(open) != 1 || open[0].ID != "opi_2" || open[0].Message != "look at pay_2" {
 		t.Errorf("open OperatorItems = %+v, %v; want opi_2", open, err)

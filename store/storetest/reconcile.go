@@ -72,7 +72,7 @@ func testReconcileSchedule(t *testing.T, s *store.Store) {
 		if err := tx.UpdatePayment(p); err != nil {
 			return err
 		}
-		return tx.DeleteReconcileCheck("pay_unknown")
+		return tx.DeleteReconcileCheck("acct_1", false, "pay_unknown")
 	})
 	if us, _ := due(next, next); len(us) != 0 {
 		t.Errorf("a failed payment is still due: %v", us)
