@@ -143,6 +143,13 @@ func sqliteDSN(path string, o Options, readOnly bool) string {
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 	} else {
+		// Every change runs under a SAVEPOINT, whose first write of a page
+		// copies it to the sub-journal. On disk (the default) that journal
+		// spills to a temporary file once a savepoint has copied 64 KiB, and
+		// from then on every page copied costs a write system call; in
+		// memory it costs a copy, and it never holds more than the pages of
+		// one change.
+		q.Add("_pragma", "temp_store(MEMORY)")
 		q.Add("_txlock", "immediate")
 		if o.MaxPageCount > 0 {
 			q.Add("_pragma", fmt.Sprintf("max_page_count(%d)", o.MaxPageCount))
