@@ -28,7 +28,7 @@ func recordEvent(tx *store.Tx, pr *Principal, typ, objectID string, obj proto.Me
 	}
 	id := NewID(PrefixEvent)
 	if err := tx.InsertEvent(&store.Event{ID: id, AccountID: pr.AccountID, Livemode: pr.Livemode,
-		Type: typ, ObjectID: objectID, Data: data, Created: tx.Now()}); err != nil {
+		Type: typ, ObjectID: objectID, Data: data, Created: tx.Now(), Source: obj}); err != nil {
 		return err
 	}
 	return queueDeliveries(tx, pr.AccountID, pr.Livemode, id, typ, obj)

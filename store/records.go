@@ -21,6 +21,11 @@ type Event struct {
 	ObjectID  string
 	Data      []byte
 	Created   time.Time
+	// Source is the in-memory value Data was encoded from, set by the
+	// change that inserts the event and never stored (nil on an event read
+	// back). It lets that change's later steps see that the event holds an
+	// object they answer with without decoding Data again (LastEvent).
+	Source any
 }
 
 // InsertEvent writes an event.
