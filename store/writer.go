@@ -58,7 +58,15 @@ type loop struct {
 	batchExec int      // statements the batch's successful changes ran
 	took      time.Duration
 	held      bool // a savepoint of the batch is still to be released (PostgreSQL)
+	// careful counts the batches still to run with a savepoint per change
+	// after one whose change failed without (runBatch, SQLite).
+	careful int
 }
+
+// carefulBatches is how many batches run with a savepoint per change after
+// a change failed in a batch without: where failing changes are common, a
+// batch is run twice at most once in carefulBatches+1.
+const carefulBatches = 8
 
 // maxRetries bounds how often a change that PostgreSQL undid because of a
 // concurrent one (deadlock, serialization failure, lock not available) is
@@ -111,9 +119,10 @@ func startWriter(ctx context.Context, db *sql.DB, d dialect, loops, maxBatch int
 // fn's writes are kept). fn may share its transaction with other callers'
 // functions, each isolated by a SAVEPOINT, so it must not keep state outside
 // the database that would be wrong if the commit failed; and it runs on a
-// writer goroutine, so it must be quick and must not call Write. On
-// PostgreSQL fn may run more than once (a change undone by a deadlock is run
-// again), so it must not count its own runs either.
+// writer goroutine, so it must be quick and must not call Write. fn may run
+// more than once (on PostgreSQL a change undone by a deadlock is run again;
+// on SQLite a batch whose change failed is run again with a savepoint per
+// change, runBatch), so it must not count its own runs either.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if s.tracer == nil {
 		return s.w.submit(ctx, fn)
@@ -224,10 +233,44 @@ func (d dialect) begin() string {
 }
 
 // runBatch executes one batch in one transaction and returns each op's outcome.
+//
+// Each change runs under its own savepoint, so that one that fails undoes
+// only its own writes — except on SQLite, where a savepoint per change was
+// a seventh of the writer's CPU (the SAVEPOINT and RELEASE statements and
+// the copy of every page a change first touches into the sub-journal),
+// and changes rarely fail. There a batch first runs without them; if a
+// change fails, the whole transaction is rolled back and the batch runs
+// again with a savepoint per change, as do the next carefulBatches
+// batches. A change may therefore run twice on SQLite too (Write).
 func (l *loop) runBatch(batch []*op, errs []error) []error {
-	tx := l.tx
 	start := time.Now()
 	defer func() { l.took = time.Since(start) }()
+	if l.w.d.postgres || l.careful > 0 || len(batch) == 1 {
+		// A batch of one needs no savepoint either: its failure rolls back
+		// the transaction, which is the change's own writes.
+		savepoints := len(batch) > 1 || l.w.d.postgres
+		if savepoints && l.careful > 0 {
+			l.careful--
+		}
+		errs, _ = l.runTx(batch, errs, savepoints)
+		return errs
+	}
+	errs, undone := l.runTx(batch, errs, false)
+	if !undone {
+		return errs
+	}
+	l.careful = carefulBatches
+	errs, _ = l.runTx(batch, errs[:0], true)
+	return errs
+}
+
+// runTx runs batch in one transaction, each change under its own savepoint
+// if savepoints is set. Without them, the first change that fails (other
+// than for a full disk, which fails the batch anyway) rolls the whole
+// transaction back at once and runTx reports it undone, with no outcome
+// for anyone: the batch must run again with savepoints.
+func (l *loop) runTx(batch []*op, errs []error, savepoints bool) (_ []error, undone bool) {
+	tx := l.tx
 	l.held = false
 	err := tx.control(l.w.d.begin())
 	if err != nil && l.reconnect() {
@@ -241,7 +284,7 @@ func (l *loop) runBatch(batch []*op, errs []error) []error {
 		for range batch {
 			errs = append(errs, fmt.Errorf("store: begin: %w", err))
 		}
-		return errs
+		return errs, false
 	}
 	tx.now = time.Now().UTC().Truncate(time.Microsecond) // the precision stored
 	anyOK, full := false, error(nil)
@@ -250,7 +293,17 @@ func (l *loop) runBatch(batch []*op, errs []error) []error {
 			errs = append(errs, fullError(full))
 			continue
 		}
-		err := l.apply(o)
+		if err := o.ctx.Err(); err != nil {
+			errs = append(errs, err) // its caller gave up before it wrote anything
+			continue
+		}
+		err := l.apply(o, savepoints)
+		if err != nil && !savepoints && len(batch) > 1 && !isFull(err) {
+			l.batchErr, l.batchEvts, l.batchExec = nil, l.batchEvts[:0], 0
+			_ = tx.control("ROLLBACK")
+			l.dropBatch()
+			return errs, true
+		}
 		errs = append(errs, err)
 		anyOK = anyOK || err == nil
 		if isFull(err) {
@@ -275,7 +328,7 @@ func (l *loop) runBatch(batch []*op, errs []error) []error {
 		if full != nil {
 			l.noteFull(full)
 		}
-		return errs
+		return errs, false
 	}
 	if err := tx.control("COMMIT"); err == nil {
 		tx.balances.commitBatch()
@@ -298,7 +351,7 @@ func (l *loop) runBatch(batch []*op, errs []error) []error {
 			l.noteFull(err)
 		}
 	}
-	return errs
+	return errs, false
 }
 
 // reconnect replaces the loop's connection when it is gone (PostgreSQL:
@@ -344,15 +397,17 @@ func (l *loop) dropBatch() {
 	l.tx.payments.dropBatch()
 }
 
-// apply runs one op under its own savepoint, so that its failure undoes only
-// its own writes.
-func (l *loop) apply(o *op) (err error) {
+// apply runs one op, under its own savepoint if savepoints is set, so that
+// its failure undoes only its own writes (runBatch).
+func (l *loop) apply(o *op, savepoints bool) (err error) {
 	if err := o.ctx.Err(); err != nil {
 		return err
 	}
 	tx := l.tx
 	tx.lastEvent, tx.events, tx.execs = nil, tx.events[:0], 0
-	if l.w.d.postgres {
+	if !savepoints {
+		// SQLite only (runBatch): nothing to roll back to or release.
+	} else if l.w.d.postgres {
 		// Every statement is a round trip to the server, so the savepoint
 		// goes with the change's first statements (pipeline.go), the
 		// previous one is released then too, and the batch's last one by
@@ -372,12 +427,12 @@ func (l *loop) apply(o *op) (err error) {
 		if ferr := tx.flush(); ferr != nil && err == nil {
 			err = ferr // a queued statement of this change failed
 		}
-		if err != nil {
+		if err != nil && savepoints {
 			if rerr := tx.control("ROLLBACK TO op"); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
 		}
-		if !l.held {
+		if savepoints && !l.held {
 			if rerr := tx.control("RELEASE op"); rerr != nil && err == nil {
 				err = rerr
 			}
