@@ -93,6 +93,17 @@ func (c *hookCache) drop(k acctMode) {
 	c.mu.Unlock()
 }
 
+// reset forgets every account's endpoints. A batch that is rolled back may
+// have loaded some through its own uncommitted writes.
+func (c *hookCache) reset() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	clear(c.m)
+	c.mu.Unlock()
+}
+
 // WebhookTargets returns the account's active endpoints, from memory when
 // they are cached (an account without endpoints is cached as such).
 func (tx *Tx) WebhookTargets(accountID string, livemode bool) ([]WebhookTarget, error) {

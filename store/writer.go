@@ -392,6 +392,7 @@ func (l *loop) connGone() bool {
 }
 
 func (l *loop) dropBatch() {
+	l.tx.hooks.reset()
 	l.tx.balances.dropBatch()
 	l.tx.idem.dropBatch()
 	l.tx.payments.dropBatch()
