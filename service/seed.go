@@ -29,7 +29,7 @@ func SeedPayments(ctx context.Context, st *store.Store, accountID string, livemo
 				}
 				p.ProviderRef = "sb_" + p.ID
 				ik := &idemKey{rec: store.IdempotencyRecord{AccountID: accountID, Livemode: livemode,
-					Method: "CreatePayment", Key: "seed-" + p.ID, RequestHash: make([]byte, 32)}}
+					Method: "CreatePayment", Key: "seed-" + p.ID, RequestHash: make([]byte, requestHashLen)}}
 				respond := func(out *pb.Payment) proto.Message { return &pb.CreatePaymentResponse{Payment: out} }
 				if err := writePayment(tx, pr, p, paymentd.PaymentCreateCaptured, ik, respond, nil); err != nil {
 					return err
