@@ -20,8 +20,24 @@ type paymentCache struct {
 	limit int
 	gen   uint64 // publications so far, under mu
 
+	// pages holds the payments of pages listed while gen had the value
+	// kept with each: a page can only change when a payment is written, and
+	// every payment write is published (gen moves on), so a page listed in
+	// the current generation is still what the database would answer.
+	pages map[PageFilter]cachedPage
+
 	op, batch []*Payment // versions written by the running change and batch (writer only)
 }
+
+// cachedPage is one listed page: its payments (versions never mutated) and
+// the generation it was listed in.
+type cachedPage struct {
+	gen      uint64
+	payments []*Payment
+}
+
+// maxCachedPages bounds the page cache; when it is full it starts over.
+const maxCachedPages = 256
 
 type paymentKey struct {
 	account  string
@@ -30,7 +46,53 @@ type paymentKey struct {
 }
 
 func newPaymentCache(limit int) *paymentCache {
-	return &paymentCache{m: make(map[paymentKey]*Payment, limit), ring: make([]paymentKey, limit), limit: limit}
+	return &paymentCache{m: make(map[paymentKey]*Payment, limit), ring: make([]paymentKey, limit), limit: limit,
+		pages: map[PageFilter]cachedPage{}}
+}
+
+// page returns copies of the payments of a page listed in the current
+// generation, or false.
+func (c *paymentCache) page(f PageFilter) ([]*Payment, bool) {
+	if c.limit == 0 {
+		return nil, false
+	}
+	c.mu.RLock()
+	pg, ok := c.pages[f]
+	ok = ok && pg.gen == c.gen
+	c.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	return copyPayments(pg.payments), true
+}
+
+// keepPage keeps the payments of page f that a reader listed after taking
+// gen, unless a commit was published since. ps must not be mutated later.
+func (c *paymentCache) keepPage(gen uint64, f PageFilter, ps []*Payment) {
+	if c.limit == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	if len(c.pages) >= maxCachedPages {
+		clear(c.pages)
+	}
+	c.pages[f] = cachedPage{gen: gen, payments: ps}
+}
+
+// copyPayments copies ps into one allocation, so that callers may change
+// what they get without touching what is kept.
+func copyPayments(ps []*Payment) []*Payment {
+	vs := make([]Payment, len(ps))
+	out := make([]*Payment, len(ps))
+	for i, p := range ps {
+		vs[i] = *p
+		out[i] = &vs[i]
+	}
+	return out
 }
 
 func (c *paymentCache) get(account string, livemode bool, id string) (*Payment, bool) {
@@ -45,6 +107,15 @@ func (c *paymentCache) get(account string, livemode bool, id string) (*Payment, 
 	}
 	cp := *p
 	return &cp, true
+}
+
+// kept returns the version kept for a payment itself, which the caller
+// must not change.
+func (c *paymentCache) kept(account string, livemode bool, id string) (*Payment, bool) {
+	c.mu.RLock()
+	p, ok := c.m[paymentKey{account, livemode, id}]
+	c.mu.RUnlock()
+	return p, ok
 }
 
 // generation returns the count of publications so far. A reader takes it

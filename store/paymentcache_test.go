@@ -170,3 +170,94 @@ func TestPaymentCacheKeepsReadPayments(t *testing.T) {
 		}
 	}
 }
+
+// TestPaymentPagesFollowWrites checks that a listed page answered from
+// memory equals what the database holds after every kind of payment write:
+// a new payment, an update that changes the status filter's answer, and a
+// rolled-back change (which must not show), and that a caller changing the
+// payments it got does not change the next answer.
+func TestPaymentPagesFollowWrites(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		cache int
+	}{{"cache=2", 2}, {"cache=default", 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			st, err := Open(ctx, filepath.Join(t.TempDir(), "paymentd.db"), Options{PaymentCache: c.cache})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			now := time.UnixMilli(time.Now().UnixMilli()).UTC()
+			insert := func(id string) {
+				t.Helper()
+				p := &Payment{ID: id, AccountID: "acct_a", Status: "requires_capture", Amount: 1000, Currency: "USD",
+					AmountCapturable: 1000, CaptureMethod: "manual", PaymentMethod: "pm_card_visa", Provider: "sandbox", Created: now, Updated: now}
+				if err := st.Write(ctx, func(tx *Tx) error { return tx.InsertPayment(p) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cancel := func(id string, fail error) error {
+				return st.Write(ctx, func(tx *Tx) error {
+					cur, err := tx.GetPayment("acct_a", false, id)
+					if err != nil {
+						return err
+					}
+					cur.Status, cur.Updated = "canceled", tx.Now()
+					if err := tx.UpdatePayment(cur); err != nil {
+						return err
+					}
+					return fail
+				})
+			}
+			all := PageFilter{AccountID: "acct_a", Limit: 3}
+			held := PageFilter{AccountID: "acct_a", Status: "requires_capture", Limit: 3}
+			// check lists f twice (the second from memory) and compares
+			// both with the rows the database holds.
+			check := func(f PageFilter, want ...string) {
+				t.Helper()
+				for range 2 {
+					got, err := st.ListPayments(ctx, f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var ids []string
+					for _, p := range got {
+						ids = append(ids, p.ID)
+						fromDB, err := scanPayment(st.r.getPayment.QueryRowContext(ctx, "acct_a", 0, p.ID))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !reflect.DeepEqual(p, fromDB) {
+							t.Fatalf("listed %+v\n    db %+v", p, fromDB)
+						}
+						p.Status = "scribbled" // the caller's copy only
+					}
+					if !reflect.DeepEqual(ids, want) {
+						t.Fatalf("%+v: listed %v, want %v", f, ids, want)
+					}
+				}
+			}
+			insert("pay_p1")
+			insert("pay_p2")
+			check(all, "pay_p2", "pay_p1")
+			check(held, "pay_p2", "pay_p1")
+			insert("pay_p3")
+			check(all, "pay_p3", "pay_p2", "pay_p1")
+			if err := cancel("pay_p2", nil); err != nil {
+				t.Fatal(err)
+			}
+			check(all, "pay_p3", "pay_p2", "pay_p1")
+			check(held, "pay_p3", "pay_p1")
+			boom := errors.New("boom")
+			if err := cancel("pay_p3", boom); !errors.Is(err, boom) {
+				t.Fatal(err)
+			}
+			check(held, "pay_p3", "pay_p1")
+			insert("pay_p4")
+			check(all, "pay_p4", "pay_p3", "pay_p2")
+			check(PageFilter{AccountID: "acct_a", Before: "pay_p3", Limit: 3}, "pay_p2", "pay_p1")
+			check(PageFilter{AccountID: "acct_b", Limit: 3})
+		})
+	}
+}

@@ -207,20 +207,28 @@ func (f PageFilter) where(extra ...string) (string, []any) {
 	return strings.Join(conds, " AND "), args
 }
 
-// ListPayments returns up to f.Limit payments, newest first. It first reads
-// only the ids of the page and takes the payments from the payment cache;
-// if any is missing (or no longer matches the status filter), it
-// reads the whole rows instead.
+// ListPayments returns up to f.Limit payments, newest first. A page listed
+// since the last published payment write is answered from memory. Otherwise
+// it first reads only the ids of the page and takes the payments from the
+// payment cache; if any is missing (or no longer matches the status filter),
+// it reads the whole rows instead.
 func (s *Store) ListPayments(ctx context.Context, f PageFilter) ([]*Payment, error) {
+	if ps, ok := s.payments.page(f); ok {
+		return ps, nil
+	}
+	gen := s.payments.generation()
 	where, args := f.where()
 	args = append(args, f.Limit)
 	order := ` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`
 	if s.payments.limit > 0 {
 		if page, ok, err := s.cachedPage(ctx, f, `SELECT id FROM payments WHERE `+where+order, args); ok || err != nil {
+			if err == nil {
+				s.payments.keepPage(gen, f, page)
+				page = copyPayments(page)
+			}
 			return page, err
 		}
 	}
-	gen := s.payments.generation()
 	rows, err := s.query(ctx, `SELECT `+paymentCols+` FROM payments WHERE `+where+order, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list payments: %w", err)
@@ -238,22 +246,28 @@ func (s *Store) ListPayments(ctx context.Context, f PageFilter) ([]*Payment, err
 		return nil, err
 	}
 	s.payments.fill(gen, out...)
+	if s.payments.limit > 0 {
+		s.payments.keepPage(gen, f, copyPayments(out))
+	}
 	return out, nil
 }
 
+// cachedPage reads the ids of a page and takes its payments from the payment
+// cache: the versions kept there, not copies, which the caller must not
+// change. It returns false if any is missing or no longer matches the filter.
 func (s *Store) cachedPage(ctx context.Context, f PageFilter, query string, args []any) ([]*Payment, bool, error) {
 	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: list payments: %w", err)
 	}
 	defer rows.Close()
-	var out []*Payment
+	out := make([]*Payment, 0, f.Limit)
 	var id string
 	for rows.Next() {
 		if err := rows.Scan(&id); err != nil {
 			return nil, false, err
 		}
-		p, ok := s.payments.get(f.AccountID, f.Livemode, id)
+		p, ok := s.payments.kept(f.AccountID, f.Livemode, id)
 		if !ok || (f.Status != "" && p.Status != f.Status) {
 			return nil, false, nil
 		}
