@@ -99,8 +99,9 @@ type authenticator struct {
 }
 
 type authEntry struct {
-	key     *store.APIKey // nil: no such key
-	expires time.Time
+	key       *store.APIKey // nil: no such key
+	principal *Principal    // key's principal, shared by its calls and never changed
+	expires   time.Time
 }
 
 func newAuthenticator(s *store.Store, ttl time.Duration) *authenticator {
@@ -115,8 +116,8 @@ var errBadKey = &Error{Kind: KindUnauthenticated, Code: "api_key_invalid",
 
 // authenticate returns the principal for the call's bearer key.
 func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	// ValueFromIncomingContext reads without copying the whole metadata.
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) == 0 || strings.TrimSpace(vals[0]) == "" {
 		return nil, errNoKey
 	}
@@ -131,35 +132,42 @@ func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
 			Message: "API keys start with ak_test_ or ak_live_; check that the whole key was sent."}
 	}
 	sum := sha256.Sum256([]byte(token))
-	key, err := a.lookup(ctx, sum)
+	e, err := a.lookup(ctx, sum)
 	if err != nil {
 		return nil, err
 	}
 	// The lookup was by hash; compare again in constant time so that no
 	// code path compares secrets byte by byte.
-	if key == nil || subtle.ConstantTimeCompare(key.Hash, sum[:]) != 1 || !key.Revoked.IsZero() {
+	if e.key == nil || subtle.ConstantTimeCompare(e.key.Hash, sum[:]) != 1 || !e.key.Revoked.IsZero() {
 		return nil, errBadKey
 	}
-	return &Principal{AccountID: key.AccountID, KeyID: key.ID, Livemode: key.Livemode, Scopes: key.Scopes}, nil
+	return e.principal, nil
 }
 
-func (a *authenticator) lookup(ctx context.Context, sum [sha256.Size]byte) (*store.APIKey, error) {
+// lookup returns the cache entry for a key's hash, reading the key from the
+// store when it is missing or expired. The entry's principal is made once
+// per lookup, not per call.
+func (a *authenticator) lookup(ctx context.Context, sum [sha256.Size]byte) (authEntry, error) {
 	now := time.Now()
 	a.mu.RLock()
 	e, ok := a.cache[sum]
 	a.mu.RUnlock()
 	if ok && now.Before(e.expires) {
-		return e.key, nil
+		return e, nil
 	}
 	key, err := a.store.APIKeyByHash(ctx, sum[:])
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
+		return authEntry{}, err
+	}
+	e = authEntry{key: key, expires: now.Add(a.ttl)}
+	if key != nil {
+		e.principal = &Principal{AccountID: key.AccountID, KeyID: key.ID, Livemode: key.Livemode, Scopes: key.Scopes}
 	}
 	a.mu.Lock()
 	if len(a.cache) > 100_000 { // bound the cache against floods of bogus keys
 		clear(a.cache)
 	}
-	a.cache[sum] = authEntry{key: key, expires: now.Add(a.ttl)}
+	a.cache[sum] = e
 	a.mu.Unlock()
-	return key, nil
+	return e, nil
 }

@@ -66,8 +66,8 @@ func checkIdempotencyKey(vals []string) error {
 // checkIdemKeyUnary refuses a call whose idempotency-key metadata cannot be
 // honoured exactly, before anything runs.
 func (s *Service) checkIdemKeyUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if err := checkIdempotencyKey(md.Get(idemKeyMetadata)); err != nil {
+	// ValueFromIncomingContext reads without copying the whole metadata.
+	if err := checkIdempotencyKey(metadata.ValueFromIncomingContext(ctx, idemKeyMetadata)); err != nil {
 		return nil, toGRPC(err)
 	}
 	return h(ctx, req)
