@@ -400,10 +400,8 @@ func (l *loop) dropBatch() {
 
 // apply runs one op, under its own savepoint if savepoints is set, so that
 // its failure undoes only its own writes (runBatch).
+// Its caller has checked that o's context is still live (runTx).
 func (l *loop) apply(o *op, savepoints bool) (err error) {
-	if err := o.ctx.Err(); err != nil {
-		return err
-	}
 	tx := l.tx
 	tx.lastEvent, tx.events, tx.execs = nil, tx.events[:0], 0
 	if !savepoints {
