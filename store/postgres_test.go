@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -349,5 +351,83 @@ func TestPostgresWriterReconnects(t *testing.T) {
 	}
 	if err := a.ProbeWrite(ctx); err != nil {
 		t.Errorf("ProbeWrite after reconnecting: %v", err)
+	}
+}
+
+// TestPostgresPrimaryKeyLookupsPlanOnTheKey prepares, for every table of a
+// freshly migrated database whose tables have no statistics yet, a lookup
+// by its whole primary key, and checks that the generic plan PostgreSQL
+// keeps for a prepared statement reads a unique index (the key, or one on
+// a part of it) rather than a secondary index that would bound only the
+// account and then read every row of it (migration 0052).
+func TestPostgresPrimaryKeyLookupsPlanOnTheKey(t *testing.T) {
+	a, _ := twoStores(t)
+	ctx := context.Background()
+	raw, err := sql.Open("pgx", a.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	conn, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.QueryContext(ctx, `SELECT c.relname,
+			array_to_string(ARRAY(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(n, o)
+				JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.n ORDER BY k.o), ','),
+			array_to_string(ARRAY(SELECT format_type(a.atttypid, a.atttypmod) FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(n, o)
+				JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.n ORDER BY k.o), ',')
+		FROM pg_index x JOIN pg_class c ON c.oid = x.indrelid
+		WHERE x.indisprimary AND c.relnamespace = 'public'::regnamespace ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type table struct{ name, cols, types string }
+	var tables []table
+	for rows.Next() {
+		var tb table
+		if err := rows.Scan(&tb.name, &tb.cols, &tb.types); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, tb)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(tables) < 20 {
+		t.Fatalf("found %d tables with a primary key; want every table of the schema", len(tables))
+	}
+	uniqueIndex := regexp.MustCompile(`Index (?:Only )?Scan using (\S+) on `)
+	for _, tb := range tables {
+		var conds, nulls []string
+		for i, c := range strings.Split(tb.cols, ",") {
+			conds = append(conds, fmt.Sprintf("%s = $%d", c, i+1))
+			nulls = append(nulls, "NULL")
+		}
+		stmt := "pk_" + tb.name
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PREPARE %s (%s) AS SELECT * FROM %s WHERE %s`,
+			stmt, tb.types, tb.name, strings.Join(conds, " AND "))); err != nil {
+			t.Fatal(err)
+		}
+		var plan string
+		if err := conn.QueryRowContext(ctx, fmt.Sprintf(`EXPLAIN EXECUTE %s (%s)`, stmt, strings.Join(nulls, ","))).Scan(&plan); err != nil {
+			t.Fatal(err)
+		}
+		m := uniqueIndex.FindStringSubmatch(plan)
+		if m == nil {
+			t.Errorf("%s: a lookup by primary key (%s) plans as %q; want an index scan", tb.name, tb.cols, plan)
+			continue
+		}
+		var unique bool
+		if err := conn.QueryRowContext(ctx, `SELECT indisunique FROM pg_index WHERE indexrelid = $1::regclass`, m[1]).Scan(&unique); err != nil {
+			t.Fatal(err)
+		}
+		if !unique {
+			t.Errorf("%s: a lookup by primary key (%s) plans on the secondary index %s: %s", tb.name, tb.cols, m[1], plan)
+		}
 	}
 }
