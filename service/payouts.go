@@ -192,7 +192,7 @@ func (s *PayoutsServer) CreatePayout(ctx context.Context, req *pb.CreatePayoutRe
 			RecipientAccount: req.RecipientAccount, Description: req.Description, CallbackURL: req.CallbackUrl,
 			Metadata: req.Metadata, Provider: provider,
 		}
-		err := s.store.Write(ctx, func(tx *store.Tx) error {
+		err := s.store.WriteDebit(ctx, func(tx *store.Tx) error {
 			if id, err := tx.PayoutIDByReference(pr.AccountID, pr.Livemode, p.TransactionReference); err == nil {
 				return &Error{Kind: KindAlreadyExists, Code: "transaction_reference_in_use", Param: "transaction_reference",
 					Message: "transaction_reference " + p.TransactionReference + " is already used by payout " + id +

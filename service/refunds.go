@@ -39,7 +39,7 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 		r := &store.Refund{ID: NewID(PrefixRefund), AccountID: pr.AccountID, Livemode: pr.Livemode, PaymentID: p.ID,
 			Currency: p.Currency, Reason: req.Reason, Metadata: req.Metadata}
 		// Phase one: reserve.
-		err := s.store.Write(ctx, func(tx *store.Tx) error {
+		err := s.store.WriteDebit(ctx, func(tx *store.Tx) error {
 			cur, err := reloadPayment(tx, pr, p.ID)
 			if err != nil {
 				return err
@@ -196,16 +196,22 @@ func settleRefund(tx *store.Tx, pr *Principal, r *store.Refund, t paymentd.Trans
 	if !t.Allows(paymentd.RefundStatus(r.Status)) {
 		return refundProto(r), nil // settled meanwhile (by the reconciler): never twice
 	}
+	if t.Destination != paymentd.RefundFailed {
+		// The payment is not changed: its row is not locked either.
+		provider, err := tx.PaymentProvider(pr.AccountID, pr.Livemode, r.PaymentID)
+		if err != nil {
+			return nil, err
+		}
+		return writeRefund(tx, pr, r, provider, t)
+	}
 	cur, err := reloadPayment(tx, pr, r.PaymentID)
 	if err != nil {
 		return nil, err
 	}
-	if t.Destination == paymentd.RefundFailed {
-		cur.AmountRefunded -= r.Amount // release the reservation
-		cur.Updated = tx.Now()
-		if err := tx.UpdatePayment(cur); err != nil {
-			return nil, err
-		}
+	cur.AmountRefunded -= r.Amount // release the reservation
+	cur.Updated = tx.Now()
+	if err := tx.UpdatePayment(cur); err != nil {
+		return nil, err
 	}
 	return writeRefund(tx, pr, r, cur.Provider, t)
 }

@@ -10,13 +10,22 @@ package store
 // the batch until the commit succeeds, so a rolled-back change or a failed
 // commit never reaches the committed balances.
 //
-// It holds only because one writer changes the ledger; on PostgreSQL there
-// is none (a nil *balanceCache, whose methods do nothing) and a guard locks
-// its balance row instead (balances.go).
+// That holds only because one writer changes the ledger. On PostgreSQL
+// (perTx) other connections and replicas write beside it, so a book is
+// loaded under its balance row's lock (balances.go) and kept only while
+// the transaction holds that lock: every debit of the book waits for the
+// lock, so nothing but this transaction's own changes can lower it until
+// the commit, and the second guard of a batch needs neither the lock nor
+// the sum again. A book loaded by a change that is rolled back to its
+// savepoint is forgotten with it, as PostgreSQL releases the lock the
+// change took; and at the end of the transaction every book is.
 type balanceCache struct {
 	committed map[balanceKey]int64 // balances as of the last commit, for loaded books
 	batch     map[balanceKey]int64 // deltas of changes released in the running batch
 	op        map[balanceKey]int64 // deltas of the running change
+
+	perTx    bool         // books are kept for one transaction (PostgreSQL)
+	opLoaded []balanceKey // books the running change loaded (perTx)
 }
 
 type balanceKey struct {
@@ -28,6 +37,13 @@ type balanceKey struct {
 
 func newBalanceCache() *balanceCache {
 	return &balanceCache{committed: map[balanceKey]int64{}, batch: map[balanceKey]int64{}, op: map[balanceKey]int64{}}
+}
+
+// newTxBalanceCache is the cache of one PostgreSQL transaction (perTx).
+func newTxBalanceCache() *balanceCache {
+	c := newBalanceCache()
+	c.perTx = true
+	return c
 }
 
 func (c *balanceCache) add(e LedgerEntry) {
@@ -46,18 +62,28 @@ func (c *balanceCache) releaseOp() {
 		c.batch[k] += d
 	}
 	clear(c.op)
+	c.opLoaded = c.opLoaded[:0]
 }
 
 func (c *balanceCache) dropOp() {
-	if c != nil {
-		clear(c.op)
+	if c == nil {
+		return
 	}
+	clear(c.op)
+	for _, k := range c.opLoaded {
+		delete(c.committed, k)
+	}
+	c.opLoaded = c.opLoaded[:0]
 }
 
 // commitBatch applies the batch to the committed balances of loaded books
 // (books not loaded yet will be read from the ledger, which has the entries).
 func (c *balanceCache) commitBatch() {
 	if c == nil {
+		return
+	}
+	if c.perTx {
+		c.dropBatch()
 		return
 	}
 	for k, d := range c.batch {
@@ -74,6 +100,10 @@ func (c *balanceCache) dropBatch() {
 	}
 	clear(c.batch)
 	clear(c.op)
+	c.opLoaded = c.opLoaded[:0]
+	if c.perTx {
+		clear(c.committed)
+	}
 }
 
 // balance returns the book's balance as this transaction sees it, loading
@@ -89,6 +119,9 @@ func (c *balanceCache) balance(k balanceKey, load func() (int64, error)) (int64,
 		}
 		v = seen - c.batch[k] - c.op[k]
 		c.committed[k] = v
+		if c.perTx {
+			c.opLoaded = append(c.opLoaded, k)
+		}
 	}
 	return v + c.batch[k] + c.op[k], nil
 }

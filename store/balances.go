@@ -82,9 +82,16 @@ func scanBalances(rows *sql.Rows) ([]BookBalance, error) {
 // locks the account's row for the currency (lockBalance): the debits that
 // check a balance serialize per account and currency, and the sum, read
 // after the lock, sees every one committed before. Credits (captures) lock
-// nothing; one not yet committed is simply not counted yet.
+// nothing; one not yet committed is simply not counted yet. The lock is
+// held to the commit, so the transaction's later guards of the book read
+// it from memory (balanceCache, perTx). Changes that call it should be
+// written with Store.WriteDebit.
 func (tx *Tx) BookBalance(accountID string, livemode bool, currency, book string) (int64, error) {
-	if tx.balances == nil {
+	return tx.balances.balance(balanceKey{accountID, livemode, currency, book}, func() (int64, error) {
+		if !tx.d.postgres {
+			sum, _, err := tx.sumBook(accountID, livemode, currency, book)
+			return sum, err
+		}
 		if err := tx.lockBalance(accountID, livemode, currency); err != nil {
 			return 0, err
 		}
@@ -92,10 +99,6 @@ func (tx *Tx) BookBalance(accountID string, livemode bool, currency, book string
 		if err == nil && entries >= checkpointAfter && tx.checkpointSoon != nil {
 			tx.checkpointSoon(accountID, livemode)
 		}
-		return sum, err
-	}
-	return tx.balances.balance(balanceKey{accountID, livemode, currency, book}, func() (int64, error) {
-		sum, _, err := tx.sumBook(accountID, livemode, currency, book)
 		return sum, err
 	})
 }
@@ -120,12 +123,15 @@ func (tx *Tx) lockBalance(accountID string, livemode bool, currency string) erro
 }
 
 // sumBook sums one book from the ledger: the newest checkpoint plus the
-// entries after it, and counts those entries.
+// entries after it. It also counts every entry of the account and mode
+// after the checkpoint, of any book and currency, since that is what the
+// sum reads (the index is by account, mode and id).
 func (tx *Tx) sumBook(accountID string, livemode bool, currency, book string) (sum, entries int64, err error) {
 	row, err := tx.queryRow(`SELECT
 		COALESCE((SELECT balance FROM ledger_checkpoints WHERE account_id=?1 AND livemode=?2
-			AND through_id=`+latestCheckpoint+` AND currency=?3 AND book=?4), 0) + COALESCE(SUM(amount), 0), COUNT(*)
-		FROM ledger_entries WHERE account_id=?1 AND livemode=?2 AND id > `+latestCheckpoint+` AND currency=?3 AND book=?4`,
+			AND through_id=`+latestCheckpoint+` AND currency=?3 AND book=?4), 0)
+			+ COALESCE(SUM(amount) FILTER (WHERE currency=?3 AND book=?4), 0), COUNT(*)
+		FROM ledger_entries WHERE account_id=?1 AND livemode=?2 AND id > `+latestCheckpoint,
 		accountID, boolInt(livemode), currency, book)
 	if err != nil {
 		return 0, 0, err
@@ -138,8 +144,10 @@ func (tx *Tx) sumBook(accountID string, livemode bool, currency, book string) (s
 
 // checkpointAfter is how many entries a guarded sum on PostgreSQL may read
 // past the newest checkpoint before the store writes a new one for the
-// account by itself (checkpointSoon), so that the next guards read few.
-const checkpointAfter = 2000
+// account by itself (checkpointSoon), so that the next guards read few:
+// the sum runs under the account's balance lock, which every debit of the
+// account waits for.
+const checkpointAfter = 1000
 
 // checkpointSoon writes a checkpoint of the account and mode in the
 // background, unless one is being written already. A balance guard on

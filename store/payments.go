@@ -159,6 +159,26 @@ func (tx *Tx) GetPayment(accountID string, livemode bool, id string) (*Payment, 
 	return scanPayment(row)
 }
 
+// PaymentProvider returns the provider a payment was made through, read
+// inside the write transaction without locking the payment (GetPayment
+// does): a payment's provider never changes once it can be refunded, and a
+// refund's settlement that needs no more than this must not wait for, or
+// deadlock with, a new refund of the same payment that holds its row.
+func (tx *Tx) PaymentProvider(accountID string, livemode bool, id string) (string, error) {
+	row, err := tx.queryRow(`SELECT provider FROM payments WHERE account_id=? AND livemode=? AND id=?`,
+		accountID, boolInt(livemode), id)
+	if err != nil {
+		return "", err
+	}
+	var provider string
+	if err := row.Scan(&provider); errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	} else if err != nil {
+		return "", fmt.Errorf("store: payment provider: %w", err)
+	}
+	return provider, nil
+}
+
 // GetPayment reads one payment of the account and mode, from memory if it
 // is in the payment cache (and then keeps it there).
 func (s *Store) GetPayment(ctx context.Context, accountID string, livemode bool, id string) (*Payment, error) {

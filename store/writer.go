@@ -29,9 +29,14 @@ type op struct {
 // once and answers them all. SQLite has one loop; PostgreSQL several, whose
 // commits overlap (Options.Writers).
 type writer struct {
-	d        dialect
-	db       *sql.DB // where the loops' connections come from (and new ones, reconnect)
-	ops      chan *op
+	d   dialect
+	db  *sql.DB // where the loops' connections come from (and new ones, reconnect)
+	ops chan *op
+	// debits are the changes that lock an account's balance (WriteDebit):
+	// on PostgreSQL with several loops one loop runs them all, so that they
+	// share its transactions instead of waiting for each other's; otherwise
+	// the same channel as ops.
+	debits   chan *op
 	maxBatch int
 	loops    []*loop
 	hooks    *hookCache // shared by the loops' transactions (nil on PostgreSQL)
@@ -86,7 +91,11 @@ func startWriter(ctx context.Context, db *sql.DB, d dialect, loops, maxBatch int
 		ops:      make(chan *op, 4*maxBatch),
 		maxBatch: maxBatch,
 	}
-	var balances func() *balanceCache
+	w.debits = w.ops
+	if d.postgres && loops > 1 {
+		w.debits = make(chan *op, 4*maxBatch)
+	}
+	balances := newTxBalanceCache
 	if !d.postgres {
 		// One process writes: the writer's memory can follow the endpoints
 		// and the guarded balances (webhooks.go, balancecache.go).
@@ -101,15 +110,17 @@ func startWriter(ctx context.Context, db *sql.DB, d dialect, loops, maxBatch int
 			}
 			return nil, fmt.Errorf("store: writer connection: %w", err)
 		}
-		tx := &Tx{d: d, conn: conn, stmts: map[string]*sql.Stmt{}, hooks: w.hooks, payments: payments, idem: idem}
-		if balances != nil {
-			tx.balances = balances()
-		}
+		tx := &Tx{d: d, conn: conn, stmts: map[string]*sql.Stmt{}, hooks: w.hooks, payments: payments, idem: idem,
+			balances: balances()}
 		w.loops = append(w.loops, &loop{w: w, conn: conn, tx: tx})
 	}
-	for _, l := range w.loops {
+	for i, l := range w.loops {
 		w.running.Add(1)
-		go l.run()
+		if i == 0 && w.debits != w.ops {
+			go l.run(w.debits)
+		} else {
+			go l.run(w.ops)
+		}
 	}
 	return w, nil
 }
@@ -124,11 +135,28 @@ func startWriter(ctx context.Context, db *sql.DB, d dialect, loops, maxBatch int
 // on SQLite a batch whose change failed is run again with a savepoint per
 // change, runBatch), so it must not count its own runs either.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
+	return s.write(ctx, s.w.ops, fn)
+}
+
+// WriteDebit is Write for a change that guards a debit of an account's
+// balance (Tx.BookBalance: a payout or a refund must fit in what is
+// available). On PostgreSQL such a change locks the account's balance row
+// until its transaction commits, so debits of one account run one
+// transaction at a time; WriteDebit sends them all to one group-commit
+// loop, where a batch of them takes the lock and sums the ledger once
+// instead of each batch of every loop waiting for the others' commits (and
+// deadlocking with them over the payment rows they also lock). On SQLite
+// it is Write.
+func (s *Store) WriteDebit(ctx context.Context, fn func(*Tx) error) error {
+	return s.write(ctx, s.w.debits, fn)
+}
+
+func (s *Store) write(ctx context.Context, ch chan *op, fn func(*Tx) error) error {
 	if s.tracer == nil {
-		return s.w.submit(ctx, fn)
+		return s.w.submit(ctx, ch, fn)
 	}
 	ctx, span := s.tracer.Start(ctx, "store.write")
-	err := s.w.submit(ctx, fn)
+	err := s.w.submit(ctx, ch, fn)
 	if err != nil {
 		span.SetStatus(codes.Error, "the write was not committed")
 	}
@@ -136,7 +164,7 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	return err
 }
 
-func (w *writer) submit(ctx context.Context, fn func(*Tx) error) error {
+func (w *writer) submit(ctx context.Context, ch chan *op, fn func(*Tx) error) error {
 	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	w.mu.RLock()
 	if w.closing {
@@ -144,7 +172,7 @@ func (w *writer) submit(ctx context.Context, fn func(*Tx) error) error {
 		return ErrClosed
 	}
 	select {
-	case w.ops <- o:
+	case ch <- o:
 	case <-ctx.Done():
 		w.mu.RUnlock()
 		return ctx.Err()
@@ -160,6 +188,9 @@ func (w *writer) stop() {
 	if !w.closing {
 		w.closing = true
 		close(w.ops)
+		if w.debits != w.ops {
+			close(w.debits)
+		}
 	}
 	w.mu.Unlock()
 	w.running.Wait()
@@ -169,17 +200,18 @@ func (w *writer) stop() {
 	}
 }
 
-func (l *loop) run() {
+// run answers the ops sent on ops (the writer's ops or debits) until it is closed.
+func (l *loop) run(ops chan *op) {
 	w := l.w
 	defer w.running.Done()
 	batch := make([]*op, 0, w.maxBatch)
 	errs := make([]error, 0, w.maxBatch)
-	for first := range w.ops {
+	for first := range ops {
 		batch = append(batch[:0], first)
 	fill:
 		for len(batch) < w.maxBatch {
 			select {
-			case o, ok := <-w.ops:
+			case o, ok := <-ops:
 				if !ok {
 					break fill
 				}

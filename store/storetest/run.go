@@ -71,7 +71,15 @@ func ParallelWrites(t *testing.T, stores []*store.Store, n int, refusal error, w
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = stores[i%len(stores)].Write(context.Background(), func(tx *store.Tx) error { return write(tx, i) })
+			// Half of them the way the service sends guarded debits
+			// (WriteDebit: on PostgreSQL, one loop's shared transactions),
+			// half through any loop, which must hold the guard as well.
+			s, fn := stores[i%len(stores)], func(tx *store.Tx) error { return write(tx, i) }
+			if i%2 == 0 {
+				errs[i] = s.WriteDebit(context.Background(), fn)
+			} else {
+				errs[i] = s.Write(context.Background(), fn)
+			}
 		})
 	}
 	wg.Wait()
