@@ -246,3 +246,66 @@ func TestWriteAfterClose(t *testing.T) {
 		t.Errorf("Write after Close = %v; want ErrClosed", err)
 	}
 }
+
+// TestWriteFailedChangeForgetsItsEndpoints runs, in one batch, a change
+// that creates a webhook endpoint, loads the account's endpoints (as
+// writing an event does) and then fails, and after it a change that loads
+// them again: the endpoint was rolled back with the first change, so the
+// second must not see it (it would write deliveries to an endpoint that
+// does not exist).
+func TestWriteFailedChangeForgetsItsEndpoints(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t)
+	ctx := context.Background()
+	if err := s.Write(ctx, func(tx *Tx) error {
+		return tx.InsertAccount(&Account{ID: "acct_1", Name: "a", Created: tx.Now()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	running, release := make(chan struct{}), make(chan struct{})
+	holder := make(chan error, 1)
+	go func() {
+		holder <- s.Write(ctx, func(tx *Tx) error { close(running); <-release; return nil })
+	}()
+	<-running
+	errBoom := errors.New("boom")
+	failed, later := make(chan error, 1), make(chan error, 1)
+	var seen []WebhookTarget
+	go func() {
+		failed <- s.Write(ctx, func(tx *Tx) error {
+			if err := tx.InsertWebhookEndpoint(&WebhookEndpoint{ID: "we_1", AccountID: "acct_1", URL: "https://example.com/hook",
+				Secret: "whsec_x", Created: tx.Now()}); err != nil {
+				return err
+			}
+			if targets, err := tx.WebhookTargets("acct_1", false); err != nil || len(targets) != 1 {
+				return fmt.Errorf("targets inside the change = %v, %v; want its new endpoint", targets, err)
+			}
+			return errBoom
+		})
+	}()
+	for len(s.w.ops) < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() {
+		later <- s.Write(ctx, func(tx *Tx) (err error) {
+			seen, err = tx.WebhookTargets("acct_1", false)
+			return err
+		})
+	}()
+	for len(s.w.ops) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if err := <-holder; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-failed; !errors.Is(err, errBoom) {
+		t.Fatalf("the failing change returned %v; want %v", err, errBoom)
+	}
+	if err := <-later; err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 0 {
+		t.Errorf("a change after the failed one saw endpoints %v; want none (the endpoint was rolled back)", seen)
+	}
+}

@@ -55,7 +55,8 @@ type acctMode struct {
 // hookCache keeps each account's active endpoints in memory, so that writing
 // an event (every state change, on the hot path) costs no query to learn
 // whether anyone listens. Entries are loaded through the write transaction
-// and dropped whenever an endpoint of the account changes. On PostgreSQL
+// and dropped whenever an endpoint of the account changes, or a change that
+// may have loaded them through its own writes fails. On PostgreSQL
 // another replica may change an endpoint, so there is no cache: a nil
 // *hookCache finds nothing and keeps nothing.
 type hookCache struct {

@@ -475,6 +475,9 @@ func (l *loop) apply(o *op, savepoints bool) (err error) {
 			tx.idem.releaseOp()
 			tx.payments.releaseOp()
 		} else {
+			// The change may have loaded endpoints through its own writes,
+			// now undone.
+			tx.hooks.reset()
 			tx.balances.dropOp()
 			tx.idem.dropOp()
 			tx.payments.dropOp()
