@@ -208,6 +208,17 @@ func benchAccount(ctx context.Context, st *store.Store, preload int, stderr io.W
 		}
 		fmt.Fprintf(stderr, "preloaded %d payments in %s (%.0f/s)\n", preload, time.Since(start).Round(time.Millisecond),
 			float64(preload)/time.Since(start).Seconds())
+		// A database that grew to this size over time has had its ledger
+		// checkpointed and its tables vacuumed meanwhile; do both now, so
+		// that the scenarios do not measure that catching up instead.
+		start = time.Now()
+		if _, err := st.CheckpointLedger(ctx, 1); err != nil {
+			return "", err
+		}
+		if err := st.Maintain(ctx); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(stderr, "checkpointed the ledger and ran the database's maintenance in %s\n", time.Since(start).Round(time.Millisecond))
 	}
 	return secret, nil
 }
