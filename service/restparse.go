@@ -57,7 +57,11 @@ func parseGatewayError(msg string) (*gatewayError, bool) {
 type strictJSON struct{ *runtime.JSONPb }
 
 // NewDecoder reads the whole body (already bounded by limitBody) and checks
-// it before protojson decodes it.
+// it before protojson decodes it. A body with no number written as a
+// decimal or with an exponent is decoded by protojson at once; only one it
+// refuses, or one with such a number, is walked token by token, for the
+// error that names the field (checkJSONBody). That walk cost more than
+// the decoding itself.
 func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 	return runtime.DecoderFunc(func(v any) error {
 		raw, err := io.ReadAll(r)
@@ -66,6 +70,14 @@ func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 		}
 		if len(bytes.TrimSpace(raw)) == 0 {
 			return io.EOF
+		}
+		if err := checkJSONText(raw); err != nil {
+			return err
+		}
+		if msg, ok := v.(proto.Message); ok && !hasFractionalNumber(raw) {
+			if m.UnmarshalOptions.Unmarshal(raw, msg) == nil {
+				return nil
+			}
 		}
 		paths, err := checkJSONBody(raw)
 		if err != nil {
@@ -76,6 +88,37 @@ func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 		}
 		return nil
 	})
+}
+
+// hasFractionalNumber reports whether raw holds, outside its strings, a
+// number written with a decimal point or an exponent. It is a quick,
+// conservative look: it may say yes to text that is not JSON at all, which
+// checkJSONBody and protojson then judge.
+func hasFractionalNumber(raw []byte) bool {
+	inString, inNumber := false, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++ // the escaped byte cannot end the string
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch {
+		case c == '"':
+			inString, inNumber = true, false
+		case c == '-' || c >= '0' && c <= '9':
+			inNumber = true
+		case inNumber && (c == '.' || c == 'e' || c == 'E'):
+			return true
+		default:
+			inNumber = false
+		}
+	}
+	return false
 }
 
 var (
@@ -146,28 +189,12 @@ func isAmountField(path string) bool {
 	return leaf == "amount" || strings.HasSuffix(leaf, "_amount")
 }
 
-// checkJSONBody refuses a body that is not valid UTF-8, holds a lone UTF-16
-// surrogate escape (which decoders silently replace), or writes a number
-// with a decimal point or an exponent (every number a request takes is an
-// integer; protojson would read 100.00 as 100 and 1e3 as 1000). It returns
-// the dotted paths of the body's fields, for naming a field in later errors.
+// checkJSONBody refuses a body (whose text checkJSONText passed) that
+// writes a number with a decimal point or an exponent (every number a
+// request takes is an integer; protojson would read 100.00 as 100 and 1e3
+// as 1000). It returns the dotted paths of the body's fields, for naming a
+// field in later errors.
 func checkJSONBody(raw []byte) ([]string, error) {
-	if !utf8.Valid(raw) {
-		i := 0
-		for i < len(raw) {
-			r, size := utf8.DecodeRune(raw[i:])
-			if r == utf8.RuneError && size <= 1 {
-				break
-			}
-			i += size
-		}
-		return nil, &gatewayError{Code: "invalid_request_body",
-			Message: fmt.Sprintf("The request body is not valid UTF-8 (the first bad byte is at offset %d); send JSON text encoded as UTF-8.", i)}
-	}
-	if off, ok := loneSurrogate(raw); ok {
-		return nil, &gatewayError{Code: "invalid_request_body",
-			Message: fmt.Sprintf("The request body has a lone UTF-16 surrogate escape (\\uD800–\\uDFFF without its pair) at offset %d; JSON strings must be valid Unicode text.", off)}
-	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	type frame struct {
@@ -232,6 +259,28 @@ func checkJSONBody(raw []byte) ([]string, error) {
 		}
 		valueDone()
 	}
+}
+
+// checkJSONText refuses a body that is not valid UTF-8 or holds a lone
+// UTF-16 surrogate escape, which decoders silently replace.
+func checkJSONText(raw []byte) error {
+	if !utf8.Valid(raw) {
+		i := 0
+		for i < len(raw) {
+			r, size := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			i += size
+		}
+		return &gatewayError{Code: "invalid_request_body",
+			Message: fmt.Sprintf("The request body is not valid UTF-8 (the first bad byte is at offset %d); send JSON text encoded as UTF-8.", i)}
+	}
+	if off, ok := loneSurrogate(raw); ok {
+		return &gatewayError{Code: "invalid_request_body",
+			Message: fmt.Sprintf("The request body has a lone UTF-16 surrogate escape (\\uD800–\\uDFFF without its pair) at offset %d; JSON strings must be valid Unicode text.", off)}
+	}
+	return nil
 }
 
 // loneSurrogate finds a \uD800–\uDFFF escape inside a JSON string that is
