@@ -40,6 +40,15 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 			Currency: p.Currency, Reason: req.Reason, Metadata: req.Metadata}
 		// Phase one: reserve.
 		err := s.store.WriteDebit(ctx, func(tx *store.Tx) error {
+			// The account's balance first, then the payment: every debit
+			// takes its locks in that order (on PostgreSQL the balance
+			// guard locks the account's balance row), so two refunds of one
+			// payment on two replicas wait for each other instead of
+			// deadlocking. A payment's currency never changes.
+			available, err := tx.BookBalance(pr.AccountID, pr.Livemode, p.Currency, store.BookAvailable)
+			if err != nil {
+				return err
+			}
 			cur, err := reloadPayment(tx, pr, p.ID)
 			if err != nil {
 				return err
@@ -66,10 +75,6 @@ func (s *PaymentsServer) CreateRefund(ctx context.Context, req *pb.CreateRefundR
 			// must not go negative (payouts may have spent what was captured):
 			// reserve the amount now, inside this write.
 			c, _ := paymentd.LookupCurrency(cur.Currency)
-			available, err := tx.BookBalance(pr.AccountID, pr.Livemode, cur.Currency, store.BookAvailable)
-			if err != nil {
-				return err
-			}
 			if available < r.Amount {
 				return &Error{Kind: KindInsufficientFunds, Code: "insufficient_funds", Param: "amount",
 					Message: "The available " + cur.Currency + " balance is " + paymentd.FormatAmount(available, c) + "; this refund needs " +
