@@ -116,11 +116,11 @@ func startWriter(ctx context.Context, db *sql.DB, d dialect, loops, maxBatch int
 	}
 	for i, l := range w.loops {
 		w.running.Add(1)
-		if i == 0 && w.debits != w.ops {
-			go l.run(w.debits)
-		} else {
-			go l.run(w.ops)
+		ops := w.ops
+		if i == 0 {
+			ops = w.debits // the same channel unless there are several loops
 		}
+		go l.run(ops)
 	}
 	return w, nil
 }
