@@ -32,10 +32,7 @@ type GatewayRegistrar func(ctx context.Context, mux *runtime.ServeMux, conn *grp
 // interceptor applies to REST exactly as to gRPC) and GET /openapi.json.
 func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra ...GatewayRegistrar) (http.Handler, error) {
 	gw := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, strictJSON{&runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, restMarshaler()),
 		runtime.SetQueryParameterParser(strictQueryParser{}),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			switch strings.ToLower(key) {
@@ -90,6 +87,15 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 		_, _ = w.Write(doc)
 	})
 	return s.traceHTTP(s.observeHTTP(mux)), nil
+}
+
+// restMarshaler is how REST bodies are read and written: snake_case proto
+// names, every field present in answers, unknown fields refused.
+func restMarshaler() strictJSON {
+	return strictJSON{&runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
 }
 
 // limitBody refuses bodies over MaxBodyBytes: at once when Content-Length

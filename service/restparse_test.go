@@ -5,24 +5,14 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/protobuf/encoding/protojson"
-
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 )
-
-func testDecoder() strictJSON {
-	return strictJSON{&runtime.JSONPb{
-		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
-		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}}
-}
 
 // TestStrictJSONDecode checks the REST body decoder on bodies a client
 // sends: a good one decodes; a decimal or exponent number, an unknown
 // field and a mistyped field are refused naming the field.
 func TestStrictJSONDecode(t *testing.T) {
-	m := testDecoder()
+	m := restMarshaler()
 	var ok pb.CreatePaymentRequest
 	if err := m.NewDecoder(bytes.NewReader([]byte(`{"amount":2000,"currency":"USD","payment_method":"pm_card_visa","metadata":{"k":"1.5e3"},"customer":{"name":"true"}}`))).Decode(&ok); err != nil {
 		t.Fatalf("a good body: %v", err)
@@ -58,7 +48,7 @@ func TestStrictJSONDecode(t *testing.T) {
 // BenchmarkStrictJSONDecode measures decoding a typical CreatePayment body
 // over REST (the checks and protojson), which every REST create pays.
 func BenchmarkStrictJSONDecode(b *testing.B) {
-	m := testDecoder()
+	m := restMarshaler()
 	body := []byte(`{"amount":2000,"currency":"USD","payment_method":"pm_card_visa","description":"bench","metadata":{"order_id":"1234"}}`)
 	b.ReportAllocs()
 	for b.Loop() {

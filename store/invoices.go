@@ -173,18 +173,8 @@ func (tx *Tx) GetInvoice(accountID string, livemode bool, id string) (*Invoice, 
 // InvoiceIDByReference finds the id of the account's invoice with the
 // transaction reference, inside the write transaction.
 func (tx *Tx) InvoiceIDByReference(accountID string, livemode bool, ref string) (string, error) {
-	row, err := tx.queryRow(`SELECT id FROM invoices WHERE account_id=? AND livemode=? AND transaction_reference=?`,
+	return tx.queryString("invoice by reference", `SELECT id FROM invoices WHERE account_id=? AND livemode=? AND transaction_reference=?`,
 		accountID, boolInt(livemode), ref)
-	if err != nil {
-		return "", err
-	}
-	var id string
-	if err := row.Scan(&id); errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
-	} else if err != nil {
-		return "", fmt.Errorf("store: invoice by reference: %w", err)
-	}
-	return id, nil
 }
 
 func (tx *Tx) loadReceipts(inv *Invoice) error {

@@ -165,18 +165,8 @@ func (tx *Tx) GetPayment(accountID string, livemode bool, id string) (*Payment, 
 // refund's settlement that needs no more than this must not wait for, or
 // deadlock with, a new refund of the same payment that holds its row.
 func (tx *Tx) PaymentProvider(accountID string, livemode bool, id string) (string, error) {
-	row, err := tx.queryRow(`SELECT provider FROM payments WHERE account_id=? AND livemode=? AND id=?`,
+	return tx.queryString("payment provider", `SELECT provider FROM payments WHERE account_id=? AND livemode=? AND id=?`,
 		accountID, boolInt(livemode), id)
-	if err != nil {
-		return "", err
-	}
-	var provider string
-	if err := row.Scan(&provider); errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
-	} else if err != nil {
-		return "", fmt.Errorf("store: payment provider: %w", err)
-	}
-	return provider, nil
 }
 
 // GetPayment reads one payment of the account and mode, from memory if it

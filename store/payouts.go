@@ -186,18 +186,8 @@ func (tx *Tx) GetPayout(accountID string, livemode bool, id string) (*Payout, er
 // PayoutIDByReference finds the id of the payout with the reference inside
 // the write transaction, or ErrNotFound.
 func (tx *Tx) PayoutIDByReference(accountID string, livemode bool, reference string) (string, error) {
-	row, err := tx.queryRow(`SELECT id FROM payouts WHERE account_id=? AND livemode=? AND transaction_reference=?`,
+	return tx.queryString("payout by reference", `SELECT id FROM payouts WHERE account_id=? AND livemode=? AND transaction_reference=?`,
 		accountID, boolInt(livemode), reference)
-	if err != nil {
-		return "", err
-	}
-	var id string
-	if err := row.Scan(&id); errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
-	} else if err != nil {
-		return "", fmt.Errorf("store: payout by reference: %w", err)
-	}
-	return id, nil
 }
 
 func (s *Store) payouts(ctx context.Context, query string, args ...any) ([]*Payout, error) {

@@ -158,13 +158,7 @@ func TestWriteGroupCommitIsolatesFailures(t *testing.T) {
 			})
 		})
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(s.w.ops) < n { // every write is queued behind the holder
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d writes queued", len(s.w.ops), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, s, n) // every write is queued behind the holder
 	close(release)
 	wg.Wait()
 	if err := <-holder; err != nil {
@@ -283,18 +277,14 @@ func TestWriteFailedChangeForgetsItsEndpoints(t *testing.T) {
 			return errBoom
 		})
 	}()
-	for len(s.w.ops) < 1 {
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, s, 1)
 	go func() {
 		later <- s.Write(ctx, func(tx *Tx) (err error) {
 			seen, err = tx.WebhookTargets("acct_1", false)
 			return err
 		})
 	}()
-	for len(s.w.ops) < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(t, s, 2)
 	close(release)
 	if err := <-holder; err != nil {
 		t.Fatal(err)
@@ -307,5 +297,16 @@ func TestWriteFailedChangeForgetsItsEndpoints(t *testing.T) {
 	}
 	if len(seen) != 0 {
 		t.Errorf("a change after the failed one saw endpoints %v; want none (the endpoint was rolled back)", seen)
+	}
+}
+
+// waitQueued waits until n writes wait in the writer's queue (behind one
+// that holds the writer), failing the test after 10 s.
+func waitQueued(t *testing.T, s *Store, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); len(s.w.ops) < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d writes queued", len(s.w.ops), n)
+		}
 	}
 }

@@ -576,6 +576,23 @@ func (tx *Tx) queryRow(query string, args ...any) (*sql.Row, error) {
 	return st.QueryRowContext(context.Background(), args...), nil
 }
 
+// queryString reads one text column of at most one row inside the
+// transaction: ErrNotFound when there is none; what names the read in any
+// other error.
+func (tx *Tx) queryString(what, query string, args ...any) (string, error) {
+	row, err := tx.queryRow(query, args...)
+	if err != nil {
+		return "", err
+	}
+	var s string
+	if err := row.Scan(&s); errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	} else if err != nil {
+		return "", fmt.Errorf("store: %s: %w", what, err)
+	}
+	return s, nil
+}
+
 func (tx *Tx) closeStmts() {
 	for _, st := range tx.stmts {
 		st.Close()
