@@ -32,6 +32,16 @@ const migrationLockKey int64 = 0x7061796d656e7464
 // openDB opens a database/sql pool on the PostgreSQL database dsn names.
 // Errors never repeat the DSN, whose password they would print.
 func openDB(dsn string) (*sql.DB, error) {
+	cfg, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return stdlib.OpenDB(*cfg), nil
+}
+
+// parseDSN reads dsn as pgx's connection settings, naming paymentd to the
+// server unless the DSN names another application.
+func parseDSN(dsn string) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: the PostgreSQL DSN %s does not parse: give postgres://user@host:port/dbname?sslmode=…", RedactDSN(dsn))
@@ -39,7 +49,7 @@ func openDB(dsn string) (*sql.DB, error) {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "paymentd"
 	}
-	return stdlib.OpenDB(*cfg), nil
+	return cfg, nil
 }
 
 func openPostgres(ctx context.Context, dsn string, o Options) (*Store, error) {
@@ -69,11 +79,12 @@ func openPostgres(ctx context.Context, dsn string, o Options) (*Store, error) {
 		wdb.Close()
 		return nil, err
 	}
-	rdb, err := openDB(dsn)
+	cfg, err := parseDSN(dsn)
 	if err != nil {
 		wdb.Close()
 		return nil, err
 	}
+	rdb := openReadDB(cfg)
 	rdb.SetMaxOpenConns(o.ReadConns)
 	rdb.SetMaxIdleConns(o.ReadConns)
 	rdb.SetConnMaxIdleTime(5 * time.Minute)
