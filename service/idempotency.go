@@ -307,13 +307,27 @@ func (i *idempotency) leaseUntil(ctx context.Context) time.Time {
 	return deadline.Add(recordTimeout + leaseMargin)
 }
 
-// sweep deletes the records older than IdempotencyTTL, and the leases
-// that expired (their holders crashed) an hour ago or more.
+// sweepChunk is how many idempotency records one transaction of the sweep
+// walks: a few milliseconds of the writer, so that calls' writes queued
+// behind it wait no longer than behind a full group-commit batch.
+const sweepChunk = 1000
+
+// sweep deletes the records older than IdempotencyTTL, a chunk of keys per
+// transaction, and the leases that expired (their holders crashed) an hour
+// ago or more.
 func (i *idempotency) sweep(ctx context.Context) error {
-	return i.store.Write(ctx, func(tx *store.Tx) error {
-		if _, err := tx.DeleteIdempotencyBefore(tx.Now().Add(-IdempotencyTTL)); err != nil {
+	sw := store.IdempotencySweep{Before: time.Now().Add(-IdempotencyTTL)}
+	for !sw.Done {
+		var next store.IdempotencySweep
+		if err := i.store.Write(ctx, func(tx *store.Tx) error {
+			next = sw // the change may run again before its batch commits
+			return tx.SweepIdempotency(&next, sweepChunk)
+		}); err != nil {
 			return err
 		}
+		sw = next
+	}
+	return i.store.Write(ctx, func(tx *store.Tx) error {
 		_, err := tx.ExpireLeases(tx.Now().Add(-time.Hour))
 		return err
 	})

@@ -90,8 +90,9 @@ func TestIdempotencyIndexNeverHidesARecord(t *testing.T) {
 	// swept and written again in the same batch stays found.
 	var swept int64
 	mustWrite(t, s, func(tx *Tx) error {
-		n, err := tx.DeleteIdempotencyBefore(now.Add(-24 * time.Hour))
-		swept = n
+		sw := IdempotencySweep{Before: now.Add(-24 * time.Hour)}
+		err := tx.SweepIdempotency(&sw, 100)
+		swept = sw.Deleted
 		if err != nil {
 			return err
 		}

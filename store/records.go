@@ -224,31 +224,75 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// DeleteIdempotencyBefore removes records created before t and reports how many.
-func (tx *Tx) DeleteIdempotencyBefore(t time.Time) (int64, error) {
-	st, err := tx.stmt(`DELETE FROM idempotency_keys WHERE created < ? RETURNING account_id, livemode, method, key`)
+// IdempotencySweep walks the idempotency records in key order, a chunk per
+// transaction, deleting those created before Before: one statement over the
+// whole table would hold the only SQLite writer (or one long PostgreSQL
+// transaction) for seconds once an hour's records number in the hundreds of
+// thousands, and no index on created is needed to find them in chunks. The
+// zero value starts at the first key.
+type IdempotencySweep struct {
+	Before  time.Time
+	Deleted int64 // records deleted so far
+	Done    bool  // the walk reached the last key
+
+	started              bool // the fields below name the last key walked
+	account, method, key string
+	livemode             int64 // as stored (pgx scans integers only into integers)
+}
+
+// idempotencyKeyOrder is the records' primary key, the walk's order.
+const idempotencyKeyOrder = `account_id, livemode, method, key`
+
+// SweepIdempotency walks the next limit records of sw (at least one) and
+// deletes those among them created before sw.Before, advancing sw. Give it a
+// copy and keep the copy only once its write committed: a change may run more
+// than once before its batch commits.
+func (tx *Tx) SweepIdempotency(sw *IdempotencySweep, limit int) error {
+	if sw.Done {
+		return nil
+	}
+	after, args := "", []any{}
+	if sw.started {
+		after = `(` + idempotencyKeyOrder + `) > (?,?,?,?) AND `
+		args = append(args, sw.account, sw.livemode, sw.method, sw.key)
+	}
+	// The chunk ends at its limit-th key, or at the table's end.
+	var last struct {
+		account, method, key string
+		livemode             int64
+	}
+	row, err := tx.queryRow(`SELECT `+idempotencyKeyOrder+` FROM idempotency_keys WHERE `+after+`1=1
+		ORDER BY `+idempotencyKeyOrder+` LIMIT 1 OFFSET ?`, append(args, max(limit, 1)-1)...)
+	if err == nil {
+		err = row.Scan(&last.account, &last.livemode, &last.method, &last.key)
+	}
+	upto := ""
+	switch {
+	case err == nil:
+		upto = `(` + idempotencyKeyOrder + `) <= (?,?,?,?) AND `
+		args = append(args, last.account, last.livemode, last.method, last.key)
+	case errors.Is(err, sql.ErrNoRows):
+		sw.Done = true
+	default:
+		return fmt.Errorf("store: expire idempotency records: %w", err)
+	}
+	args = append(args, micros(sw.Before))
+	err = tx.each(`DELETE FROM idempotency_keys WHERE `+after+upto+`created < ? RETURNING `+idempotencyKeyOrder, args,
+		func(scan func(...any) error) error {
+			var account, method, key string
+			var livemode int64
+			if err := scan(&account, &livemode, &method, &key); err != nil {
+				return err
+			}
+			tx.idem.deleted(tx.idem.hash(account, livemode != 0, method, key))
+			sw.Deleted++
+			return nil
+		})
 	if err != nil {
-		return 0, err
+		return fmt.Errorf("store: expire idempotency records: %w", err)
 	}
-	rows, err := st.QueryContext(context.Background(), micros(t))
-	if err != nil {
-		return 0, fmt.Errorf("store: expire idempotency records: %w", err)
-	}
-	defer rows.Close()
-	var n int64
-	var account, method, key string
-	var livemode bool
-	for rows.Next() {
-		if err := rows.Scan(&account, &livemode, &method, &key); err != nil {
-			return n, fmt.Errorf("store: expire idempotency records: %w", err)
-		}
-		tx.idem.deleted(tx.idem.hash(account, livemode, method, key))
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("store: expire idempotency records: %w", err)
-	}
-	return n, nil
+	sw.started, sw.account, sw.livemode, sw.method, sw.key = true, last.account, last.livemode, last.method, last.key
+	return nil
 }
 
 // readStmts are the hot read queries, prepared once for the read pool.

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -81,14 +82,41 @@ func testIdempotencyReplaceAndExpire(t *testing.T, s *store.Store) {
 	if _, err := s.GetIdempotency(ctx, "acct_1", false, "CreateRefund", "fresh"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("after DeleteIdempotency: %v; want ErrNotFound", err)
 	}
-	var n int64
+	// Ten more records, every other one old: the sweep walks the 13 keys
+	// three per write, so it takes five writes and deletes the 7 old ones.
 	mustWrite(t, s, func(tx *store.Tx) error {
-		var err error
-		n, err = tx.DeleteIdempotencyBefore(cutoff)
-		return err
+		for i := range 10 {
+			created := cutoff
+			if i%2 == 0 {
+				created = cutoff.Add(-time.Minute)
+			}
+			if err := tx.PutIdempotency(&store.IdempotencyRecord{AccountID: "acct_1", Method: "CreatePayment",
+				Key: fmt.Sprintf("bulk-%d", i), RequestHash: []byte("h"), Created: created}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
-	if n != 2 {
-		t.Errorf("DeleteIdempotencyBefore removed %d records; want the 2 older ones", n)
+	sw, writes := store.IdempotencySweep{Before: cutoff}, 0
+	for !sw.Done {
+		var next store.IdempotencySweep
+		mustWrite(t, s, func(tx *store.Tx) error {
+			next = sw
+			return tx.SweepIdempotency(&next, 3)
+		})
+		sw = next
+		if writes++; writes > 10 {
+			t.Fatal("the sweep does not end")
+		}
+	}
+	if sw.Deleted != 7 || writes != 5 {
+		t.Errorf("the sweep deleted %d records in %d writes; want the 7 older ones in 5 writes of 3 keys", sw.Deleted, writes)
+	}
+	for i := range 10 {
+		_, err := s.GetIdempotency(ctx, "acct_1", false, "CreatePayment", fmt.Sprintf("bulk-%d", i))
+		if found := err == nil; found != (i%2 == 1) {
+			t.Errorf("record bulk-%d after the sweep: %v; want found %v", i, err, i%2 == 1)
+		}
 	}
 	for key, want := range map[string]bool{"old-1": false, "old-2": false, "new": true} {
 		_, err := s.GetIdempotency(ctx, "acct_1", false, "CreateRefund", key)
