@@ -233,6 +233,15 @@ func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Me
 // CancelPayment mark the payment first) must not be listed here.
 var recordFirst = map[string]bool{"CreatePayment": true, "CreateRefund": true, "CreatePayout": true}
 
+// conflictFirst are the recordFirst methods whose retry learns of the
+// stored outcome from its write's conflict, without a read before: nothing
+// in the first write can fail for a retry before the record conflicts (a
+// payment's write checks no balance), so the replay comes after the write
+// rolled back. That saves every first call a round trip to the database. A
+// refund or payout retry must read first: its reservation could fail
+// (the amount it reserved is gone) before its record conflicted.
+var conflictFirst = map[string]bool{"CreatePayment": true}
+
 // runRecordFirst runs a recordFirst call in a fleet without a lease: the
 // record's unique key is the in-flight marker. Of the replicas running one
 // key at once, the first write to commit its record wins; the others'
@@ -240,8 +249,10 @@ var recordFirst = map[string]bool{"CreatePayment": true, "CreateRefund": true, "
 // with the winner's outcome. This saves a fleet's hottest call the lease's
 // write and its commit.
 func (i *idempotency) runRecordFirst(ctx context.Context, k *idemKey, resp proto.Message, do func(*idemKey) error) error {
-	if done, err := i.replay(ctx, &k.rec, resp); done {
-		return err
+	if !conflictFirst[k.rec.Method] {
+		if done, err := i.replay(ctx, &k.rec, resp); done {
+			return err
+		}
 	}
 	err := do(k)
 	if errors.Is(err, store.ErrConflict) {
