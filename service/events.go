@@ -22,16 +22,23 @@ import (
 // object calls it; it is the one place where events and their webhook
 // deliveries (the outbox) are written.
 func recordEvent(tx *store.Tx, pr *Principal, typ, objectID string, obj proto.Message) error {
-	data, err := proto.Marshal(obj)
+	id, err := insertEvent(tx, pr, typ, objectID, obj)
 	if err != nil {
 		return err
 	}
-	id := NewID(PrefixEvent)
-	if err := tx.InsertEvent(&store.Event{ID: id, AccountID: pr.AccountID, Livemode: pr.Livemode,
-		Type: typ, ObjectID: objectID, Data: data, Created: tx.Now(), Source: obj}); err != nil {
-		return err
-	}
 	return queueDeliveries(tx, pr.AccountID, pr.Livemode, id, typ, obj)
+}
+
+// insertEvent writes the event alone and returns its id; its deliveries
+// are the caller's to queue (queueDeliveries).
+func insertEvent(tx *store.Tx, pr *Principal, typ, objectID string, obj proto.Message) (string, error) {
+	data, err := proto.Marshal(obj)
+	if err != nil {
+		return "", err
+	}
+	id := NewID(PrefixEvent)
+	return id, tx.InsertEvent(&store.Event{ID: id, AccountID: pr.AccountID, Livemode: pr.Livemode,
+		Type: typ, ObjectID: objectID, Data: data, Created: tx.Now(), Source: obj})
 }
 
 // queueDeliveries writes one pending delivery of the event per account

@@ -46,10 +46,18 @@ func writePayment(tx *store.Tx, pr *Principal, p *store.Payment, t paymentd.Tran
 		return err
 	}
 	out := paymentProto(p)
-	if err := recordEvent(tx, pr, string(ch.Event()), p.ID, out); err != nil {
+	typ := string(ch.Event())
+	eventID, err := insertEvent(tx, pr, typ, p.ID, out)
+	if err != nil {
 		return err
 	}
-	return ik.save(tx, respond(out), callErr)
+	if err := ik.save(tx, respond(out), callErr); err != nil {
+		return err
+	}
+	// The deliveries last: on PostgreSQL the read of the account's
+	// endpoints carries every statement queued before it, the idempotency
+	// record's too, so that the change takes one round trip.
+	return queueDeliveries(tx, pr.AccountID, pr.Livemode, eventID, typ, out)
 }
 
 func (s *PaymentsServer) validateCreate(req *pb.CreatePaymentRequest) (paymentd.Currency, error) {

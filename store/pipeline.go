@@ -24,6 +24,9 @@ import (
 type deferredExec struct {
 	query string // already bound to PostgreSQL's placeholders
 	args  []any
+	// notOne, when set, is the statement's error unless it changed
+	// exactly one row (execLaterOne).
+	notOne error
 }
 
 // execLater runs query now on SQLite; on PostgreSQL it queues it for the
@@ -34,7 +37,26 @@ func (tx *Tx) execLater(query string, args ...any) error {
 		return err
 	}
 	tx.execs++
-	tx.pending = append(tx.pending, deferredExec{tx.d.bind(query), args})
+	tx.pending = append(tx.pending, deferredExec{query: tx.d.bind(query), args: args})
+	return nil
+}
+
+// execLaterOne is execLater for a statement that must change exactly one
+// row, and fails with notOne when it does not (e.g. an INSERT … ON CONFLICT
+// DO NOTHING that met a taken key).
+func (tx *Tx) execLaterOne(notOne error, query string, args ...any) error {
+	if !tx.d.postgres {
+		res, err := tx.exec(query, args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return notOne
+		}
+		return nil
+	}
+	tx.execs++
+	tx.pending = append(tx.pending, deferredExec{tx.d.bind(query), args, notOne})
 	return nil
 }
 
@@ -93,9 +115,11 @@ func (tx *Tx) pipeline(query string, args []any, row func(scan func(...any) erro
 	for _, p := range tx.pending {
 		b.Queue(p.query, p.args...)
 	}
-	queued := len(tx.pending)
-	clear(tx.pending)
-	tx.pending = tx.pending[:0]
+	queued := tx.pending
+	defer func() {
+		clear(queued)
+		tx.pending = queued[:0]
+	}()
 	if query != "" {
 		b.Queue(query, args...)
 	}
@@ -106,8 +130,12 @@ func (tx *Tx) pipeline(query string, args []any, row func(scan func(...any) erro
 		}
 		br := c.Conn().SendBatch(context.Background(), b)
 		var first error
-		for range queued {
-			if _, err := br.Exec(); err != nil && first == nil {
+		for _, p := range queued {
+			tag, err := br.Exec()
+			if err == nil && p.notOne != nil && tag.RowsAffected() != 1 {
+				err = p.notOne
+			}
+			if err != nil && first == nil {
 				first = err
 			}
 		}

@@ -149,14 +149,14 @@ type IdempotencyRecord struct {
 // PutIdempotency stores the outcome of a call; a record already stored for
 // the same key is ErrConflict.
 func (tx *Tx) PutIdempotency(r *IdempotencyRecord) error {
-	res, err := tx.exec(`INSERT INTO idempotency_keys (account_id, livemode, method, key, request_hash, code, response, event_id, created)
+	// On PostgreSQL a taken key fails the change when its queue is sent.
+	err := tx.execLaterOne(ErrConflict, `INSERT INTO idempotency_keys (account_id, livemode, method, key, request_hash, code, response, event_id, created)
 		VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
 		r.AccountID, boolInt(r.Livemode), r.Method, r.Key, r.RequestHash, r.Code, nonNil(r.Response), nullStr(r.EventID), micros(r.Created))
-	if err != nil {
+	if errors.Is(err, ErrConflict) {
+		return err
+	} else if err != nil {
 		return fmt.Errorf("store: insert idempotency record: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return ErrConflict
 	}
 	tx.idem.added(tx.idem.hash(r.AccountID, r.Livemode, r.Method, r.Key))
 	return nil
