@@ -61,7 +61,7 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 	var (
 		echoOnly                      bool
 		dir, db, synchronous, cpuProf string
-		preload                       int
+		preload, writers              int
 		instr                         instrumentation
 	)
 	fs := newFlagSet("bench-server", stderr)
@@ -70,6 +70,7 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 	fs.StringVar(&db, "db", "", "serve this database, which the parent bench has prepared (its account and key), instead of a temporary one")
 	fs.StringVar(&synchronous, "synchronous", "FULL", "SQLite synchronous pragma")
 	fs.IntVar(&preload, "preload", 0, "payments to write before serving, through the store's batch path")
+	fs.IntVar(&writers, "db-writers", 0, "group-commit loops on a PostgreSQL --db (0: the store's default)")
 	fs.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the server to this file")
 	instr.register(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -93,7 +94,7 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 		var srvs *servers
 		var err error
 		if db != "" {
-			if st, err = store.Open(ctx, db, benchStoreOptions(db, synchronous)); err != nil {
+			if st, err = store.Open(ctx, db, benchStoreOptions(db, synchronous, writers)); err != nil {
 				return err
 			}
 			if srvs, err = serveBench(ctx, st, instr); err != nil {

@@ -239,3 +239,15 @@ func sqliteOnly(fs *flag.FlagSet, getenv func(string) string, names ...string) e
 	}
 	return fmt.Errorf("%s: SQLite settings, not used with a PostgreSQL --db; remove them (on PostgreSQL durability is the server's synchronous_commit)", strings.Join(bad, ", "))
 }
+
+// writersOption checks --db-writers for db: a PostgreSQL setting (SQLite
+// has one writer), zero or more.
+func writersOption(db string, writers int) (store.Options, error) {
+	switch {
+	case writers < 0:
+		return store.Options{}, fmt.Errorf("--db-writers is %d: give 1 or more, or 0 for the default (4)", writers)
+	case writers > 0 && !store.IsPostgres(db):
+		return store.Options{}, errors.New("--db-writers: a PostgreSQL setting (SQLite has one writer); remove it")
+	}
+	return store.Options{Writers: writers}, nil
+}

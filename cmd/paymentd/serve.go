@@ -16,7 +16,7 @@ type serveConfig struct {
 	db, grpcAddr, httpAddr, env, logLevel, synchronous string
 	metricsAddr                                        string
 	rateLimit                                          float64
-	dbMaxPages                                         int
+	dbMaxPages, dbWriters                              int
 	shutdownWait, shutdownDelay, authCacheTTL          time.Duration
 	payouts                                            payoutFlags // sandbox payouts, ledger checkpoints (payout_flags.go)
 
@@ -41,6 +41,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&c.env, "env", "development", "environment name reported by /v1/status")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.synchronous, "synchronous", "FULL", "SQLite synchronous pragma; FULL makes every acknowledged change survive power loss (SQLite only)")
+	fs.IntVar(&c.dbWriters, "db-writers", 0, "PostgreSQL only: how many group-commit transactions this replica runs at once, each on its own connection (0: 4); the database sees replicas × this many, so a fleet divides about 4 among its replicas (docs/fleet.md)")
 	fs.IntVar(&c.dbMaxPages, "db-max-pages", 0, "cap the database file at this many 4 KiB pages (0: no cap); writes past it are answered 503 store_unavailable as on a full disk; SQLite only")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 100, "requests per second per API key (negative: unlimited)")
 	fs.DurationVar(&c.shutdownWait, "shutdown-wait", 10*time.Second, "how long to wait for calls in flight on SIGINT/SIGTERM")
@@ -81,7 +82,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
-	opts := store.Options{Synchronous: c.synchronous, MaxPageCount: c.dbMaxPages}
+	opts, err := writersOption(c.db, c.dbWriters)
+	if err != nil {
+		return err
+	}
+	opts.Synchronous, opts.MaxPageCount = c.synchronous, c.dbMaxPages
 	if store.IsPostgres(c.db) {
 		if err := sqliteOnly(fs, getenv, "synchronous", "db-max-pages"); err != nil {
 			return err
