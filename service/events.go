@@ -19,7 +19,9 @@ import (
 // recordEvent writes the event announcing obj's change inside the state
 // change's own transaction, so that nothing is announced that was rolled
 // back and nothing committed goes unannounced. Every state change of every
-// object calls it; it is the one place where events and their webhook
+// object calls it, or its two halves insertEvent and queueDeliveries in
+// the same transaction (writePayment, which stores its idempotency record
+// between them); they are the one place where events and their webhook
 // deliveries (the outbox) are written.
 func recordEvent(tx *store.Tx, pr *Principal, typ, objectID string, obj proto.Message) error {
 	id, err := insertEvent(tx, pr, typ, objectID, obj)

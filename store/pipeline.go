@@ -32,22 +32,17 @@ type deferredExec struct {
 // execLater runs query now on SQLite; on PostgreSQL it queues it for the
 // next flush. Only for statements whose result nobody reads.
 func (tx *Tx) execLater(query string, args ...any) error {
-	if !tx.d.postgres {
-		_, err := tx.exec(query, args...)
-		return err
-	}
-	tx.execs++
-	tx.pending = append(tx.pending, deferredExec{query: tx.d.bind(query), args: args})
-	return nil
+	return tx.execLaterOne(nil, query, args...)
 }
 
 // execLaterOne is execLater for a statement that must change exactly one
-// row, and fails with notOne when it does not (e.g. an INSERT … ON CONFLICT
-// DO NOTHING that met a taken key).
+// row: unless it does, it fails with notOne (e.g. an INSERT … ON CONFLICT DO
+// NOTHING that met a taken key), on PostgreSQL when the queue is sent. A nil
+// notOne checks nothing.
 func (tx *Tx) execLaterOne(notOne error, query string, args ...any) error {
 	if !tx.d.postgres {
 		res, err := tx.exec(query, args...)
-		if err != nil {
+		if err != nil || notOne == nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
@@ -56,7 +51,7 @@ func (tx *Tx) execLaterOne(notOne error, query string, args ...any) error {
 		return nil
 	}
 	tx.execs++
-	tx.pending = append(tx.pending, deferredExec{tx.d.bind(query), args, notOne})
+	tx.pending = append(tx.pending, deferredExec{query: tx.d.bind(query), args: args, notOne: notOne})
 	return nil
 }
 
