@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -188,6 +189,9 @@ func TestBenchPostgresReplicas(t *testing.T) {
 	r := runBench(t, "--db", storetest.PostgresDSN(t), "--replicas", "3", "--concurrency", "6", "--scenarios", "create,get,list,refund,rest-create")
 	if r.Backend != "postgres" || r.Replicas != 3 || r.Synchronous != "synchronous_commit=on" {
 		t.Errorf("report backend %q, replicas %d, synchronous %q; want postgres, 3, synchronous_commit=on", r.Backend, r.Replicas, r.Synchronous)
+	}
+	if want := max(1, runtime.NumCPU()/3); r.ReplicaProcs != want {
+		t.Errorf("the replicas ran with GOMAXPROCS %d; want this machine's %d cores shared among 3: %d", r.ReplicaProcs, runtime.NumCPU(), want)
 	}
 	by := resultsByName(t, r, "create", "get", "list", "refund", "rest-create")
 	for _, name := range []string{"create", "get", "list", "refund", "rest-create"} {

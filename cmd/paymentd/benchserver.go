@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"time"
@@ -30,6 +31,8 @@ type benchServerReady struct {
 	HTTP string `json:"http,omitempty"`
 	Key  string `json:"key,omitempty"`
 	PID  int    `json:"pid"`
+	// Procs is the child's GOMAXPROCS: a fleet's replicas share the cores.
+	Procs int `json:"gomaxprocs"`
 }
 
 // benchServerStats answers the parent's "stats" request: the store's
@@ -76,7 +79,7 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
-	ready := benchServerReady{PID: os.Getpid()}
+	ready := benchServerReady{PID: os.Getpid(), Procs: runtime.GOMAXPROCS(0)}
 	var stats func() (benchServerStats, error)
 	if echoOnly {
 		bare := grpc.NewServer()
