@@ -175,6 +175,10 @@ func TestBenchInProcess(t *testing.T) {
 	if x := by["list"]; x.ServerCPUus <= 0 || x.BenchCPUus != 0 {
 		t.Errorf("list in process: %.1f µs/req (process), bench %.1f µs/req; want the first measured and the second not told apart", x.ServerCPUus, x.BenchCPUus)
 	}
+	// list alone lists something: the bench seeded its payments.
+	if r.DBPayments < 1000 {
+		t.Errorf("list ran on a database of %d payments; want the 1000 the bench seeds", r.DBPayments)
+	}
 }
 
 // TestBenchPostgresReplicas runs the bench on a fresh PostgreSQL database
