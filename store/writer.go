@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sync"
@@ -110,7 +111,7 @@ func startWriter(ctx context.Context, db *sql.DB, d dialect, loops, maxBatch int
 			}
 			return nil, fmt.Errorf("store: writer connection: %w", err)
 		}
-		tx := &Tx{d: d, conn: conn, stmts: map[string]*sql.Stmt{}, hooks: w.hooks, payments: payments, idem: idem,
+		tx := &Tx{d: d, conn: conn, stmts: map[string]*sql.Stmt{}, drv: map[string]driver.StmtExecContext{}, hooks: w.hooks, payments: payments, idem: idem,
 			balances: balances()}
 		w.loops = append(w.loops, &loop{w: w, conn: conn, tx: tx})
 	}
@@ -492,6 +493,10 @@ type Tx struct {
 	d     dialect
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
+	// drv are SQLite's write statements prepared on the driver's
+	// connection (execDriver), and nv the argument buffer they share.
+	drv   map[string]driver.StmtExecContext
+	nv    []driver.NamedValue
 	now   time.Time
 	hooks *hookCache // webhook endpoints per account and mode (webhooks.go)
 	// balances follows the ledger's books through the transaction (balancecache.go).
@@ -541,12 +546,50 @@ func (tx *Tx) stmt(query string) (*sql.Stmt, error) {
 }
 
 func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
+	if !tx.d.postgres {
+		tx.execs++
+		return tx.execDriver(query, args)
+	}
 	st, err := tx.stmt(query)
 	if err != nil {
 		return nil, err
 	}
 	tx.execs++
 	return st.ExecContext(context.Background(), args...)
+}
+
+// execDriver runs a write statement on SQLite through the driver's own
+// prepared statement, without database/sql: the writer owns its
+// connection, so database/sql's per-call argument slices, locks and retry
+// bookkeeping buy nothing there.
+func (tx *Tx) execDriver(query string, args []any) (res driver.Result, err error) {
+	err = tx.conn.Raw(func(dc any) error {
+		st, ok := tx.drv[query]
+		if !ok {
+			p, err := dc.(driver.ConnPrepareContext).PrepareContext(context.Background(), query)
+			if err != nil {
+				return fmt.Errorf("store: prepare: %w", err)
+			}
+			st = p.(driver.StmtExecContext)
+			tx.drv[query] = st
+		}
+		nv := tx.nv[:0]
+		for i, a := range args {
+			switch a.(type) {
+			case string, int64, []byte, nil:
+			default:
+				if a, err = driver.DefaultParameterConverter.ConvertValue(a); err != nil {
+					return fmt.Errorf("store: argument %d of %q: %w", i+1, query, err)
+				}
+			}
+			nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: a})
+		}
+		res, err = st.ExecContext(context.Background(), nv)
+		clear(nv)
+		tx.nv = nv[:0]
+		return err
+	})
+	return res, err
 }
 
 // control runs a transaction control statement (BEGIN, SAVEPOINT, COMMIT,
@@ -596,5 +639,14 @@ func (tx *Tx) queryString(what, query string, args ...any) (string, error) {
 func (tx *Tx) closeStmts() {
 	for _, st := range tx.stmts {
 		st.Close()
+	}
+	if len(tx.drv) > 0 {
+		_ = tx.conn.Raw(func(any) error {
+			for _, st := range tx.drv {
+				st.(driver.Stmt).Close()
+			}
+			return nil
+		})
+		clear(tx.drv)
 	}
 }
