@@ -111,7 +111,7 @@ func startWriter(ctx context.Context, db *sql.DB, d dialect, loops, maxBatch int
 			}
 			return nil, fmt.Errorf("store: writer connection: %w", err)
 		}
-		tx := &Tx{d: d, conn: conn, stmts: map[string]*sql.Stmt{}, drv: map[string]driver.StmtExecContext{}, hooks: w.hooks, payments: payments, idem: idem,
+		tx := &Tx{d: d, conn: conn, stmts: map[string]*sql.Stmt{}, drv: map[string]driverStmt{}, hooks: w.hooks, payments: payments, idem: idem,
 			balances: balances()}
 		w.loops = append(w.loops, &loop{w: w, conn: conn, tx: tx})
 	}
@@ -495,7 +495,7 @@ type Tx struct {
 	stmts map[string]*sql.Stmt
 	// drv are SQLite's write statements prepared on the driver's
 	// connection (execDriver), and nv the argument buffer they share.
-	drv   map[string]driver.StmtExecContext
+	drv   map[string]driverStmt
 	nv    []driver.NamedValue
 	now   time.Time
 	hooks *hookCache // webhook endpoints per account and mode (webhooks.go)
@@ -562,34 +562,43 @@ func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
 // prepared statement, without database/sql: the writer owns its
 // connection, so database/sql's per-call argument slices, locks and retry
 // bookkeeping buy nothing there.
-func (tx *Tx) execDriver(query string, args []any) (res driver.Result, err error) {
-	err = tx.conn.Raw(func(dc any) error {
+func (tx *Tx) execDriver(query string, args []any) (driver.Result, error) {
+	var res driver.Result
+	err := tx.conn.Raw(func(dc any) error {
 		st, ok := tx.drv[query]
 		if !ok {
 			p, err := dc.(driver.ConnPrepareContext).PrepareContext(context.Background(), query)
 			if err != nil {
 				return fmt.Errorf("store: prepare: %w", err)
 			}
-			st = p.(driver.StmtExecContext)
+			st = p.(driverStmt)
 			tx.drv[query] = st
 		}
 		nv := tx.nv[:0]
+		defer func() { clear(nv); tx.nv = nv[:0] }()
 		for i, a := range args {
 			switch a.(type) {
 			case string, int64, []byte, nil:
 			default:
-				if a, err = driver.DefaultParameterConverter.ConvertValue(a); err != nil {
+				v, err := driver.DefaultParameterConverter.ConvertValue(a)
+				if err != nil {
 					return fmt.Errorf("store: argument %d of %q: %w", i+1, query, err)
 				}
+				a = v
 			}
 			nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: a})
 		}
+		var err error
 		res, err = st.ExecContext(context.Background(), nv)
-		clear(nv)
-		tx.nv = nv[:0]
 		return err
 	})
 	return res, err
+}
+
+// driverStmt is a statement prepared on the driver's connection.
+type driverStmt interface {
+	driver.Stmt
+	driver.StmtExecContext
 }
 
 // control runs a transaction control statement (BEGIN, SAVEPOINT, COMMIT,
@@ -643,7 +652,7 @@ func (tx *Tx) closeStmts() {
 	if len(tx.drv) > 0 {
 		_ = tx.conn.Raw(func(any) error {
 			for _, st := range tx.drv {
-				st.(driver.Stmt).Close()
+				st.Close()
 			}
 			return nil
 		})
