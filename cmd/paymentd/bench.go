@@ -58,9 +58,9 @@ type benchConfig struct {
 	scenarios, jsonOut   string
 	synchronous, workDir string
 	cpuProfile           string
-	server               string // child or inprocess
-	addr, httpAddr, key  string // an already-running paymentd serve
-	serverPID            int
+	server               string          // child or inprocess
+	addr, httpAddr, key  string          // an already-running paymentd serve
+	serverPIDs           string          // comma-separated, one per --addr
 	instrumentation      instrumentation // of the paymentd child (tracing.go)
 	db                   string          // a database to bench on instead of a temporary SQLite file
 	replicas             int             // paymentd children on db, sharing the load
@@ -146,6 +146,46 @@ type benchTarget struct {
 	dbCPU func() map[int]float64
 }
 
+// externalTargets are the running servers --addr names, with their
+// --http-addr and --server-pid in the same order.
+func externalTargets(c benchConfig) ([]*benchTarget, error) {
+	addrs := strings.Split(c.addr, ",")
+	list := func(flag, v string) ([]string, error) {
+		if v == "" {
+			return make([]string, len(addrs)), nil
+		}
+		if vs := strings.Split(v, ","); len(vs) == len(addrs) {
+			return vs, nil
+		}
+		return nil, fmt.Errorf("--%s names %d servers and --addr %d: give one per --addr, in the same order", flag, len(strings.Split(v, ",")), len(addrs))
+	}
+	https, err := list("http-addr", c.httpAddr)
+	if err != nil {
+		return nil, err
+	}
+	pids, err := list("server-pid", c.serverPIDs)
+	if err != nil {
+		return nil, err
+	}
+	var ts []*benchTarget
+	for i, a := range addrs {
+		t := &benchTarget{grpcAddr: strings.TrimSpace(a), httpAddr: strings.TrimSpace(https[i])}
+		switch {
+		case t.grpcAddr == "":
+			return nil, fmt.Errorf("--addr %q has an empty entry: list the gRPC addresses separated by single commas", c.addr)
+		case c.httpAddr != "" && t.httpAddr == "":
+			return nil, fmt.Errorf("--http-addr %q has an empty entry: list the HTTP addresses separated by single commas", c.httpAddr)
+		}
+		if p := strings.TrimSpace(pids[i]); p != "" {
+			if t.pid, err = strconv.Atoi(p); err != nil || t.pid <= 0 {
+				return nil, fmt.Errorf("--server-pid %q: %q is not a process id", c.serverPIDs, p)
+			}
+		}
+		ts = append(ts, t)
+	}
+	return ts, nil
+}
+
 // replicaGroup is one target made of several paymentd children on one
 // database: CPU time is their sum, peak RSS the largest one's, and the
 // store's commit counters their sum (the database's size is one).
@@ -154,30 +194,39 @@ func replicaGroup(members []*benchTarget, key string) *benchTarget {
 		members[0].key = key
 		return members[0]
 	}
+	// The members are alike: children the bench started, or servers
+	// already running (externalTargets), which it neither frees, stops
+	// nor asks for their store's counters.
 	g := &benchTarget{key: key, members: members}
-	g.free = func() {
-		for _, m := range members {
-			m.free()
-		}
-	}
-	g.stop = func() {
-		for _, m := range members {
-			m.stop()
-		}
-	}
-	g.stats = func() (benchServerStats, error) {
-		var sum benchServerStats
-		for i, m := range members {
-			s, err := m.stats()
-			if err != nil {
-				return sum, err
-			}
-			sum.Batches, sum.Ops = sum.Batches+s.Batches, sum.Ops+s.Ops
-			if i == 0 {
-				sum.Payments, sum.Bytes = s.Payments, s.Bytes
+	if members[0].free != nil {
+		g.free = func() {
+			for _, m := range members {
+				m.free()
 			}
 		}
-		return sum, nil
+	}
+	if members[0].stop != nil {
+		g.stop = func() {
+			for _, m := range members {
+				m.stop()
+			}
+		}
+	}
+	if members[0].stats != nil {
+		g.stats = func() (benchServerStats, error) {
+			var sum benchServerStats
+			for i, m := range members {
+				s, err := m.stats()
+				if err != nil {
+					return sum, err
+				}
+				sum.Batches, sum.Ops = sum.Batches+s.Batches, sum.Ops+s.Ops
+				if i == 0 {
+					sum.Payments, sum.Bytes = s.Payments, s.Bytes
+				}
+			}
+			return sum, nil
+		}
 	}
 	return g
 }
@@ -254,10 +303,10 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&c.workDir, "dir", "", "directory for the temporary database (default: the system temp dir)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the server to this file")
 	fs.StringVar(&c.server, "server", "child", "child: paymentd and the echo baseline run as child processes, so their own CPU is measured apart from the load generator's; inprocess: everything in this process")
-	fs.StringVar(&c.addr, "addr", "", "drive an already-running `paymentd serve` at this gRPC address instead of starting one (needs --key)")
-	fs.StringVar(&c.httpAddr, "http-addr", "", "with --addr: that server's HTTP address, for rest-create")
+	fs.StringVar(&c.addr, "addr", "", "drive an already-running `paymentd serve` at this gRPC address instead of starting one (needs --key); comma-separated addresses of a fleet's replicas spread the callers across them")
+	fs.StringVar(&c.httpAddr, "http-addr", "", "with --addr: that server's HTTP address, for rest-create (comma-separated, one per --addr)")
 	fs.StringVar(&c.key, "key", "", "with --addr: a test API key with the write scope on that server (or PAYMENTD_KEY)")
-	fs.IntVar(&c.serverPID, "server-pid", 0, "with --addr: the server's process id on this machine, to read its CPU time and peak RSS")
+	fs.StringVar(&c.serverPIDs, "server-pid", "", "with --addr: the server's process id on this machine, to read its CPU time and peak RSS (comma-separated, one per --addr)")
 	c.instrumentation.register(fs)
 	fs.StringVar(&c.db, "db", "", "bench on this database (postgres://… or a SQLite file) instead of a temporary SQLite file; the bench adds its own account to it, so use a throw-away database")
 	fs.IntVar(&c.dbWriters, "db-writers", 0, "with a PostgreSQL --db: serve's --db-writers for each paymentd (0: 4 divided among the replicas, rounded up)")
@@ -284,7 +333,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	if c.server != "child" && c.server != "inprocess" {
 		return fmt.Errorf("--server must be child or inprocess; got %q", c.server)
 	}
-	if c.addr == "" && (c.httpAddr != "" || c.key != "" || c.serverPID != 0) {
+	if c.addr == "" && (c.httpAddr != "" || c.key != "" || c.serverPIDs != "") {
 		return errors.New("--http-addr, --key and --server-pid describe a running server: pass its gRPC address with --addr too")
 	}
 	if c.addr != "" {
@@ -328,7 +377,11 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer payT.stop()
 		restEchoT = payT
 	case "external":
-		payT = &benchTarget{grpcAddr: c.addr, httpAddr: c.httpAddr, key: c.key, pid: c.serverPID}
+		members, err := externalTargets(c)
+		if err != nil {
+			return err
+		}
+		payT = replicaGroup(members, c.key)
 		if wanted["rest-echo"] {
 			// serve has no echo route: the REST baseline is paymentd's own
 			// gateway in a child on this machine.
@@ -349,7 +402,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	// list takes one connection of each replica in turn and caller w uses
 	// entry w modulo its length, so caller w calls replica w modulo their
 	// number (as over REST, httpAddrOf) and each gets an equal share.
-	nconn := max(1, c.concurrency/25/c.replicas)
+	nconn := max(1, c.concurrency/25/len(payT.servers()))
 	conns := map[string][]*grpc.ClientConn{}
 	dial := func(t *benchTarget) ([]*grpc.ClientConn, error) {
 		var all []*grpc.ClientConn
@@ -451,7 +504,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	targets := map[string]*benchTarget{"echo": echoT, "rest-echo": restEchoT}
 
 	report := benchReport{Mode: mode, Concurrency: c.concurrency, DurationSeconds: c.duration.Seconds(), Preloaded: c.preload,
-		Synchronous: strings.ToUpper(c.synchronous), GOMAXPROCS: runtime.GOMAXPROCS(0), Backend: "sqlite", Replicas: c.replicas,
+		Synchronous: strings.ToUpper(c.synchronous), GOMAXPROCS: runtime.GOMAXPROCS(0), Backend: "sqlite", Replicas: len(payT.servers()),
 		Instrumentation: c.instrumentation.String()}
 	if len(payT.members) > 0 {
 		report.ReplicaProcs = payT.members[0].procs

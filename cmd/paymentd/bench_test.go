@@ -146,6 +146,47 @@ func TestBenchDrivesRunningServer(t *testing.T) {
 	}
 }
 
+// TestBenchDrivesRunningFleet points the bench at two running replicas on
+// one PostgreSQL database by their addresses: the callers are spread across
+// both, over gRPC and REST, and every payment it reports is in the database.
+func TestBenchDrivesRunningFleet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench with child processes")
+	}
+	dsn := storetest.PostgresDSN(t)
+	a := startServer(t, dsn)
+	b := startServer(t, dsn)
+	r := runBench(t, "--addr", a.conn.Target()+","+b.conn.Target(),
+		"--http-addr", strings.TrimPrefix(a.baseURL, "http://")+","+strings.TrimPrefix(b.baseURL, "http://"),
+		"--key", a.key, "--scenarios", "create,rest-create")
+	if r.Mode != "external" || r.Replicas != 2 {
+		t.Errorf("mode %q, replicas %d; want external, 2", r.Mode, r.Replicas)
+	}
+	by := resultsByName(t, r, "create", "rest-create")
+	for _, name := range []string{"create", "rest-create"} {
+		x := by[name]
+		if len(x.ReplicaRequests) != 2 || x.ReplicaRequests[0] == 0 || x.ReplicaRequests[1] == 0 ||
+			x.ReplicaRequests[0]+x.ReplicaRequests[1] != x.Requests {
+			t.Errorf("%s: %d requests, per replica %v; want both replicas to answer a share", name, x.Requests, x.ReplicaRequests)
+		}
+	}
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+a.key)
+	var n int64
+	for page := ""; ; {
+		resp, err := b.payments.ListPayments(ctx, &pb.ListPaymentsRequest{PageSize: 100, PageToken: page})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += int64(len(resp.Payments))
+		if page = resp.NextPageToken; page == "" {
+			break
+		}
+	}
+	if want := by["create"].Requests + by["rest-create"].Requests; n < want {
+		t.Errorf("the database holds %d payments, the bench reported %d created", n, want)
+	}
+}
+
 func TestBenchRefusesIncompleteAddress(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "--addr", "127.0.0.1:1"},
@@ -153,6 +194,9 @@ func TestBenchRefusesIncompleteAddress(t *testing.T) {
 		{"bench", "--addr", "127.0.0.1:1", "--key", "k", "--preload", "10"},
 		{"bench", "--addr", "127.0.0.1:1", "--key", "k", "--scenarios", "rest-create"},
 		{"bench", "--server", "thread"},
+		{"bench", "--addr", "127.0.0.1:1,127.0.0.1:2", "--http-addr", "127.0.0.1:3", "--key", "k"},
+		{"bench", "--addr", "127.0.0.1:1", "--key", "k", "--server-pid", "x", "--scenarios", "create"},
+		{"bench", "--addr", "127.0.0.1:1,", "--key", "k", "--scenarios", "create"},
 	} {
 		var out, errb bytes.Buffer
 		err := run(context.Background(), args, noEnv, &out, &errb)
