@@ -74,9 +74,8 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]*Event, error)
 	}
 	where, args := f.where(extra...)
 	args = append(args, extraArgs...)
-	args = append(args, f.Limit)
 	rows, err := s.query(ctx, `SELECT `+eventCols+` FROM events WHERE `+where+
-		` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
+		f.newestFirst(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list events: %w", err)
 	}

@@ -301,9 +301,8 @@ func (s *Store) FindInvoices(ctx context.Context, accountID string, livemode boo
 // ListInvoices returns up to f.Limit invoices with their receipts, newest first.
 func (s *Store) ListInvoices(ctx context.Context, f PageFilter) ([]*Invoice, error) {
 	where, args := f.where()
-	args = append(args, f.Limit)
 	rows, err := s.query(ctx, `SELECT `+invoiceCols+` FROM invoices WHERE `+where+
-		` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
+		f.newestFirst(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list invoices: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -217,6 +218,17 @@ func (f PageFilter) where(extra ...string) (string, []any) {
 	return strings.Join(conds, " AND "), args
 }
 
+// newestFirst orders a page newest first and cuts it at f.Limit. The limit
+// is written into the statement, not bound: PostgreSQL plans a prepared
+// statement whose LIMIT is a parameter as if it could return a tenth of the
+// account's rows, finds that generic plan dearer than a custom one, and so
+// plans the statement again at every execution (~50 µs of the database's
+// CPU per page); with the limit in the text its generic plan is chosen and
+// kept. A statement per page size (at most 101) is prepared instead of one.
+func (f PageFilter) newestFirst() string {
+	return " ORDER BY account_id DESC, livemode DESC, id DESC LIMIT " + strconv.Itoa(f.Limit)
+}
+
 // ListPayments returns up to f.Limit payments, newest first. A page listed
 // since the last published payment write is answered from memory. Otherwise
 // it first reads only the ids of the page and takes the payments from the
@@ -228,8 +240,7 @@ func (s *Store) ListPayments(ctx context.Context, f PageFilter) ([]*Payment, err
 	}
 	gen := s.payments.generation()
 	where, args := f.where()
-	args = append(args, f.Limit)
-	order := ` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`
+	order := f.newestFirst()
 	if s.payments.limit > 0 {
 		if page, ok, err := s.cachedPage(ctx, f, `SELECT id FROM payments WHERE `+where+order, args); ok || err != nil {
 			if err == nil {

@@ -247,9 +247,8 @@ func (s *Store) BatchGetPayouts(ctx context.Context, accountID string, livemode 
 // ListPayouts returns up to f.Limit payouts, newest first.
 func (s *Store) ListPayouts(ctx context.Context, f PageFilter) ([]*Payout, error) {
 	where, args := f.where()
-	args = append(args, f.Limit)
 	return s.payouts(ctx, `SELECT `+payoutCols+` FROM payouts WHERE `+where+
-		` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
+		f.newestFirst(), args...)
 }
 
 // DuePayouts returns up to limit payouts of the provider, of every account,

@@ -71,9 +71,8 @@ func (s *Store) ListRefunds(ctx context.Context, f PageFilter, paymentID string)
 		where += " AND payment_id = ?"
 		args = append(args, paymentID)
 	}
-	args = append(args, f.Limit)
 	rows, err := s.query(ctx, `SELECT `+refundCols+` FROM refunds WHERE `+where+
-		` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
+		f.newestFirst(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list refunds: %w", err)
 	}

@@ -261,9 +261,8 @@ func (s *Store) GetWebhookEndpoint(ctx context.Context, accountID string, livemo
 // ListWebhookEndpoints returns up to f.Limit active endpoints, newest first.
 func (s *Store) ListWebhookEndpoints(ctx context.Context, f PageFilter) ([]*WebhookEndpoint, error) {
 	where, args := f.where("deleted IS NULL")
-	args = append(args, f.Limit)
 	rows, err := s.query(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE `+where+
-		` ORDER BY account_id DESC, livemode DESC, id DESC LIMIT ?`, args...)
+		f.newestFirst(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list webhook endpoints: %w", err)
 	}
