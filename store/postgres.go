@@ -59,6 +59,9 @@ func openPostgres(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if o.MaxPageCount != 0 {
 		return nil, errors.New("store: max page count is a SQLite setting; on PostgreSQL bound the database with the server's disk or quotas: leave it unset")
 	}
+	if o.CommitDelay != 0 {
+		return nil, errors.New("store: commit delay is a SQLite setting; on PostgreSQL the writer loops' commits overlap instead: leave it unset")
+	}
 	writers := o.Writers
 	if writers <= 0 {
 		writers = defaultPostgresWriters

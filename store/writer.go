@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,8 +40,11 @@ type writer struct {
 	// the same channel as ops.
 	debits   chan *op
 	maxBatch int
-	loops    []*loop
-	hooks    *hookCache // shared by the loops' transactions (nil on PostgreSQL)
+	// delay is how long at most a loop lets other goroutines run before a
+	// batch while they wait for a CPU (gather, Options.CommitDelay); 0 never.
+	delay time.Duration
+	loops []*loop
+	hooks *hookCache // shared by the loops' transactions (nil on PostgreSQL)
 
 	mu      sync.RWMutex
 	closing bool
@@ -85,16 +89,17 @@ func (s *Store) WriterStats() (batches, ops int64) {
 	return s.w.nBatches.Load(), s.w.nOps.Load()
 }
 
-func startWriter(ctx context.Context, db *sql.DB, d dialect, loops, maxBatch int, payments *paymentCache, idem *idemIndex) (*writer, error) {
+func startWriter(ctx context.Context, db *sql.DB, d dialect, loops int, o Options, payments *paymentCache, idem *idemIndex) (*writer, error) {
 	w := &writer{
 		d:        d,
 		db:       db,
-		ops:      make(chan *op, 4*maxBatch),
-		maxBatch: maxBatch,
+		ops:      make(chan *op, 4*o.MaxBatch),
+		maxBatch: o.MaxBatch,
+		delay:    max(o.CommitDelay, 0),
 	}
 	w.debits = w.ops
 	if d.postgres && loops > 1 {
-		w.debits = make(chan *op, 4*maxBatch)
+		w.debits = make(chan *op, 4*o.MaxBatch)
 	}
 	balances := newTxBalanceCache
 	if !d.postgres {
@@ -221,12 +226,52 @@ func (l *loop) run(ops chan *op) {
 				break fill
 			}
 		}
+		if w.delay > 0 && len(batch) < w.maxBatch {
+			batch = l.gather(ops, batch)
+		}
 		for len(batch) > 0 {
 			errs = l.runBatch(batch, errs[:0])
 			batch = l.answer(batch, errs)
 		}
 	}
 }
+
+// gather lets the process's other goroutines run before the batch does,
+// for as long as some are waiting for a CPU (up to the writer's delay),
+// and adds to the batch the changes they send meanwhile. When the CPUs
+// are all busy, requests on their way to the writer are among those
+// waiting; a commit costs the writer about as much CPU as several changes,
+// so the more changes share it, the more CPU is left for requests. When a
+// CPU is idle, nothing waits, and the batch runs at once.
+func (l *loop) gather(ops chan *op, batch []*op) []*op {
+	start := time.Now()
+	for len(batch) < l.w.maxBatch {
+		before := time.Now()
+		runtime.Gosched()
+		n := len(batch)
+	drain:
+		for len(batch) < l.w.maxBatch {
+			select {
+			case o, ok := <-ops:
+				if !ok {
+					return batch
+				}
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		now := time.Now()
+		if len(batch) == n && now.Sub(before) < yieldIdle || now.Sub(start) >= l.w.delay {
+			return batch
+		}
+	}
+	return batch
+}
+
+// yieldIdle is how long runtime.Gosched takes when no other goroutine
+// was waiting to run (a fraction of a microsecond), with a margin.
+const yieldIdle = 2 * time.Microsecond
 
 // answer reports a finished batch to the observer and answers its ops,
 // except those PostgreSQL undid because of a concurrent change (a deadlock

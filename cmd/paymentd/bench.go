@@ -57,6 +57,7 @@ type benchConfig struct {
 	preload              int
 	scenarios, jsonOut   string
 	synchronous, workDir string
+	commitDelay          time.Duration // the SQLite server's (serve --commit-delay)
 	cpuProfile           string
 	server               string          // child or inprocess
 	addr, httpAddr, key  string          // an already-running paymentd serve
@@ -113,6 +114,7 @@ type benchReport struct {
 	DurationSeconds float64       `json:"duration_seconds"`
 	Preloaded       int           `json:"preloaded_payments"`
 	Synchronous     string        `json:"synchronous"`
+	CommitDelay     string        `json:"commit_delay,omitempty"`       // SQLite's writer (--commit-delay)
 	Backend         string        `json:"backend"`                      // sqlite or postgres
 	Replicas        int           `json:"replicas"`                     // paymentd servers sharing the load; server figures are their sums
 	ReplicaProcs    int           `json:"replica_gomaxprocs,omitempty"` // GOMAXPROCS of each, with Replicas > 1
@@ -300,6 +302,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&c.scenarios, "scenarios", "all", "comma-separated subset of: echo,create,get,list,refund,rest-echo,rest-create")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file (- for stdout)")
 	fs.StringVar(&c.synchronous, "synchronous", "FULL", "SQLite synchronous pragma (serve's default is FULL)")
+	fs.DurationVar(&c.commitDelay, "commit-delay", store.DefaultCommitDelay, "serve's --commit-delay (SQLite; 0: never wait)")
 	fs.StringVar(&c.workDir, "dir", "", "directory for the temporary database (default: the system temp dir)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the server to this file")
 	fs.StringVar(&c.server, "server", "child", "child: paymentd and the echo baseline run as child processes, so their own CPU is measured apart from the load generator's; inprocess: everything in this process")
@@ -326,6 +329,11 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		return errors.New("--replicas starts child servers: drop --server inprocess")
 	case c.db != "" && c.addr != "":
 		return errors.New("--db and --addr both name the server's database: a running server (--addr) has its own")
+	case c.commitDelay != store.DefaultCommitDelay && (store.IsPostgres(c.db) || c.addr != ""):
+		return errors.New("--commit-delay is a setting of the SQLite server the bench starts: remove it with a PostgreSQL --db or --addr")
+	}
+	if _, err := commitDelayOption(c.commitDelay); err != nil {
+		return err
 	}
 	if c.concurrency < 1 {
 		return errors.New("--concurrency must be at least 1")
@@ -505,15 +513,15 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	report := benchReport{Mode: mode, Concurrency: c.concurrency, DurationSeconds: c.duration.Seconds(), Preloaded: c.preload,
 		Synchronous: strings.ToUpper(c.synchronous), GOMAXPROCS: runtime.GOMAXPROCS(0), Backend: "sqlite", Replicas: len(payT.servers()),
-		Instrumentation: c.instrumentation.String()}
+		Instrumentation: c.instrumentation.String(), CommitDelay: c.commitDelay.String()}
 	if len(payT.members) > 0 {
 		report.ReplicaProcs = payT.members[0].procs
 	}
 	switch {
 	case mode == "external":
-		report.Synchronous, report.Backend = "(the server's)", "(the server's)"
+		report.Synchronous, report.Backend, report.CommitDelay = "(the server's)", "(the server's)", ""
 	case store.IsPostgres(c.db):
-		report.Backend = "postgres"
+		report.Backend, report.CommitDelay = "postgres", ""
 		if report.Synchronous, err = pgSetting(ctx, c.db, "synchronous_commit"); err != nil {
 			return err
 		}
@@ -618,7 +626,7 @@ func startInProcess(ctx context.Context, c benchConfig, stderr io.Writer) (payT,
 	if db == "" {
 		db = filepath.Join(dir, "bench.db")
 	}
-	st, srvs, key, err := startBenchPaymentd(ctx, db, benchStoreOptions(db, c.synchronous, c.fleetWriters()), c.preload, c.instrumentation, stderr)
+	st, srvs, key, err := startBenchPaymentd(ctx, db, benchStoreOptions(db, c.synchronous, c.fleetWriters(), c.commitDelay), c.preload, c.instrumentation, stderr)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, nil, err
@@ -655,7 +663,7 @@ func startInProcess(ctx context.Context, c benchConfig, stderr io.Writer) (payT,
 // their environment (PAYMENTD_DB), not on their command line, which any
 // user of the machine can read.
 func startReplicas(ctx context.Context, c benchConfig, stderr io.Writer) (*benchTarget, error) {
-	st, err := store.Open(ctx, c.db, benchStoreOptions(c.db, c.synchronous, c.fleetWriters()))
+	st, err := store.Open(ctx, c.db, benchStoreOptions(c.db, c.synchronous, c.fleetWriters(), c.commitDelay))
 	if err != nil {
 		return nil, err
 	}
@@ -687,13 +695,15 @@ func startReplicas(ctx context.Context, c benchConfig, stderr io.Writer) (*bench
 }
 
 // benchStoreOptions are the store options of a bench on db: SQLite's
-// synchronous pragma means nothing on PostgreSQL (synchronous_commit is
-// the server's setting, reported with the results).
-func benchStoreOptions(db, synchronous string, writers int) store.Options {
+// synchronous pragma and commit delay mean nothing on PostgreSQL
+// (synchronous_commit is the server's setting, reported with the results).
+// commitDelay has been checked (commitDelayOption).
+func benchStoreOptions(db, synchronous string, writers int, commitDelay time.Duration) store.Options {
 	if store.IsPostgres(db) {
 		return store.Options{Writers: writers}
 	}
-	return store.Options{Synchronous: synchronous}
+	delay, _ := commitDelayOption(commitDelay)
+	return store.Options{Synchronous: synchronous, CommitDelay: delay}
 }
 
 // fleetWriters is each replica's --db-writers when the bench is not told:
@@ -780,7 +790,7 @@ func httpAddrOf(t *benchTarget, w int) string {
 // childArgs are the flags of a paymentd bench-server child; the preload and
 // the profile go only to the one the scenarios measure.
 func childArgs(c benchConfig, measured bool) []string {
-	args := []string{"--synchronous", c.synchronous, "--instrumentation", c.instrumentation.String()}
+	args := []string{"--synchronous", c.synchronous, "--commit-delay", c.commitDelay.String(), "--instrumentation", c.instrumentation.String()}
 	if c.workDir != "" {
 		args = append(args, "--dir", c.workDir)
 	}
@@ -1029,6 +1039,9 @@ func printReport(w io.Writer, r benchReport) {
 	durability := r.Synchronous // PostgreSQL's arrives as synchronous_commit=…
 	if !strings.Contains(durability, "=") {
 		durability = "synchronous=" + durability
+	}
+	if r.CommitDelay != "" {
+		durability += ", commit delay " + r.CommitDelay
 	}
 	fmt.Fprintf(w, "\npaymentd bench: %s servers (%d on %s), concurrency %d, %s per scenario, %s, GOMAXPROCS %d, preloaded %d payments, instrumentation %s\n",
 		r.Mode, r.Replicas, r.Backend, r.Concurrency, time.Duration(r.DurationSeconds*float64(time.Second)), durability,

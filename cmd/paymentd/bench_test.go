@@ -197,6 +197,8 @@ func TestBenchRefusesIncompleteAddress(t *testing.T) {
 		{"bench", "--addr", "127.0.0.1:1,127.0.0.1:2", "--http-addr", "127.0.0.1:3", "--key", "k"},
 		{"bench", "--addr", "127.0.0.1:1", "--key", "k", "--server-pid", "x", "--scenarios", "create"},
 		{"bench", "--addr", "127.0.0.1:1,", "--key", "k", "--scenarios", "create"},
+		{"bench", "--commit-delay", "-1ms"},
+		{"bench", "--addr", "127.0.0.1:1", "--key", "k", "--commit-delay", "0", "--scenarios", "create"},
 	} {
 		var out, errb bytes.Buffer
 		err := run(context.Background(), args, noEnv, &out, &errb)

@@ -65,6 +65,7 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 		echoOnly                      bool
 		dir, db, synchronous, cpuProf string
 		preload, writers              int
+		commitDelay                   time.Duration
 		instr                         instrumentation
 	)
 	fs := newFlagSet("bench-server", stderr)
@@ -74,6 +75,7 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 	fs.StringVar(&synchronous, "synchronous", "FULL", "SQLite synchronous pragma")
 	fs.IntVar(&preload, "preload", 0, "payments to write before serving, through the store's batch path")
 	fs.IntVar(&writers, "db-writers", 0, "group-commit loops on a PostgreSQL --db (0: the store's default)")
+	fs.DurationVar(&commitDelay, "commit-delay", store.DefaultCommitDelay, "SQLite writer's commit delay (0: never wait)")
 	fs.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the server to this file")
 	instr.register(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -97,7 +99,7 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 		var srvs *servers
 		var err error
 		if db != "" {
-			if st, err = store.Open(ctx, db, benchStoreOptions(db, synchronous, writers)); err != nil {
+			if st, err = store.Open(ctx, db, benchStoreOptions(db, synchronous, writers, commitDelay)); err != nil {
 				return err
 			}
 			if srvs, err = serveBench(ctx, st, instr); err != nil {
@@ -110,7 +112,7 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 				return err
 			}
 			defer os.RemoveAll(tmp)
-			if st, srvs, ready.Key, err = startBenchPaymentd(ctx, filepath.Join(tmp, "bench.db"), store.Options{Synchronous: synchronous}, preload, instr, stderr); err != nil {
+			if st, srvs, ready.Key, err = startBenchPaymentd(ctx, filepath.Join(tmp, "bench.db"), benchStoreOptions("", synchronous, 0, commitDelay), preload, instr, stderr); err != nil {
 				return err
 			}
 		}

@@ -21,6 +21,7 @@ func TestPostgresDBRefusesSQLiteFlags(t *testing.T) {
 	}{
 		{"synchronous flag", []string{"serve", "--db", dsn, "--synchronous", "NORMAL"}, nil, "--synchronous"},
 		{"db-max-pages flag", []string{"serve", "--db", dsn, "--db-max-pages", "100"}, nil, "--db-max-pages"},
+		{"commit-delay flag", []string{"serve", "--db", dsn, "--commit-delay", "2ms"}, nil, "--commit-delay"},
 		{"synchronous variable", []string{"serve"}, map[string]string{"PAYMENTD_DB": dsn, "PAYMENTD_SYNCHRONOUS": "OFF"}, "--synchronous"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -45,5 +46,16 @@ func TestPostgresDBRefusesSQLiteFlags(t *testing.T) {
 		if all := err.Error() + out.String() + errOut.String(); strings.Contains(all, "s3cr3t-pw") {
 			t.Errorf("paymentd %s printed the DSN's password: %s", args[0], all)
 		}
+	}
+}
+
+// TestServeRefusesNegativeCommitDelay: a negative --commit-delay is refused
+// with what to give instead, before anything is opened.
+func TestServeRefusesNegativeCommitDelay(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--db", t.TempDir() + "/p.db", "--commit-delay", "-1ms",
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, noEnv, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "--commit-delay") || !strings.Contains(err.Error(), "0 to commit without waiting") {
+		t.Fatalf("serve --commit-delay -1ms = %v; want an error naming the flag and saying what to give", err)
 	}
 }

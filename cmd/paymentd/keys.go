@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/paymentd/paymentd/service"
 	"github.com/paymentd/paymentd/store"
@@ -238,6 +239,18 @@ func sqliteOnly(fs *flag.FlagSet, getenv func(string) string, names ...string) e
 		return nil
 	}
 	return fmt.Errorf("%s: SQLite settings, not used with a PostgreSQL --db; remove them (on PostgreSQL durability is the server's synchronous_commit)", strings.Join(bad, ", "))
+}
+
+// commitDelayOption turns --commit-delay into store.Options.CommitDelay,
+// whose zero is the default: the flag's 0 (never wait) is a negative delay.
+func commitDelayOption(d time.Duration) (time.Duration, error) {
+	switch {
+	case d < 0:
+		return 0, fmt.Errorf("--commit-delay is %s: give a duration such as 1ms, or 0 to commit without waiting", d)
+	case d == 0:
+		return -1, nil
+	}
+	return d, nil
 }
 
 // writersOption checks --db-writers for db: a PostgreSQL setting (SQLite

@@ -18,6 +18,7 @@ type serveConfig struct {
 	rateLimit                                          float64
 	dbMaxPages, dbWriters                              int
 	shutdownWait, shutdownDelay, authCacheTTL          time.Duration
+	commitDelay                                        time.Duration
 	payouts                                            payoutFlags // sandbox payouts, ledger checkpoints (payout_flags.go)
 
 	// Invoices: the payment pages' base URL and how often due invoices expire.
@@ -42,6 +43,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.synchronous, "synchronous", "FULL", "SQLite synchronous pragma; FULL makes every acknowledged change survive power loss (SQLite only)")
 	fs.IntVar(&c.dbWriters, "db-writers", 0, "PostgreSQL only: how many group-commit transactions this replica runs at once, each on its own connection (0: 4); the database sees replicas × this many, so a fleet divides about 4 among its replicas (docs/fleet.md)")
+	fs.DurationVar(&c.commitDelay, "commit-delay", store.DefaultCommitDelay, "SQLite only: while changes arrive faster than two per this long, the writer waits this long for more before each commit, so that more changes share one (0: never wait)")
 	fs.IntVar(&c.dbMaxPages, "db-max-pages", 0, "cap the database file at this many 4 KiB pages (0: no cap); writes past it are answered 503 store_unavailable as on a full disk; SQLite only")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 100, "requests per second per API key (negative: unlimited)")
 	fs.DurationVar(&c.shutdownWait, "shutdown-wait", 10*time.Second, "how long to wait for calls in flight on SIGINT/SIGTERM")
@@ -87,11 +89,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	opts.Synchronous, opts.MaxPageCount = c.synchronous, c.dbMaxPages
+	if opts.CommitDelay, err = commitDelayOption(c.commitDelay); err != nil {
+		return err
+	}
 	if store.IsPostgres(c.db) {
-		if err := sqliteOnly(fs, getenv, "synchronous", "db-max-pages"); err != nil {
+		if err := sqliteOnly(fs, getenv, "synchronous", "db-max-pages", "commit-delay"); err != nil {
 			return err
 		}
-		opts.Synchronous = "" // the flag's default is SQLite's
+		opts.Synchronous, opts.CommitDelay = "", 0 // the flags' defaults are SQLite's
 	}
 	st, err := store.Open(ctx, c.db, opts)
 	if err != nil {
