@@ -49,6 +49,7 @@ var benchScenarios = []struct{ name, baseline, about string }{
 	{"refund", "echo", "CreateRefund of 100 on a random captured payment"},
 	{"rest-echo", "", "REST POST /v1/bench/echo through the gateway"},
 	{"rest-create", "rest-echo", "REST POST /v1/payments through the same gateway"},
+	{"rest-list", "rest-echo", "REST GET /v1/payments, first page of 20, through the same gateway"},
 }
 
 type benchConfig struct {
@@ -299,7 +300,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured time per scenario")
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured warm-up per scenario")
 	fs.IntVar(&c.preload, "preload", 0, "payments to write before the scenarios, through the store's batch path")
-	fs.StringVar(&c.scenarios, "scenarios", "all", "comma-separated subset of: echo,create,get,list,refund,rest-echo,rest-create")
+	fs.StringVar(&c.scenarios, "scenarios", "all", "comma-separated subset of: echo,create,get,list,refund,rest-echo,rest-create,rest-list")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file (- for stdout)")
 	fs.StringVar(&c.synchronous, "synchronous", "FULL", "SQLite synchronous pragma (serve's default is FULL)")
 	fs.DurationVar(&c.commitDelay, "commit-delay", store.DefaultCommitDelay, "serve's --commit-delay (SQLite; 0: never wait)")
@@ -356,8 +357,8 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	if c.addr != "" && c.httpAddr == "" && wanted["rest-create"] {
-		return errors.New("rest-create against --addr needs that server's --http-addr (or leave rest-create out of --scenarios)")
+	if c.addr != "" && c.httpAddr == "" && (wanted["rest-create"] || wanted["rest-list"]) {
+		return errors.New("rest-create and rest-list against --addr need that server's --http-addr (or leave them out of --scenarios)")
 	}
 
 	mode := c.server
@@ -451,7 +452,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	// of 100), and for list: without them a run of list alone (on a database
 	// not preloaded) measured an empty page.
 	pool := make([]string, 0, 1000)
-	if wanted["get"] || wanted["refund"] || wanted["list"] {
+	if wanted["get"] || wanted["refund"] || wanted["list"] || wanted["rest-list"] {
 		for i := range cap(pool) {
 			resp, err := pb.NewPaymentsServiceClient(paymentd[i%len(paymentd)]).CreatePayment(authed, &pb.CreatePaymentRequest{
 				Amount: 100_000_000, Currency: "USD", PaymentMethod: "pm_card_visa"})
@@ -502,6 +503,9 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		"rest-create": func(w int) error {
 			return post(httpc, "http://"+httpAddrOf(payT, w)+"/v1/payments", "Bearer "+payT.key, createBody,
 				"Idempotency-Key", "bench-h-"+run+"-"+strconv.FormatInt(seq.Add(1), 10))
+		},
+		"rest-list": func(w int) error {
+			return send(httpc, http.MethodGet, "http://"+httpAddrOf(payT, w)+"/v1/payments", "Bearer "+payT.key, nil)
 		},
 	}
 	if restEchoT != nil {
@@ -1123,12 +1127,25 @@ func dialN(addr string, n int) ([]*grpc.ClientConn, error) {
 	return conns, nil
 }
 
+// post makes one REST POST with a JSON body (send).
 func post(c *http.Client, url, auth string, body []byte, headers ...string) error {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	return send(c, http.MethodPost, url, auth, body, headers...)
+}
+
+// send makes one REST call (a JSON body if body is not nil) and reads the
+// whole answer, which must be 200.
+func send(c *http.Client, method, url, auth string, body []byte, headers ...string) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}

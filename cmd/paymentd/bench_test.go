@@ -80,17 +80,17 @@ func TestBenchChildServersReportServerCPU(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the bench with child processes")
 	}
-	r := runBench(t, "--scenarios", "create,get,rest-create")
+	r := runBench(t, "--scenarios", "create,get,rest-create,rest-list")
 	if r.Mode != "child" {
 		t.Errorf("mode %q, want child", r.Mode)
 	}
-	by := resultsByName(t, r, "echo", "create", "get", "rest-echo", "rest-create")
+	by := resultsByName(t, r, "echo", "create", "get", "rest-echo", "rest-create", "rest-list")
 	for name, x := range by {
 		if x.ServerCPUus <= 0 || x.BenchCPUus <= 0 || x.PeakRSSMB <= 0 {
 			t.Errorf("%s: server %.1f µs/req, bench %.1f µs/req, peak RSS %.0f MB; want all measured", name, x.ServerCPUus, x.BenchCPUus, x.PeakRSSMB)
 		}
 	}
-	for name, base := range map[string]string{"create": "echo", "get": "echo", "rest-create": "rest-echo"} {
+	for name, base := range map[string]string{"create": "echo", "get": "echo", "rest-create": "rest-echo", "rest-list": "rest-echo"} {
 		x, b := by[name], by[base]
 		if x.Baseline != base || x.ServerCPURatio <= 0 || x.P99Ratio <= 0 {
 			t.Errorf("%s: baseline %q, server CPU ratio %.2f, p99 ratio %.2f", name, x.Baseline, x.ServerCPURatio, x.P99Ratio)
