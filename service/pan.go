@@ -91,7 +91,10 @@ func containsPAN(s string) bool {
 // and passes the Luhn check. Requiring whole groups keeps a number written
 // next to other digits ("4111 1111 1111 1111 12/25") from hiding it, while
 // a longer unbroken digit string (an id, a bank reference) is no card
-// number. The false-positive rate this gives is measured and documented in
+// number. Nor are the digits of a hex token (hexToken): a hash, a random
+// key such as a UUID's 32 hex digits, a trace id, a MongoDB ObjectId —
+// one in a thousand random 32-digit hex keys holds a Luhn-valid run that
+// starts like a card's. The false-positive rate this gives is measured and documented in
 // docs/card-numbers.md.
 //
 // The common case, a short ASCII string, is scanned byte by byte with no
@@ -150,6 +153,15 @@ func (p *panScanner) scan(s string) (string, bool) {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
+			if isAlnum(c) && (i == 0 || !isAlnum(s[i-1])) {
+				if n := hexToken(s[i:]); n > 0 {
+					if last4, ok := p.end(); ok {
+						return last4, true
+					}
+					i += n
+					continue
+				}
+			}
 			i++
 			switch {
 			case c >= '0' && c <= '9':
@@ -199,6 +211,38 @@ func (p *panScanner) scan(s string) (string, bool) {
 		}
 	}
 	return p.end()
+}
+
+// minHexToken is the length from which an unbroken run of hex digits with a
+// letter among them is taken for a hex token: 24 is a MongoDB ObjectId;
+// UUIDs without their dashes, trace ids and MD5 hashes are 32, SHA-1 40.
+const minHexToken = 24
+
+// hexToken returns the length of the ASCII letters and digits s starts
+// with if they are a hex token — at least minHexToken of them, all hex
+// digits, one of them a letter — and 0 otherwise. Its digits are not read
+// for card numbers: "4111111111111111" glued to a letter of a longer word
+// (txn4111111111111111) or to a few hex letters is still found.
+func hexToken(s string) int {
+	letter := false
+	n := 0
+	for ; n < len(s) && isAlnum(s[n]); n++ {
+		switch c := s[n] | 0x20; {
+		case c >= 'a' && c <= 'f':
+			letter = true
+		case s[n] >= '0' && s[n] <= '9':
+		default:
+			return 0
+		}
+	}
+	if n < minHexToken || !letter {
+		return 0
+	}
+	return n
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z'
 }
 
 // asciiSep marks the ASCII characters that may separate the digits of a

@@ -110,6 +110,19 @@ func TestIdempotencyKeysHonouredExactlyOrRefused(t *testing.T) {
 	if got := mustGet(t, ctx, srv.payments, p.Id); got.AmountRefunded != 1000 {
 		t.Errorf("three sends with one good key refunded %d; want 1000", got.AmountRefunded)
 	}
+	// A random hex key (a UUID without its dashes) whose digits happen to
+	// hold a Luhn-valid run is a key, not a card number: one in a thousand
+	// such keys was refused as one.
+	for range 3 {
+		code, body := srv.restRaw(t, "POST", "/v1/refunds", `{"payment_id":"`+p.Id+`","amount":1000}`,
+			http.Header{"Authorization": {"Bearer " + srv.key}, "Idempotency-Key": {"deadbeef4111111111111111deadbeef"}})
+		if code != 200 {
+			t.Fatalf("hex key: %d %v", code, body)
+		}
+	}
+	if got := mustGet(t, ctx, srv.payments, p.Id); got.AmountRefunded != 2000 {
+		t.Errorf("three sends with a hex key refunded %d in all; want 2000", got.AmountRefunded)
+	}
 
 	// Over gRPC the same rule holds for the metadata.
 	for name, md := range map[string]metadata.MD{
@@ -131,8 +144,8 @@ func TestIdempotencyKeysHonouredExactlyOrRefused(t *testing.T) {
 			}
 		}
 	}
-	if got := mustGet(t, ctx, srv.payments, p.Id); got.AmountRefunded != 1000 {
-		t.Errorf("after refused gRPC keys, amount_refunded = %d; want 1000", got.AmountRefunded)
+	if got := mustGet(t, ctx, srv.payments, p.Id); got.AmountRefunded != 2000 {
+		t.Errorf("after refused gRPC keys, amount_refunded = %d; want 2000", got.AmountRefunded)
 	}
 }
 
