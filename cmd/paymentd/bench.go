@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,6 +70,7 @@ type benchConfig struct {
 	replicas             int             // paymentd children on db, sharing the load
 	dbWriters            int             // group-commit loops per paymentd on PostgreSQL (0: fleetWriters)
 	replicaProcs         int             // GOMAXPROCS of each replica (0: replicaShare)
+	randomKeys           bool            // idempotency keys of 32 random hex digits instead of sequential ones
 }
 
 // benchResult is one row of the table (and of --json). Server figures are
@@ -125,6 +128,7 @@ type benchReport struct {
 	DBBytes         int64         `json:"db_bytes"`
 	GOMAXPROCS      int           `json:"gomaxprocs"`
 	Instrumentation string        `json:"instrumentation"` // on or off (--instrumentation)
+	RandomKeys      bool          `json:"random_keys,omitempty"`
 }
 
 // benchTarget is one server the scenarios call, and how its own cost is read.
@@ -312,6 +316,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&c.key, "key", "", "with --addr: a test API key with the write scope on that server (or PAYMENTD_KEY)")
 	fs.StringVar(&c.serverPIDs, "server-pid", "", "with --addr: the server's process id on this machine, to read its CPU time and peak RSS (comma-separated, one per --addr)")
 	c.instrumentation.register(fs)
+	fs.BoolVar(&c.randomKeys, "random-keys", false, "idempotency keys of 32 random hex digits, as clients make them (uuid4().hex), instead of sequential ones, whose records the database appends")
 	fs.StringVar(&c.db, "db", "", "bench on this database (postgres://… or a SQLite file) instead of a temporary SQLite file; the bench adds its own account to it, so use a throw-away database")
 	fs.IntVar(&c.dbWriters, "db-writers", 0, "with a PostgreSQL --db: serve's --db-writers for each paymentd (0: 4 divided among the replicas, rounded up)")
 	fs.IntVar(&c.replicas, "replicas", 1, "with a PostgreSQL --db: start this many paymentd servers on it and spread the callers across them (server CPU is their sum)")
@@ -475,13 +480,21 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	// running server never replay each other's payments.
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var seq atomic.Int64
+	key := func(kind string) string {
+		if c.randomKeys {
+			var b [16]byte
+			crand.Read(b[:])
+			return hex.EncodeToString(b[:])
+		}
+		return "bench-" + kind + run + "-" + strconv.FormatInt(seq.Add(1), 10)
+	}
 	calls := map[string]func(worker int) error{
 		"echo": func(w int) error {
 			_, err := benchv1.NewEchoServiceClient(echoConns[w%len(echoConns)]).Echo(ctx, &benchv1.EchoRequest{Payload: payload})
 			return err
 		},
 		"create": func(w int) error {
-			ictx := metadata.AppendToOutgoingContext(authed, "idempotency-key", "bench-"+run+"-"+strconv.FormatInt(seq.Add(1), 10))
+			ictx := metadata.AppendToOutgoingContext(authed, "idempotency-key", key(""))
 			_, err := pb.NewPaymentsServiceClient(paymentd[w%len(paymentd)]).CreatePayment(ictx, &pb.CreatePaymentRequest{
 				Amount: 2000, Currency: "USD", PaymentMethod: "pm_card_visa", Description: "bench"})
 			return err
@@ -495,14 +508,14 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 			return err
 		},
 		"refund": func(w int) error {
-			ictx := metadata.AppendToOutgoingContext(authed, "idempotency-key", "bench-r-"+run+"-"+strconv.FormatInt(seq.Add(1), 10))
+			ictx := metadata.AppendToOutgoingContext(authed, "idempotency-key", key("r-"))
 			_, err := pb.NewPaymentsServiceClient(paymentd[w%len(paymentd)]).CreateRefund(ictx, &pb.CreateRefundRequest{
 				PaymentId: pool[rand.IntN(len(pool))], Amount: proto.Int64(100)})
 			return err
 		},
 		"rest-create": func(w int) error {
 			return post(httpc, "http://"+httpAddrOf(payT, w)+"/v1/payments", "Bearer "+payT.key, createBody,
-				"Idempotency-Key", "bench-h-"+run+"-"+strconv.FormatInt(seq.Add(1), 10))
+				"Idempotency-Key", key("h-"))
 		},
 		"rest-list": func(w int) error {
 			return send(httpc, http.MethodGet, "http://"+httpAddrOf(payT, w)+"/v1/payments", "Bearer "+payT.key, nil)
@@ -517,7 +530,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	report := benchReport{Mode: mode, Concurrency: c.concurrency, DurationSeconds: c.duration.Seconds(), Preloaded: c.preload,
 		Synchronous: strings.ToUpper(c.synchronous), GOMAXPROCS: runtime.GOMAXPROCS(0), Backend: "sqlite", Replicas: len(payT.servers()),
-		Instrumentation: c.instrumentation.String(), CommitDelay: c.commitDelay.String()}
+		Instrumentation: c.instrumentation.String(), CommitDelay: c.commitDelay.String(), RandomKeys: c.randomKeys}
 	if len(payT.members) > 0 {
 		report.ReplicaProcs = payT.members[0].procs
 	}
@@ -1046,6 +1059,9 @@ func printReport(w io.Writer, r benchReport) {
 	}
 	if r.CommitDelay != "" {
 		durability += ", commit delay " + r.CommitDelay
+	}
+	if r.RandomKeys {
+		durability += ", random idempotency keys"
 	}
 	fmt.Fprintf(w, "\npaymentd bench: %s servers (%d on %s), concurrency %d, %s per scenario, %s, GOMAXPROCS %d, preloaded %d payments, instrumentation %s\n",
 		r.Mode, r.Replicas, r.Backend, r.Concurrency, time.Duration(r.DurationSeconds*float64(time.Second)), durability,
