@@ -213,20 +213,9 @@ func (l *loop) run(ops chan *op) {
 	batch := make([]*op, 0, w.maxBatch)
 	errs := make([]error, 0, w.maxBatch)
 	for first := range ops {
-		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < w.maxBatch {
-			select {
-			case o, ok := <-ops:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, o)
-			default:
-				break fill
-			}
-		}
-		if w.delay > 0 && len(batch) < w.maxBatch {
+		var closed bool
+		batch, closed = l.take(ops, append(batch[:0], first))
+		if !closed && w.delay > 0 && len(batch) < w.maxBatch {
 			batch = l.gather(ops, batch)
 		}
 		for len(batch) > 0 {
@@ -246,27 +235,33 @@ func (l *loop) run(ops chan *op) {
 func (l *loop) gather(ops chan *op, batch []*op) []*op {
 	start := time.Now()
 	for len(batch) < l.w.maxBatch {
-		before := time.Now()
+		before, n := time.Now(), len(batch)
 		runtime.Gosched()
-		n := len(batch)
-	drain:
-		for len(batch) < l.w.maxBatch {
-			select {
-			case o, ok := <-ops:
-				if !ok {
-					return batch
-				}
-				batch = append(batch, o)
-			default:
-				break drain
-			}
-		}
+		var closed bool
+		batch, closed = l.take(ops, batch)
 		now := time.Now()
-		if len(batch) == n && now.Sub(before) < yieldIdle || now.Sub(start) >= l.w.delay {
+		if closed || len(batch) == n && now.Sub(before) < yieldIdle || now.Sub(start) >= l.w.delay {
 			return batch
 		}
 	}
 	return batch
+}
+
+// take adds to batch the ops already waiting on ops, up to the batch's
+// bound; closed reports that ops has been closed.
+func (l *loop) take(ops chan *op, batch []*op) (_ []*op, closed bool) {
+	for len(batch) < l.w.maxBatch {
+		select {
+		case o, ok := <-ops:
+			if !ok {
+				return batch, true
+			}
+			batch = append(batch, o)
+		default:
+			return batch, false
+		}
+	}
+	return batch, false
 }
 
 // yieldIdle is how long runtime.Gosched takes when no other goroutine

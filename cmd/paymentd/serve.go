@@ -43,7 +43,7 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.synchronous, "synchronous", "FULL", "SQLite synchronous pragma; FULL makes every acknowledged change survive power loss (SQLite only)")
 	fs.IntVar(&c.dbWriters, "db-writers", 0, "PostgreSQL only: how many group-commit transactions this replica runs at once, each on its own connection (0: 4); the database sees replicas × this many, so a fleet divides about 4 among its replicas (docs/fleet.md)")
-	fs.DurationVar(&c.commitDelay, "commit-delay", store.DefaultCommitDelay, "SQLite only: while changes arrive faster than two per this long, the writer waits this long for more before each commit, so that more changes share one (0: never wait)")
+	fs.DurationVar(&c.commitDelay, "commit-delay", store.DefaultCommitDelay, "SQLite only: before each commit, while every CPU is busy, the writer lets requests run first for up to this long and takes the changes they send, so that more changes share one commit; with a CPU idle it does not wait (0: never)")
 	fs.IntVar(&c.dbMaxPages, "db-max-pages", 0, "cap the database file at this many 4 KiB pages (0: no cap); writes past it are answered 503 store_unavailable as on a full disk; SQLite only")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 100, "requests per second per API key (negative: unlimited)")
 	fs.DurationVar(&c.shutdownWait, "shutdown-wait", 10*time.Second, "how long to wait for calls in flight on SIGINT/SIGTERM")
