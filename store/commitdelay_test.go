@@ -11,6 +11,44 @@ import (
 	"time"
 )
 
+// TestArrivalRateDue walks the rule that decides whether the writer
+// gathers before a batch: only when the last window's changes came at
+// least two per delay, and never right after an idle spell.
+func TestArrivalRateDue(t *testing.T) {
+	const delay = time.Millisecond
+	var a arrivalRate
+	t0 := time.Unix(1_700_000_000, 0)
+	if a.due(t0, delay) {
+		t.Fatal("due before any change was seen; want no gather")
+	}
+	// 100 changes in the first window: one per 200 µs, five per delay.
+	for i := range 100 {
+		if a.due(t0.Add(time.Duration(i)*200*time.Microsecond), delay) {
+			t.Fatalf("due within the first window (change %d); want no gather until a window is full", i)
+		}
+		a.n++
+	}
+	if !a.due(t0.Add(arrivalWindow), delay) {
+		t.Fatal("not due after a window of one change per 200 µs; want a gather")
+	}
+	if a.due(t0.Add(arrivalWindow), 0) {
+		t.Fatal("due with delay 0; want never")
+	}
+	// One caller taking turns with the disk: 24 changes in a window, one
+	// per 830 µs — fewer than two per delay.
+	a.n = 24
+	if a.due(t0.Add(2*arrivalWindow), delay) {
+		t.Fatal("due after a window of one change per 830 µs; want no gather")
+	}
+	// A busy window, then a second of silence: the first batch after it does not gather.
+	a.n = 1000
+	a.due(t0.Add(3*arrivalWindow), delay)
+	a.n = 1
+	if a.due(t0.Add(3*arrivalWindow+time.Second), delay) {
+		t.Fatal("due after an idle second; want no gather")
+	}
+}
+
 // TestCommitDelay runs the SQLite writer with a long commit delay (not in
 // parallel with other tests: the writer defers to whatever else in the
 // process is waiting for a CPU). A lone caller is never held by it; callers

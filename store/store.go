@@ -60,8 +60,10 @@ type Options struct {
 	// batch (default 1 ms; negative: never). A commit costs the writer about
 	// as much CPU as several changes, however many it holds: when every CPU
 	// is busy, the more changes share it, the more CPU is left for requests.
-	// When a CPU is idle nothing waits and the batch runs at once, so a
-	// lightly loaded server's latency is unchanged. SQLite only: on
+	// When a CPU is idle nothing waits and the batch runs at once; nor
+	// does the writer gather while changes come fewer than two per delay
+	// (a caller or two taking turns would only pay for the yields). SQLite
+	// only: on
 	// PostgreSQL several writer loops commit at once, and setting it is an
 	// error.
 	CommitDelay time.Duration

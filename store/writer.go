@@ -67,7 +67,8 @@ type loop struct {
 	batchEvts []string // event types of the batch's changes that succeeded
 	batchExec int      // statements the batch's successful changes ran
 	took      time.Duration
-	held      bool // a savepoint of the batch is still to be released (PostgreSQL)
+	arrival   arrivalRate // how often changes came lately (gather)
+	held      bool        // a savepoint of the batch is still to be released (PostgreSQL)
 	// careful counts the batches still to run with a savepoint per change
 	// after one whose change failed without (runBatch, SQLite).
 	careful int
@@ -215,9 +216,10 @@ func (l *loop) run(ops chan *op) {
 	for first := range ops {
 		var closed bool
 		batch, closed = l.take(ops, append(batch[:0], first))
-		if !closed && w.delay > 0 && len(batch) < w.maxBatch {
+		if !closed && len(batch) < w.maxBatch && l.arrival.due(time.Now(), w.delay) {
 			batch = l.gather(ops, batch)
 		}
+		l.arrival.n += len(batch)
 		for len(batch) > 0 {
 			errs = l.runBatch(batch, errs[:0])
 			batch = l.answer(batch, errs)
@@ -245,6 +247,37 @@ func (l *loop) gather(ops chan *op, batch []*op) []*op {
 		}
 	}
 	return batch
+}
+
+// arrivalRate follows how many changes a loop has been given per unit of
+// time, over windows of arrivalWindow.
+type arrivalRate struct {
+	since time.Time     // the current window's start
+	n     int           // changes taken in the current window
+	every time.Duration // mean time between changes in the last window; 0 before the first
+}
+
+// arrivalWindow is long enough to hold several commits (each waits for an
+// fsync, ~1-3 ms) and short enough to follow a change of load.
+const arrivalWindow = 20 * time.Millisecond
+
+// due reports whether changes came in the last window at least two per
+// delay, so that a gather is likely to find some: with fewer (a caller or
+// two taking turns) the writer would only spend the CPU and latency of the
+// yields. After an idle spell the window is long and holds few changes, so
+// the first batches after it do not gather.
+func (a *arrivalRate) due(now time.Time, delay time.Duration) bool {
+	if delay <= 0 {
+		return false
+	}
+	if el := now.Sub(a.since); el >= arrivalWindow {
+		a.every = 0
+		if a.n > 0 {
+			a.every = el / time.Duration(a.n)
+		}
+		a.since, a.n = now, 0
+	}
+	return a.every > 0 && 2*a.every <= delay
 }
 
 // take adds to batch the ops already waiting on ops, up to the batch's
