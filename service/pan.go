@@ -221,8 +221,8 @@ const minHexToken = 24
 // hexToken returns the length of the ASCII letters and digits s starts
 // with if they are a hex token — at least minHexToken of them, all hex
 // digits, one of them a letter — and 0 otherwise. Its digits are not read
-// for card numbers: "4111111111111111" glued to a letter of a longer word
-// (txn4111111111111111) or to a few hex letters is still found.
+// for card numbers; a card number glued to the letters of a longer word
+// ("txn" and the digits) or to a few hex letters is still found.
 func hexToken(s string) int {
 	letter := false
 	n := 0
