@@ -29,109 +29,137 @@ import (
 // them by hand, everything else (and a payment the hand cannot write) by
 // protojson.
 func (m strictJSON) Marshal(v any) ([]byte, error) {
-	var b []byte
-	ok := false
+	var w jsonOut
 	switch x := v.(type) {
 	case *pb.Payment:
-		b, ok = appendPaymentJSON(make([]byte, 0, 640), x)
+		w.b = make([]byte, 0, 640)
+		w.payment(x)
 	case *pb.ListPaymentsResponse:
-		b, ok = appendListPaymentsJSON(make([]byte, 0, 64+640*len(x.Payments)), x)
-	}
-	if ok {
-		return b, nil
-	}
-	return m.JSONPb.Marshal(v)
-}
-
-// appendPaymentJSON appends p as protojson would write it; ok is false if
-// protojson must be asked instead.
-func appendPaymentJSON(b []byte, p *pb.Payment) (_ []byte, ok bool) {
-	if p == nil {
-		return b, false
-	}
-	b = append(b, `{"id":`...)
-	b, ok = appendJSONString(b, p.Id)
-	b = append(b, `,"amount":`...)
-	b = appendJSONInt64(b, p.Amount)
-	b = append(b, `,"currency":`...)
-	b, ok = appendJSONStringOK(b, p.Currency, ok)
-	b = append(b, `,"status":`...)
-	b, ok = appendJSONStringOK(b, p.Status, ok)
-	b = append(b, `,"capture_method":`...)
-	b, ok = appendJSONStringOK(b, p.CaptureMethod, ok)
-	b = append(b, `,"payment_method":`...)
-	b, ok = appendJSONStringOK(b, p.PaymentMethod, ok)
-	b = append(b, `,"amount_capturable":`...)
-	b = appendJSONInt64(b, p.AmountCapturable)
-	b = append(b, `,"amount_captured":`...)
-	b = appendJSONInt64(b, p.AmountCaptured)
-	b = append(b, `,"amount_refunded":`...)
-	b = appendJSONInt64(b, p.AmountRefunded)
-	b = append(b, `,"description":`...)
-	b, ok = appendJSONStringOK(b, p.Description, ok)
-	b = append(b, `,"metadata":`...)
-	b, ok = appendJSONStringMap(b, p.Metadata, ok)
-	b = append(b, `,"customer":`...)
-	if c := p.Customer; c == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, `{"name":`...)
-		b, ok = appendJSONStringOK(b, c.Name, ok)
-		b = append(b, `,"email":`...)
-		b, ok = appendJSONStringOK(b, c.Email, ok)
-		b = append(b, `,"id":`...)
-		b, ok = appendJSONStringOK(b, c.Id, ok)
-		b = append(b, '}')
-	}
-	b = append(b, `,"agent_id":`...)
-	b, ok = appendJSONStringOK(b, p.AgentId, ok)
-	b = append(b, `,"livemode":`...)
-	b = strconv.AppendBool(b, p.Livemode)
-	b = append(b, `,"provider":`...)
-	b, ok = appendJSONStringOK(b, p.Provider, ok)
-	b = append(b, `,"failure_code":`...)
-	b, ok = appendJSONStringOK(b, p.FailureCode, ok)
-	b = append(b, `,"failure_message":`...)
-	b, ok = appendJSONStringOK(b, p.FailureMessage, ok)
-	b = append(b, `,"created_at":`...)
-	b, ok = appendJSONTimestamp(b, p.CreatedAt, ok)
-	b = append(b, `,"updated_at":`...)
-	b, ok = appendJSONTimestamp(b, p.UpdatedAt, ok)
-	b = append(b, `,"pending_operation":`...)
-	b, ok = appendJSONStringOK(b, p.PendingOperation, ok)
-	b = append(b, `,"pending_amount":`...)
-	b = appendJSONInt64(b, p.PendingAmount)
-	return append(b, '}'), ok
-}
-
-// appendListPaymentsJSON appends a page of payments as protojson would.
-func appendListPaymentsJSON(b []byte, r *pb.ListPaymentsResponse) (_ []byte, ok bool) {
-	ok = true
-	b = append(b, `{"payments":[`...)
-	for i, p := range r.Payments {
-		if i > 0 {
-			b = append(b, ',')
+		w.b = make([]byte, 0, 64+640*len(x.Payments))
+		w.raw(`{"payments":[`)
+		for i, p := range x.Payments {
+			if i > 0 {
+				w.raw(",")
+			}
+			w.payment(p)
 		}
-		var pok bool
-		b, pok = appendPaymentJSON(b, p)
-		ok = ok && pok
+		w.str(`],"next_page_token":`, x.NextPageToken)
+		w.raw("}")
+	default:
+		return m.JSONPb.Marshal(v)
 	}
-	b = append(b, `],"next_page_token":`...)
-	b, ok = appendJSONStringOK(b, r.NextPageToken, ok)
-	return append(b, '}'), ok
+	if w.bad {
+		return m.JSONPb.Marshal(v)
+	}
+	return w.b, nil
 }
 
-func appendJSONInt64(b []byte, n int64) []byte {
-	b = append(b, '"')
-	b = strconv.AppendInt(b, n, 10)
-	return append(b, '"')
+// jsonOut is JSON being written as protojson would write it; bad records
+// that something could not be (protojson must be asked instead). Each
+// method writes a field's name (with the comma before it) and its value.
+type jsonOut struct {
+	b   []byte
+	bad bool
 }
 
-// appendJSONStringOK is appendJSONString for a caller that is already
-// carrying an ok: it stays false once false.
-func appendJSONStringOK(b []byte, s string, ok bool) ([]byte, bool) {
-	b, sok := appendJSONString(b, s)
-	return b, ok && sok
+func (w *jsonOut) raw(s string) { w.b = append(w.b, s...) }
+
+func (w *jsonOut) str(name, s string) {
+	var ok bool
+	w.b, ok = appendJSONString(append(w.b, name...), s)
+	w.bad = w.bad || !ok
+}
+
+func (w *jsonOut) int64(name string, n int64) {
+	w.b = append(append(w.b, name...), '"')
+	w.b = append(strconv.AppendInt(w.b, n, 10), '"')
+}
+
+func (w *jsonOut) bool(name string, v bool) {
+	w.b = strconv.AppendBool(append(w.b, name...), v)
+}
+
+// strMap writes m with its keys sorted, as protojson does.
+func (w *jsonOut) strMap(name string, m map[string]string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	w.raw(name)
+	w.raw("{")
+	for i, k := range keys {
+		if i > 0 {
+			w.raw(",")
+		}
+		w.str("", k)
+		w.str(":", m[k])
+	}
+	w.raw("}")
+}
+
+// timestamp writes t in RFC 3339, UTC, with as many fractional digits as
+// its nanoseconds need in groups of three (none, 3, 6 or 9).
+func (w *jsonOut) timestamp(name string, t *timestamppb.Timestamp) {
+	w.raw(name)
+	if t == nil {
+		w.raw("null")
+		return
+	}
+	secs, nanos := t.GetSeconds(), t.GetNanos()
+	if secs < minJSONSeconds || secs > maxJSONSeconds || nanos < 0 || nanos > 999_999_999 {
+		w.bad = true
+		return
+	}
+	layout := "2006-01-02T15:04:05"
+	switch {
+	case nanos == 0:
+	case nanos%1_000_000 == 0:
+		layout += ".000"
+	case nanos%1_000 == 0:
+		layout += ".000000"
+	default:
+		layout += ".000000000"
+	}
+	w.b = time.Unix(secs, int64(nanos)).UTC().AppendFormat(append(w.b, '"'), layout)
+	w.raw(`Z"`)
+}
+
+// payment writes p, every field in the proto's order.
+func (w *jsonOut) payment(p *pb.Payment) {
+	if p == nil {
+		w.bad = true
+		return
+	}
+	w.str(`{"id":`, p.Id)
+	w.int64(`,"amount":`, p.Amount)
+	w.str(`,"currency":`, p.Currency)
+	w.str(`,"status":`, p.Status)
+	w.str(`,"capture_method":`, p.CaptureMethod)
+	w.str(`,"payment_method":`, p.PaymentMethod)
+	w.int64(`,"amount_capturable":`, p.AmountCapturable)
+	w.int64(`,"amount_captured":`, p.AmountCaptured)
+	w.int64(`,"amount_refunded":`, p.AmountRefunded)
+	w.str(`,"description":`, p.Description)
+	w.strMap(`,"metadata":`, p.Metadata)
+	if c := p.Customer; c == nil {
+		w.raw(`,"customer":null`)
+	} else {
+		w.str(`,"customer":{"name":`, c.Name)
+		w.str(`,"email":`, c.Email)
+		w.str(`,"id":`, c.Id)
+		w.raw("}")
+	}
+	w.str(`,"agent_id":`, p.AgentId)
+	w.bool(`,"livemode":`, p.Livemode)
+	w.str(`,"provider":`, p.Provider)
+	w.str(`,"failure_code":`, p.FailureCode)
+	w.str(`,"failure_message":`, p.FailureMessage)
+	w.timestamp(`,"created_at":`, p.CreatedAt)
+	w.timestamp(`,"updated_at":`, p.UpdatedAt)
+	w.str(`,"pending_operation":`, p.PendingOperation)
+	w.int64(`,"pending_amount":`, p.PendingAmount)
+	w.raw("}")
 }
 
 // appendJSONString quotes s as protojson does: `"` and `\` escaped, control
@@ -180,52 +208,8 @@ func appendJSONString(b []byte, s string) ([]byte, bool) {
 	return append(b, '"'), true
 }
 
-// appendJSONStringMap writes m with its keys sorted, as protojson does.
-func appendJSONStringMap(b []byte, m map[string]string, ok bool) ([]byte, bool) {
-	b = append(b, '{')
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b, ok = appendJSONStringOK(b, k, ok)
-		b = append(b, ':')
-		b, ok = appendJSONStringOK(b, m[k], ok)
-	}
-	return append(b, '}'), ok
-}
-
 // Timestamps protojson can write: years 1 to 9999.
 const (
 	minJSONSeconds = -62135596800
 	maxJSONSeconds = 253402300799
 )
-
-// appendJSONTimestamp writes t in RFC 3339, UTC, with as many fractional
-// digits as its nanoseconds need in groups of three (none, 3, 6 or 9).
-func appendJSONTimestamp(b []byte, t *timestamppb.Timestamp, ok bool) ([]byte, bool) {
-	if t == nil {
-		return append(b, "null"...), ok
-	}
-	secs, nanos := t.GetSeconds(), t.GetNanos()
-	if secs < minJSONSeconds || secs > maxJSONSeconds || nanos < 0 || nanos > 999_999_999 {
-		return b, false
-	}
-	b = append(b, '"')
-	layout := "2006-01-02T15:04:05"
-	switch {
-	case nanos == 0:
-	case nanos%1_000_000 == 0:
-		layout += ".000"
-	case nanos%1_000 == 0:
-		layout += ".000000"
-	default:
-		layout += ".000000000"
-	}
-	b = time.Unix(secs, int64(nanos)).UTC().AppendFormat(b, layout)
-	return append(b, `Z"`...), ok
-}

@@ -48,7 +48,7 @@ func fillEveryField(t *testing.T, m protoreflect.Message, seed int) {
 			mp.Set(protoreflect.ValueOfString("k\"2").MapKey(), protoreflect.ValueOfString("v\n2"))
 			mp.Set(protoreflect.ValueOfString("k1").MapKey(), protoreflect.ValueOfString("v1 ✓"))
 		case f.IsList():
-			t.Fatalf("%s is a list: teach appendPaymentJSON to write it", f.FullName())
+			t.Fatalf("%s is a list: teach jsonOut.payment to write it", f.FullName())
 		case f.Kind() == protoreflect.StringKind:
 			m.Set(f, protoreflect.ValueOfString(string(f.Name())+` "é\t`+strings.Repeat("x", n)))
 		case f.Kind() == protoreflect.Int64Kind:
@@ -60,7 +60,7 @@ func fillEveryField(t *testing.T, m protoreflect.Message, seed int) {
 		case f.Kind() == protoreflect.MessageKind:
 			fillEveryField(t, m.Mutable(f).Message(), n*10)
 		default:
-			t.Fatalf("%s is a %v: teach appendPaymentJSON to write it", f.FullName(), f.Kind())
+			t.Fatalf("%s is a %v: teach jsonOut.payment to write it", f.FullName(), f.Kind())
 		}
 	}
 }

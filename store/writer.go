@@ -236,8 +236,8 @@ func (l *loop) run(ops chan *op) {
 // CPU is idle, nothing waits, and the batch runs at once.
 func (l *loop) gather(ops chan *op, batch []*op) []*op {
 	start := time.Now()
-	for len(batch) < l.w.maxBatch {
-		before, n := time.Now(), len(batch)
+	for before := start; len(batch) < l.w.maxBatch; {
+		n := len(batch)
 		runtime.Gosched()
 		var closed bool
 		batch, closed = l.take(ops, batch)
@@ -245,6 +245,7 @@ func (l *loop) gather(ops chan *op, batch []*op) []*op {
 		if closed || len(batch) == n && now.Sub(before) < yieldIdle || now.Sub(start) >= l.w.delay {
 			return batch
 		}
+		before = now
 	}
 	return batch
 }
