@@ -62,6 +62,7 @@ type benchConfig struct {
 	synchronous, workDir string
 	commitDelay          time.Duration // the SQLite server's (serve --commit-delay)
 	cpuProfile           string
+	memProfile           string
 	server               string          // child or inprocess
 	addr, httpAddr, key  string          // an already-running paymentd serve
 	serverPIDs           string          // comma-separated, one per --addr
@@ -310,6 +311,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&c.commitDelay, "commit-delay", store.DefaultCommitDelay, "serve's --commit-delay (SQLite; 0: never wait)")
 	fs.StringVar(&c.workDir, "dir", "", "directory for the temporary database (default: the system temp dir)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the server to this file")
+	fs.StringVar(&c.memProfile, "memprofile", "", "write the server's allocation profile (every allocation since it started, sampled; go tool pprof -sample_index=alloc_space) to this file when it stops")
 	fs.StringVar(&c.server, "server", "child", "child: paymentd and the echo baseline run as child processes, so their own CPU is measured apart from the load generator's; inprocess: everything in this process")
 	fs.StringVar(&c.addr, "addr", "", "drive an already-running `paymentd serve` at this gRPC address instead of starting one (needs --key); comma-separated addresses of a fleet's replicas spread the callers across them")
 	fs.StringVar(&c.httpAddr, "http-addr", "", "with --addr: that server's HTTP address, for rest-create (comma-separated, one per --addr)")
@@ -558,6 +560,9 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if c.memProfile != "" && mode == "inprocess" {
+		defer writeAllocProfile(c.memProfile, stderr)
+	}
 	for _, sc := range benchScenarios {
 		if !wanted[sc.name] {
 			continue
@@ -695,8 +700,8 @@ func startReplicas(ctx context.Context, c benchConfig, stderr io.Writer) (*bench
 	for i := range c.replicas {
 		args := []string{"--synchronous", c.synchronous, "--instrumentation", c.instrumentation.String(),
 			"--db-writers", strconv.Itoa(c.fleetWriters())}
-		if i == 0 && c.cpuProfile != "" {
-			args = append(args, "--cpuprofile", c.cpuProfile)
+		if i == 0 {
+			args = append(args, c.profileArgs()...)
 		}
 		env := []string{"PAYMENTD_DB=" + c.db, "GOMAXPROCS=" + strconv.Itoa(c.replicaShare())}
 		m, err := startChild(stderr, env, args...)
@@ -814,8 +819,20 @@ func childArgs(c benchConfig, measured bool) []string {
 	if measured && c.preload > 0 {
 		args = append(args, "--preload", strconv.Itoa(c.preload))
 	}
-	if measured && c.cpuProfile != "" {
+	if measured {
+		args = append(args, c.profileArgs()...)
+	}
+	return args
+}
+
+// profileArgs passes the profiles asked for on to the measured server.
+func (c *benchConfig) profileArgs() []string {
+	var args []string
+	if c.cpuProfile != "" {
 		args = append(args, "--cpuprofile", c.cpuProfile)
+	}
+	if c.memProfile != "" {
+		args = append(args, "--memprofile", c.memProfile)
 	}
 	return args
 }

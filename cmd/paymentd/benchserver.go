@@ -62,11 +62,11 @@ type benchServerCPU struct {
 // answers one-line requests on stdin ("stats", "cpu", "free") with one JSON line.
 func benchServer(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var (
-		echoOnly                      bool
-		dir, db, synchronous, cpuProf string
-		preload, writers              int
-		commitDelay                   time.Duration
-		instr                         instrumentation
+		echoOnly                               bool
+		dir, db, synchronous, cpuProf, memProf string
+		preload, writers                       int
+		commitDelay                            time.Duration
+		instr                                  instrumentation
 	)
 	fs := newFlagSet("bench-server", stderr)
 	fs.BoolVar(&echoOnly, "echo", false, "serve only the bare gRPC echo service (the baseline)")
@@ -77,6 +77,7 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 	fs.IntVar(&writers, "db-writers", 0, "group-commit loops on a PostgreSQL --db (0: the store's default)")
 	fs.DurationVar(&commitDelay, "commit-delay", store.DefaultCommitDelay, "SQLite writer's commit delay (0: never wait)")
 	fs.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the server to this file")
+	fs.StringVar(&memProf, "memprofile", "", "write the server's allocation profile to this file when it stops")
 	instr.register(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -131,6 +132,9 @@ func benchServer(ctx context.Context, args []string, getenv func(string) string,
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if memProf != "" {
+		defer writeAllocProfile(memProf, stderr)
 	}
 	// The preload's garbage is the benchmark's own, not the service's.
 	debug.FreeOSMemory()
@@ -247,4 +251,19 @@ func serveBench(ctx context.Context, st *store.Store, instr instrumentation) (*s
 		func(s *grpc.Server) { benchv1.RegisterEchoServiceServer(s, echoServer{}) },
 		benchv1.RegisterEchoServiceHandler)
 	return srvs, err
+}
+
+// writeAllocProfile writes the process's allocation profile to path; a
+// failure is reported, not returned, since it happens as the server stops.
+func writeAllocProfile(path string, stderr io.Writer) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "paymentd bench: memory profile: %v\n", err)
+	}
 }
