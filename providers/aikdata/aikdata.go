@@ -295,7 +295,11 @@ func (c *Client) GetPayment(ctx context.Context, reference string) (providers.Pa
 const searchPages, searchPageSize = 5, 100
 
 func (c *Client) findByPaymentdID(ctx context.Context, id string) (providers.PaymentState, error) {
-	for page := range searchPages {
+	// offset advances by the charges answered, not by the limit asked: the
+	// answer's limit may be smaller than ours (the document's example
+	// answers limit 20), and stepping by ours would skip charges.
+	offset := 0
+	for range searchPages {
 		var list struct {
 			Data []struct {
 				charge
@@ -303,7 +307,7 @@ func (c *Client) findByPaymentdID(ctx context.Context, id string) (providers.Pay
 			} `json:"data"`
 			Total int `json:"total"`
 		}
-		path := fmt.Sprintf("/charges?limit=%d&offset=%d", searchPageSize, page*searchPageSize)
+		path := fmt.Sprintf("/charges?limit=%d&offset=%d", searchPageSize, offset)
 		if err := c.call(ctx, http.MethodGet, path, nil, "", &list); err != nil {
 			return providers.PaymentState{}, err
 		}
@@ -312,7 +316,8 @@ func (c *Client) findByPaymentdID(ctx context.Context, id string) (providers.Pay
 				return c.GetPayment(ctx, ch.ID)
 			}
 		}
-		if (page+1)*searchPageSize >= list.Total {
+		offset += len(list.Data)
+		if len(list.Data) == 0 || offset >= list.Total {
 			break
 		}
 	}
@@ -369,7 +374,8 @@ func (c *Client) CheckStatus(ctx context.Context) error {
 	return err
 }
 
-// listPages bounds ListPayments: at 100 charges a page, a million charges.
+// listPages bounds ListPayments: at 100 charges a page, a million charges
+// (fewer when aikdata answers smaller pages).
 const listPages = 10000
 
 // ListPayments pages through GET /charges, newest first, for
@@ -377,7 +383,8 @@ const listPages = 10000
 // while paging (offsets shift) is passed to each once.
 func (c *Client) ListPayments(ctx context.Context, each func(providers.ListedPayment) error) error {
 	seen := map[string]bool{}
-	for page := range listPages {
+	offset := 0 // advanced by the charges answered (see findByPaymentdID)
+	for range listPages {
 		var list struct {
 			Data []struct {
 				charge
@@ -385,7 +392,7 @@ func (c *Client) ListPayments(ctx context.Context, each func(providers.ListedPay
 			} `json:"data"`
 			Total int `json:"total"`
 		}
-		path := fmt.Sprintf("/charges?limit=%d&offset=%d", searchPageSize, page*searchPageSize)
+		path := fmt.Sprintf("/charges?limit=%d&offset=%d", searchPageSize, offset)
 		if err := c.call(ctx, http.MethodGet, path, nil, "", &list); err != nil {
 			return err
 		}
@@ -403,7 +410,8 @@ func (c *Client) ListPayments(ctx context.Context, each func(providers.ListedPay
 				return err
 			}
 		}
-		if len(list.Data) == 0 || (page+1)*searchPageSize >= list.Total {
+		offset += len(list.Data)
+		if len(list.Data) == 0 || offset >= list.Total {
 			return nil
 		}
 	}
