@@ -186,6 +186,10 @@ func (c *Client) Authorize(ctx context.Context, req providers.PaymentRequest) (p
 		return providers.PaymentResult{}, &providers.Error{Kind: providers.InvalidRequest, Code: "capture_method_not_supported",
 			Param: "capture_method", Message: "aikdata captures charges at once; use capture_method automatic, or route manual captures to another provider."}
 	}
+	if !isISO4217(req.Currency) {
+		return providers.PaymentResult{}, &providers.Error{Kind: providers.InvalidRequest, Code: "currency_not_supported", Param: "currency",
+			Message: "aikdata takes ISO 4217 currency codes; route " + strings.ToUpper(req.Currency) + " payments to another provider."}
+	}
 	body := map[string]any{"amount": req.Amount, "currency": strings.ToUpper(req.Currency),
 		"metadata": withPaymentdID(req.Metadata, req.IdempotencyKey)}
 	if req.Description != "" {
@@ -214,6 +218,23 @@ func (c *Client) Authorize(ctx context.Context, req providers.PaymentRequest) (p
 	}
 	return providers.PaymentResult{}, providers.AnswerError(c.name, true, "provider_payment_pending",
 		"answered charge %s with status %q; it is not settled yet", ch.ID, ch.Status)
+}
+
+// isISO4217 reports whether code can be an ISO 4217 currency code, as the
+// document's charge currency must be: three letters, and not one of the
+// crypto assets of paymentd's currency table (BTC has 8 decimals; no ISO
+// 4217 currency has more than 4).
+func isISO4217(code string) bool {
+	if len(code) != 3 {
+		return false
+	}
+	for _, r := range code {
+		if (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') {
+			return false
+		}
+	}
+	exp, known := providers.CurrencyExponent(code)
+	return !known || exp <= 4
 }
 
 // Capture is refused: aikdata charges are captured when created.
