@@ -56,6 +56,8 @@ type aslanDocFake struct {
 	declineNext  string // "402" or "400card"
 	omitAuthAmt  bool
 	statusAnswer string
+	// the code of the refusal of a second confirm: the document names none
+	alreadyCode string
 }
 
 func newAslanDocFake(t *testing.T) *aslanDocFake {
@@ -216,7 +218,11 @@ func (f *aslanDocFake) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if a.confirmed {
-			aErr(w, 400, "invalid_request_error", "authorization_already_confirmed", "Authorization already confirmed", "authorizationId")
+			code := f.alreadyCode
+			if code == "" {
+				code = "authorization_already_confirmed"
+			}
+			aErr(w, 400, "invalid_request_error", code, "Authorization already confirmed", "authorizationId")
 			return
 		}
 		a.confirmed = true
@@ -455,5 +461,39 @@ func TestAuditAslanStatus(t *testing.T) {
 	f.statusAnswer = "degraded"
 	if err := c.CheckStatus(context.Background()); err == nil {
 		t.Errorf("degraded: no error")
+	}
+}
+
+// A confirm whose answer was lost, sent again later (the client's retry of
+// the capture with the same key, which paymentd resumes): Aslan documents no
+// idempotency key, so it refuses the second confirm with a 400 whose code
+// the document does not name. The refusal must not be taken as "nothing was
+// captured".
+func TestAuditAslanConfirmResentAfterLostAnswer(t *testing.T) {
+	for _, code := range []string{"authorization_already_confirmed", "payment_already_confirmed", "resource_already_exists"} {
+		f := newAslanDocFake(t)
+		c := newAslan(t, f, false)
+		f.alreadyCode = code
+		ctx := context.Background()
+		res, err := c.Authorize(ctx, providers.PaymentRequest{IdempotencyKey: "pay_c1", Amount: 2500, Currency: "USD"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := providers.CaptureRequest{IdempotencyKey: providers.CaptureKey("pay_c1"), Reference: res.Reference, Amount: 2500, Currency: "USD"}
+		f.mu.Lock()
+		f.delay["/api/v1/confirm"] = 400 * time.Millisecond
+		f.mu.Unlock()
+		if _, err := c.CaptureReference(ctx, req); providers.KindOf(err) != providers.Unknown {
+			t.Fatalf("lost confirm: %v", err)
+		}
+		time.Sleep(150 * time.Millisecond) // the confirm completes at Aslan
+		f.mu.Lock()
+		f.delay["/api/v1/confirm"] = 0
+		f.mu.Unlock()
+		_, err = c.CaptureReference(ctx, req)
+		_, captured, _ := f.books()
+		if k := providers.KindOf(err); k != providers.Unknown {
+			t.Errorf("code %s: re-sent confirm answered kind %v (%v) while Aslan captured %d: paymentd clears the pending capture as refused", code, k, err, captured)
+		}
 	}
 }
