@@ -725,17 +725,53 @@ func (c *Client) CheckStatus(ctx context.Context) error {
 
 var _ providers.InvoiceFinder = (*Client)(nil)
 
-// FindInvoice looks an invoice up by its transaction reference (aspayds'
-// GET /payment/{id} takes one). A 404 means aspayds has none; any other
-// failure is an error. The answer carries no payment_url.
+// FindInvoice looks an invoice up by its transaction reference. GET
+// /payment/{id} cannot be used: its {id} is an invoice id OR a transaction
+// reference, and its answer carries neither the reference nor the amount,
+// so a reference that is another invoice's id would find that invoice. The
+// batch status call answers each invoice's transaction_reference and
+// amount: only an invoice whose transaction_reference is req.Reference is
+// taken, with its amount, so paymentd can refuse one of another amount.
+// aspayds not knowing the reference means it has none; an answer about
+// other invoices only is an error (it cannot be told whether ours exists).
+// The answer carries no payment_url.
 func (c *Client) FindInvoice(ctx context.Context, req providers.InvoiceRequest) (providers.InvoiceState, bool, error) {
-	st, err := c.GetInvoice(ctx, req.Reference)
-	var pe *providers.Error
-	if errors.As(err, &pe) && pe.Kind == providers.InvalidRequest && pe.Code == "resource_missing" {
-		return providers.InvoiceState{}, false, nil
+	if req.Reference == "" {
+		return providers.InvoiceState{}, false, invalid("transaction_reference", "parameter_missing", "aspayds requires a transaction_reference.")
 	}
+	var out struct {
+		Invoices    []invoiceAnswer `json:"invoices"`
+		NotFoundIDs []string        `json:"not_found_ids"`
+	}
+	if _, err := c.call(ctx, http.MethodPost, "/payment/batch/status", map[string]any{"ids": []string{req.Reference}}, &out); err != nil {
+		return providers.InvoiceState{}, false, err
+	}
+	var match []invoiceAnswer
+	for _, a := range out.Invoices {
+		if a.TransactionReference == req.Reference {
+			match = append(match, a)
+		}
+	}
+	switch {
+	case len(match) == 0 && len(out.Invoices) == 0 && slices.Contains(out.NotFoundIDs, req.Reference):
+		return providers.InvoiceState{}, false, nil
+	case len(match) != 1:
+		return providers.InvoiceState{}, false, providers.AnswerError(c.name, false, "provider_ambiguous_answer",
+			"answered a lookup of transaction_reference %q with %d invoices of that reference (and %d others)",
+			req.Reference, len(match), len(out.Invoices)-len(match))
+	}
+	a := match[0]
+	if a.InvoiceID == "" || !a.Amount.set {
+		return providers.InvoiceState{}, false, providers.AnswerError(c.name, false, "provider_malformed_answer",
+			"answered a lookup of transaction_reference %q without an invoice_id or amount", req.Reference)
+	}
+	st, err := c.invoiceState(a)
 	if err != nil {
-		return st, false, err
+		return providers.InvoiceState{}, false, err
+	}
+	if st.Amount == 0 && a.Amount.set {
+		return providers.InvoiceState{}, false, providers.AnswerError(c.name, false, "provider_malformed_answer",
+			"answered invoice %s with amount %q", a.InvoiceID, a.Amount.raw)
 	}
 	return st, true, nil
 }
