@@ -595,12 +595,27 @@ func (c *Client) checkPayout(a payoutAnswer, req providers.PayoutRequest) (provi
 	return st, nil
 }
 
+// recoverPayout reads back a payout whose creation may have been made by an
+// earlier, unanswered attempt. GET /payout/{id} takes a payout id OR a
+// transaction reference, and the reference is unique only per paymentd
+// account, so the answer is ours only when it names our transaction
+// reference and recipient; anything else leaves the outcome unknown.
 func (c *Client) recoverPayout(ctx context.Context, req providers.PayoutRequest) (providers.PayoutState, error) {
-	var a payoutAnswer
+	var a struct {
+		payoutAnswer
+		RecipientName    string `json:"recipient_name"`
+		RecipientAccount string `json:"recipient_account"`
+	}
 	if _, err := c.call(ctx, http.MethodGet, "/payout/"+url.PathEscape(req.Reference), nil, &a); err != nil {
 		return providers.PayoutState{}, providers.RefusalAfterAmbiguous(c.name, 0)
 	}
-	return c.checkPayout(a, req)
+	if a.TransactionReference != req.Reference || a.RecipientAccount != req.RecipientAccount ||
+		(a.RecipientName != "" && a.RecipientName != req.RecipientName) {
+		return providers.PayoutState{}, &providers.Error{Kind: providers.Unknown, Code: "provider_no_answer", Message: fmt.Sprintf(
+			"%s refused a retry as a duplicate after an earlier attempt went unanswered, and the payout it holds under %q is another one (reference %q, recipient %q); the outcome is unknown and must be reconciled.",
+			c.name, req.Reference, a.TransactionReference, a.RecipientAccount)}
+	}
+	return c.checkPayout(a.payoutAnswer, req)
 }
 
 // GetPayout reads a payout by payout id or transaction reference.
