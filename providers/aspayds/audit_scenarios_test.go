@@ -497,3 +497,22 @@ func TestAuditInvoiceFindSameReferenceOtherAccount(t *testing.T) {
 		t.Errorf("FindInvoice(Y, 250.00) answered X's invoice %s (100.00, paid) with Amount 0, so paymentd cannot see the mismatch", st.Reference)
 	}
 }
+
+// The document's methods carry no fee; the fee (and total_amount) is known
+// only from the payout answer. paymentd reserves amount + the method's fee.
+func TestAuditPayoutFeeNotInMethods(t *testing.T) {
+	f := newAuFake(t)
+	c := newAuClient(t, f, nil)
+	ctx := context.Background()
+	ms, _ := c.PayoutMethods(ctx)
+	req := auPoReq(50000)
+	st, err := c.CreatePayout(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	predicted := ms[0].FeeFixed + req.Amount*ms[0].FeeBasisPoints/10000
+	if predicted != st.Fee {
+		t.Errorf("method %s fee rule predicts fee %d (reserve %d); aspayds charged fee %d, total_amount %d",
+			ms[0].ID, predicted, req.Amount+predicted, st.Fee, st.TotalAmount)
+	}
+}
