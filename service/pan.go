@@ -67,6 +67,11 @@ func findPAN(msg protoreflect.Message) (field string, found bool) {
 	return field, found
 }
 
+// HoldsCardNumber reports whether paymentd refuses s as holding a card
+// number: a client drawing random keys (the bench's --random-keys) draws
+// again when it does.
+func HoldsCardNumber(s string) bool { return containsPAN(s) }
+
 // containsPAN reports whether s holds something that reads as a card number
 // (see scanPAN).
 func containsPAN(s string) bool {
@@ -78,23 +83,22 @@ func containsPAN(s string) bool {
 //
 // Callers hide card numbers in many ways, so s is read the way a person would
 // read it: every Unicode decimal digit counts as its ASCII digit (full-width
-// １, Arabic-Indic ١, circled ①, …); separators between digits are skipped,
-// and so are runs of them: spaces of every kind (tab, NBSP, ideographic
-// space), . / _ , + and dashes of every kind, and the invisible format
-// characters and combining marks (zero-width space, word joiner, soft hyphen,
-// bidi controls). Percent-escapes are decoded as well, so a number inside a
-// URL (4111%201111…) is found. Anything else ends a run of digits.
+// １, Arabic-Indic ١, circled ①, …); letters end a run of digits, and so does
+// the colon of a clock time (12:34:56), but every other character between
+// digits is a separator and skipped, also in runs: spaces of every kind,
+// punctuation and symbols (. / - , + | ; * ~ = # ' ( ) · • × ∶ …), control
+// and invisible format characters (zero-width space, word joiner, soft
+// hyphen, bidi controls) and combining marks. Percent-escapes are decoded as
+// well, however many layers deep, so a number inside a URL (4111%201111…)
+// is found.
 //
 // A run of digits is split into the groups its separators made. A card
 // number is a window of whole groups, 13 to 19 digits long, that starts the
-// way card numbers of the networks do (see issuerPrefix)
-// and passes the Luhn check. Requiring whole groups keeps a number written
-// next to other digits ("4111 1111 1111 1111 12/25") from hiding it, while
-// a longer unbroken digit string (an id, a bank reference) is no card
-// number. Nor are the digits of a hex token (hexToken): a hash, a random
-// key such as a UUID's 32 hex digits, a trace id, a MongoDB ObjectId —
-// one in a thousand random 32-digit hex keys holds a Luhn-valid run that
-// starts like a card's. The false-positive rate this gives is measured and documented in
+// way card numbers of the networks do (see issuerPrefix) and passes the Luhn
+// check. Requiring whole groups keeps a number written next to other digits
+// ("4111 1111 1111 1111 12/25") from hiding it, while a longer unbroken
+// digit string (an id, a bank reference) is no card number. The
+// false-positive rate this gives is measured and documented in
 // docs/card-numbers.md.
 //
 // The common case, a short ASCII string, is scanned byte by byte with no
@@ -118,8 +122,11 @@ func scanPAN(s string) (last4 string, found bool) {
 	if last4, found = sc.scan(s); found {
 		return last4, true
 	}
-	// Percent-decode (up to three layers of encoding) and look again.
-	for range 3 {
+	// Percent-decode and look again, layer after layer: each layer that
+	// decodes anything is shorter than the one before, so this ends; the
+	// bound keeps a hostile string of many layers from costing more than
+	// maxPercentLayers passes over it.
+	for range maxPercentLayers {
 		if strings.IndexByte(s, '%') < 0 {
 			break
 		}
@@ -135,6 +142,9 @@ func scanPAN(s string) (last4 string, found bool) {
 	}
 	return "", false
 }
+
+// maxPercentLayers bounds the layers of percent-encoding scanPAN undoes.
+const maxPercentLayers = 16
 
 // panScanner holds the current run of digits: the last digits seen (at most
 // maxKeep are needed to find a window ending at the current position) and
@@ -153,102 +163,41 @@ func (p *panScanner) scan(s string) (string, bool) {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if isAlnum(c) && (i == 0 || !isAlnum(s[i-1])) {
-				if n := hexToken(s[i:]); n > 0 {
-					if last4, ok := p.end(); ok {
-						return last4, true
-					}
-					i += n
+			i++
+		} else {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			i += size
+			switch {
+			case r >= 0xFF01 && r <= 0xFF5E:
+				// A full-width form of an ASCII character.
+				c = byte(r - 0xFEE0)
+			case unicode.IsLetter(r):
+				c = 'a'
+			default:
+				if d, ok := digitValue(r); ok {
+					p.digit(d)
 					continue
 				}
+				c = ' ' // punctuation, symbols, spaces, marks, format characters
 			}
-			i++
-			switch {
-			case c >= '0' && c <= '9':
-				p.digit(c - '0')
-			case asciiSep[c]:
-				if last4, ok := p.separator(); ok {
-					return last4, true
-				}
-			default:
-				if last4, ok := p.end(); ok {
-					return last4, true
-				}
-			}
-			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		if r >= 0xFF01 && r <= 0xFF5E {
-			// A full-width form of an ASCII character.
-			c := byte(r - 0xFEE0)
-			switch {
-			case c >= '0' && c <= '9':
-				p.digit(c - '0')
-			case asciiSep[c]:
-				if last4, ok := p.separator(); ok {
-					return last4, true
-				}
-			default:
-				if last4, ok := p.end(); ok {
-					return last4, true
-				}
-			}
+		var last4 string
+		var ok bool
+		switch {
+		case c >= '0' && c <= '9':
+			p.digit(c - '0')
 			continue
+		case c == ':' || c|0x20 >= 'a' && c|0x20 <= 'z':
+			last4, ok = p.end()
+		default:
+			last4, ok = p.separator()
 		}
-		if d, ok := digitValue(r); ok {
-			p.digit(d)
-			continue
-		}
-		if unicode.IsSpace(r) || unicode.In(r, unicode.Cf, unicode.Pd, unicode.Mn, unicode.Me) || r == '\u2212' {
-			if last4, ok := p.separator(); ok {
-				return last4, true
-			}
-			continue
-		}
-		if last4, ok := p.end(); ok {
+		if ok {
 			return last4, true
 		}
 	}
 	return p.end()
 }
-
-// minHexToken is the length from which an unbroken run of hex digits with a
-// letter among them is taken for a hex token: 24 is a MongoDB ObjectId;
-// UUIDs without their dashes, trace ids and MD5 hashes are 32, SHA-1 40.
-const minHexToken = 24
-
-// hexToken returns the length of the ASCII letters and digits s starts
-// with if they are a hex token — at least minHexToken of them, all hex
-// digits, one of them a letter — and 0 otherwise. Its digits are not read
-// for card numbers; a card number glued to the letters of a longer word
-// ("txn" and the digits) or to a few hex letters is still found.
-func hexToken(s string) int {
-	letter := false
-	n := 0
-	for ; n < len(s) && isAlnum(s[n]); n++ {
-		switch c := s[n] | 0x20; {
-		case c >= 'a' && c <= 'f':
-			letter = true
-		case s[n] >= '0' && s[n] <= '9':
-		default:
-			return 0
-		}
-	}
-	if n < minHexToken || !letter {
-		return 0
-	}
-	return n
-}
-
-func isAlnum(c byte) bool {
-	return c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z'
-}
-
-// asciiSep marks the ASCII characters that may separate the digits of a
-// card number.
-var asciiSep = [128]bool{' ': true, '\t': true, '\n': true, '\r': true, '\v': true, '\f': true,
-	'.': true, '/': true, '_': true, ',': true, '-': true, '+': true}
 
 func (p *panScanner) digit(d byte) {
 	if p.n == 0 || p.sep {

@@ -229,8 +229,8 @@ func TestBenchInProcess(t *testing.T) {
 
 // TestBenchRandomKeys: with --random-keys every create carries 32 random
 // hex digits as its idempotency key, as clients make them, and none is
-// refused (one in a thousand was, as a card number, before hex tokens were
-// exempted).
+// refused (the bench draws again the one in 1400 that reads as a card
+// number, as a client does).
 func TestBenchRandomKeys(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the bench")

@@ -41,6 +41,9 @@ var plantedPANs = []string{
 	"%34%31%31%31111111111111",
 	"card 5555555555554444 exp 12/25",
 	"3782-822463-10005",
+	"deadbeef4111111111111111",
+	"4111|1111|1111|1111",
+	"4111·1111·1111·1111",
 }
 
 // TestNoCardNumberStoredOrLogged plants every form in every string field
