@@ -94,15 +94,18 @@ func grpcStatus(e *Error) *status.Status {
 	if code == "" {
 		code = info.fallback
 	}
-	st := status.New(info.code, e.Message)
+	// A message or param may quote a caller's input: never a card number
+	// or a secret.
+	msg, param := redactText(e.Message), redactParam(e.Param)
+	st := status.New(info.code, msg)
 	md := map[string]string{"type": info.errType, "code": code}
-	if e.Param != "" {
-		md["param"] = e.Param
+	if param != "" {
+		md["param"] = param
 	}
 	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: strings.ToUpper(code), Domain: "paymentd", Metadata: md}}
-	if e.Param != "" && e.Kind == KindInvalid {
+	if param != "" && e.Kind == KindInvalid {
 		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
-			{Field: e.Param, Description: e.Message, Reason: strings.ToUpper(code)},
+			{Field: param, Description: msg, Reason: strings.ToUpper(code)},
 		}})
 	}
 	if e.RetryAfter > 0 {

@@ -127,6 +127,9 @@ func writeRESTError(w http.ResponseWriter, httpStatus int, body restErrorBody) {
 	if body.RequestID == "" {
 		body.RequestID = w.Header().Get(RequestIDHeader) // set by observeHTTP before any handler
 	}
+	// Every REST error passes here; its message may quote a path or a
+	// caller's input: never a card number or a secret.
+	body.Message, body.Param = redactText(body.Message), redactParam(body.Param)
 	w.WriteHeader(httpStatus)
 	_ = json.NewEncoder(w).Encode(map[string]restErrorBody{"error": body})
 }

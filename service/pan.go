@@ -338,14 +338,27 @@ func unhex(c byte) byte {
 	return c - 'A' + 10
 }
 
-// redactPANs returns s unchanged when it holds no card number, and otherwise
-// a text saying one was removed: used on messages that may quote a caller's
-// input (a decoder's error), which must never carry a card number.
+// redactPANs returns s unchanged when it holds no card number. Otherwise
+// each word that holds one is replaced by a mention of its last four digits
+// (an amount quoted back: "got (a card number ending in 1111)."), and if a
+// card number still reads across words (4111 1111 …), the whole text is
+// replaced by one saying a card number was removed. Used on every message an
+// error or a log line carries, which may quote a caller's input.
 func redactPANs(s string) string {
-	if last4, ok := scanPAN(s); ok {
+	if !containsPAN(s) {
+		return s
+	}
+	words := strings.Split(s, " ")
+	for i, w := range words {
+		if last4, ok := scanPAN(w); ok {
+			words[i] = "(a card number ending in " + last4 + ")"
+		}
+	}
+	out := strings.Join(words, " ")
+	if last4, ok := scanPAN(out); ok {
 		return "(a message quoting a card number ending in " + last4 + " was removed)"
 	}
-	return s
+	return out
 }
 
 func luhn(d []byte) bool {

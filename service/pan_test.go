@@ -225,3 +225,20 @@ func BenchmarkScanPANNonASCII(b *testing.B) {
 		}
 	}
 }
+
+func TestRedactText(t *testing.T) {
+	for in, want := range map[string]string{
+		"amount must be at most 999; got 4111111111111111.": "amount must be at most 999; got (a card number ending in 1111)",
+		"card 4111 1111 1111 1111 here":                     "(a message quoting a card number ending in 1111 was removed)",
+		"field ak_test_abcDEF123_x is unknown":              "field ak_test_… is unknown",
+		"keys ak_live_zz and whsec_Q1w2e3 and ak_live_yy":   "keys ak_live_… and whsec_… and ak_live_…",
+		"ordinary text, order 1001":                         "ordinary text, order 1001",
+	} {
+		if got := redactText(in); got != want {
+			t.Errorf("redactText(%q) = %q; want %q", in, got, want)
+		}
+	}
+	if got := redactParam("metadata[4111111111111111]"); strings.Contains(got, "4111") {
+		t.Errorf("redactParam kept the card number: %q", got)
+	}
+}

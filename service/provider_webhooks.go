@@ -81,7 +81,7 @@ func (s inboundHooks) providerWebhook(w http.ResponseWriter, r *http.Request) {
 	}()
 	if parser == nil {
 		writeRESTError(w, http.StatusNotFound, restErrorBody{Type: "invalid_request_error", Code: "provider_not_found",
-			Message: "No configured provider called " + truncate(name, 64) + " accepts webhooks here."})
+			Message: "No configured provider connection of this name accepts webhooks here; the path's last segment must be a connection name of paymentd.yaml."})
 		return
 	}
 	verdict = "invalid"

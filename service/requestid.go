@@ -71,7 +71,9 @@ func (s *Service) requestIDUnary(ctx context.Context, req any, info *grpc.UnaryS
 
 // callPeer is the address a gRPC call came from: the client's, or for a REST
 // call through the loopback gateway, the HTTP client's that the gateway
-// forwarded.
+// forwarded. The gateway appends that address to any X-Forwarded-For the
+// HTTP client sent, so only the last entry is the gateway's word; it is
+// logged only if it is an IP address (a client can write anything before it).
 func callPeer(ctx context.Context) string {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
@@ -80,8 +82,11 @@ func callPeer(ctx context.Context) string {
 	addr := p.Addr.String()
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-			if v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(v) > 0 && v[0] != "" {
-				return v[0]
+			if v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(v) > 0 {
+				last := strings.TrimSpace(v[len(v)-1][strings.LastIndexByte(v[len(v)-1], ',')+1:])
+				if ip := net.ParseIP(last); ip != nil {
+					return ip.String()
+				}
 			}
 		}
 	}

@@ -129,8 +129,9 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	// Lines logged with a context get its request id and trace id.
-	cfg.Logger = slog.New(contextHandler{cfg.Logger.Handler()})
+	// Lines logged with a context get its request id and trace id; no line
+	// carries a card number or a secret.
+	cfg.Logger = slog.New(contextHandler{RedactingHandler(cfg.Logger.Handler())})
 	if cfg.Version == "" {
 		cfg.Version = cmp.Or(cfg.Build.String(), "devel")
 	}

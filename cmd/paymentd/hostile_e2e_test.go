@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
@@ -458,5 +459,61 @@ func TestInvalidUTF8OverGRPCIsInvalidArgument(t *testing.T) {
 	list, err := srv.payments.ListPayments(ctx, &pb.ListPaymentsRequest{})
 	if err != nil || len(list.Payments) != 0 {
 		t.Errorf("ListPayments = %v, %v; want no payment", list, err)
+	}
+}
+
+// TestInputsNeverQuotedBack sends a card number and an API key wherever a
+// caller's input could be quoted back — an amount, an unknown field or
+// query parameter, an id in a path, a provider webhook's connection, the
+// X-Forwarded-For header — over REST and gRPC: every call is refused, and
+// neither an answer nor the server's log holds either of them.
+func TestInputsNeverQuotedBack(t *testing.T) {
+	srv := newServer(t)
+	ctx := withKey(t.Context(), srv.key)
+	const pan, secret = "4111111111111111", "ak_test_Qz9SeCrEtQz9SeCrEtQz9"
+	const secretTail = "Qz9SeCrEt"
+	check := func(what, text string) {
+		t.Helper()
+		if strings.Contains(text, pan) || strings.Contains(text, secretTail) {
+			t.Errorf("%s quotes the input back: %.400s", what, text)
+		}
+	}
+	rest := []struct{ method, path, body string }{
+		{"POST", "/v1/payments", `{"amount":` + pan + `,"currency":"USD","payment_method":"pm_card_visa"}`},
+		{"POST", "/v1/payments", `{"amount":100,"currency":"USD","payment_method":"pm_card_visa","` + secret + `":1}`},
+		{"POST", "/v1/payments", `{"amount":100,"currency":"` + secret + `","payment_method":"pm_card_visa"}`},
+		{"GET", "/v1/payments/" + secret, ""},
+		{"GET", "/v1/payments?" + secret + "=1", ""},
+		{"GET", "/v1/payments?status=" + secret, ""},
+		{"POST", "/v1/provider-webhooks/" + pan, `{}`},
+		{"POST", "/v1/provider-webhooks/" + secret, `{}`},
+		{"GET", "/v1/no-such-route/" + secret, ""},
+	}
+	for i, c := range rest {
+		code, body, _ := srv.restDo(t, c.method, c.path, srv.key, fmt.Sprintf("quoted-%d", i), c.body)
+		if code < 400 {
+			t.Errorf("%s %s: status %d; want it refused", c.method, c.path, code)
+		}
+		raw, _ := json.Marshal(body)
+		check(c.method+" "+c.path, string(raw))
+	}
+	code, body := srv.restRaw(t, "GET", "/v1/payments/pay_missing", "", http.Header{
+		"Authorization": {"Bearer " + srv.key}, "X-Forwarded-For": {pan + ", " + secret}})
+	if code != http.StatusNotFound {
+		t.Errorf("GET a missing payment: status %d %v; want 404", code, body)
+	}
+	for _, amount := range []int64{4111111111111111, -4111111111111111} {
+		_, err := srv.payments.CreatePayment(withIdem(ctx, fmt.Sprintf("quoted-grpc-%d", amount)), &pb.CreatePaymentRequest{
+			Amount: amount, Currency: "USD", PaymentMethod: "pm_card_visa"})
+		if err == nil {
+			t.Fatalf("gRPC CreatePayment amount %d succeeded; want it refused", amount)
+		}
+		st, _ := status.FromError(err)
+		check("gRPC status", fmt.Sprint(st.Proto()))
+	}
+	srv.stop()
+	check("server log", srv.log.String())
+	if !strings.Contains(srv.log.String(), `"peer":"127.0.0.1:`) {
+		t.Errorf("server log has no gRPC peer address; a forged X-Forwarded-For should leave the real one")
 	}
 }

@@ -67,7 +67,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(service.RedactingHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})))
 	if c.publicURL != "" {
 		if err := service.CheckPublicURL(c.publicURL); err != nil {
 			return fmt.Errorf("--public-url: %w", err)
