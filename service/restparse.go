@@ -79,6 +79,10 @@ func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 				return nil
 			}
 		}
+		if off, ok := trailingData(raw); ok {
+			return &gatewayError{Code: "invalid_request_body",
+				Message: fmt.Sprintf("The request body has more after its JSON object (from offset %d); send one JSON object and nothing after it.", off)}
+		}
 		paths, err := checkJSONBody(raw)
 		if err != nil {
 			return err
@@ -88,6 +92,20 @@ func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 		}
 		return nil
 	})
+}
+
+// trailingData reports where raw goes on after its first JSON value, if it
+// does: the gateway's decoder would read the first value and ignore the
+// rest, where protojson refuses it. A syntax error in the first value is
+// left to protojson, which says where it is.
+func trailingData(raw []byte) (int64, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var v json.RawMessage
+	if dec.Decode(&v) != nil {
+		return 0, false
+	}
+	off := dec.InputOffset()
+	return off, len(bytes.TrimSpace(raw[off:])) > 0
 }
 
 // hasFractionalNumber reports whether raw holds, outside its strings, a
