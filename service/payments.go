@@ -336,6 +336,12 @@ func (s *PaymentsServer) CapturePayment(ctx context.Context, req *pb.CapturePaym
 			if amount <= 0 {
 				return Invalid("amount", "amount_invalid", "amount must be positive, or omitted to capture all %d authorized.", p.AmountCapturable)
 			}
+			if c, _ := paymentd.LookupCurrency(p.Currency); amount < c.Min {
+				// A capture is a charge: it takes the currency's minimum as a
+				// payment does.
+				return Invalid("amount", "amount_too_small", "amount must be at least %d (%s %s), the smallest charge in %s; capture more, or omit amount to capture all %d authorized.",
+					c.Min, paymentd.FormatAmount(c.Min, c), c.Code, c.Code, p.AmountCapturable)
+			}
 			if amount > p.AmountCapturable {
 				return Invalid("amount", "amount_too_large", "amount %d is more than the %d authorized; capture at most %d.", amount, p.AmountCapturable, p.AmountCapturable)
 			}

@@ -614,6 +614,13 @@ func TestBadInputs(t *testing.T) {
 			},
 			method: "POST", path: "/v1/payments/" + authorized.Id + "/capture", body: `{"amount":1001}`,
 			wantGRPC: codes.InvalidArgument, wantHTTP: 400, wantType: invalid, wantCode: "amount_too_large", wantParam: "amount"},
+		{name: "capture below the currency's minimum", key: srv.key,
+			grpc: func(ctx context.Context, c pb.PaymentsServiceClient) error {
+				_, err := c.CapturePayment(ctx, &pb.CapturePaymentRequest{Id: authorized.Id, Amount: proto.Int64(49)})
+				return err
+			},
+			method: "POST", path: "/v1/payments/" + authorized.Id + "/capture", body: `{"amount":49}`,
+			wantGRPC: codes.InvalidArgument, wantHTTP: 400, wantType: invalid, wantCode: "amount_too_small", wantParam: "amount"},
 		{name: "refund above the captured amount", key: srv.key,
 			grpc: func(ctx context.Context, c pb.PaymentsServiceClient) error {
 				_, err := c.CreateRefund(ctx, &pb.CreateRefundRequest{PaymentId: captured.Id, Amount: proto.Int64(901)})
