@@ -229,6 +229,10 @@ func (s *Service) deliver(ctx context.Context, cfg WebhookConfig, client *http.C
 
 	start := time.Now()
 	code, excerpt, errText := s.post(ctx, client, d, ev, body, secrets)
+	// What the receiver answered is stored and shown (GET /v1/events/{id}
+	// attempts): a receiver echoing a card number or a key must not put it
+	// in paymentd's database.
+	excerpt, errText = redactText(excerpt), redactText(errText)
 	latency := time.Since(start)
 	ok := errText == ""
 	if !ok && ctx.Err() != nil {

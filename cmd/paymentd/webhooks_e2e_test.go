@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +41,8 @@ type whReceiver struct {
 	*httptest.Server
 	mu       sync.Mutex
 	down     bool
-	failNext int // answer 503 to this many more requests even when up
+	failNext int    // answer 503 to this many more requests even when up
+	echo     string // added to every answer's body
 	reqs     []whRequest
 }
 
@@ -58,9 +60,10 @@ func whNewReceiver(t *testing.T) *whReceiver {
 			}
 		}
 		r.reqs = append(r.reqs, whRequest{header: req.Header.Clone(), body: body, status: status})
+		echo := r.echo
 		r.mu.Unlock()
 		w.WriteHeader(status)
-		fmt.Fprintf(w, "answered %d", status)
+		fmt.Fprintf(w, "answered %d%s", status, echo)
 	}))
 	t.Cleanup(r.Close)
 	return r
@@ -225,6 +228,37 @@ func whCheckAttempts(t *testing.T, ev *pb.Event, url, endpointID string, reqs []
 		}
 		if i > 0 && a.AttemptedAt.AsTime().Before(d.Attempts[i-1].AttemptedAt.AsTime()) {
 			t.Errorf("attempt %d was made before attempt %d", i+1, i)
+		}
+	}
+}
+
+// TestWebhookAnswerStoredRedacted: a receiver whose answer quotes a card
+// number and an API key has its answer kept and shown without them, and the
+// database never holds them.
+func TestWebhookAnswerStoredRedacted(t *testing.T) {
+	s := newServer(t, whFast...)
+	ctx := withKey(context.Background(), s.key)
+	rcv := whNewReceiver(t)
+	rcv.echo = " for card 4111111111111111 with key ak_live_Zx81SeCrEtZx81"
+	whCreateEndpoint(t, s, s.key, rcv.URL+"/hooks", "payment.succeeded")
+	p := mustCreate(t, ctx, s.payments, visa(2000))
+	evs := whEventsOf(t, ctx, s, p.Id)
+	if len(evs) != 1 {
+		t.Fatalf("events of %s: %v; want one", p.Id, whTypes(evs))
+	}
+	whWait(t, "the delivery to be made", func() bool { return whGetEvent(t, ctx, s, evs[0].Id).DeliveryStatus == "delivered" })
+	a := whGetEvent(t, ctx, s, evs[0].Id).Deliveries[0].Attempts[0]
+	if !strings.HasPrefix(a.ResponseExcerpt, "answered 200 for card (a card number ending in 1111) with key ak_live_…") {
+		t.Errorf("response excerpt %q; want the answer with the card number and the key removed", a.ResponseExcerpt)
+	}
+	s.stop()
+	for _, f := range []string{s.db, s.db + "-wal"} {
+		raw, err := os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte("4111111111111111")) || bytes.Contains(raw, []byte("SeCrEtZx81")) {
+			t.Errorf("%s holds the card number or the key the receiver answered", f)
 		}
 	}
 }
