@@ -11,7 +11,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 )
@@ -171,11 +173,16 @@ func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServer
 	return h(withPrincipal(ctx, p), req)
 }
 
+// refusePANUnary refuses, before anything runs, a request holding a card
+// number (findPAN) or a field its schema does not take (unknownField).
 func (s *Service) refusePANUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	if m, ok := req.(proto.Message); ok {
 		if field, found := findPAN(m.ProtoReflect()); found {
 			return nil, toGRPC(Invalid(field, "card_number_refused",
 				"%s looks like a raw card number; paymentd never accepts card numbers. Tokenize the card with your provider and send its payment method token (e.g. pm_card_visa in test mode).", field))
+		}
+		if e, found := unknownField(m.ProtoReflect()); found {
+			return nil, toGRPC(e)
 		}
 	}
 	return h(ctx, req)
@@ -192,4 +199,46 @@ func (s *Service) errorsUnary(ctx context.Context, req any, info *grpc.UnaryServ
 		return nil, toGRPC(err)
 	}
 	return resp, nil
+}
+
+// unknownField finds the first field of m, or of a message inside it, that
+// the request's schema does not take: a field number this server does not
+// know (a client built from a newer or another API), or a known field sent
+// with another wire type (a string field sent as a number), which protobuf
+// keeps aside instead of refusing. REST refuses unknown fields as well.
+func unknownField(m protoreflect.Message) (*Error, bool) {
+	if raw := m.GetUnknown(); len(raw) > 0 {
+		num, typ, _ := protowire.ConsumeTag(raw)
+		if fd := m.Descriptor().Fields().ByNumber(num); fd != nil {
+			return Invalid(string(fd.Name()), "invalid_request_body",
+				"%s (field %d) was sent with protobuf wire type %d, which is not that of a %s field; send it as the API's proto declares.", fd.Name(), num, typ, fd.Kind()), true
+		}
+		return Invalid("", "parameter_unknown",
+			"The request has field number %d, which %s does not have; build the client from paymentd's protos of this version.", num, m.Descriptor().FullName()), true
+	}
+	var out *Error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+			if fd.MapValue().Kind() == protoreflect.MessageKind {
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+					out, _ = unknownField(mv.Message())
+					return out == nil
+				})
+			}
+		case fd.IsList():
+			if fd.Kind() == protoreflect.MessageKind {
+				for i := 0; i < v.List().Len() && out == nil; i++ {
+					out, _ = unknownField(v.List().Get(i).Message())
+				}
+			}
+		case fd.Kind() == protoreflect.MessageKind:
+			out, _ = unknownField(v.Message())
+			if out != nil && out.Param != "" {
+				out.Param = string(fd.Name()) + "." + out.Param
+			}
+		}
+		return out == nil
+	})
+	return out, out != nil
 }

@@ -466,6 +466,39 @@ func TestInvalidUTF8OverGRPCIsInvalidArgument(t *testing.T) {
 	}
 }
 
+// TestUnknownOrMistypedGRPCFieldsRefused: a CreatePayment with
+// capture_method sent as a number (wire type varint, value 99), or with a
+// field number the API does not have, is refused naming what is wrong;
+// protobuf would otherwise keep the field aside and the payment would be
+// taken with automatic capture.
+func TestUnknownOrMistypedGRPCFieldsRefused(t *testing.T) {
+	srv := newServer(t)
+	ctx := withKey(t.Context(), srv.key)
+	for _, c := range []struct {
+		name  string
+		num   protowire.Number
+		param string
+		code  string
+	}{{"capture_method as a number", 4, "capture_method", "invalid_request_body"}, {"field 999", 999, "", "parameter_unknown"}} {
+		raw, err := proto.Marshal(visa(1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = protowire.AppendTag(raw, c.num, protowire.VarintType)
+		raw = protowire.AppendVarint(raw, 99)
+		var resp pb.CreatePaymentResponse
+		err = srv.conn.Invoke(withIdem(ctx, "mistyped-"+c.param), pb.PaymentsService_CreatePayment_FullMethodName, raw, &resp, grpc.ForceCodecV2(rawCodec{}))
+		got := grpcError(t, err)
+		if got.grpcCode != codes.InvalidArgument || got.param != c.param || got.code != c.code {
+			t.Errorf("%s: %+v (%v); want INVALID_ARGUMENT %s (param %q)", c.name, got, err, c.code, c.param)
+		}
+	}
+	list, err := srv.payments.ListPayments(ctx, &pb.ListPaymentsRequest{})
+	if err != nil || len(list.Payments) != 0 {
+		t.Errorf("ListPayments = %v, %v; want no payment", list, err)
+	}
+}
+
 // TestInputsNeverQuotedBack sends a card number and an API key wherever a
 // caller's input could be quoted back — an amount, an unknown field or
 // query parameter, an id in a path, a provider webhook's connection, the
