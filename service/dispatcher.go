@@ -357,21 +357,23 @@ func (s *Service) signingSecrets(ctx context.Context, d *store.Delivery) (secret
 		if !e.Deleted.IsZero() {
 			return nil, "webhook endpoint " + d.EndpointID + " was deleted", nil
 		}
-		secrets = []string{e.Secret}
-		if e.PreviousSecret != "" && e.PreviousExpires.After(now) {
-			secrets = append(secrets, e.PreviousSecret)
+		prev := ""
+		if e.PreviousExpires.After(now) {
+			prev = e.PreviousSecret
 		}
-		return secrets, "", nil
+		secrets, err = s.secrets.openAll(secretOwner(e.ID, "", false), e.Secret, prev)
+		return secrets, "", err
 	}
 	ws, err := s.accountSecret(ctx, d.AccountID, d.Livemode)
 	if err != nil {
 		return nil, "", err
 	}
-	secrets = []string{ws.Secret}
-	if ws.PreviousSecret != "" && ws.PreviousExpires.After(now) {
-		secrets = append(secrets, ws.PreviousSecret)
+	prev := ""
+	if ws.PreviousExpires.After(now) {
+		prev = ws.PreviousSecret
 	}
-	return secrets, "", nil
+	secrets, err = s.secrets.openAll(secretOwner("", d.AccountID, d.Livemode), ws.Secret, prev)
+	return secrets, "", err
 }
 
 // accountSecret returns the account's default signing secret, creating it
@@ -382,7 +384,7 @@ func (s *Service) accountSecret(ctx context.Context, accountID string, livemode 
 		return ws, err
 	}
 	err = s.store.Write(ctx, func(tx *store.Tx) error {
-		ws, err = tx.EnsureWebhookSecret(accountID, livemode, newWebhookSecret())
+		ws, err = tx.EnsureWebhookSecret(accountID, livemode, s.secrets.seal(newWebhookSecret(), secretOwner("", accountID, livemode)))
 		return err
 	})
 	return ws, err

@@ -233,6 +233,7 @@ func TestRedactText(t *testing.T) {
 		"field ak_test_abcDEF123_x is unknown":              "field ak_test_… is unknown",
 		"keys ak_live_zz and whsec_Q1w2e3 and ak_live_yy":   "keys ak_live_… and whsec_… and ak_live_…",
 		"ordinary text, order 1001":                         "ordinary text, order 1001",
+		"send `Bearer ak_test_…`":                           "send `Bearer ak_test_…`",
 	} {
 		if got := redactText(in); got != want {
 			t.Errorf("redactText(%q) = %q; want %q", in, got, want)

@@ -29,13 +29,15 @@ func redactSecrets(s string) string {
 		var b strings.Builder
 		for i >= 0 {
 			b.WriteString(s[:i+len(p)])
-			b.WriteString("…")
 			s = s[i+len(p):]
 			n := 0
 			for n < len(s) && isSecretByte(s[n]) {
 				n++
 			}
-			s = s[n:]
+			if n > 0 { // a prefix alone (ak_test_… in a hint) is left as it is
+				b.WriteString("…")
+				s = s[n:]
+			}
 			i = strings.Index(s, p)
 		}
 		b.WriteString(s)

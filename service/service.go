@@ -49,6 +49,9 @@ type Config struct {
 	DefaultDeadline time.Duration
 	// ProviderTimeout bounds each provider call (default 20s).
 	ProviderTimeout time.Duration
+	// SecretsKey (32 bytes) seals webhook signing secrets in the database
+	// (AES-256-GCM); without it they are stored as they are.
+	SecretsKey []byte
 	// AllowPrivateWebhooks lets webhooks go to loopback, private and
 	// link-local addresses (local development and tests; off by default).
 	AllowPrivateWebhooks bool
@@ -97,11 +100,12 @@ type Config struct {
 
 // Service holds the state shared by the gRPC services.
 type Service struct {
-	cfg   Config
-	store *store.Store
-	log   *slog.Logger
-	auth  *authenticator
-	idem  *idempotency
+	secrets *secretBox // nil: webhook signing secrets stored as they are
+	cfg     Config
+	store   *store.Store
+	log     *slog.Logger
+	auth    *authenticator
+	idem    *idempotency
 	// leases decide which replica works an item (leases.go); replica is
 	// this process's name in them.
 	leases  leases
@@ -151,7 +155,12 @@ func New(cfg Config) *Service {
 	cfg.SandboxPayoutCompletionDelay = positive(cfg.SandboxPayoutCompletionDelay, 5*time.Second)
 	cfg.LedgerCheckpointInterval = positive(cfg.LedgerCheckpointInterval, time.Minute)
 	cfg.LedgerCheckpointEntries = cmp.Or(cfg.LedgerCheckpointEntries, 1)
+	box, err := newSecretBox(cfg.SecretsKey)
+	if err != nil {
+		panic("service.New: Config.SecretsKey: " + err.Error()) // serve checks the key file first
+	}
 	s := &Service{
+		secrets: box,
 		cfg:     cfg,
 		store:   cfg.Store,
 		log:     cfg.Logger,

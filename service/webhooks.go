@@ -65,6 +65,10 @@ func checkEventTypes(types []string) ([]string, error) {
 	return out, nil
 }
 
+// endpointProto is e for the API. With withSecret it carries the secret as
+// stored (sealed when the server has a secrets key), so that an idempotent
+// replay saved with it holds no plain secret; openEndpointSecret opens it
+// just before the answer goes out.
 func endpointProto(e *store.WebhookEndpoint, withSecret bool) *pb.WebhookEndpoint {
 	out := &pb.WebhookEndpoint{Id: e.ID, Url: e.URL, EventTypes: e.EventTypes, Description: e.Description,
 		Livemode: e.Livemode, CreatedAt: timestamppb.New(e.Created), Deleted: !e.Deleted.IsZero()}
@@ -77,6 +81,8 @@ func endpointProto(e *store.WebhookEndpoint, withSecret bool) *pb.WebhookEndpoin
 	return out
 }
 
+// secretProto is w for the API, its secret as stored (see endpointProto and
+// openAccountSecret).
 func secretProto(w *store.WebhookSecret) *pb.WebhookSecret {
 	out := &pb.WebhookSecret{Secret: w.Secret, Livemode: w.Livemode, CreatedAt: timestamppb.New(w.Created)}
 	if !w.PreviousExpires.IsZero() && w.PreviousSecret != "" {
@@ -101,7 +107,8 @@ func (s *EventsServer) CreateWebhookEndpoint(ctx context.Context, req *pb.Create
 	resp := &pb.CreateWebhookEndpointResponse{}
 	err = s.idem.run(ctx, "CreateWebhookEndpoint", req, resp, func(ik *idemKey) error {
 		e := &store.WebhookEndpoint{ID: NewID(PrefixWebhookEndpoint), AccountID: pr.AccountID, Livemode: pr.Livemode,
-			URL: req.Url, EventTypes: types, Description: req.Description, Secret: newWebhookSecret()}
+			URL: req.Url, EventTypes: types, Description: req.Description}
+		e.Secret = s.secrets.seal(newWebhookSecret(), secretOwner(e.ID, "", false))
 		err := s.store.Write(ctx, func(tx *store.Tx) error {
 			n, err := tx.CountWebhookEndpoints(pr.AccountID, pr.Livemode)
 			if err != nil {
@@ -124,7 +131,31 @@ func (s *EventsServer) CreateWebhookEndpoint(ctx context.Context, req *pb.Create
 	if err != nil {
 		return nil, err
 	}
+	if err := s.openEndpointSecret(resp.WebhookEndpoint); err != nil {
+		return nil, err
+	}
 	return resp, nil
+}
+
+// openEndpointSecret opens the secret of an endpoint answered (see
+// endpointProto).
+func (s *EventsServer) openEndpointSecret(e *pb.WebhookEndpoint) error {
+	plain, err := s.secrets.open(e.GetSecret(), secretOwner(e.GetId(), "", false))
+	if err != nil {
+		return err
+	}
+	e.Secret = plain
+	return nil
+}
+
+// openAccountSecret opens the account's default secret answered.
+func (s *EventsServer) openAccountSecret(pr *Principal, w *pb.WebhookSecret) error {
+	plain, err := s.secrets.open(w.GetSecret(), secretOwner("", pr.AccountID, pr.Livemode))
+	if err != nil {
+		return err
+	}
+	w.Secret = plain
+	return nil
 }
 
 // ListWebhookEndpoints returns a page of the account's endpoints, without secrets.
@@ -196,7 +227,8 @@ func (s *EventsServer) RotateWebhookSecret(ctx context.Context, req *pb.RotateWe
 	resp := &pb.RotateWebhookSecretResponse{}
 	err := s.idem.run(ctx, "RotateWebhookSecret", req, resp, func(ik *idemKey) error {
 		return s.store.Write(ctx, func(tx *store.Tx) error {
-			err := tx.RotateWebhookEndpointSecret(pr.AccountID, pr.Livemode, req.Id, newWebhookSecret(), tx.Now().Add(secretOverlap))
+			secret := s.secrets.seal(newWebhookSecret(), secretOwner(req.Id, "", false))
+			err := tx.RotateWebhookEndpointSecret(pr.AccountID, pr.Livemode, req.Id, secret, tx.Now().Add(secretOverlap))
 			if errors.Is(err, store.ErrNotFound) {
 				return endpointNotFound(pr, req.Id)
 			}
@@ -214,6 +246,9 @@ func (s *EventsServer) RotateWebhookSecret(ctx context.Context, req *pb.RotateWe
 	if err != nil {
 		return nil, err
 	}
+	if err := s.openEndpointSecret(resp.WebhookEndpoint); err != nil {
+		return nil, err
+	}
 	return resp, nil
 }
 
@@ -225,7 +260,11 @@ func (s *EventsServer) GetAccountWebhookSecret(ctx context.Context, _ *pb.GetAcc
 	if err != nil {
 		return nil, err
 	}
-	return &pb.GetAccountWebhookSecretResponse{WebhookSecret: secretProto(ws)}, nil
+	out := secretProto(ws)
+	if err := s.openAccountSecret(pr, out); err != nil {
+		return nil, err
+	}
+	return &pb.GetAccountWebhookSecretResponse{WebhookSecret: out}, nil
 }
 
 // RotateAccountWebhookSecret replaces the default secret; the old one keeps
@@ -235,7 +274,8 @@ func (s *EventsServer) RotateAccountWebhookSecret(ctx context.Context, req *pb.R
 	resp := &pb.RotateAccountWebhookSecretResponse{}
 	err := s.idem.run(ctx, "RotateAccountWebhookSecret", req, resp, func(ik *idemKey) error {
 		return s.store.Write(ctx, func(tx *store.Tx) error {
-			ws, err := tx.RotateWebhookSecret(pr.AccountID, pr.Livemode, newWebhookSecret(), tx.Now().Add(secretOverlap))
+			secret := s.secrets.seal(newWebhookSecret(), secretOwner("", pr.AccountID, pr.Livemode))
+			ws, err := tx.RotateWebhookSecret(pr.AccountID, pr.Livemode, secret, tx.Now().Add(secretOverlap))
 			if err != nil {
 				return err
 			}
@@ -244,6 +284,9 @@ func (s *EventsServer) RotateAccountWebhookSecret(ctx context.Context, req *pb.R
 		})
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.openAccountSecret(pr, resp.WebhookSecret); err != nil {
 		return nil, err
 	}
 	return resp, nil

@@ -342,3 +342,63 @@ func (s *Store) GetWebhookSecret(ctx context.Context, accountID string, livemode
 	return scanSecret(s.queryRow(ctx, `SELECT `+secretCols+` FROM webhook_secrets WHERE account_id=? AND livemode=?`,
 		accountID, boolInt(livemode)))
 }
+
+// SealWebhookSecrets rewrites every stored signing secret — endpoints' and
+// accounts' defaults, current and previous — for which seal returns a new
+// value (one stored before secrets were sealed), and reports how many rows
+// changed. seal is given the endpoint's id, or "" for an account's default
+// secret, the account and mode, and whether the secret is a previous one. A row is rewritten only if it still
+// holds what was read: a replica rotating a secret meanwhile wins.
+func (tx *Tx) SealWebhookSecrets(seal func(endpointID, accountID string, livemode, previous bool, secret string) (string, bool)) (int, error) {
+	type row struct {
+		id, account  string
+		live         bool
+		secret, prev sql.NullString
+	}
+	var rows []row
+	read := func(query string) error {
+		return tx.each(query, nil, func(scan func(...any) error) error {
+			var r row
+			var live int64
+			if err := scan(&r.id, &r.account, &live, &r.secret, &r.prev); err != nil {
+				return err
+			}
+			r.live = live != 0
+			rows = append(rows, r)
+			return nil
+		})
+	}
+	if err := read(`SELECT id, account_id, livemode, secret, previous_secret FROM webhook_endpoints`); err != nil {
+		return 0, fmt.Errorf("store: read webhook endpoint secrets: %w", err)
+	}
+	if err := read(`SELECT '', account_id, livemode, secret, previous_secret FROM webhook_secrets`); err != nil {
+		return 0, fmt.Errorf("store: read webhook secrets: %w", err)
+	}
+	changed := 0
+	for _, r := range rows {
+		cur, c1 := seal(r.id, r.account, r.live, false, r.secret.String)
+		prev, c2 := r.prev, false
+		if r.prev.Valid && r.prev.String != "" {
+			prev.String, c2 = seal(r.id, r.account, r.live, true, r.prev.String)
+		}
+		if !c1 && !c2 {
+			continue
+		}
+		var err error
+		if r.id != "" {
+			_, err = tx.exec(`UPDATE webhook_endpoints SET secret=?, previous_secret=?
+				WHERE account_id=? AND livemode=? AND id=? AND secret=? AND coalesce(previous_secret, '')=?`,
+				cur, prev, r.account, boolInt(r.live), r.id, r.secret.String, r.prev.String)
+			tx.hooks.drop(acctMode{r.account, r.live})
+		} else {
+			_, err = tx.exec(`UPDATE webhook_secrets SET secret=?, previous_secret=?
+				WHERE account_id=? AND livemode=? AND secret=? AND coalesce(previous_secret, '')=?`,
+				cur, prev, r.account, boolInt(r.live), r.secret.String, r.prev.String)
+		}
+		if err != nil {
+			return changed, fmt.Errorf("store: seal webhook secret: %w", err)
+		}
+		changed++
+	}
+	return changed, nil
+}

@@ -79,7 +79,19 @@ func testDB(t *testing.T) string {
 // (read-only) for a path. Queries use $1-style placeholders, which both read.
 func rawDB(t *testing.T, db string) *sql.DB {
 	t.Helper()
-	driver, dsn := "sqlite", "file:"+db+"?mode=ro&_pragma=busy_timeout(5000)"
+	return openDB(t, db, "file:"+db+"?mode=ro&_pragma=busy_timeout(5000)")
+}
+
+// writableDB is rawDB for a test that changes rows behind paymentd's back
+// (with no server running on the database).
+func writableDB(t *testing.T, db string) *sql.DB {
+	t.Helper()
+	return openDB(t, db, "file:"+db+"?_pragma=busy_timeout(5000)")
+}
+
+func openDB(t *testing.T, db, sqliteDSN string) *sql.DB {
+	t.Helper()
+	driver, dsn := "sqlite", sqliteDSN
 	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
 		driver, dsn = "pgx", db
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -77,6 +78,11 @@ func migrateStore(ctx context.Context, from, to, shown string, batch int, stdout
 			check.Failed(), len(check.Results), from)
 	}
 	fmt.Fprintf(stdout, "\n%s now holds everything %s held. Start paymentd serve --db on it; keep %s as it is until you are sure.\n", shown, from, from)
+	if keyFile, _ := secretsKeyFile("", from, store.IsPostgres(from)); keyFile != "" {
+		if _, err := os.Stat(keyFile); err == nil {
+			fmt.Fprintf(stdout, "Its webhook signing secrets are sealed with %s: start every server on the target with --secrets-key-file %s.\n", keyFile, keyFile)
+		}
+	}
 	return nil
 }
 

@@ -192,14 +192,17 @@ func TestMigrateStoreMovesEverything(t *testing.T) {
 			target := tc.target(t)
 			out, _ := cli(t, "migrate-store", "--from", src, "--to", target, "--batch", "3")
 			t.Logf("migrate-store printed:\n%s", out)
-			for _, line := range []string{"every table's count matches", "All ", "checks passed", "payments", "ledger_entries", "webhook_attempts"} {
+			for _, line := range []string{"every table's count matches", "All ", "checks passed", "payments", "ledger_entries", "webhook_attempts",
+				"--secrets-key-file " + src + ".secrets-key"} {
 				if !strings.Contains(out, line) {
 					t.Errorf("migrate-store printed no %q:\n%s", line, out)
 				}
 			}
 			cli(t, "check", "--db", target)
 
-			moved := startServer(t, target, msFlags...)
+			// The secrets are sealed with the source's key (migrate-store says so).
+			targetFlags := append([]string{"--secrets-key-file", src + ".secrets-key"}, msFlags...)
+			moved := startServer(t, target, targetFlags...)
 			got := msSnapshot(t, moved, key)
 			for what, w := range want {
 				if g, ok := got[what]; !ok || !proto.Equal(g, w) {
@@ -230,7 +233,7 @@ func TestMigrateStoreMovesEverything(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "not empty") || !strings.Contains(err.Error(), "payments") {
 				t.Errorf("a second migrate-store into the target = %v; want a refusal naming the tables that hold rows", err)
 			}
-			again := startServer(t, target, msFlags...)
+			again := startServer(t, target, targetFlags...)
 			if n := len(mustList(t, ctx, again.payments, &pb.ListPaymentsRequest{PageSize: 100}).Payments); n != listed+1 {
 				t.Errorf("after the refused second move the target lists %d payments; want %d", n, listed+1)
 			}

@@ -221,6 +221,8 @@ var processLines = map[string]bool{
 	"reconciler: reading provider invoices": true, "reconciler: reading provider payouts": true,
 	"reconciler: reading pending operations": true, "reconciler: reading invoice attempts": true,
 	"webhooks: reading due deliveries": true, "webhooks: claiming due deliveries": true,
+	"sealed webhook signing secrets stored before this server had a secrets key, replaced those that did not open": true,
+	"webhook signing secrets are stored unsealed: give every replica the same --secrets-key-file":                  true,
 }
 
 // checkLogAttribution fails t for every line of a serve log that names

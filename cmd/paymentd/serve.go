@@ -14,7 +14,8 @@ import (
 
 type serveConfig struct {
 	db, grpcAddr, httpAddr, env, logLevel, synchronous string
-	metricsAddr                                        string
+	metricsAddr, secretsKeyFile                        string
+	resetSecrets                                       bool
 	rateLimit                                          float64
 	dbMaxPages, dbWriters                              int
 	shutdownWait, shutdownDelay, authCacheTTL          time.Duration
@@ -41,6 +42,8 @@ func serveFlags(stderr io.Writer) (*flag.FlagSet, *serveConfig) {
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve GET /metrics on this address instead of on --http-addr (e.g. 127.0.0.1:9464)")
 	fs.StringVar(&c.env, "env", "development", "environment name reported by /v1/status")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.resetSecrets, "reset-unreadable-webhook-secrets", false, "give new signing secrets to webhook endpoints and accounts whose stored secret does not open with --secrets-key-file (a lost key); their receivers must be given the new ones")
+	fs.StringVar(&c.secretsKeyFile, "secrets-key-file", "", "file of 64 hex digits (openssl rand -hex 32), the key sealing webhook signing secrets in the database (default: DB.secrets-key beside a SQLite database, made on first start; a PostgreSQL fleet must give every replica the same file)")
 	fs.StringVar(&c.synchronous, "synchronous", "FULL", "SQLite synchronous pragma; FULL makes every acknowledged change survive power loss (SQLite only)")
 	fs.IntVar(&c.dbWriters, "db-writers", 0, "PostgreSQL only: how many group-commit transactions this replica runs at once, each on its own connection (0: 4); the database sees replicas × this many, so a fleet divides about 4 among its replicas (docs/fleet.md)")
 	fs.DurationVar(&c.commitDelay, "commit-delay", store.DefaultCommitDelay, "SQLite only: before each commit, while every CPU is busy, the writer lets requests run first for up to this long and takes the changes they send, so that more changes share one commit; with a CPU idle it does not wait (0: never)")
@@ -98,6 +101,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		opts.Synchronous, opts.CommitDelay = "", 0 // the flags' defaults are SQLite's
 	}
+	keyFile, createKey := secretsKeyFile(c.secretsKeyFile, c.db, store.IsPostgres(c.db))
+	secretsKey, err := loadSecretsKey(keyFile, createKey)
+	if err != nil {
+		return err
+	}
 	st, err := store.Open(ctx, c.db, opts)
 	if err != nil {
 		return err
@@ -117,7 +125,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Webhooks: c.hooks.webhooks(), Reconcile: c.hooks.reconcile(),
 		Router: router, ProviderCheckInterval: c.providers.checkInterval,
 		SeparateMetrics: c.metricsAddr != "", TracerProvider: tp, InstrumentationOff: c.instrumentation.off,
+		SecretsKey: secretsKey,
 	})
+	if secretsKey == nil {
+		log.Warn("webhook signing secrets are stored unsealed: give every replica the same --secrets-key-file")
+	}
+	if sealed, replaced, err := svc.SealStoredSecrets(ctx, c.resetSecrets); err != nil {
+		return err
+	} else if sealed > 0 || replaced > 0 {
+		log.Warn("sealed webhook signing secrets stored before this server had a secrets key, replaced those that did not open", "sealed", sealed, "replaced", replaced)
+	}
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	bgDone := make(chan struct{})

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -827,5 +828,129 @@ func TestCallbackURLDeliveries(t *testing.T) {
 	r = rcv.requests()[1]
 	if sig := r.header.Get("X-Webhook-Signature"); strings.Count(sig, "v1=") != 2 || webhook.Verify(secret, sig, r.body, 0) != nil {
 		t.Errorf("signature after rotating %q; want two v1 values, the old secret still verifying", sig)
+	}
+}
+
+// TestWebhookSecretsSealedAtRest: with a secrets key, the signing secrets of
+// endpoints and of the account — current, rotated, and in the idempotent
+// replay of the create — are stored sealed, never as whsec_…; the API still
+// answers them plain, replays answer the same secret, deliveries verify with
+// it, and a secret stored unsealed before the key is sealed at the next start.
+func TestWebhookSecretsSealedAtRest(t *testing.T) {
+	db := testDB(t)
+	keyFile := filepath.Join(t.TempDir(), "secrets.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--secrets-key-file", keyFile}, whFast...)
+	s := startServer(t, db, args...)
+	key := s.key // printed on the first start only
+	ctx := withKey(context.Background(), key)
+	rcv := whNewReceiver(t)
+	body := `{"url":"` + rcv.URL + `/hooks","event_types":["payment.succeeded"]}`
+	code, created, _ := s.restDo(t, "POST", "/v1/webhook-endpoints", s.key, "sealed-create", body)
+	endpointID, secret := created["id"].(string), created["secret"].(string)
+	if code != http.StatusOK || !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("create endpoint: %d %v", code, created)
+	}
+	code, rotated, _ := s.restDo(t, "POST", "/v1/webhook-endpoints/"+endpointID+"/rotate-secret", s.key, "sealed-rotate", "")
+	newSecret, _ := rotated["secret"].(string)
+	if code != http.StatusOK || !strings.HasPrefix(newSecret, "whsec_") || newSecret == secret {
+		t.Fatalf("rotate: %d %v", code, rotated)
+	}
+	code, acct, _ := s.restDo(t, "GET", "/v1/webhook-secret", s.key, "", "")
+	acctSecret, _ := acct["secret"].(string)
+	if code != http.StatusOK || !strings.HasPrefix(acctSecret, "whsec_") {
+		t.Fatalf("GET /v1/webhook-secret: %d %v", code, acct)
+	}
+	p := mustCreate(t, ctx, s.payments, visa(2000))
+	ev := whEventsOf(t, ctx, s, p.Id)[0]
+	whWait(t, "the delivery", func() bool { return whGetEvent(t, ctx, s, ev.Id).DeliveryStatus == "delivered" })
+	r := rcv.requests()[0]
+	if err := webhook.Verify(newSecret, r.header.Get("X-Webhook-Signature"), r.body, 5*time.Minute); err != nil {
+		t.Errorf("delivery does not verify with the rotated secret: %v", err)
+	}
+	if err := webhook.Verify(secret, r.header.Get("X-Webhook-Signature"), r.body, 5*time.Minute); err != nil {
+		t.Errorf("delivery does not verify with the previous secret during the overlap: %v", err)
+	}
+	s.stop()
+
+	raw := rawDB(t, db)
+	var stored []string
+	responseText := "CAST(response AS TEXT)"
+	if strings.HasPrefix(db, "postgres") {
+		responseText = "encode(response, 'escape')" // printable bytes as they are
+	}
+	for _, q := range []string{`SELECT secret || ' ' || coalesce(previous_secret, '') FROM webhook_endpoints`,
+		`SELECT secret || ' ' || coalesce(previous_secret, '') FROM webhook_secrets`,
+		`SELECT ` + responseText + ` FROM idempotency_keys WHERE method LIKE '%Webhook%'`} {
+		rows, err := raw.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			stored = append(stored, v)
+		}
+		rows.Close()
+	}
+	if len(stored) < 3 {
+		t.Fatalf("read %d stored secrets and replays; want at least 3", len(stored))
+	}
+	for _, v := range stored {
+		if strings.Contains(v, "whsec_") {
+			t.Errorf("a secret is stored unsealed: %.80s", v)
+		}
+	}
+
+	// Restarted with the same key: the replay answers the same secret.
+	s = startServer(t, db, args...)
+	code, replay, _ := s.restDo(t, "POST", "/v1/webhook-endpoints", key, "sealed-create", body)
+	if code != http.StatusOK || replay["secret"] != secret || replay["id"] != endpointID {
+		t.Errorf("replayed create: %d %v; want endpoint %s with its first secret", code, replay, endpointID)
+	}
+	s.stop()
+
+	// A secret stored before the server had a key is sealed at start, and
+	// still signs.
+	w := writableDB(t, db)
+	if _, err := w.Exec(`UPDATE webhook_secrets SET secret = $1`, "whsec_legacylegacylegacylegacylegacy12"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	s = startServer(t, db, args...)
+	code, acct, _ = s.restDo(t, "GET", "/v1/webhook-secret", key, "", "")
+	if code != http.StatusOK || acct["secret"] != "whsec_legacylegacylegacylegacylegacy12" {
+		t.Errorf("GET /v1/webhook-secret after start: %d %v; want the legacy secret", code, acct)
+	}
+	s.stop()
+	var legacy string
+	if err := rawDB(t, db).QueryRow(`SELECT secret FROM webhook_secrets`).Scan(&legacy); err != nil || !strings.HasPrefix(legacy, "whenc1:") {
+		t.Errorf("legacy secret stored as %.40q (%v); want it sealed at start", legacy, err)
+	}
+
+	// Another key: serve refuses to start, naming the remedy; with
+	// --reset-unreadable-webhook-secrets it starts and the secrets are new.
+	otherKey := filepath.Join(t.TempDir(), "other.key")
+	if err := os.WriteFile(otherKey, []byte(strings.Repeat("cd", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	err := run(t.Context(), []string{"serve", "--db", db, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--secrets-key-file", otherKey},
+		noEnv, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "do not open with this server's --secrets-key-file") || !strings.Contains(err.Error(), "--reset-unreadable-webhook-secrets") {
+		t.Fatalf("serve with another key: %v; want it refused, naming --reset-unreadable-webhook-secrets", err)
+	}
+	s = startServer(t, db, "--secrets-key-file", otherKey, "--reset-unreadable-webhook-secrets")
+	code, acct, _ = s.restDo(t, "GET", "/v1/webhook-secret", key, "", "")
+	if fresh, _ := acct["secret"].(string); code != http.StatusOK || !strings.HasPrefix(fresh, "whsec_") || fresh == "whsec_legacylegacylegacylegacylegacy12" {
+		t.Errorf("GET /v1/webhook-secret after a reset: %d %v; want a new secret", code, acct)
+	}
+	code, rotated, _ = s.restDo(t, "POST", "/v1/webhook-endpoints/"+endpointID+"/rotate-secret", key, "after-reset", "")
+	if code != http.StatusOK {
+		t.Errorf("rotate after a reset: %d %v", code, rotated)
 	}
 }
