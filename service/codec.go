@@ -17,15 +17,19 @@ import (
 
 // grpc-go answers a request it cannot unmarshal with INTERNAL, whatever the
 // reason, and before any interceptor runs. A string field holding invalid
-// UTF-8 is the caller's mistake, not paymentd's, so the server's codec lets
-// such a request through emptied and marked, and checkUTF8Unary refuses it
-// with INVALID_ARGUMENT naming the field.
+// UTF-8, or bytes that are no protobuf message at all, are the caller's
+// mistake, not paymentd's, so the server's codec lets such a request through
+// emptied and marked, and checkUTF8Unary refuses it with INVALID_ARGUMENT
+// (naming the field where it can).
 
 // invalidUTF8Field is the unknown field number that carries the mark (the
 // largest field number protobuf allows, which no paymentd message uses).
 const invalidUTF8Field = 1<<29 - 1
 
-var invalidUTF8Mark = []byte("paymentd:invalid-utf8:")
+var (
+	invalidUTF8Mark = []byte("paymentd:invalid-utf8:")
+	malformedMark   = []byte("paymentd:malformed:")
+)
 
 var reUTF8Field = regexp.MustCompile(`field ([\w.]+) contains invalid UTF-8`)
 
@@ -37,12 +41,18 @@ func newServerCodec() serverCodec { return serverCodec{encoding.GetCodecV2("prot
 // Unmarshal implements encoding.CodecV2.
 func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	err := c.CodecV2.Unmarshal(data, v)
-	if err == nil || !strings.Contains(err.Error(), "invalid UTF-8") {
-		return err
+	if err == nil {
+		return nil
 	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return err
+	}
+	if !strings.Contains(err.Error(), "invalid UTF-8") {
+		proto.Reset(m)
+		mark := protowire.AppendTag(nil, invalidUTF8Field, protowire.BytesType)
+		m.ProtoReflect().SetUnknown(protowire.AppendBytes(mark, malformedMark))
+		return nil
 	}
 	field := ""
 	if sub := reUTF8Field.FindStringSubmatch(err.Error()); sub != nil {
@@ -97,10 +107,15 @@ func badUTF8Field(b []byte, md protoreflect.MessageDescriptor) string {
 	return ""
 }
 
-// checkUTF8Unary refuses a request the codec marked.
+// checkUTF8Unary refuses a request the codec marked: invalid UTF-8, or no
+// protobuf message at all.
 func (s *Service) checkUTF8Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	if m, ok := req.(proto.Message); ok {
 		if u := m.ProtoReflect().GetUnknown(); len(u) > 0 {
+			if bytes.Contains(u, malformedMark) {
+				return nil, toGRPC(Errorf(KindInvalid, "invalid_request_body",
+					"The request is not a valid protobuf encoding of %s; send the message as the API's proto declares.", m.ProtoReflect().Descriptor().FullName()))
+			}
 			if i := bytes.Index(u, invalidUTF8Mark); i >= 0 {
 				field := string(u[i+len(invalidUTF8Mark):])
 				if field == "" {

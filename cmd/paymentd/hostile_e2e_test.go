@@ -467,8 +467,9 @@ func TestInvalidUTF8OverGRPCIsInvalidArgument(t *testing.T) {
 }
 
 // TestUnknownOrMistypedGRPCFieldsRefused: a CreatePayment with
-// capture_method sent as a number (wire type varint, value 99), or with a
-// field number the API does not have, is refused naming what is wrong;
+// capture_method sent as a number (wire type varint, value 99), with a
+// field number the API does not have, or that is no protobuf message at
+// all, is refused naming what is wrong (not INTERNAL);
 // protobuf would otherwise keep the field aside and the payment would be
 // taken with automatic capture.
 func TestUnknownOrMistypedGRPCFieldsRefused(t *testing.T) {
@@ -492,6 +493,13 @@ func TestUnknownOrMistypedGRPCFieldsRefused(t *testing.T) {
 		if got.grpcCode != codes.InvalidArgument || got.param != c.param || got.code != c.code {
 			t.Errorf("%s: %+v (%v); want INVALID_ARGUMENT %s (param %q)", c.name, got, err, c.code, c.param)
 		}
+	}
+	// Bytes that are no protobuf message: a truncated field.
+	raw := []byte{0x0a, 0x05, 'U', 'S'}
+	var resp pb.CreatePaymentResponse
+	err := srv.conn.Invoke(withIdem(ctx, "malformed"), pb.PaymentsService_CreatePayment_FullMethodName, raw, &resp, grpc.ForceCodecV2(rawCodec{}))
+	if got := grpcError(t, err); got.grpcCode != codes.InvalidArgument || got.code != "invalid_request_body" {
+		t.Errorf("malformed protobuf: %+v (%v); want INVALID_ARGUMENT invalid_request_body", got, err)
 	}
 	list, err := srv.payments.ListPayments(ctx, &pb.ListPaymentsRequest{})
 	if err != nil || len(list.Payments) != 0 {
