@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"math/big"
 	"slices"
 	"strings"
@@ -120,6 +121,12 @@ func (a *authenticator) authenticate(ctx context.Context) (*Principal, error) {
 	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) == 0 || strings.TrimSpace(vals[0]) == "" {
 		return nil, errNoKey
+	}
+	if len(vals) > 1 {
+		// Which one would count is a guess a proxy and paymentd may make
+		// differently: refuse rather than pick.
+		return nil, &Error{Kind: KindUnauthenticated, Code: "api_key_invalid",
+			Message: fmt.Sprintf("The request carries %d authorization headers; send exactly one, `Bearer <key>`.", len(vals))}
 	}
 	scheme, token, ok := strings.Cut(strings.TrimSpace(vals[0]), " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") {

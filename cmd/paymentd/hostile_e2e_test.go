@@ -562,3 +562,19 @@ func TestInputsNeverQuotedBack(t *testing.T) {
 		t.Errorf("server log has no gRPC peer address; a forged X-Forwarded-For should leave the real one")
 	}
 }
+
+// TestTwoAuthorizationHeadersRefused: a request with two authorization
+// values — a valid key and another — is refused over REST and gRPC, never
+// run as whichever came first.
+func TestTwoAuthorizationHeadersRefused(t *testing.T) {
+	srv := newServer(t)
+	code, body := srv.restRaw(t, "GET", "/v1/payments", "", http.Header{"Authorization": {"Bearer " + srv.key, "Bearer ak_test_other"}})
+	if got := restError(t, code, body); code != http.StatusUnauthorized || got.code != "api_key_invalid" {
+		t.Errorf("REST with two Authorization headers: %d %+v; want 401 api_key_invalid", code, got)
+	}
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+srv.key, "authorization", "Bearer ak_test_other")
+	_, err := srv.payments.ListPayments(ctx, &pb.ListPaymentsRequest{})
+	if got := grpcError(t, err); got.grpcCode != codes.Unauthenticated || got.code != "api_key_invalid" {
+		t.Errorf("gRPC with two authorization values: %+v; want UNAUTHENTICATED api_key_invalid", got)
+	}
+}
