@@ -18,9 +18,12 @@ import (
 // different time range, another payment's refunds) would silently page
 // through a different listing, so it is refused with page_token_invalid.
 // One interceptor does this for every List method, so no handler can forget.
+// The hash covers the caller's account and mode too: a token is no use to
+// another account or in the other mode.
 
-// filterHash hashes req with its page_token and page_size cleared.
-func filterHash(req protoreflect.Message, method string) string {
+// filterHash hashes req with its page_token and page_size cleared, for the
+// caller owner (account and mode).
+func filterHash(req protoreflect.Message, method, owner string) string {
 	m := proto.Clone(req.Interface()).ProtoReflect()
 	fields := m.Descriptor().Fields()
 	for _, name := range []protoreflect.Name{"page_token", "page_size"} {
@@ -31,6 +34,8 @@ func filterHash(req protoreflect.Message, method string) string {
 	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m.Interface())
 	h := sha256.New()
 	h.Write([]byte(method))
+	h.Write([]byte{0})
+	h.Write([]byte(owner))
 	h.Write([]byte{0})
 	h.Write(b)
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:9])
@@ -48,12 +53,16 @@ func (s *Service) pageTokenUnary(ctx context.Context, req any, info *grpc.UnaryS
 	if tokenField == nil || tokenField.Kind() != protoreflect.StringKind {
 		return h(ctx, req)
 	}
-	hash := filterHash(m, info.FullMethod)
+	owner := ""
+	if p, ok := PrincipalFrom(ctx); ok {
+		owner = p.AccountID + "/" + p.Mode()
+	}
+	hash := filterHash(m, info.FullMethod, owner)
 	if token := m.Get(tokenField).String(); token != "" {
 		inner, sum, found := strings.Cut(token, ".")
 		if !found || sum != hash || inner == "" {
 			return nil, toGRPC(Invalid("page_token", "page_token_invalid",
-				"page_token was issued for a listing with other filters (or is not a page token); send the same filters as the request that returned it, or omit page_token to start from the first page."))
+				"page_token was issued for a listing with other filters, or to another account or mode (or is not a page token); send the same filters as the request that returned it, or omit page_token to start from the first page."))
 		}
 		m.Set(tokenField, protoreflect.ValueOfString(inner))
 	}

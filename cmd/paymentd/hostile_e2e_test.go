@@ -330,7 +330,8 @@ func TestFullDiskAnswers503AndLosesNothing(t *testing.T) {
 
 // TestPageTokensBoundToFilters: a next_page_token sent back with other
 // filters is refused with page_token_invalid instead of paging through a
-// different listing; with the same filters it pages on.
+// different listing, and so is one sent with another account's key or a
+// key of the other mode; with the same filters and key it pages on.
 func TestPageTokensBoundToFilters(t *testing.T) {
 	srv := newServer(t)
 	ctx := withKey(t.Context(), srv.key)
@@ -351,6 +352,15 @@ func TestPageTokensBoundToFilters(t *testing.T) {
 		code, body, _ := srv.restDo(t, "GET", "/v1/payments?"+q+"&page_token="+token, srv.key, "", "")
 		if got := restError(t, code, body); code != 400 || got.code != "page_token_invalid" || got.param != "page_token" {
 			t.Errorf("token reused with %q: %d %+v; want 400 page_token_invalid", q, code, got)
+		}
+	}
+	// Another account's key, and the same account's key of the other mode.
+	otherKey, _ := createKey(t, srv.db, "test", "read,write", createAccount(t, srv.db, "other"))
+	liveKey, _ := createKey(t, srv.db, "live", "read,write", "")
+	for name, key := range map[string]string{"another account": otherKey, "live mode": liveKey} {
+		code, body, _ := srv.restDo(t, "GET", "/v1/payments?status=succeeded&page_token="+token, key, "", "")
+		if got := restError(t, code, body); code != 400 || got.code != "page_token_invalid" {
+			t.Errorf("token sent by %s: %d %+v; want 400 page_token_invalid", name, code, got)
 		}
 	}
 	// Over gRPC too, and for refunds of another payment.
