@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 
@@ -86,7 +87,27 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(doc)
 	})
-	return s.traceHTTP(s.observeHTTP(mux)), nil
+	// Anything else is a JSON 404, as the gateway's own are.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeRESTError(w, http.StatusNotFound, restErrorBody{Type: "invalid_request_error", Code: "route_not_found",
+			Message: "No route matches " + r.Method + " " + truncate(r.URL.Path, 200) + "; see /openapi.json for the routes."})
+	})
+	return s.traceHTTP(s.observeHTTP(canonicalPaths(mux))), nil
+}
+
+// canonicalPaths answers a path with // or a . or .. segment with a JSON 404
+// naming the canonical path, where http.ServeMux would answer an HTML 307
+// redirect that API clients follow silently (or not at all).
+func canonicalPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if clean := path.Clean(p); p != "" && clean != strings.TrimSuffix(p, "/") && clean != p {
+			writeRESTError(w, http.StatusNotFound, restErrorBody{Type: "invalid_request_error", Code: "route_not_found",
+				Message: "The path " + truncate(p, 200) + " is not in canonical form (it has //, . or .. segments); send " + truncate(clean, 200) + "."})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // restMarshaler is how REST bodies are read and written: snake_case proto

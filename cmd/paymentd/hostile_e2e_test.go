@@ -588,3 +588,28 @@ func TestTwoAuthorizationHeadersRefused(t *testing.T) {
 		t.Errorf("gRPC with two authorization values: %+v; want UNAUTHENTICATED api_key_invalid", got)
 	}
 }
+
+// TestOddPathsAnswerJSON: a path with //, . or .. segments, and one outside
+// every route, are answered with a JSON 404 naming the route problem, not an
+// HTML redirect or a text 404.
+func TestOddPathsAnswerJSON(t *testing.T) {
+	srv := newServer(t)
+	for _, p := range []string{"/v1//payments", "/v1/./payments", "/v1/refunds/../payments", "/nowhere", "/v1/payments//"} {
+		req, err := http.NewRequest("GET", srv.baseURL+p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.URL.Opaque = p // sent as it is, not cleaned by the client
+		req.Header.Set("Authorization", "Bearer "+srv.key)
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if got := restError(t, resp.StatusCode, body); err != nil || resp.StatusCode != http.StatusNotFound || got.code != "route_not_found" {
+			t.Errorf("GET %s: %d %v (%v); want a JSON 404 route_not_found", p, resp.StatusCode, body, err)
+		}
+	}
+}
