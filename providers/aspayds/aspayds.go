@@ -299,11 +299,31 @@ func (c *Client) checkCurrency(code string) error {
 	return nil
 }
 
+// checkAmount refuses, before any call, an amount aspayds cannot be sent:
+// zero or negative (the document's amounts are positive numbers).
+func (c *Client) checkAmount(v int64) error {
+	if v <= 0 {
+		return invalid("amount", "amount_invalid",
+			"aspayds takes positive amounts; send amount as a positive whole number of minor units of %s (got %d).", c.currency, v)
+	}
+	return nil
+}
+
 // CreateInvoice creates a hosted invoice. The caller's transaction
 // reference is aspayds' transaction_reference, so it must fit in 20
 // characters; the customer's name is required and fits in 255.
 func (c *Client) CreateInvoice(ctx context.Context, req providers.InvoiceRequest) (providers.InvoiceState, error) {
 	if err := c.checkCurrency(req.Currency); err != nil {
+		return providers.InvoiceState{}, err
+	}
+	if req.Network != "" {
+		// POST /payment/create has no network field: the invoice would be
+		// an ordinary store-currency invoice, not one on that network.
+		return providers.InvoiceState{}, invalid("network", "network_not_supported",
+			"aspayds invoices are paid in %s through its hosted payment page and take no network; omit network %q, or route crypto invoices to a crypto provider.",
+			c.currency, req.Network)
+	}
+	if err := c.checkAmount(req.Amount); err != nil {
 		return providers.InvoiceState{}, err
 	}
 	callback := req.CallbackURL
@@ -533,6 +553,9 @@ func (c *Client) payoutState(a payoutAnswer, mutating bool) (providers.PayoutSta
 // aspayds' transaction_reference (at most 50 characters).
 func (c *Client) CreatePayout(ctx context.Context, req providers.PayoutRequest) (providers.PayoutState, error) {
 	if err := c.checkCurrency(req.Currency); err != nil {
+		return providers.PayoutState{}, err
+	}
+	if err := c.checkAmount(req.Amount); err != nil {
 		return providers.PayoutState{}, err
 	}
 	methodID, err := strconv.ParseInt(req.MethodID, 10, 64)

@@ -134,17 +134,17 @@ func TestAuditInvoiceRefusedBeforeCall(t *testing.T) {
 	c := newAuClient(t, f, nil)
 	ctx := context.Background()
 	cases := map[string]func(*providers.InvoiceRequest){
-		"currency USD":    func(r *providers.InvoiceRequest) { r.Currency = "USD" },
-		"network tron":    func(r *providers.InvoiceRequest) { r.Network = "tron"; r.Currency = "USDT" },
-		"bdt network":     func(r *providers.InvoiceRequest) { r.Network = "tron" },
-		"ref 21 chars":    func(r *providers.InvoiceRequest) { r.Reference = strings.Repeat("R", 21) },
+		"currency USD":     func(r *providers.InvoiceRequest) { r.Currency = "USD" },
+		"network tron":     func(r *providers.InvoiceRequest) { r.Network = "tron"; r.Currency = "USDT" },
+		"bdt network":      func(r *providers.InvoiceRequest) { r.Network = "tron" },
+		"ref 21 chars":     func(r *providers.InvoiceRequest) { r.Reference = strings.Repeat("R", 21) },
 		"ref 20 runes utf": func(r *providers.InvoiceRequest) { r.Reference = strings.Repeat("é", 11) },
-		"no name":         func(r *providers.InvoiceRequest) { r.CustomerName = "" },
-		"name 256":        func(r *providers.InvoiceRequest) { r.CustomerName = strings.Repeat("n", 256) },
-		"zero amount":     func(r *providers.InvoiceRequest) { r.Amount = 0 },
-		"negative":        func(r *providers.InvoiceRequest) { r.Amount = -100 },
-		"no callback":     func(r *providers.InvoiceRequest) { r.CallbackURL = "" },
-		"no reference":    func(r *providers.InvoiceRequest) { r.Reference = "" },
+		"no name":          func(r *providers.InvoiceRequest) { r.CustomerName = "" },
+		"name 256":         func(r *providers.InvoiceRequest) { r.CustomerName = strings.Repeat("n", 256) },
+		"zero amount":      func(r *providers.InvoiceRequest) { r.Amount = 0 },
+		"negative":         func(r *providers.InvoiceRequest) { r.Amount = -100 },
+		"no callback":      func(r *providers.InvoiceRequest) { r.CallbackURL = "" },
+		"no reference":     func(r *providers.InvoiceRequest) { r.Reference = "" },
 	}
 	for name, mod := range cases {
 		req := auInvReq(10000)
@@ -164,7 +164,21 @@ func TestAuditInvoiceRefusedBeforeCall(t *testing.T) {
 		if err != nil && called > 0 {
 			t.Errorf("%s: refused only after a call reached aspayds (%v)", name, err)
 		}
+		if want, refuse := refusedParam[name]; refuse {
+			var pe *providers.Error
+			if !errors.As(err, &pe) || pe.Kind != providers.InvalidRequest || pe.Param != want {
+				t.Errorf("%s: err=%v; want an InvalidRequest naming %s, before any call", name, err, want)
+			}
+		}
 	}
+}
+
+// refusedParam: the cases of TestAuditInvoiceRefusedBeforeCall aspayds
+// cannot take, and the parameter each refusal names.
+var refusedParam = map[string]string{
+	"currency USD": "currency", "network tron": "currency", "bdt network": "network",
+	"ref 21 chars": "transaction_reference", "no name": "customer.name", "name 256": "customer.name",
+	"zero amount": "amount", "negative": "amount", "no callback": "callback_url", "no reference": "transaction_reference",
 }
 
 func TestAuditInvoiceCreateAmbiguous(t *testing.T) {
@@ -439,7 +453,6 @@ func TestAuditPathEscaping(t *testing.T) {
 		t.Errorf("GetInvoice(%q) = %+v %v", req.Reference, g, err)
 	}
 }
-
 
 // Two paymentd accounts share one aspayds store (routes are per operation,
 // mode and currency, not per account) and transaction references are
