@@ -33,7 +33,11 @@
 //     examples: amount 100, webhook amount 100.00, a bKash method with
 //     min_amount 100 in BDT); they are converted exactly, never through
 //     floats. The store's currency is configured (default BDT); other
-//     currencies are refused before any call.
+//     currencies are refused before any call. The document calls amounts
+//     "Numeric" and writes them as JSON numbers (or numeric strings); JSON
+//     numbers may be in exponent form (1e2, 1.0E+2), which is read exactly
+//     too. A negative, missing or null amount in an answer is malformed,
+//     never money.
 //   - Errors are answered as {"status":"error","message":…,"errors":{field:
 //     [msg]}} with 4xx statuses (the Laravel convention the PHP example
 //     suggests); 401/403 mean the key pair was refused; 402 a decline.
@@ -55,6 +59,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -201,8 +206,53 @@ func (c *Client) minor(d decimal) (int64, bool) {
 	if !d.set {
 		return 0, false
 	}
-	v, err := providers.ParseDecimal(d.raw, c.exp)
-	return v, err == nil
+	return parseAmount(d.raw, c.exp)
+}
+
+// amountForm is an amount in an answer: a non-negative JSON number (as a
+// number or a numeric string), which JSON allows in exponent form.
+var amountForm = regexp.MustCompile(`^([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]{1,3}))?$`)
+
+// parseAmount converts a non-negative amount in major units to minor units
+// with exp digits, exactly: plain decimals (100, 100.50) and exponent forms
+// (1e2, 1.0E+2) alike, never through a float. Negative amounts, more
+// digits than the currency has, and values beyond int64 are refused.
+func parseAmount(raw string, exp int) (int64, bool) {
+	m := amountForm.FindStringSubmatch(raw)
+	if m == nil {
+		return 0, false
+	}
+	whole, frac := m[1], m[2]
+	if m[3] != "" {
+		e, err := strconv.Atoi(m[3])
+		if err != nil || e > 30 || e < -30 {
+			return 0, false
+		}
+		digits := whole + frac
+		point := len(whole) + e // the decimal point's place in digits
+		switch {
+		case point <= 0:
+			whole, frac = "0", strings.Repeat("0", -point)+digits
+		case point >= len(digits):
+			whole, frac = digits+strings.Repeat("0", point-len(digits)), ""
+		default:
+			whole, frac = digits[:point], digits[point:]
+		}
+	}
+	plain := whole
+	if frac != "" {
+		plain += "." + frac
+	}
+	v, err := providers.ParseDecimal(plain, exp)
+	return v, err == nil && v >= 0
+}
+
+// rawAmount quotes an answer's amount for a message, or says it was missing.
+func rawAmount(d decimal) string {
+	if !d.set {
+		return "missing or null"
+	}
+	return strconv.Quote(d.raw)
 }
 
 // number writes minor units as the JSON number aspayds expects.
@@ -407,12 +457,18 @@ func invoiceStatus(word string, amount, paid int64) string {
 }
 
 func (c *Client) invoiceState(a invoiceAnswer) (providers.InvoiceState, error) {
+	// amount_paid is in every documented invoice answer: a missing, null
+	// or negative one is a malformed answer, never an amount of money.
 	paid, ok := c.minor(a.AmountPaid)
-	if a.AmountPaid.set && !ok {
+	if !ok {
 		return providers.InvoiceState{}, providers.AnswerError(c.name, false, "provider_malformed_answer",
-			"answered invoice %s with amount_paid %q", a.InvoiceID, a.AmountPaid.raw)
+			"answered invoice %s with amount_paid %s, not a non-negative amount in %s", a.InvoiceID, rawAmount(a.AmountPaid), c.currency)
 	}
-	amount, _ := c.minor(a.Amount)
+	amount, ok := c.minor(a.Amount)
+	if a.Amount.set && !ok {
+		return providers.InvoiceState{}, providers.AnswerError(c.name, false, "provider_malformed_answer",
+			"answered invoice %s with amount %s, not a non-negative amount in %s", a.InvoiceID, rawAmount(a.Amount), c.currency)
+	}
 	// aspayds reports only the total paid, no transfers: Receipts stay
 	// empty and paymentd records each increase of AmountPaid as one.
 	return providers.InvoiceState{Reference: a.InvoiceID, Status: invoiceStatus(a.Status, amount, paid), Amount: amount,
@@ -447,6 +503,10 @@ func (c *Client) BatchInvoices(ctx context.Context, ids []string) (found []provi
 		return nil, nil, err
 	}
 	for _, a := range out.Invoices {
+		if !a.Amount.set { // the documented batch answer carries each invoice's amount
+			return nil, nil, providers.AnswerError(c.name, false, "provider_malformed_answer",
+				"answered invoice %s in a batch status without its amount", a.InvoiceID)
+		}
 		st, err := c.invoiceState(a)
 		if err != nil {
 			return nil, nil, err
@@ -482,9 +542,9 @@ func (c *Client) PayoutMethods(ctx context.Context) ([]providers.PayoutMethod, e
 		if !ok {
 			continue // a currency paymentd cannot account for
 		}
-		lo, err1 := providers.ParseDecimal(d.MinAmount.raw, exp)
-		hi, err2 := providers.ParseDecimal(d.MaxAmount.raw, exp)
-		if d.ID == "" || !d.MinAmount.set || !d.MaxAmount.set || err1 != nil || err2 != nil {
+		lo, ok1 := parseAmount(d.MinAmount.raw, exp)
+		hi, ok2 := parseAmount(d.MaxAmount.raw, exp)
+		if d.ID == "" || !d.MinAmount.set || !d.MaxAmount.set || !ok1 || !ok2 || hi < lo {
 			return nil, providers.AnswerError(c.name, false, "provider_malformed_answer", "answered payout method %q without a usable id or limits", d.Name)
 		}
 		m := providers.PayoutMethod{ID: d.ID.String(), Name: d.Name, Type: d.Type, Currency: cur, MinAmount: lo, MaxAmount: hi}

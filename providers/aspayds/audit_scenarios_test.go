@@ -117,7 +117,7 @@ func TestAuditAmountForms(t *testing.T) {
 			t.Errorf("amount_paid %s: got %d err=%v", form, g.AmountPaid, err)
 		}
 	}
-	for _, form := range []string{"100.005", "-1", "1e400", "null"} {
+	for _, form := range []string{"100.005", "-1", "-0.01", `"-1"`, "1e400", "1e-3", "null", `""`, `"abc"`} {
 		f.getRaw = func(inv *auInvoice) string {
 			return `{"invoice_id":"` + inv.ID + `","status":"paid","amount_paid":` + form + `,"paid_at":"2023-12-29T14:30:00Z"}`
 		}
@@ -125,6 +125,10 @@ func TestAuditAmountForms(t *testing.T) {
 		t.Logf("amount_paid %s: %+v err=%v (%s)", form, g, err, kind(err))
 		if err == nil && g.Status == "paid" {
 			t.Errorf("amount_paid %s accepted as paid with %d", form, g.AmountPaid)
+		}
+		var pe *providers.Error
+		if !errors.As(err, &pe) || pe.Code != "provider_malformed_answer" || pe.Kind == providers.InvalidRequest {
+			t.Errorf("amount_paid %s: err=%v; want provider_malformed_answer, left for the reconciler to ask again", form, err)
 		}
 	}
 }
