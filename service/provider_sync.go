@@ -107,9 +107,28 @@ func applyInvoiceStateTx(tx *store.Tx, key *store.Invoice, st providers.InvoiceS
 	return cur, changed, nil
 }
 
+// payoutReferencer is implemented by payout adapters that say which
+// reference they send a payout under (and find it by): aspayds sends
+// paymentd's payout id as its transaction_reference.
+type payoutReferencer interface {
+	PayoutReference(payoutID, transactionReference string) string
+}
+
+// sentPayoutReference is the reference p was sent to prov under. Adapters
+// that do not say send the caller's transaction reference (asyncpay's
+// reference), which is unique only per account and mode.
+func sentPayoutReference(prov providers.Payouts, p *store.Payout) string {
+	if r, ok := prov.(payoutReferencer); ok {
+		return r.PayoutReference(p.ID, p.TransactionReference)
+	}
+	return p.TransactionReference
+}
+
 // payoutProviderState asks the provider that was sent p for its state, by
 // the provider's reference or, when the creation went unanswered, by the
-// transaction reference (aspayds finds payouts by either).
+// reference paymentd sent (sentPayoutReference): for aspayds its own payout
+// id, so that the read-back finds exactly this payout and never another
+// account's that carries the same caller's transaction reference.
 func (s *Service) payoutProviderState(ctx context.Context, p *store.Payout) (providers.PayoutState, error) {
 	prov, ok := s.conns.routedPayouts(p.Provider)
 	if !ok {
@@ -117,7 +136,7 @@ func (s *Service) payoutProviderState(ctx context.Context, p *store.Payout) (pro
 	}
 	ref := p.ProviderRef
 	if ref == "" {
-		ref = p.TransactionReference
+		ref = sentPayoutReference(prov, p)
 	}
 	pctx, done := s.providerCall(ctx, prov, "get_payout")
 	st, err := prov.GetPayout(pctx, ref)

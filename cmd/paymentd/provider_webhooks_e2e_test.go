@@ -282,14 +282,14 @@ func TestProviderWebhookAspaydsPayouts(t *testing.T) {
 		t.Errorf("after the payout request: available %d reserved %d; want 150000 and 50000", avail, reserved)
 	}
 	// aspayds processes and completes it; each webhook is answered 2xx (the fake fails otherwise).
-	if err := fake.SettlePayout("WH-WD-1", "processing"); err != nil {
+	if err := fake.SettlePayout(po["id"].(string), "processing"); err != nil {
 		t.Fatalf("payout.processing webhook: %v", err)
 	}
 	if got := pwListed(t, s, s.liveKey, "payouts", id); got["status"] != "processing" {
 		t.Errorf("after payout.processing: %v; want processing", got)
 	}
 	gets := len(fake.Requests())
-	if err := fake.SettlePayout("WH-WD-1", "completed"); err != nil {
+	if err := fake.SettlePayout(po["id"].(string), "completed"); err != nil {
 		t.Fatalf("payout.completed webhook: %v", err)
 	}
 	got := pwListed(t, s, s.liveKey, "payouts", id)
@@ -313,11 +313,11 @@ func TestProviderWebhookAspaydsPayouts(t *testing.T) {
 	// A late payout.processing, and the completion sent again, change
 	// nothing. (aspayds' event ids are type, object and timestamp: these
 	// are later deliveries, not the same ones.)
-	h, body := pwWebhook(t, fake, "payout.processing", "WH-WD-1", time.Now().Add(2*time.Second))
+	h, body := pwWebhook(t, fake, "payout.processing", po["id"].(string), time.Now().Add(2*time.Second))
 	if code, out := pwPost(t, s, "aspayds-live", h, body); code != 200 || out["outcome"] != "unconfirmed" {
 		t.Errorf("late payout.processing: %d %v; want 200 unconfirmed (aspayds says completed)", code, out)
 	}
-	h, body = pwWebhook(t, fake, "payout.completed", "WH-WD-1", time.Now().Add(3*time.Second))
+	h, body = pwWebhook(t, fake, "payout.completed", po["id"].(string), time.Now().Add(3*time.Second))
 	if code, out := pwPost(t, s, "aspayds-live", h, body); code != 200 || out["outcome"] != "ignored" {
 		t.Errorf("payout.completed again: %d %v; want 200 ignored", code, out)
 	}
@@ -336,7 +336,7 @@ func TestProviderWebhookAspaydsPayouts(t *testing.T) {
 	if avail, reserved := pvBalance(t, s, "BDT"); avail != 120000 || reserved != 30000 {
 		t.Errorf("after the second request: available %d reserved %d; want 120000 and 30000", avail, reserved)
 	}
-	if err := fake.SettlePayout("WH-WD-2", "rejected"); err != nil {
+	if err := fake.SettlePayout(po2["id"].(string), "rejected"); err != nil {
 		t.Fatalf("payout.rejected webhook: %v", err)
 	}
 	got = pwListed(t, s, s.liveKey, "payouts", po2["id"].(string))
@@ -389,8 +389,8 @@ func TestProviderReconcilerSettlesInvoiceAndPayout(t *testing.T) {
 	if code != 200 || po2["status"] != "pending" {
 		t.Fatalf("second payout: %d %v", code, po2)
 	}
-	_ = fake.SettlePayout("RECON-WD-1", "completed")
-	_ = fake.SettlePayout("RECON-WD-2", "rejected")
+	_ = fake.SettlePayout(po["id"].(string), "completed")
+	_ = fake.SettlePayout(po2["id"].(string), "rejected")
 	pwWaitListed(t, s, s.liveKey, "payouts", po["id"].(string), "completed")
 	pwWaitListed(t, s, s.liveKey, "payouts", po2["id"].(string), "rejected")
 	if evs := pwEventTypes(t, s, s.liveKey, po["id"].(string)); !slices.Equal(evs, []string{"payout.created", "payout.completed"}) {

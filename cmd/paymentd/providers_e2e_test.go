@@ -639,8 +639,8 @@ routes:
 	}
 	var sent map[string]any
 	_ = json.Unmarshal(fake.Requests()[len(fake.Requests())-1].Body, &sent)
-	if fmt.Sprint(sent["payout_method_id"]) != "1" || fmt.Sprint(sent["amount"]) != "500" || sent["transaction_reference"] != "WD123456" {
-		t.Errorf("aspayds got %v; want method 1, amount 500 (taka), reference WD123456", sent)
+	if fmt.Sprint(sent["payout_method_id"]) != "1" || fmt.Sprint(sent["amount"]) != "500" || sent["transaction_reference"] != po["id"] || sent["description"] != "WD123456" {
+		t.Errorf("aspayds got %v; want method 1, amount 500 (taka), transaction_reference %v (paymentd's payout id) and the caller's reference WD123456 as the description", sent, po["id"])
 	}
 	if avail, reserved := pvBalance(t, s, "BDT"); avail != 150000 || reserved != 50000 {
 		t.Errorf("balance after the payout request: available %d reserved %d; want 150000 and 50000", avail, reserved)
@@ -650,9 +650,9 @@ routes:
 	if e := restError(t, code, body); code != 409 {
 		t.Errorf("cancel of a provider-sent payout: %d %+v; want 409", code, e)
 	}
-	_ = fake.SettlePayout("WD123456", "processing")
+	_ = fake.SettlePayout(po["id"].(string), "processing")
 	pvWaitPayout(t, s, "WD123456", "processing")
-	_ = fake.SettlePayout("WD123456", "completed")
+	_ = fake.SettlePayout(po["id"].(string), "completed")
 	pvWaitPayout(t, s, po["id"].(string), "completed")
 	if avail, reserved := pvBalance(t, s, "BDT"); avail != 150000 || reserved != 0 {
 		t.Errorf("balance after completion: available %d reserved %d; want 150000 and 0", avail, reserved)

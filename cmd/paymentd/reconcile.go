@@ -380,6 +380,17 @@ func (c *connReconciler) payouts(recs []store.ProviderRecord) {
 	if g, ok := c.conn.Client.(providers.Payouts); ok {
 		get = g.GetPayout
 	}
+	// A payout the provider never answered is asked for by the reference
+	// it was sent under: aspayds' is paymentd's payout id, not the caller's
+	// transaction reference (unique only per account and mode).
+	if pr, ok := c.conn.Client.(interface{ PayoutReference(id, ref string) string }); ok {
+		asked := make([]store.ProviderRecord, len(recs))
+		for i, r := range recs {
+			r.Reference = pr.PayoutReference(r.ID, r.Reference)
+			asked[i] = r
+		}
+		recs = asked
+	}
 	reads := readAtProvider(c, recs, batch, func(st providers.PayoutState) string { return st.Reference }, get)
 	for i, r := range recs {
 		rd := reads[i]

@@ -103,7 +103,7 @@ func TestReconcileAspaydsBatches(t *testing.T) {
 	}
 	// While paymentd is down, a customer pays and aspayds completes the payout.
 	_ = fake.PayInvoice("RC-LATER", 150000)
-	_ = fake.SettlePayout("RC-WD1", "completed")
+	_ = fake.SettlePayout(po["id"].(string), "completed")
 	out, err := reconcileRun(t, s)
 	if err == nil {
 		t.Errorf("reconcile succeeded; want the differences reported\n%s", out)

@@ -769,7 +769,10 @@ func (r *simRun) opSettlePayout() {
 		return
 	}
 	kit := r.fake(o.conn)
-	b, ok := kit.BookFor(o.ref)
+	b, ok := kit.BookFor(o.id) // aspayds knows the payout by paymentd's id, its transaction_reference
+	if !ok {
+		b, ok = kit.BookFor(o.ref)
+	}
 	if !ok || (b.Status != "pending" && b.Status != "processing") {
 		return
 	}

@@ -609,8 +609,12 @@ func (c *Client) payoutState(a payoutAnswer, mutating bool) (providers.PayoutSta
 	return st, nil
 }
 
-// CreatePayout requests a payout. The caller's transaction reference is
-// aspayds' transaction_reference (at most 50 characters).
+// CreatePayout requests a payout. aspayds' transaction_reference, which it
+// keeps unique and finds payouts by, is paymentd's payout id (the request's
+// IdempotencyKey, po_…, at most 50 characters): unique per payout, unlike
+// the caller's reference, which is unique only per paymentd account and
+// mode. The caller's reference goes in the description (the document's
+// optional note), ahead of the caller's own description.
 func (c *Client) CreatePayout(ctx context.Context, req providers.PayoutRequest) (providers.PayoutState, error) {
 	if err := c.checkCurrency(req.Currency); err != nil {
 		return providers.PayoutState{}, err
@@ -623,12 +627,13 @@ func (c *Client) CreatePayout(ctx context.Context, req providers.PayoutRequest) 
 		return providers.PayoutState{}, invalid("payout_method_id", "parameter_invalid",
 			"aspayds payout methods have numeric ids (from GET /payout/methods); %q is not one.", req.MethodID)
 	}
-	switch n := utf8.RuneCountInString(req.Reference); {
-	case req.Reference == "":
-		return providers.PayoutState{}, invalid("transaction_reference", "parameter_missing", "aspayds requires a transaction_reference.")
+	switch n := utf8.RuneCountInString(req.IdempotencyKey); {
+	case req.IdempotencyKey == "":
+		return providers.PayoutState{}, invalid("transaction_reference", "parameter_missing",
+			"aspayds requires a transaction_reference: paymentd's payout id, which this request lacks.")
 	case n > MaxPayoutReference:
 		return providers.PayoutState{}, invalid("transaction_reference", "string_too_long",
-			"aspayds accepts payout transaction references of at most %d characters; this one has %d.", MaxPayoutReference, n)
+			"aspayds accepts payout transaction references of at most %d characters; the payout id %q has %d.", MaxPayoutReference, req.IdempotencyKey, n)
 	}
 	if strings.TrimSpace(req.RecipientName) == "" {
 		return providers.PayoutState{}, invalid("recipient_name", "parameter_missing", "aspayds requires the recipient's full name.")
@@ -637,9 +642,9 @@ func (c *Client) CreatePayout(ctx context.Context, req providers.PayoutRequest) 
 		return providers.PayoutState{}, invalid("recipient_account", "parameter_missing", "aspayds requires the recipient's account or mobile number.")
 	}
 	body := map[string]any{"payout_method_id": methodID, "amount": c.number(req.Amount), "recipient_name": req.RecipientName,
-		"recipient_account": req.RecipientAccount, "transaction_reference": req.Reference}
-	if req.Description != "" {
-		body["description"] = req.Description
+		"recipient_account": req.RecipientAccount, "transaction_reference": req.IdempotencyKey}
+	if desc := payoutDescription(req); desc != "" {
+		body["description"] = desc
 	}
 	if c.payoutCallback != "" {
 		body["callback_url"] = c.payoutCallback
@@ -649,16 +654,32 @@ func (c *Client) CreatePayout(ctx context.Context, req providers.PayoutRequest) 
 	if err != nil {
 		if resp != nil && resp.AfterAmbiguous {
 			// An earlier attempt may have created it: aspayds finds
-			// payouts by our reference.
+			// payouts by our transaction_reference.
 			return c.recoverPayout(ctx, req)
 		}
 		return providers.PayoutState{}, err
 	}
-	if a.TransactionReference != "" && a.TransactionReference != req.Reference {
+	if a.TransactionReference != "" && a.TransactionReference != req.IdempotencyKey {
 		return providers.PayoutState{}, providers.AnswerError(c.name, true, "provider_reference_mismatch",
-			"answered payout %s for reference %q, not %q", a.PayoutID, a.TransactionReference, req.Reference)
+			"answered payout %s for transaction_reference %q, not %q", a.PayoutID, a.TransactionReference, req.IdempotencyKey)
 	}
 	return c.checkPayout(a, req)
+}
+
+// PayoutReference is the transaction_reference a payout is sent under and
+// found by: paymentd's payout id, never the caller's reference.
+func (c *Client) PayoutReference(payoutID, _ string) string { return payoutID }
+
+// payoutDescription is the description sent with a payout: the caller's
+// transaction reference, then the caller's description if any.
+func payoutDescription(req providers.PayoutRequest) string {
+	switch {
+	case req.Reference == "":
+		return req.Description
+	case req.Description == "":
+		return req.Reference
+	}
+	return req.Reference + ": " + req.Description
 }
 
 func (c *Client) checkPayout(a payoutAnswer, req providers.PayoutRequest) (providers.PayoutState, error) {
@@ -679,9 +700,9 @@ func (c *Client) checkPayout(a payoutAnswer, req providers.PayoutRequest) (provi
 }
 
 // recoverPayout reads back a payout whose creation may have been made by an
-// earlier, unanswered attempt. GET /payout/{id} takes a payout id OR a
-// transaction reference, and the reference is unique only per paymentd
-// account, so the answer is ours only when it names our transaction
+// earlier, unanswered attempt, by the transaction_reference sent (our
+// payout id). GET /payout/{id} takes a payout id OR a transaction
+// reference, so the answer is ours only when it names our transaction
 // reference and recipient; anything else leaves the outcome unknown.
 func (c *Client) recoverPayout(ctx context.Context, req providers.PayoutRequest) (providers.PayoutState, error) {
 	var a struct {
@@ -689,23 +710,30 @@ func (c *Client) recoverPayout(ctx context.Context, req providers.PayoutRequest)
 		RecipientName    string `json:"recipient_name"`
 		RecipientAccount string `json:"recipient_account"`
 	}
-	if _, err := c.call(ctx, http.MethodGet, "/payout/"+url.PathEscape(req.Reference), nil, &a); err != nil {
+	if _, err := c.call(ctx, http.MethodGet, "/payout/"+url.PathEscape(req.IdempotencyKey), nil, &a); err != nil {
 		return providers.PayoutState{}, providers.RefusalAfterAmbiguous(c.name, 0)
 	}
-	if a.TransactionReference != req.Reference || a.RecipientAccount != req.RecipientAccount ||
+	if a.TransactionReference != req.IdempotencyKey || a.RecipientAccount != req.RecipientAccount ||
 		(a.RecipientName != "" && a.RecipientName != req.RecipientName) {
 		return providers.PayoutState{}, &providers.Error{Kind: providers.Unknown, Code: "provider_no_answer", Message: fmt.Sprintf(
 			"%s refused a retry as a duplicate after an earlier attempt went unanswered, and the payout it holds under %q is another one (reference %q, recipient %q); the outcome is unknown and must be reconciled.",
-			c.name, req.Reference, a.TransactionReference, a.RecipientAccount)}
+			c.name, req.IdempotencyKey, a.TransactionReference, a.RecipientAccount)}
 	}
 	return c.checkPayout(a.payoutAnswer, req)
 }
 
-// GetPayout reads a payout by payout id or transaction reference.
+// GetPayout reads a payout by aspayds' payout id or the transaction
+// reference paymentd sent (its payout id). {id} may be either, so the
+// answer must be the payout of that id or of that transaction_reference;
+// another payout is an error, not its state.
 func (c *Client) GetPayout(ctx context.Context, reference string) (providers.PayoutState, error) {
 	var a payoutAnswer
 	if _, err := c.call(ctx, http.MethodGet, "/payout/"+url.PathEscape(reference), nil, &a); err != nil {
 		return providers.PayoutState{}, err
+	}
+	if a.PayoutID != reference && a.TransactionReference != reference {
+		return providers.PayoutState{}, providers.AnswerError(c.name, false, "provider_reference_mismatch",
+			"answered GET /payout/%s with payout %q of transaction_reference %q", reference, a.PayoutID, a.TransactionReference)
 	}
 	return c.payoutState(a, false)
 }

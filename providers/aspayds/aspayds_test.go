@@ -89,14 +89,19 @@ func TestFieldLimitsCheckedBeforeTheCall(t *testing.T) {
 	if _, err := c.CreateInvoice(ctx, r); err != nil {
 		t.Errorf("a 20-character reference and a 255-character name: %v", err)
 	}
+	// The payout's transaction_reference is paymentd's payout id.
 	po := providers.PayoutRequest{MethodID: "1", Amount: 500_00, Currency: "BDT", RecipientName: "John Doe",
-		RecipientAccount: "01712345678", Reference: strings.Repeat("W", 51)}
+		RecipientAccount: "01712345678", Reference: "WD-LIMIT", IdempotencyKey: "po_" + strings.Repeat("W", 48)}
 	if _, err := c.CreatePayout(ctx, po); providers.KindOf(err) != providers.InvalidRequest {
-		t.Errorf("a 51-character payout reference: %v; want InvalidRequest", err)
+		t.Errorf("a 51-character payout transaction_reference: %v; want InvalidRequest", err)
 	}
-	po.Reference = strings.Repeat("W", 50)
+	po.IdempotencyKey = ""
+	if _, err := c.CreatePayout(ctx, po); providers.KindOf(err) != providers.InvalidRequest {
+		t.Errorf("a payout without paymentd's id: %v; want InvalidRequest", err)
+	}
+	po.IdempotencyKey = "po_" + strings.Repeat("W", 47)
 	if _, err := c.CreatePayout(ctx, po); err != nil {
-		t.Errorf("a 50-character payout reference: %v", err)
+		t.Errorf("a 50-character payout transaction_reference: %v", err)
 	}
 	if n := len(f.Requests()); n != 2 {
 		t.Errorf("the fake saw %d requests; want only the 2 valid creations", n)
@@ -137,11 +142,11 @@ func TestAmountsAreExactMajorUnits(t *testing.T) {
 		t.Errorf("PayoutMethods: %+v, %v; want bKash 100.00–50000.00 BDT", ms, err)
 	}
 	po, err := c.CreatePayout(ctx, providers.PayoutRequest{MethodID: "2", Amount: 1000_00, Currency: "BDT",
-		RecipientName: "B", RecipientAccount: "01812345678", Reference: "WD-FEE"})
+		RecipientName: "B", RecipientAccount: "01812345678", Reference: "WD-FEE", IdempotencyKey: "po_fee"})
 	if err != nil || po.Fee != 10_00 || po.TotalAmount != 1010_00 || po.Amount != 1000_00 {
 		t.Errorf("payout with a 1%% fee: %+v, %v; want fee 10.00 and total 1010.00", po, err)
 	}
-	pos, missing, err := c.BatchPayouts(ctx, []string{"WD-FEE", "NOPE"})
+	pos, missing, err := c.BatchPayouts(ctx, []string{"po_fee", "NOPE"})
 	if err != nil || len(pos) != 1 || pos[0].Reference != po.Reference || len(missing) != 1 {
 		t.Errorf("BatchPayouts: %+v %v %v", pos, missing, err)
 	}
@@ -153,7 +158,7 @@ func TestWebhooks(t *testing.T) {
 	c := newClient(t, f.URL(), providers.HTTPOptions{})
 	ctx := context.Background()
 	po, err := c.CreatePayout(ctx, providers.PayoutRequest{MethodID: "1", Amount: 500_00, Currency: "BDT",
-		RecipientName: "John Doe", RecipientAccount: "01712345678", Reference: "WD123456"})
+		RecipientName: "John Doe", RecipientAccount: "01712345678", Reference: "WD123456", IdempotencyKey: "po_webhooks"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +175,7 @@ func TestWebhooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ev.Type != "payout.completed" || ev.ObjectKind != "payout" || ev.Reference != po.Reference || ev.Status != "completed" ||
-		ev.MerchantReference != "WD123456" || ev.ID == "" {
+		ev.MerchantReference != "po_webhooks" || ev.ID == "" {
 		t.Errorf("ParseWebhook: %+v", ev)
 	}
 	// The claim is confirmed by asking aspayds.

@@ -304,7 +304,11 @@ func TestAuditPayoutBooks(t *testing.T) {
 			t.Errorf("%d create: adapter %+v; fake amount %d fee %d total %d", i, st, p.Amount, p.Fee, p.Amount+p.Fee)
 		}
 		f.setPayout(p.ID, tc.final)
-		g, err := c.GetPayout(ctx, req.Reference)
+		// read back by the transaction_reference paymentd sent: its payout id
+		g, err := c.GetPayout(ctx, req.IdempotencyKey)
+		if p.Ref != req.IdempotencyKey {
+			t.Errorf("%d: transaction_reference sent %q; want paymentd's payout id %q", i, p.Ref, req.IdempotencyKey)
+		}
 		if err != nil || g.Status != tc.final || g.Amount != p.Amount || g.Fee != p.Fee || g.TotalAmount != p.Amount+p.Fee {
 			t.Errorf("%d get: %+v err=%v; fake %+v", i, g, err, *p)
 		}
@@ -326,11 +330,12 @@ func TestAuditPayoutLimitsAndRefusals(t *testing.T) {
 	c := newAuClient(t, f, nil)
 	ctx := context.Background()
 	cases := map[string]func(*providers.PayoutRequest){
-		"below min":  func(r *providers.PayoutRequest) { r.Amount = 9999 },
-		"above max":  func(r *providers.PayoutRequest) { r.Amount = 5000001 },
-		"USD":        func(r *providers.PayoutRequest) { r.Currency = "USD" },
-		"ref 51":     func(r *providers.PayoutRequest) { r.Reference = strings.Repeat("r", 51) },
-		"no ref":     func(r *providers.PayoutRequest) { r.Reference = "" },
+		"below min": func(r *providers.PayoutRequest) { r.Amount = 9999 },
+		"above max": func(r *providers.PayoutRequest) { r.Amount = 5000001 },
+		"USD":       func(r *providers.PayoutRequest) { r.Currency = "USD" },
+		// the transaction_reference sent is paymentd's payout id
+		"ref 51":     func(r *providers.PayoutRequest) { r.IdempotencyKey = "po_" + strings.Repeat("r", 48) },
+		"no ref":     func(r *providers.PayoutRequest) { r.IdempotencyKey = "" },
 		"bad method": func(r *providers.PayoutRequest) { r.MethodID = "x" },
 		"no acct":    func(r *providers.PayoutRequest) { r.RecipientAccount = "" },
 	}
