@@ -65,14 +65,20 @@ routes:
 // GET /payout/methods; fee rule feeBps) and available BDT collected through
 // aspayds, and returns a context authenticated as it.
 func (a *aspaydsPayouts) account(available, feeBps int64) context.Context {
+	return a.accountWith(available, "1", feeBps)
+}
+
+// accountWith is account with the aspayds method id: the fake's 1 (bKash)
+// charges no fee, its 2 (Nagad) 1 % of the amount.
+func (a *aspaydsPayouts) accountWith(available int64, method string, feeBps int64) context.Context {
 	a.t.Helper()
 	acct := NewID(PrefixAccount)
 	err := a.st.Write(context.Background(), func(tx *store.Tx) error {
 		if err := tx.InsertAccount(&store.Account{ID: acct, Name: "t", Created: tx.Now()}); err != nil {
 			return err
 		}
-		if err := tx.ReplacePayoutMethods(acct, true, []*store.PayoutMethod{{ID: "1", Name: "bKash", Type: MethodMobileBanking,
-			Currency: "BDT", MinAmount: 100_00, MaxAmount: 50000_00, FeeBasisPoints: feeBps}}); err != nil {
+		if err := tx.ReplacePayoutMethods(acct, true, []*store.PayoutMethod{{ID: method, Name: "wallet " + method, Type: MethodMobileBanking,
+			Currency: "BDT", MinAmount: 100_00, MaxAmount: 25000_00, FeeBasisPoints: feeBps}}); err != nil {
 			return err
 		}
 		return insertMoves(tx, acct, true, "BDT", NewID(PrefixInvoice),
@@ -87,8 +93,12 @@ func (a *aspaydsPayouts) account(available, feeBps int64) context.Context {
 }
 
 func (a *aspaydsPayouts) create(ctx context.Context, amount int64, reference, recipient string) *pb.Payout {
+	return a.createWith(ctx, "1", amount, reference, recipient)
+}
+
+func (a *aspaydsPayouts) createWith(ctx context.Context, method string, amount int64, reference, recipient string) *pb.Payout {
 	a.t.Helper()
-	resp, err := a.srv.CreatePayout(ctx, &pb.CreatePayoutRequest{PayoutMethodId: "1", Amount: amount, Currency: "BDT",
+	resp, err := a.srv.CreatePayout(ctx, &pb.CreatePayoutRequest{PayoutMethodId: method, Amount: amount, Currency: "BDT",
 		RecipientName: "John Doe", RecipientAccount: recipient, TransactionReference: reference})
 	if err != nil {
 		a.t.Fatalf("CreatePayout %s: %v", reference, err)
@@ -219,5 +229,105 @@ func TestPayoutReadBackAfterLostCreateFindsOurs(t *testing.T) {
 	}
 	if n := len(a.sentReferences()); n != 3 {
 		t.Errorf("%d payout requests reached aspayds; want 3 (no payout sent twice)", n)
+	}
+}
+
+// aspaydsFee is the fee aspayds' books hold for the payout paymentd sent as
+// id, read from the fake through the adapter (GET /payout/{id}).
+func (a *aspaydsPayouts) aspaydsFee(id string) (fee, total int64) {
+	a.t.Helper()
+	st, err := a.svc.cfg.Router.Route(routing.Payouts, true, "BDT")[0].Client.(*aspayds.Client).GetPayout(context.Background(), id)
+	if err != nil {
+		a.t.Fatalf("aspayds' payout %s: %v", id, err)
+	}
+	return st.Fee, st.TotalAmount
+}
+
+func (a *aspaydsPayouts) operatorItems(objectID string) []string {
+	a.t.Helper()
+	items, err := a.st.OperatorItems(context.Background(), true)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	var kinds []string
+	for _, it := range items {
+		if it.ObjectID == objectID {
+			kinds = append(kinds, it.Kind)
+		}
+	}
+	return kinds
+}
+
+// TestPayoutProviderFeeIsRecorded: aspayds' payout fee is not in its payout
+// methods, so paymentd reserves amount + the configured method's fee rule
+// at creation and then records the fee and total_amount aspayds answers,
+// reserving the difference from available (or releasing it), so that what
+// paymentd debits is what aspayds takes: amount + its fee. A higher fee the
+// available balance cannot cover moves nothing (no balance goes negative)
+// and becomes an operator item. A fee first learned from a read-back (the
+// create's answer lost) is recorded the same way.
+func TestPayoutProviderFeeIsRecorded(t *testing.T) {
+	a := newAspaydsPayouts(t)
+	for _, tc := range []struct {
+		name               string
+		available, feeBps  int64 // the account's balance, the configured method's fee rule
+		lose               bool  // the create's answer is lost
+		wantFee, wantTotal int64
+		wantItem           string
+	}{
+		{name: "configured without a fee", available: 2000_00, feeBps: 0, wantFee: 10_00, wantTotal: 1010_00},
+		{name: "configured above aspayds' fee", available: 2000_00, feeBps: 250, wantFee: 10_00, wantTotal: 1010_00},
+		{name: "answer lost, fee read back", available: 2000_00, feeBps: 0, lose: true, wantFee: 10_00, wantTotal: 1010_00},
+		{name: "fee not covered", available: 1005_00, feeBps: 0, wantFee: 0, wantTotal: 1000_00, wantItem: "payout_provider_fee_not_covered"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a.t = t
+			ctx := a.accountWith(tc.available, "2", tc.feeBps)
+			if tc.lose {
+				a.fake.Inject(fakekit.Fault{Kind: fakekit.ApplyThenFail, Op: "POST /payout/request"})
+			}
+			p := a.createWith(ctx, "2", 1000_00, "FEE-1", "01733333333")
+			reservedAtCreation := 1000_00 + (1000_00*tc.feeBps+9999)/10000
+			if tc.lose {
+				if p.TotalAmount != reservedAtCreation {
+					t.Errorf("after a lost answer: total_amount %d; want the reservation %d", p.TotalAmount, reservedAtCreation)
+				}
+				p = a.get(ctx, p.Id) // asks aspayds: GET /payout/{our id} carries the fee
+			}
+			fee, total := a.aspaydsFee(p.Id)
+			if fee != 10_00 || total != 1010_00 {
+				t.Fatalf("aspayds charged fee %d, total %d; the test expects its 1 %% fee", fee, total)
+			}
+			if p.Fee != tc.wantFee || p.TotalAmount != tc.wantTotal {
+				t.Errorf("payout %s: fee %d total_amount %d; want %d and %d (aspayds: fee %d, total %d)", p.Id, p.Fee, p.TotalAmount, tc.wantFee, tc.wantTotal, fee, total)
+			}
+			stored, _ := a.st.GetPayout(context.Background(), mustPrincipal(ctx).AccountID, true, p.Id)
+			if stored.Fee != tc.wantFee || stored.TotalAmount != tc.wantTotal {
+				t.Errorf("stored payout: fee %d total_amount %d; want %d and %d", stored.Fee, stored.TotalAmount, tc.wantFee, tc.wantTotal)
+			}
+			avail, reserved, _ := a.books(ctx)
+			if reserved != tc.wantTotal || avail != tc.available-tc.wantTotal || avail < 0 {
+				t.Errorf("books after the answer: available %d reserved %d; want %d and %d", avail, reserved, tc.available-tc.wantTotal, tc.wantTotal)
+			}
+			if items := a.operatorItems(p.Id); (tc.wantItem == "" && len(items) != 0) || (tc.wantItem != "" && (len(items) != 1 || items[0] != tc.wantItem)) {
+				t.Errorf("operator items %v; want %q", items, tc.wantItem)
+			}
+			// aspayds sends it: paymentd has debited what aspayds took, or
+			// (not covered) the shortfall is the operator item's.
+			if err := a.fake.SettlePayout(p.Id, "completed"); err != nil {
+				t.Fatal(err)
+			}
+			if got := a.get(ctx, p.Id); got.Status != "completed" {
+				t.Fatalf("after aspayds completed it: %s", got.Status)
+			}
+			avail, reserved, paid := a.books(ctx)
+			if reserved != 0 || paid != tc.wantTotal || avail != tc.available-tc.wantTotal {
+				t.Errorf("books after completion: available %d reserved %d paid out %d; want %d, 0, %d",
+					avail, reserved, paid, tc.available-tc.wantTotal, tc.wantTotal)
+			}
+			if tc.wantItem == "" && paid != total {
+				t.Errorf("paymentd paid out %d; aspayds took %d (amount + fee)", paid, total)
+			}
+		})
 	}
 }

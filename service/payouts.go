@@ -146,7 +146,10 @@ func checkPayoutAmount(m *store.PayoutMethod, req *pb.CreatePayoutRequest) error
 // CreatePayout reserves the payout's total_amount (amount + fee) from the
 // available balance and records the payout as pending, in one write. The
 // balance is read inside that write, so no number of concurrent payouts can
-// overdraw it: the single writer runs them one after another.
+// overdraw it: the single writer runs them one after another. The fee is
+// the method's fee rule; a provider that charges its own fee and reports it
+// only in its answer (aspayds) has it recorded from that answer, with the
+// reservation moved to match (recordProviderFee, provider_sync.go).
 func (s *PayoutsServer) CreatePayout(ctx context.Context, req *pb.CreatePayoutRequest) (*pb.CreatePayoutResponse, error) {
 	pr := mustPrincipal(ctx)
 	if err := validateCreatePayout(req); err != nil {

@@ -150,11 +150,69 @@ func (s *Service) payoutProviderState(ctx context.Context, p *store.Payout) (pro
 	return st, nil
 }
 
-// payoutStateNews reports whether the provider's state st moves p forward
-// or gives it its missing provider reference.
+// payoutStateNews reports whether the provider's state st moves p forward,
+// gives it its missing provider reference, or reports a fee other than the
+// one recorded.
 func payoutStateNews(p *store.Payout, st providers.PayoutState) bool {
 	_, step := paymentd.PayoutStep(paymentd.PayoutStatus(p.Status), st.Status)
-	return step || (p.ProviderRef == "" && st.Reference != "")
+	return step || (p.ProviderRef == "" && st.Reference != "") || providerFeeNews(p, st)
+}
+
+// providerFeeNews reports whether st carries the provider's fee (a
+// total_amount: providers that do not say leave it 0) and it is not the one
+// p records, while p still holds its reservation.
+func providerFeeNews(p *store.Payout, st providers.PayoutState) bool {
+	return st.TotalAmount > 0 && paymentd.PayoutActive(paymentd.PayoutStatus(p.Status)) &&
+		(st.Fee != p.Fee || st.TotalAmount != p.TotalAmount)
+}
+
+// recordProviderFee records in tx the fee and total_amount the provider
+// reports for the active payout cur (aspayds' fee is known only from its
+// payout answer, not from its payout methods), and moves the difference
+// from what was reserved at creation (amount + the method's fee rule):
+// a higher total reserves the rest from available, a lower one releases
+// the excess. The provider's figures are taken only when they add up
+// (total_amount = amount + fee, in checked arithmetic, for this payout's
+// amount). When the available balance cannot cover a higher total, nothing
+// is moved, the recorded fee stays, and an operator item says by how much
+// the provider's total exceeds the reservation. changed says whether cur
+// was changed (the caller writes the row).
+func recordProviderFee(tx *store.Tx, cur *store.Payout, st providers.PayoutState) (changed bool, err error) {
+	if !providerFeeNews(cur, st) {
+		return false, nil
+	}
+	c, _ := paymentd.LookupCurrency(cur.Currency)
+	total, ok := paymentd.AddChecked(cur.Amount, st.Fee)
+	if st.Fee < 0 || !ok || total != st.TotalAmount || (st.Amount != 0 && st.Amount != cur.Amount) {
+		return false, addOperatorItemTx(tx, cur.AccountID, cur.Livemode, cur.ID, "payout_provider_fee_inconsistent", fmt.Sprintf(
+			"Payout %s of %s %s: %s reports amount %d, fee %d and total_amount %d, which do not add up to this payout; the fee recorded (%s) was kept.",
+			cur.ID, paymentd.FormatAmount(cur.Amount, c), cur.Currency, cur.Provider, st.Amount, st.Fee, st.TotalAmount, paymentd.FormatAmount(cur.Fee, c)))
+	}
+	var move paymentd.Move
+	switch delta := total - cur.TotalAmount; { // both in [0, MaxInt64]: no overflow
+	case delta > 0:
+		available, err := tx.BookBalance(cur.AccountID, cur.Livemode, cur.Currency, store.BookAvailable)
+		if err != nil {
+			return false, err
+		}
+		if available < delta {
+			return false, addOperatorItemTx(tx, cur.AccountID, cur.Livemode, cur.ID, "payout_provider_fee_not_covered", fmt.Sprintf(
+				"Payout %s: %s charges a fee of %s %s (total %s), but %s was reserved and the available balance of %s cannot cover the other %s; the payout keeps the fee of %s until the balance is settled by an operator.",
+				cur.ID, cur.Provider, paymentd.FormatAmount(st.Fee, c), cur.Currency, paymentd.FormatAmount(total, c),
+				paymentd.FormatAmount(cur.TotalAmount, c), paymentd.FormatAmount(available, c), paymentd.FormatAmount(delta, c),
+				paymentd.FormatAmount(cur.Fee, c)))
+		}
+		move = paymentd.Move{From: paymentd.BookAvailable, To: paymentd.BookReserved, Amount: delta}
+	case delta < 0:
+		move = paymentd.Move{From: paymentd.BookReserved, To: paymentd.BookAvailable, Amount: -delta}
+	}
+	if move.Amount != 0 {
+		if err := insertMoves(tx, cur.AccountID, cur.Livemode, cur.Currency, cur.ID, []paymentd.Move{move}); err != nil {
+			return false, err
+		}
+	}
+	cur.Fee, cur.TotalAmount = st.Fee, total
+	return true, nil
 }
 
 // applyPayoutStateTx records in tx a step forward the provider's state st
@@ -167,10 +225,16 @@ func applyPayoutStateTx(tx *store.Tx, key *store.Payout, st providers.PayoutStat
 	if err != nil {
 		return nil, false, err
 	}
+	feeChanged, err := recordProviderFee(tx, cur, st) // before a step, which moves the new total
+	if err != nil {
+		return nil, false, err
+	}
 	step, ok := paymentd.PayoutStep(paymentd.PayoutStatus(cur.Status), st.Status)
 	if !ok {
-		if cur.ProviderRef == "" && st.Reference != "" {
-			cur.ProviderRef = st.Reference
+		if (cur.ProviderRef == "" && st.Reference != "") || feeChanged {
+			if cur.ProviderRef == "" {
+				cur.ProviderRef = st.Reference
+			}
 			if _, err := updatePayoutRef(tx, cur); err != nil {
 				return nil, false, err
 			}

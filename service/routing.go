@@ -286,7 +286,8 @@ func (s connections) payoutConnection(pr *Principal, currency string) (string, e
 
 // sendRoutedPayout sends a payout that was just recorded as pending (its
 // total_amount reserved) to its provider, and records the answer: the
-// provider's reference and status, or — when the provider refused it in a
+// provider's reference, status, and its fee and total_amount where it
+// reports them (aspayds; recordProviderFee adjusts the reservation), or — when the provider refused it in a
 // way that proves nothing was sent (invalid, declined, unavailable) — its
 // rejection, which releases the reservation. A provider that did not
 // answer leaves it pending, to be looked up by its transaction reference
@@ -321,12 +322,19 @@ func (s connections) sendRoutedPayout(ctx context.Context, p *store.Payout, resp
 		}
 		t = paymentd.PayoutReject
 	}
-	return s.store.Write(ctx, func(tx *store.Tx) error {
+	// WriteDebit: a provider's fee above the method's may reserve more of
+	// the available balance (recordProviderFee, provider_sync.go).
+	return s.store.WriteDebit(ctx, func(tx *store.Tx) error {
 		cur, err := tx.GetPayout(p.AccountID, p.Livemode, p.ID)
 		if err != nil {
 			return err
 		}
 		cur.ProviderRef = st.Reference
+		// The fee and total_amount the provider answered (none after a
+		// refusal), recorded before any step moves the total.
+		if _, err := recordProviderFee(tx, cur, st); err != nil {
+			return err
+		}
 		if !t.Allows(paymentd.PayoutStatus(cur.Status)) {
 			out, err := updatePayoutRef(tx, cur)
 			if err == nil {
@@ -374,7 +382,7 @@ func (s connections) syncRoutedPayout(ctx context.Context, p *store.Payout) *sto
 		return p
 	}
 	var out *store.Payout
-	err = s.store.Write(ctx, func(tx *store.Tx) error {
+	err = s.store.WriteDebit(ctx, func(tx *store.Tx) error { // a fee may reserve more (recordProviderFee)
 		cur, _, err := applyPayoutStateTx(tx, p, st)
 		out = cur
 		return err

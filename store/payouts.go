@@ -157,12 +157,14 @@ func (tx *Tx) InsertPayout(p *Payout) error {
 }
 
 // UpdatePayout writes a payout's mutable fields: status, provider reference,
-// failure and times.
+// failure, times, and the fee and total_amount (which a provider that
+// charges its own fee reports only in its answer).
 func (tx *Tx) UpdatePayout(p *Payout) error {
-	res, err := tx.exec(`UPDATE payouts SET status=?, provider_ref=?, failure_code=?, failure_message=?, updated=?, processed=?
+	res, err := tx.exec(`UPDATE payouts SET status=?, provider_ref=?, failure_code=?, failure_message=?, updated=?, processed=?,
+		fee=?, total_amount=?
 		WHERE account_id=? AND livemode=? AND id=?`,
 		p.Status, nullStr(p.ProviderRef), nullStr(p.FailureCode), nullStr(p.FailureMessage), micros(p.Updated),
-		optMicros(p.Processed), p.AccountID, boolInt(p.Livemode), p.ID)
+		optMicros(p.Processed), p.Fee, p.TotalAmount, p.AccountID, boolInt(p.Livemode), p.ID)
 	if err != nil {
 		return fmt.Errorf("store: update payout: %w", err)
 	}

@@ -47,3 +47,34 @@ func TestPayoutAnswerNegativeAmounts(t *testing.T) {
 		}
 	}
 }
+
+// TestPayoutAnswerFee: the fee and total_amount of a payout answer are
+// reported when they add up for its amount, one derived from the other when
+// only one is given; an answer where they do not add up is malformed.
+func TestPayoutAnswerFee(t *testing.T) {
+	c, err := New(Options{APIKey: "k", APISecret: "s", BaseURL: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := func(raw string) decimal { return decimal{raw: raw, set: raw != ""} }
+	for _, tc := range []struct {
+		amount, fee, total string
+		wantFee, wantTotal int64
+		ok                 bool
+	}{
+		{"500", "7.50", "507.50", 750, 50750, true},
+		{"500", "7.50", "", 750, 50750, true},
+		{"500", "", "507.50", 750, 50750, true},
+		{"500", "0", "500", 0, 50000, true},
+		{"500", "", "", 0, 0, true},        // not said (the batch answer)
+		{"", "7.50", "507.50", 0, 0, true}, // no amount to add up to: not said
+		{"500", "7.50", "500", 0, 0, false},
+		{"500", "", "499.99", 0, 0, false},
+		{"92233720368547758.07", "0.01", "", 0, 0, false}, // the sum overflows int64
+	} {
+		st, err := c.payoutState(payoutAnswer{PayoutID: "ATPAY1", Status: "pending", Amount: d(tc.amount), Fee: d(tc.fee), TotalAmount: d(tc.total)}, true)
+		if tc.ok != (err == nil) || (err == nil && (st.Fee != tc.wantFee || st.TotalAmount != tc.wantTotal)) {
+			t.Errorf("amount %q fee %q total %q: %+v, %v; want fee %d total %d (ok %v)", tc.amount, tc.fee, tc.total, st, err, tc.wantFee, tc.wantTotal, tc.ok)
+		}
+	}
+}

@@ -57,6 +57,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -592,6 +593,10 @@ func (c *Client) payoutState(a payoutAnswer, mutating bool) (providers.PayoutSta
 			"answered a payout without a payout_id or with status %q", a.Status)
 	}
 	st := providers.PayoutState{Reference: a.PayoutID, Status: status}
+	malformed := func(format string, args ...any) (providers.PayoutState, error) {
+		return providers.PayoutState{}, providers.AnswerError(c.name, mutating, "provider_malformed_answer",
+			"answered payout %s with %s", a.PayoutID, fmt.Sprintf(format, args...))
+	}
 	for _, f := range []struct {
 		d   decimal
 		dst *int64
@@ -601,10 +606,28 @@ func (c *Client) payoutState(a payoutAnswer, mutating bool) (providers.PayoutSta
 		}
 		v, ok := c.minor(f.d)
 		if !ok {
-			return providers.PayoutState{}, providers.AnswerError(c.name, mutating, "provider_malformed_answer",
-				"answered payout %s with the amount %q", a.PayoutID, f.d.raw)
+			return malformed("the amount %q", f.d.raw)
 		}
 		*f.dst = v
+	}
+	// aspayds' fee is known only from its payout answers (its payout
+	// methods carry none): the fee and total_amount are reported when the
+	// answer gives them for its amount, one derived from the other if only
+	// one is given, and must add up (checked: no overflow). Without them
+	// (the batch status answer) both stay 0: not said.
+	switch {
+	case !a.Amount.set || (!a.Fee.set && !a.TotalAmount.set):
+		st.Fee, st.TotalAmount = 0, 0
+	case a.Fee.set && st.Fee > math.MaxInt64-st.Amount:
+		return malformed("amount %q and fee %q, whose sum overflows", a.Amount.raw, a.Fee.raw)
+	case a.Fee.set && a.TotalAmount.set && st.TotalAmount != st.Amount+st.Fee:
+		return malformed("total_amount %q, not amount %q plus fee %q", a.TotalAmount.raw, a.Amount.raw, a.Fee.raw)
+	case a.Fee.set:
+		st.TotalAmount = st.Amount + st.Fee
+	case st.TotalAmount < st.Amount:
+		return malformed("total_amount %q below its amount %q", a.TotalAmount.raw, a.Amount.raw)
+	default:
+		st.Fee = st.TotalAmount - st.Amount
 	}
 	return st, nil
 }
@@ -691,10 +714,6 @@ func (c *Client) checkPayout(a payoutAnswer, req providers.PayoutRequest) (provi
 		return providers.PayoutState{}, providers.AnswerError(c.name, true, "provider_amount_mismatch",
 			"answered payout %s with amount %q for a request of %s %s; it is not taken as accepted",
 			st.Reference, a.Amount.raw, providers.FormatDecimal(req.Amount, c.exp), c.currency)
-	}
-	if a.TotalAmount.set && a.Fee.set && st.TotalAmount != st.Amount+st.Fee {
-		return providers.PayoutState{}, providers.AnswerError(c.name, true, "provider_amount_mismatch",
-			"answered payout %s with total_amount %q, not amount plus fee", st.Reference, a.TotalAmount.raw)
 	}
 	return st, nil
 }

@@ -522,20 +522,42 @@ func TestAuditInvoiceFindSameReferenceOtherAccount(t *testing.T) {
 }
 
 // The document's methods carry no fee; the fee (and total_amount) is known
-// only from the payout answer. paymentd reserves amount + the method's fee.
+// only from the payout answer. The adapter must not invent a fee rule for
+// the methods (the document gives none, so any rule would be a guess that
+// paymentd reserves by), and must report the answer's fee and total_amount
+// as aspayds' books have them, on creation and on every read; paymentd
+// records them and debits the total (service: TestPayoutProviderFeeIsRecorded).
 func TestAuditPayoutFeeNotInMethods(t *testing.T) {
 	f := newAuFake(t)
 	c := newAuClient(t, f, nil)
 	ctx := context.Background()
-	ms, _ := c.PayoutMethods(ctx)
-	req := auPoReq(50000)
-	st, err := c.CreatePayout(ctx, req)
-	if err != nil {
-		t.Fatal(err)
+	ms, err := c.PayoutMethods(ctx)
+	if err != nil || len(ms) != len(f.methods) {
+		t.Fatalf("PayoutMethods: %+v, %v", ms, err)
 	}
-	predicted := ms[0].FeeFixed + req.Amount*ms[0].FeeBasisPoints/10000
-	if predicted != st.Fee {
-		t.Errorf("method %s fee rule predicts fee %d (reserve %d); aspayds charged fee %d, total_amount %d",
-			ms[0].ID, predicted, req.Amount+predicted, st.Fee, st.TotalAmount)
+	for _, m := range ms {
+		if m.FeeFixed != 0 || m.FeeBasisPoints != 0 {
+			t.Errorf("method %s reports a fee rule (fixed %d, %d bps) the document does not give", m.ID, m.FeeFixed, m.FeeBasisPoints)
+		}
+	}
+	for _, method := range []string{"1", "2"} {
+		req := auPoReq(50000)
+		req.MethodID = method
+		st, err := c.CreatePayout(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := f.payouts[st.Reference]
+		if p == nil || p.Fee == 0 {
+			t.Fatalf("method %s: the fake charged no fee (%+v); the test needs one", method, p)
+		}
+		if st.Fee != p.Fee || st.TotalAmount != p.Amount+p.Fee {
+			t.Errorf("method %s: adapter reports fee %d, total_amount %d; aspayds charged fee %d, total_amount %d",
+				method, st.Fee, st.TotalAmount, p.Fee, p.Amount+p.Fee)
+		}
+		g, err := c.GetPayout(ctx, st.Reference)
+		if err != nil || g.Fee != p.Fee || g.TotalAmount != p.Amount+p.Fee {
+			t.Errorf("method %s: GetPayout reports %+v, %v; aspayds charged fee %d", method, g, err, p.Fee)
+		}
 	}
 }

@@ -126,6 +126,8 @@ func testPayoutReads(t *testing.T, s *store.Store) {
 			return err
 		}
 		got.Status, got.ProviderRef, got.Updated, got.Processed = "completed", "sb_po_a", tx.Now(), tx.Now()
+		// a provider's own fee, known from its answer
+		got.Fee, got.TotalAmount = got.Fee+75, got.TotalAmount+75
 		a = got
 		return tx.UpdatePayout(got)
 	})
