@@ -287,11 +287,12 @@ func (s connections) payoutConnection(pr *Principal, currency string) (string, e
 // sendRoutedPayout sends a payout that was just recorded as pending (its
 // total_amount reserved) to its provider, and records the answer: the
 // provider's reference, status, and its fee and total_amount where it
-// reports them (aspayds; recordProviderFee adjusts the reservation), or — when the provider refused it in a
-// way that proves nothing was sent (invalid, declined, unavailable) — its
-// rejection, which releases the reservation. A provider that did not
-// answer leaves it pending, to be looked up by its transaction reference
-// (syncRoutedPayout). resp.Payout is updated to what was recorded. The
+// reports them (aspayds; recordProviderFee adjusts the reservation), or —
+// when the provider refused it in a way that proves nothing was sent
+// (invalid, declined, unavailable) — its rejection, which releases the
+// reservation. A provider that did not answer leaves it pending, to be
+// looked up by the reference it was sent under (syncRoutedPayout,
+// sentPayoutReference: for aspayds paymentd's payout id). resp.Payout is updated to what was recorded. The
 // caller's request succeeded in every case: the payout exists and its
 // status says what happened.
 func (s connections) sendRoutedPayout(ctx context.Context, p *store.Payout, resp *pb.CreatePayoutResponse) error {
@@ -364,10 +365,11 @@ func updatePayoutRef(tx *store.Tx, p *store.Payout) (*pb.Payout, error) {
 
 // syncRoutedPayout asks a provider-sent payout's provider for its state,
 // by the provider's reference or, when the creation went unanswered, by the
-// transaction reference, and records a step forward (processing,
-// completed, rejected) with its ledger movement in one write
-// (applyPayoutStateTx, provider_sync.go). Answers about another amount, and
-// providers that do not answer, change nothing.
+// reference it was sent under (payoutProviderState), and records a step
+// forward (processing, completed, rejected) with its ledger movement, and
+// the provider's fee, in one write (applyPayoutStateTx, provider_sync.go).
+// Answers about another amount, and providers that do not answer, change
+// nothing.
 func (s connections) syncRoutedPayout(ctx context.Context, p *store.Payout) *store.Payout {
 	if _, ok := s.routedPayouts(p.Provider); !ok || !paymentd.PayoutActive(paymentd.PayoutStatus(p.Status)) {
 		return p
