@@ -40,8 +40,9 @@ func (s *Store) ProviderInvoice(ctx context.Context, provider, providerRef, refe
 
 // ProviderPayout finds the payout, of any account, that the connection
 // provider knows as providerRef or, failing that, the pending or processing
-// one with the transaction reference (a payout whose creation went
-// unanswered has no provider reference yet). More than one match is
+// one with the reference it was sent under (a payout whose creation went
+// unanswered has no provider reference yet): its transaction reference, or
+// its own id, which is what aspayds is sent. More than one match is
 // ErrNotFound.
 func (s *Store) ProviderPayout(ctx context.Context, provider, providerRef, reference string) (*Payout, error) {
 	var ps []*Payout
@@ -55,7 +56,7 @@ func (s *Store) ProviderPayout(ctx context.Context, provider, providerRef, refer
 	}
 	if len(ps) == 0 && reference != "" {
 		ps, err = s.payouts(ctx, `SELECT `+payoutCols+` FROM payouts INDEXED BY payouts_active
-			WHERE `+activePayout+` AND provider=? AND transaction_reference=?`, provider, reference)
+			WHERE `+activePayout+` AND provider=? AND (transaction_reference=? OR id=?)`, provider, reference, reference)
 		if err != nil {
 			return nil, err
 		}

@@ -117,6 +117,17 @@ func testPayoutReads(t *testing.T, s *store.Store) {
 	if err != nil || len(list) != 2 || list[0].ID != "po_b" {
 		t.Errorf("ListPayouts = %v, %v; want po_b, po_a", list, err)
 	}
+	// A provider's webhook names the payout by what it was sent: its
+	// transaction reference, or paymentd's id (what aspayds is sent); a
+	// reference two accounts share names neither.
+	for ref, want := range map[string]string{"po_a": "po_a", "ref-b": "po_b", "po_c": "po_c"} {
+		if got, err := s.ProviderPayout(ctx, "sandbox", "", ref); err != nil || got.ID != want {
+			t.Errorf("ProviderPayout(%s) = %v, %v; want %s", ref, got, err, want)
+		}
+	}
+	if got, err := s.ProviderPayout(ctx, "sandbox", "", "ref-a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ProviderPayout(ref-a), a reference of two accounts = %v, %v; want ErrNotFound", got, err)
+	}
 	if due, err := s.DuePayouts(ctx, "sandbox", time.Now().Add(time.Second), time.Now(), 10); err != nil || len(due) != 3 {
 		t.Errorf("DuePayouts = %d payouts, %v; want the 3 pending ones", len(due), err)
 	}
