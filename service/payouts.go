@@ -169,10 +169,12 @@ func (s *PayoutsServer) CreatePayout(ctx context.Context, req *pb.CreatePayoutRe
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPayoutAmount(m, req); err != nil {
+	// The recipient first: a card number there is refused as one, whatever
+	// else is wrong with the request.
+	if err := checkRecipientAccount(m, req.RecipientAccount); err != nil {
 		return nil, err
 	}
-	if err := checkRecipientAccount(m, req.RecipientAccount); err != nil {
+	if err := checkPayoutAmount(m, req); err != nil {
 		return nil, err
 	}
 	if provider == "" {
