@@ -88,7 +88,7 @@ func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 			return err
 		}
 		if err := m.JSONPb.NewDecoder(bytes.NewReader(raw)).Decode(v); err != nil {
-			return explainDecodeError(err, paths)
+			return explainDecodeError(err, paths, raw)
 		}
 		return nil
 	})
@@ -146,7 +146,7 @@ var (
 
 // explainDecodeError turns a protojson error into a gatewayError naming the
 // field where it can, and never quotes a card number.
-func explainDecodeError(err error, paths []string) error {
+func explainDecodeError(err error, paths []string, raw []byte) error {
 	msg := err.Error()
 	if m := reUnknownField.FindStringSubmatch(msg); m != nil {
 		name := m[1]
@@ -158,6 +158,10 @@ func explainDecodeError(err error, paths []string) error {
 	}
 	if m := reInvalidValue.FindStringSubmatch(msg); m != nil {
 		param := fieldPath(snakeCase(m[2]), paths)
+		if m[2] == "value" {
+			// protojson names a map entry's own field; say which entry.
+			param = mapEntryParam(raw, param)
+		}
 		want := "a " + m[1]
 		switch m[1] {
 		case "int64", "int32", "uint64", "uint32", "sint64", "sint32", "fixed64", "fixed32":
@@ -176,6 +180,43 @@ func explainDecodeError(err error, paths []string) error {
 		return e
 	}
 	return errors.New(redactPANs(msg))
+}
+
+// mapEntryParam names the first entry of a map field (an object of strings,
+// such as metadata, at the body's top level or one level down) whose value
+// is not a string, as metadata[key]; or fallback.
+func mapEntryParam(raw []byte, fallback string) string {
+	var body map[string]json.RawMessage
+	if json.Unmarshal(raw, &body) != nil {
+		return fallback
+	}
+	find := func(prefix string, obj map[string]json.RawMessage) (string, bool) {
+		for name, v := range obj {
+			var entries map[string]json.RawMessage
+			if json.Unmarshal(v, &entries) != nil {
+				continue
+			}
+			for k, ev := range entries {
+				var str string
+				if json.Unmarshal(ev, &str) != nil {
+					return prefix + name + "[" + truncate(k, 40) + "]", true
+				}
+			}
+		}
+		return "", false
+	}
+	if p, ok := find("", body); ok {
+		return p
+	}
+	for name, v := range body {
+		var sub map[string]json.RawMessage
+		if json.Unmarshal(v, &sub) == nil {
+			if p, ok := find(name+".", sub); ok {
+				return p
+			}
+		}
+	}
+	return fallback
 }
 
 // fieldPath finds the full path of a field named leaf among the body's paths.

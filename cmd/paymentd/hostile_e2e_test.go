@@ -221,6 +221,8 @@ func TestParseErrorsNameTheParameter(t *testing.T) {
 			"invalid_request_body", "", "lone UTF-16 surrogate"},
 		{"invalid utf-8", "POST", "/v1/payments", "{\"amount\":1000,\"currency\":\"USD\",\"payment_method\":\"pm_card_visa\",\"description\":\"\xff\"}",
 			"invalid_request_body", "", "not valid UTF-8"},
+		{"metadata value not a string", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa","metadata":{"order":"1","qty":5}}`,
+			"invalid_request_body", "metadata[qty]", "metadata[qty] must be a string"},
 		{"second JSON object", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa"} {"amount":5}`,
 			"invalid_request_body", "", "more after its JSON object"},
 		{"trailing garbage", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa"}]`,
