@@ -73,14 +73,25 @@ func (s *Service) checkIdemKeyUnary(ctx context.Context, req any, info *grpc.Una
 	return h(ctx, req)
 }
 
-// checkIdemKeyHeader refuses a REST request whose Idempotency-Key header
+// checkRESTHeaders refuses a REST request whose Idempotency-Key header
 // cannot be honoured exactly. It runs on the raw header, before the gateway
 // turns it into gRPC metadata (which would drop a non-ASCII value and run the
 // call with no key at all). net/http has already trimmed the value's
 // surrounding white space, so a header of only white space arrives empty and
 // is refused.
-func checkIdemKeyHeader(next http.Handler) http.Handler {
+//
+// An Authorization header with bytes outside printable ASCII is refused here
+// too: gRPC metadata cannot carry it, so the gateway would drop it and the
+// call would be answered as if no key had been sent.
+func checkRESTHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, v := range r.Header["Authorization"] {
+			if !printableASCII(v) {
+				writeDomainError(w, r, &Error{Kind: KindUnauthenticated, Code: "api_key_invalid",
+					Message: "The authorization header holds characters that are not printable ASCII; API keys are `ak_test_` or `ak_live_` and letters and digits: check that the whole key was copied, and nothing else."})
+				return
+			}
+		}
 		if vals, present := r.Header[idemKeyHeader]; present {
 			if err := checkIdempotencyKey(vals); err != nil {
 				writeDomainError(w, r, err.(*Error))
@@ -89,4 +100,13 @@ func checkIdemKeyHeader(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

@@ -575,12 +575,17 @@ func TestInputsNeverQuotedBack(t *testing.T) {
 	}
 }
 
-// TestTwoAuthorizationHeadersRefused: a request with two authorization
+// TestOddAuthorizationHeadersRefused: a request with two authorization
 // values — a valid key and another — is refused over REST and gRPC, never
-// run as whichever came first.
-func TestTwoAuthorizationHeadersRefused(t *testing.T) {
+// run as whichever came first; a key with non-ASCII bytes is api_key_invalid,
+// not answered as if no key had been sent.
+func TestOddAuthorizationHeadersRefused(t *testing.T) {
 	srv := newServer(t)
-	code, body := srv.restRaw(t, "GET", "/v1/payments", "", http.Header{"Authorization": {"Bearer " + srv.key, "Bearer ak_test_other"}})
+	code, body := srv.restRaw(t, "GET", "/v1/payments", "", http.Header{"Authorization": {"Bearer ak_test_été"}})
+	if got := restError(t, code, body); code != http.StatusUnauthorized || got.code != "api_key_invalid" {
+		t.Errorf("REST with a non-ASCII key: %d %+v; want 401 api_key_invalid", code, got)
+	}
+	code, body = srv.restRaw(t, "GET", "/v1/payments", "", http.Header{"Authorization": {"Bearer " + srv.key, "Bearer ak_test_other"}})
 	if got := restError(t, code, body); code != http.StatusUnauthorized || got.code != "api_key_invalid" {
 		t.Errorf("REST with two Authorization headers: %d %+v; want 401 api_key_invalid", code, got)
 	}
