@@ -64,23 +64,22 @@ func redactParam(p string) string {
 // redactText, so that no log line carries a card number or a secret
 // whichever caller input it quotes.
 func redactRecord(r slog.Record) slog.Record {
-	changed := false
 	msg := redactText(r.Message)
-	changed = msg != r.Message
-	attrs := make([]slog.Attr, 0, r.NumAttrs())
-	r.Attrs(func(a slog.Attr) bool {
-		ra := redactAttr(a)
-		if !ra.Equal(a) {
-			changed = true
-		}
-		attrs = append(attrs, ra)
-		return true
-	})
+	changed := msg != r.Message
+	if !changed { // the common case: look without building anything
+		r.Attrs(func(a slog.Attr) bool {
+			changed = !redactAttr(a).Equal(a)
+			return !changed
+		})
+	}
 	if !changed {
 		return r
 	}
 	out := slog.NewRecord(r.Time, r.Level, msg, r.PC)
-	out.AddAttrs(attrs...)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(redactAttr(a))
+		return true
+	})
 	return out
 }
 
