@@ -34,8 +34,12 @@
 //   - There is no void endpoint: canceling an authorization sends nothing,
 //     as an authorization that is never confirmed never charges.
 //   - The one-shot purchase answers status "authorized" in its only
-//     example; with OneShot set, a purchase answered with success true is
-//     taken as captured.
+//     example. "authorized" is the word of an authorization, which only a
+//     confirm charges ("Confirm and execute a previously authorized
+//     payment. This charges the payment method."), so such a purchase is
+//     reported as authorized, not captured: the payment waits for a capture
+//     (a confirm of the transaction_id as authorizationId) or a cancel.
+//     Only status "succeeded", the word of a charged payment, is captured.
 package aslan
 
 import (
@@ -317,7 +321,19 @@ func (c *Client) purchase(ctx context.Context, req providers.PaymentRequest, des
 	if err := c.checkAmount("the purchase", p.Amount, req.Amount); err != nil {
 		return providers.PaymentResult{}, err
 	}
-	return providers.PaymentResult{Reference: p.TransactionID, Captured: true}, nil
+	switch p.Status {
+	case "succeeded":
+		return providers.PaymentResult{Reference: p.TransactionID, Captured: true}, nil
+	case "authorized", "requires_confirmation", "requires_capture":
+		// Held, not charged: reported as the authorization it is.
+		return providers.PaymentResult{Reference: p.TransactionID}, nil
+	case "declined", "failed", "canceled":
+		return providers.PaymentResult{}, &providers.Error{Kind: providers.Declined, Code: "purchase_declined",
+			Message: "Aslan did not complete the purchase (status " + p.Status + ")."}
+	}
+	// pending, processing or a word we do not know: money may move.
+	return providers.PaymentResult{Reference: p.TransactionID}, providers.AnswerError(c.name, true, "provider_unexpected_status",
+		"answered the purchase %s with status %q", p.TransactionID, p.Status)
 }
 
 // CaptureReference confirms an authorization and returns the id of the

@@ -18,6 +18,12 @@ func harness(oneShot bool) providertest.Harness {
 		NewFake: func(t *testing.T) providertest.Fake {
 			f := aslanfake.New(key)
 			t.Cleanup(f.Close)
+			if oneShot {
+				// The suite asks for captured payments; the document's
+				// purchase answers "authorized" (held), which
+				// TestOneShotPurchaseAuthorizedIsHeld covers.
+				f.SetPurchaseStatus("succeeded")
+			}
 			return f
 		},
 		NewAdapter: func(t *testing.T, baseURL string, o providers.HTTPOptions) any {
@@ -80,6 +86,41 @@ func TestManualCaptureThenRefundUsesPaymentID(t *testing.T) {
 	res2, _ := c.Authorize(ctx, providers.PaymentRequest{IdempotencyKey: "pay_2", Amount: 2500, Currency: "USD"})
 	if err := c.Capture(ctx, res2.Reference, 1000, "USD"); providers.KindOf(err) != providers.Unknown {
 		t.Errorf("partial capture: %v; want an Unknown amount mismatch (Aslan confirms the whole authorization)", err)
+	}
+}
+
+// TestOneShotPurchaseAuthorizedIsHeld: the document's purchase answer says
+// status "authorized", which only a confirm turns into a charge, so the
+// payment is reported as authorized, never captured; confirming its
+// transaction id charges it, once.
+func TestOneShotPurchaseAuthorizedIsHeld(t *testing.T) {
+	f := aslanfake.New(key)
+	defer f.Close()
+	c, err := aslan.New(aslan.Options{BaseURL: f.URL(), APIKey: key, OneShot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	res, err := c.Authorize(ctx, providers.PaymentRequest{IdempotencyKey: "pay_os1", Amount: 2500, Currency: "USD", Capture: true})
+	if err != nil || res.Captured || res.Reference == "" {
+		t.Fatalf("one-shot purchase answered authorized: %+v, %v; want an uncaptured authorization with a reference", res, err)
+	}
+	if held, charged := f.Held()[res.Reference], f.Captured(); held != 2500 || len(charged) != 0 {
+		t.Fatalf("Aslan holds %d and charged %v; want 2500 held, nothing charged", held, charged)
+	}
+	payID, err := c.CaptureReference(ctx, providers.CaptureRequest{IdempotencyKey: providers.CaptureKey("pay_os1"),
+		Reference: res.Reference, Amount: 2500, Currency: "USD"})
+	if err != nil {
+		t.Fatalf("confirming the purchase: %v", err)
+	}
+	if charged := f.Captured(); len(charged) != 1 || charged[payID] != 2500 || len(f.Held()) != 0 {
+		t.Errorf("after the confirm Aslan charged %v and holds %v; want %s charged 2500, nothing held", charged, f.Held(), payID)
+	}
+	// A purchase Aslan answers as succeeded is captured.
+	f.SetPurchaseStatus("succeeded")
+	res, err = c.Authorize(ctx, providers.PaymentRequest{IdempotencyKey: "pay_os2", Amount: 700, Currency: "USD", Capture: true})
+	if err != nil || !res.Captured || f.Captured()[res.Reference] != 700 {
+		t.Errorf("purchase answered succeeded: %+v, %v; Aslan charged %v", res, err, f.Captured())
 	}
 }
 

@@ -3,6 +3,13 @@
 // status; Bearer key auth; {"error":{type,code,message,param}} errors with
 // the documented statuses) and the assumptions the aslan adapter documents,
 // and embeds a fakekit.Kit so tests can make it misbehave.
+//
+// The one-shot purchase answers status "authorized", as the document's only
+// example does, and keeps the money held, not captured: "authorized" is the
+// word of an authorization, which only a confirm charges. Its transaction
+// id can then be confirmed like an authorization's id (the adapter's
+// assumption). SetPurchaseStatus("succeeded") makes purchases charge at once
+// and say so, for tests of a purchase Aslan completes.
 package aslanfake
 
 import (
@@ -29,6 +36,32 @@ type Server struct {
 	// loseConfirms is how many of the next confirmations are applied (the
 	// payment is charged) and then never answered.
 	loseConfirms int
+	// purchaseStatus is the status purchases answer: "authorized" (the
+	// document's example; the money is held) or "succeeded" (charged).
+	purchaseStatus string
+}
+
+// SetPurchaseStatus sets the status the one-shot purchase answers with and
+// books: "authorized" (the default and the document's example: the money is
+// held until confirmed) or "succeeded" (charged at once).
+func (s *Server) SetPurchaseStatus(status string) {
+	s.mu.Lock()
+	s.purchaseStatus = status
+	s.mu.Unlock()
+}
+
+// Held returns the authorized money not confirmed (charged) yet, keyed by
+// authorization or purchase id.
+func (s *Server) Held() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int64{}
+	for id, a := range s.auths {
+		if a.paymentID == "" {
+			out[id] = a.amount
+		}
+	}
+	return out
 }
 
 // LoseConfirmAnswers makes the next n confirmations charge the payment and
@@ -37,7 +70,7 @@ type Server struct {
 func (s *Server) LoseConfirmAnswers(n int) { s.mu.Lock(); s.loseConfirms += n; s.mu.Unlock() }
 
 // Captured returns the payments Aslan made (confirmed authorizations and
-// purchases) and their amounts, keyed by payment id.
+// purchases that charged) and their amounts, keyed by payment id.
 func (s *Server) Captured() map[string]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -255,14 +288,30 @@ func (s *Server) purchase(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusPaymentRequired, "card_error", "card_declined", "Your card was declined.", "")
 		return
 	}
-	p := &payment{id: newID("txn_"), description: b.Description, amount: *b.Amount, created: time.Now().Unix()}
+	id := newID("txn_")
 	s.mu.Lock()
-	s.payments[p.id] = p
+	status := s.purchaseStatus
+	if status == "" {
+		status = "authorized"
+	}
+	if status == "succeeded" {
+		s.payments[id] = &payment{id: id, description: b.Description, amount: *b.Amount, created: time.Now().Unix()}
+	} else {
+		// Held, as an authorization: only a confirm of it charges.
+		s.auths[id] = &authz{id: id, amount: *b.Amount, description: b.Description}
+	}
 	s.mu.Unlock()
-	s.Book(p.id, "payment", "USD", func(m *fakekit.Money) { m.Captured, m.Status = p.amount, "succeeded" })
-	s.Alias(p.id, r.Header.Get("Idempotency-Key"))
-	writeOK(w, map[string]any{"success": true, "transaction_id": p.id, "status": "authorized", "amount": s.Amount(p.amount),
-		"description": p.description, "latency_ms": 3, "timestamp": time.Now().UTC().Format(time.RFC3339)})
+	amount := *b.Amount
+	s.Book(id, "payment", "USD", func(m *fakekit.Money) {
+		if status == "succeeded" {
+			m.Captured, m.Status = amount, "succeeded"
+		} else {
+			m.Authorized, m.Status = amount, "authorized"
+		}
+	})
+	s.Alias(id, r.Header.Get("Idempotency-Key"))
+	writeOK(w, map[string]any{"success": true, "transaction_id": id, "status": status, "amount": s.Amount(amount),
+		"description": b.Description, "latency_ms": 3, "timestamp": time.Now().UTC().Format(time.RFC3339)})
 }
 
 func (s *Server) refund(w http.ResponseWriter, r *http.Request) {
