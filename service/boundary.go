@@ -308,15 +308,24 @@ func (s reconciler) reconcilePendingOp(ctx context.Context, cfg ReconcileConfig,
 
 // operatorItemIfStuck records an operator item when a provider's answer says
 // money moved but not how (Aslan's "already confirmed" without the payment's
-// id): asking again cannot settle it.
+// id), or refuses a re-sent confirmation in a way that does not say whether
+// the first one charged (Aslan's other 4xx to a confirm): asking again
+// cannot settle it.
 func (s reconciler) operatorItemIfStuck(p *store.Payment, perr error) {
 	var pe *providers.Error
-	if !errors.As(perr, &pe) || pe.Code != "authorization_already_confirmed" {
+	if !errors.As(perr, &pe) {
 		return
 	}
-	s.addOperatorItem(p.AccountID, p.Livemode, p.ID, "payment_captured_reference_unknown", fmt.Sprintf(
-		"%s says the authorization %s of payment %s was confirmed (charged), but does not say the payment's id; paymentd keeps the payment unsettled. Find the payment in the %s dashboard and settle it by hand.",
-		p.Provider, p.ProviderRef, p.ID, p.Provider))
+	switch pe.Code {
+	case "authorization_already_confirmed":
+		s.addOperatorItem(p.AccountID, p.Livemode, p.ID, "payment_captured_reference_unknown", fmt.Sprintf(
+			"%s says the authorization %s of payment %s was confirmed (charged), but does not say the payment's id; paymentd keeps the payment unsettled. Find the payment in the %s dashboard and settle it by hand.",
+			p.Provider, p.ProviderRef, p.ID, p.Provider))
+	case "authorization_confirm_refused_unclear":
+		s.addOperatorItem(p.AccountID, p.Livemode, p.ID, "payment_capture_outcome_unknown", fmt.Sprintf(
+			"%s refused the confirmation of authorization %s of payment %s in a way that does not say whether an earlier confirmation charged it, and has no call to read it back; paymentd keeps the payment unsettled. Look the authorization up in the %s dashboard and settle the payment by hand.",
+			p.Provider, p.ProviderRef, p.ID, p.Provider))
+	}
 }
 
 // addOperatorItem records an operator item (once per object and kind).

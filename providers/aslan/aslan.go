@@ -26,7 +26,9 @@
 //   - Aslan documents no idempotency key. paymentd sends its object id as
 //     an Idempotency-Key header anyway but does not rely on it: authorize and
 //     refund are not retried after an ambiguous failure (500, timeout);
-//     confirm is, since an authorization can be confirmed only once.
+//     confirm is, since an authorization can be confirmed only once. A
+//     confirm refused with a 4xx other than a decline is Unknown, never a
+//     refusal: a re-sent confirm is refused although the first one charged.
 //   - Aslan takes USD only ("Amount must be at least $0.50 USD"); other
 //     currencies are refused before any call.
 //   - Confirm takes no amount: it captures the whole authorization, so a
@@ -339,9 +341,12 @@ func (c *Client) purchase(ctx context.Context, req providers.PaymentRequest, des
 // CaptureReference confirms an authorization and returns the id of the
 // payment Aslan creates for it (pay_…), which refunds must name. It sends
 // req.IdempotencyKey as Idempotency-Key, so that a confirmation re-sent
-// after a lost answer is answered with the payment already made. An answer
-// that the authorization was already confirmed is Unknown: money moved, but
-// the payment's id was not learnt.
+// after a lost answer may be answered with the payment already made; Aslan
+// does not document that it is. A confirm can charge, so only a definite
+// answer settles it: a charged payment, or a decline (402, card_error). Any
+// other 4xx (see confirmRefusal) is Unknown, since a confirm re-sent after
+// a lost answer is refused although the first one charged, and Aslan has no
+// call that reads an authorization or payment back.
 func (c *Client) CaptureReference(ctx context.Context, req providers.CaptureRequest) (string, error) {
 	reference, amount, currency := req.Reference, req.Amount, req.Currency
 	if !strings.EqualFold(currency, "USD") {
@@ -353,12 +358,7 @@ func (c *Client) CaptureReference(ctx context.Context, req providers.CaptureRequ
 	}
 	var p payment
 	if err := c.post(ctx, "", "/api/v1/confirm", map[string]any{"authorizationId": reference}, req.IdempotencyKey, true, &p); err != nil {
-		var pe *providers.Error
-		if errors.As(err, &pe) && pe.Code == "authorization_already_confirmed" {
-			return "", &providers.Error{Kind: providers.Unknown, Code: "authorization_already_confirmed",
-				Message: "Aslan says authorization " + reference + " was already confirmed (charged), without the payment's id."}
-		}
-		return "", err
+		return "", confirmRefusal(reference, err)
 	}
 	if p.ID == "" {
 		return "", providers.AnswerError(c.name, true, "provider_malformed_answer", "answered a confirmation without a payment id")
@@ -378,6 +378,35 @@ func (c *Client) CaptureReference(ctx context.Context, req providers.CaptureRequ
 	}
 	// pending, processing or a word we do not know: money may move.
 	return "", providers.AnswerError(c.name, true, "provider_payment_pending", "answered the confirmation with status %q", p.Status)
+}
+
+// CodeConfirmRefusedUnclear is the code of a confirm Aslan refused in a way
+// its document does not name (a 400 or 404 other than a card decline): the
+// authorization may have been charged by an earlier confirm whose answer
+// was lost, so the outcome is Unknown, and as Aslan has no call to read it
+// back an operator settles it.
+const CodeConfirmRefusedUnclear = "authorization_confirm_refused_unclear"
+
+// confirmRefusal classifies a failed confirm of authorization reference.
+// Declines (402, card_error: the card was not charged), refused credentials
+// and rate limits (nothing was done) and Unknown outcomes pass through. A
+// 4xx refusal of any other kind does not prove that nothing was charged:
+// the document names no refusal of a confirm, and Aslan refuses a confirm
+// re-sent after a lost answer with codes such as
+// authorization_already_confirmed, payment_already_confirmed or
+// resource_already_exists although the first confirm charged. It is Unknown.
+func confirmRefusal(reference string, err error) error {
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Kind != providers.InvalidRequest {
+		return err
+	}
+	if pe.Code == "authorization_already_confirmed" {
+		return &providers.Error{Kind: providers.Unknown, Code: "authorization_already_confirmed",
+			Message: "Aslan says authorization " + reference + " was already confirmed (charged), without the payment's id."}
+	}
+	return &providers.Error{Kind: providers.Unknown, Code: CodeConfirmRefusedUnclear, Message: fmt.Sprintf(
+		"Aslan refused the confirmation of authorization %s (%s: %s). Its API names no such refusal of a confirm, and a confirm re-sent after a lost answer is refused although the first one charged; Aslan has no call to read the authorization back, so the outcome is unknown.",
+		reference, pe.Code, pe.Message)}
 }
 
 // Capture confirms an authorization (the whole amount; see the package

@@ -134,3 +134,35 @@ func TestRefusesOtherCurrenciesAndBadKeys(t *testing.T) {
 		t.Errorf("EUR: %v; want InvalidRequest before any call", err)
 	}
 }
+
+// TestConfirmRefusalsAreDefiniteOnlyWhenNamed: a confirm can charge, so only
+// a decline settles it as not charged; any other 4xx to a confirm (which a
+// confirm re-sent after a lost answer gets although the first one charged)
+// is Unknown, and refused credentials are Unavailable.
+func TestConfirmRefusalsAreDefiniteOnlyWhenNamed(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		want   providers.ErrorKind
+	}{
+		{400, providers.Unknown}, {404, providers.Unknown}, {409, providers.Unknown}, {422, providers.Unknown},
+		{402, providers.Declined}, {401, providers.Unavailable}, {403, providers.Unavailable},
+	} {
+		f := aslanfake.New(key)
+		c, err := aslan.New(aslan.Options{BaseURL: f.URL(), APIKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		res, err := c.Authorize(ctx, providers.PaymentRequest{IdempotencyKey: "pay_r1", Amount: 2500, Currency: "USD"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.FailNext(1, tc.status, 0)
+		_, err = c.CaptureReference(ctx, providers.CaptureRequest{IdempotencyKey: providers.CaptureKey("pay_r1"),
+			Reference: res.Reference, Amount: 2500, Currency: "USD"})
+		if got := providers.KindOf(err); got != tc.want {
+			t.Errorf("confirm answered HTTP %d: kind %v (%v); want %v", tc.status, got, err, tc.want)
+		}
+		f.Close()
+	}
+}
