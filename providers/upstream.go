@@ -102,9 +102,16 @@ type Call struct {
 	// Replayable says sending the call again cannot act twice: a read, or a
 	// call carrying a key the provider documents that it deduplicates on.
 	// Only replayable calls are retried after an ambiguous failure; every
-	// call is retried after a refusal (429, 503, connection refused), which
-	// proves the provider did nothing.
+	// call is retried after a refusal (429, 503 unless Ambiguous503,
+	// connection refused), which proves the provider did nothing.
 	Replayable bool
+	// Ambiguous503 says a 503 does not prove that the provider did
+	// nothing: its document does not say that it answers 503 only before
+	// processing a request, and a proxy or gateway in front of it may
+	// answer 503 after forwarding the request. A 503 is then ambiguous, like
+	// a 500: retried only when the call is Replayable, and Unknown for a
+	// mutating call. Without it a 503 is a refusal, retried for every call.
+	Ambiguous503 bool
 	// Sign, if set, is called on every attempt's request just before it is
 	// sent (e.g. to add an HMAC of the body).
 	Sign func(*http.Request)
@@ -264,13 +271,13 @@ func (u *Upstream) attempt(ctx context.Context, c Call, url string, obs *Observa
 	if int64(len(raw)) > u.o.MaxResponseBytes {
 		// Never parse a truncated body: for a 2xx the provider acted but we
 		// cannot tell how; anything else is at best an error we cannot read.
-		if hr.StatusCode == http.StatusTooManyRequests || hr.StatusCode == http.StatusServiceUnavailable {
+		if c.refusedStatus(hr.StatusCode) {
 			return nil, refused, retryAfter(hr.Header), fmt.Sprintf("HTTP %d", hr.StatusCode)
 		}
 		return nil, ambiguous, 0, fmt.Sprintf("HTTP %d with a body over the %d-byte limit", hr.StatusCode, u.o.MaxResponseBytes)
 	}
 	switch {
-	case hr.StatusCode == http.StatusTooManyRequests || hr.StatusCode == http.StatusServiceUnavailable:
+	case c.refusedStatus(hr.StatusCode):
 		// Rate limited or not serving: refused before any processing.
 		return nil, refused, retryAfter(hr.Header), fmt.Sprintf("HTTP %d", hr.StatusCode)
 	case hr.StatusCode >= 500:
@@ -279,6 +286,13 @@ func (u *Upstream) attempt(ctx context.Context, c Call, url string, obs *Observa
 		return nil, ambiguous, retryAfter(hr.Header), fmt.Sprintf("HTTP %d", hr.StatusCode)
 	}
 	return &Response{Status: hr.StatusCode, Header: hr.Header, Body: raw}, answered, 0, ""
+}
+
+// refusedStatus reports whether an answer with status proves that the
+// provider did not process the call: 429 always, 503 unless the call says
+// the provider may act before answering it (Ambiguous503).
+func (c Call) refusedStatus(status int) bool {
+	return status == http.StatusTooManyRequests || (status == http.StatusServiceUnavailable && !c.Ambiguous503)
 }
 
 func (u *Upstream) backoff(attempt int) time.Duration {

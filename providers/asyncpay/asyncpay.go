@@ -33,9 +33,12 @@
 //   - reference is paymentd's payment id for payments and the caller's
 //     transaction reference for payouts, so either can be read back with
 //     GET …/{reference}; paymentd's object id is also sent as an
-//     Idempotency-Key header. As Asyncpay documents neither, calls are not
-//     retried after an ambiguous failure (500, timeout), only after
-//     refusals (429, 503, refused connections).
+//     Idempotency-Key header. As Asyncpay documents neither, a POST is not
+//     retried after an ambiguous failure (500, 502, 503, timeout: the
+//     document does not say that a 503 comes before processing, and a
+//     gateway's 503 may come after it), only after refusals (429, refused
+//     connections). A payment left Unknown that way is looked up at once by
+//     its reference, and reported as found; otherwise the reconciler asks.
 //   - HTTP 402, or an answer whose data.status is failed, is a decline;
 //     other 4xx are invalid requests, the envelope's message explaining.
 package asyncpay
@@ -149,7 +152,11 @@ func (c *Client) call(ctx context.Context, method, path string, body any, idemKe
 	if idemKey != "" {
 		h.Set("Idempotency-Key", idemKey)
 	}
-	call := providers.Call{Method: method, Path: path, Header: h, Mutating: method != http.MethodGet, Replayable: method == http.MethodGet}
+	// Asyncpay documents no idempotency key and no meaning of 503, so a 503
+	// to a POST may follow its processing (a gateway's "upstream error"):
+	// it is ambiguous, never retried blindly.
+	call := providers.Call{Method: method, Path: path, Header: h, Mutating: method != http.MethodGet, Replayable: method == http.MethodGet,
+		Ambiguous503: true}
 	if body != nil {
 		raw, err := json.Marshal(body)
 		if err != nil {
@@ -266,6 +273,9 @@ func (c *Client) Authorize(ctx context.Context, req providers.PaymentRequest) (p
 	}
 	var d paymentData
 	if err := c.call(ctx, http.MethodPost, c.paths.CreatePayment, body, req.IdempotencyKey, &d); err != nil {
+		if pe := (*providers.Error)(nil); errors.As(err, &pe) && pe.Kind == providers.Unknown {
+			return c.lookUpAfterUnknown(ctx, req, err)
+		}
 		return providers.PaymentResult{}, failedAsDecline(err, "payment_failed")
 	}
 	if d.ID == "" {
@@ -287,6 +297,29 @@ func (c *Client) Authorize(ctx context.Context, req providers.PaymentRequest) (p
 	}
 	return providers.PaymentResult{}, providers.AnswerError(c.name, true, "provider_payment_pending",
 		"answered payment %s with status %q; it is not settled yet", d.ID, d.Status)
+}
+
+// lookUpAfterUnknown reads back, by its reference (paymentd's id), a
+// payment whose creation got no definite answer (cause), instead of
+// creating it again: found with the request's amount and currency, it is
+// reported as Asyncpay has it; otherwise the outcome stays Unknown (cause)
+// for the reconciler, which asks the same way.
+func (c *Client) lookUpAfterUnknown(ctx context.Context, req providers.PaymentRequest, cause error) (providers.PaymentResult, error) {
+	if ctx.Err() != nil {
+		return providers.PaymentResult{}, cause
+	}
+	st, err := c.GetPayment(ctx, req.IdempotencyKey)
+	if err != nil || st.Amount != req.Amount || !strings.EqualFold(st.Currency, req.Currency) {
+		return providers.PaymentResult{}, cause
+	}
+	switch st.Status {
+	case "captured":
+		return providers.PaymentResult{Reference: st.Reference, Captured: true}, nil
+	case "failed":
+		return providers.PaymentResult{}, &providers.Error{Kind: providers.Declined, Code: "payment_failed",
+			Message: "Asyncpay declined the payment (read back after an unanswered creation)."}
+	}
+	return providers.PaymentResult{Reference: st.Reference}, cause
 }
 
 func paymentStatus(s string) string {
