@@ -29,12 +29,23 @@
 //   - timeout is in seconds from createdAt (9000 = 2.5 hours).
 //   - Status words besides the documented OPEN: PARTIALLY_PAID (also
 //     PARTIAL, UNDERPAID), PAID (also COMPLETED, CONFIRMED, SUCCESS,
-//     OVERPAID), EXPIRED (also TIMEOUT), CANCELED (also CANCELLED); whatever
-//     the word, an invoice is paid only when totalReceivedAmount covers the
-//     amount, and partially paid when something but not all was received.
-//   - Listed transactions are the ones counted in totalReceivedAmount; a
-//     transaction's confirmations are taken from its own "confirmations"
-//     field when present, else as confirmsNeeded.
+//     OVERPAID), EXPIRED (also TIMEOUT), CANCELED (also CANCELLED). An
+//     invoice is paid only when alppay's status word says so: the
+//     document's example answers status OPEN beside a received transaction
+//     and confirmsNeeded 30, so money listed as received is not yet money
+//     confirmed, whatever totalReceivedAmount says. While the word is not a
+//     paid one, an invoice with money received is partially paid.
+//   - Listed transactions are the ones counted in totalReceivedAmount. The
+//     document gives a transaction no confirmations: a transaction's
+//     confirmations are its own "confirmations" field when present, else
+//     confirmsNeeded once the status word says alppay counted the money
+//     (a paid or partially paid word), else 0: seen but not confirmed, as
+//     under the document's OPEN (or EXPIRED, CANCELED, which do not say).
+//     paymentd thus counts a transfer only when alppay says it is
+//     confirmed. A totalReceivedAmount without listed transactions is
+//     reported only under such a word. Limitation: under a partially paid
+//     word, a later transfer alppay lists without confirmations is taken
+//     as confirmed too; the document gives no way to tell them apart.
 //   - customer.id must be an integer: a numeric customer id is sent as is,
 //     any other is sent as a stable 53-bit FNV-1a hash of it, and the id
 //     itself goes in clientId so the deposit address stays the customer's.
@@ -305,8 +316,13 @@ func (c *Client) state(p payment, mutating bool) (providers.InvoiceState, error)
 			return bad("totalReceivedAmount", p.TotalReceivedAmount)
 		}
 	}
-	st := providers.InvoiceState{Reference: p.ID, PaymentURL: p.PaymentRedirectURL, Status: status(p.Status, amount, received),
+	counted := countedWord(p.Status)
+	st := providers.InvoiceState{Reference: p.ID, PaymentURL: p.PaymentRedirectURL, Status: status(p.Status, received),
 		Amount: amount, Currency: short, AmountPaid: received, DepositAddress: p.AddressTo, ConfirmationsRequired: p.ConfirmsNeeded}
+	if len(p.Transactions) == 0 && !counted {
+		// paymentd would take an unlisted total as one confirmed transfer.
+		st.AmountPaid = 0
+	}
 	created, err := time.Parse(time.RFC3339, p.CreatedAt)
 	if err != nil {
 		created = time.Now()
@@ -319,9 +335,12 @@ func (c *Client) state(p payment, mutating bool) (providers.InvoiceState, error)
 		if err != nil || v <= 0 {
 			return bad("receivedAmount", t.ReceivedAmount)
 		}
-		r := providers.Receipt{TxnID: t.TxnID, Amount: v, Confirmations: p.ConfirmsNeeded}
-		if t.Confirmations != nil {
+		r := providers.Receipt{TxnID: t.TxnID, Amount: v}
+		switch {
+		case t.Confirmations != nil:
 			r.Confirmations = *t.Confirmations
+		case counted:
+			r.Confirmations = p.ConfirmsNeeded
 		}
 		r.Time, _ = time.Parse(time.RFC3339, t.Date)
 		st.Receipts = append(st.Receipts, r)
@@ -329,10 +348,32 @@ func (c *Client) state(p payment, mutating bool) (providers.InvoiceState, error)
 	return st, nil
 }
 
-// status maps alppay's status word and the amounts onto paymentd's invoice
-// statuses; money decides paid and partially paid, whatever the word.
-func status(word string, amount, received int64) string {
-	if received >= amount {
+// paidWord reports whether alppay's status word says the payment is paid:
+// its transfers are confirmed and counted.
+func paidWord(word string) bool {
+	switch strings.ToUpper(word) {
+	case "PAID", "COMPLETED", "CONFIRMED", "SUCCESS", "OVERPAID":
+		return true
+	}
+	return false
+}
+
+// countedWord reports whether alppay's status word says it counted the
+// money received (paid, or partially paid): its transfers are confirmed.
+func countedWord(word string) bool {
+	switch strings.ToUpper(word) {
+	case "PARTIALLY_PAID", "PARTIAL", "UNDERPAID":
+		return true
+	}
+	return paidWord(word)
+}
+
+// status maps alppay's status word onto paymentd's invoice statuses: paid
+// only when the word says so, never because totalReceivedAmount covers the
+// amount (received money may be unconfirmed); expired and canceled as the
+// word says; otherwise partially paid once something was received.
+func status(word string, received int64) string {
+	if paidWord(word) {
 		return "paid"
 	}
 	switch strings.ToUpper(word) {

@@ -126,3 +126,65 @@ func TestParseDecimalIsExact(t *testing.T) {
 		t.Errorf("FormatDecimalTrim = %q", s)
 	}
 }
+
+// TestPaidOnlyWhenAlppaySaysSo: the document's example answers status OPEN
+// beside a received transaction and confirmsNeeded 30. Money alppay lists
+// as received but has not confirmed never makes the invoice paid, nor
+// counts as confirmed, however much of the amount it covers; once alppay
+// confirms it (its status word says so), it does. Throughout, what the
+// adapter reports as confirmed equals what alppay's books count as received.
+func TestPaidOnlyWhenAlppaySaysSo(t *testing.T) {
+	f := alppayfake.New(key, secret)
+	defer f.Close()
+	c := newClient(t, f.URL(), providers.HTTPOptions{})
+	ctx := context.Background()
+	st, err := c.CreateInvoice(ctx, providers.InvoiceRequest{IdempotencyKey: "inv_u1", Amount: 100_000000, Currency: "USDT", Network: "tron"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	confirmed := func(s providers.InvoiceState) (sum int64) {
+		for _, r := range s.Receipts {
+			if r.Confirmations >= s.ConfirmationsRequired {
+				sum += r.Amount
+			}
+		}
+		return sum
+	}
+	check := func(what, wantStatus string, wantConfirmed int64) {
+		t.Helper()
+		got, err := c.GetInvoice(ctx, st.Reference)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		book, _ := f.BookFor(st.Reference)
+		if got.Status != wantStatus || confirmed(got) != wantConfirmed || book.Received != wantConfirmed {
+			t.Errorf("%s: status %q, %d confirmed (alppay's books: %d received, %s); want %q with %d confirmed",
+				what, got.Status, confirmed(got), book.Received, book.Status, wantStatus, wantConfirmed)
+		}
+	}
+	// The whole amount arrives but is not confirmed: not paid.
+	if err := f.ReceiveUnconfirmed(st.Reference, 100_000000); err != nil {
+		t.Fatal(err)
+	}
+	check("whole amount seen, unconfirmed (status OPEN)", "partially_paid", 0)
+	if got, _ := c.GetInvoice(ctx, st.Reference); got.AmountPaid != 100_000000 || len(got.Receipts) != 1 || got.Receipts[0].Confirmations != 0 {
+		t.Errorf("unconfirmed transfer: %+v; want it listed with 0 confirmations and the received total", got)
+	}
+	if err := f.ConfirmReceived(st.Reference); err != nil {
+		t.Fatal(err)
+	}
+	check("confirmed by alppay (status PAID)", "paid", 100_000000)
+
+	// A partial payment alppay confirmed counts, and stays on the invoice
+	// when it expires.
+	st, err = c.CreateInvoice(ctx, providers.InvoiceRequest{IdempotencyKey: "inv_u2", Amount: 100_000000, Currency: "USDT", Network: "tron"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = f.PayInvoice(st.Reference, 40_000000)
+	check("40 confirmed (status PARTIALLY_PAID)", "partially_paid", 40_000000)
+	f.Expire(st.Reference)
+	if got, _ := c.GetInvoice(ctx, st.Reference); got.Status != "expired" {
+		t.Errorf("expired: status %q", got.Status)
+	}
+}

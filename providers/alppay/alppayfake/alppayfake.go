@@ -2,8 +2,11 @@
 // /v2/payment with API-KEY and X-HMAC (hex HMAC-SHA256 of the raw body,
 // verified), answering the documented payment object, and GET
 // /v2/payment/{id} as the alppay adapter assumes. PayInvoice records
-// incoming transfers (partial receipts). It embeds a fakekit.Kit so tests
-// can make it misbehave.
+// incoming confirmed transfers (partial receipts); ReceiveUnconfirmed
+// records transfers seen but not confirmed, which leave the status OPEN as
+// in the document's example, until ConfirmReceived. Its books count only
+// confirmed money as received. It embeds a fakekit.Kit so tests can make
+// it misbehave.
 package alppayfake
 
 import (
@@ -53,9 +56,10 @@ type payment struct {
 }
 
 type txn struct {
-	id     string
-	amount int64
-	at     time.Time
+	id        string
+	amount    int64
+	at        time.Time
+	confirmed bool // counted by alppay (confirmsNeeded reached)
 }
 
 // New starts a fake alppay with the API key and HMAC secret. Close it when done.
@@ -216,8 +220,41 @@ func (s *Server) json(p *payment) map[string]any {
 }
 
 // PayInvoice records an incoming transfer of amount minor units of the
-// payment's asset to the payment with the id.
+// payment's asset to the payment with the id, already confirmed: alppay
+// counts it and its status becomes PARTIALLY_PAID or PAID.
 func (s *Server) PayInvoice(reference string, amount int64) error {
+	return s.receive(reference, amount, true)
+}
+
+// ReceiveUnconfirmed records a transfer alppay has seen but not confirmed
+// yet: it is listed and in totalReceivedAmount, but the status stays as it
+// was (OPEN, as in the document's example of a received transaction beside
+// confirmsNeeded 30) and the books do not count it as received.
+// ConfirmReceived confirms it.
+func (s *Server) ReceiveUnconfirmed(reference string, amount int64) error {
+	return s.receive(reference, amount, false)
+}
+
+// ConfirmReceived confirms every transfer of the payment seen so far.
+func (s *Server) ConfirmReceived(reference string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.payments[reference]
+	if p == nil {
+		return fmt.Errorf("alppayfake: no payment %q", reference)
+	}
+	var newly int64
+	for i := range p.txns {
+		if !p.txns[i].confirmed {
+			p.txns[i].confirmed = true
+			newly += p.txns[i].amount
+		}
+	}
+	s.settle(p, newly)
+	return nil
+}
+
+func (s *Server) receive(reference string, amount int64, confirmed bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.payments[reference]
@@ -226,20 +263,30 @@ func (s *Server) PayInvoice(reference string, amount int64) error {
 	}
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
-	p.txns = append(p.txns, txn{id: fmt.Sprintf("0x%x", b), amount: amount, at: time.Now()})
-	var received int64
+	p.txns = append(p.txns, txn{id: fmt.Sprintf("0x%x", b), amount: amount, at: time.Now(), confirmed: confirmed})
+	if confirmed {
+		s.settle(p, amount)
+	}
+	return nil
+}
+
+// settle sets p's status from its confirmed transfers and books newly
+// confirmed money as received. s.mu is held.
+func (s *Server) settle(p *payment, newly int64) {
+	var confirmed int64
 	for _, t := range p.txns {
-		received += t.amount
+		if t.confirmed {
+			confirmed += t.amount
+		}
 	}
 	switch {
-	case received >= p.amount:
+	case confirmed >= p.amount:
 		p.status = "PAID"
-	case received > 0:
+	case confirmed > 0:
 		p.status = "PARTIALLY_PAID"
 	}
 	status := p.status
-	s.Book(p.id, "invoice", p.short, func(m *fakekit.Money) { m.Received += amount; m.Status = status })
-	return nil
+	s.Book(p.id, "invoice", p.short, func(m *fakekit.Money) { m.Received += newly; m.Status = status })
 }
 
 // Expire marks a payment as timed out.
