@@ -52,6 +52,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/paymentd/paymentd"
 	"github.com/paymentd/paymentd/providers"
 )
 
@@ -433,7 +434,7 @@ type payoutData struct {
 	ID        string `json:"id"`
 	Reference string `json:"reference"`
 	Amount    *int64 `json:"amount"`
-	Fee       int64  `json:"fee"`
+	Fee       *int64 `json:"fee"`
 	Currency  string `json:"currency"`
 	Status    string `json:"status"`
 	Reason    string `json:"reason"`
@@ -459,8 +460,18 @@ func (c *Client) payoutState(d payoutData, mutating bool) (providers.PayoutState
 		return providers.PayoutState{}, providers.AnswerError(c.name, mutating, "provider_malformed_answer",
 			"answered a payout without an id or amount, or with status %q", d.Status)
 	}
-	return providers.PayoutState{Reference: d.ID, Status: st, Reason: d.Reason, Amount: *d.Amount, Fee: d.Fee,
-		TotalAmount: *d.Amount + d.Fee}, nil
+	ps := providers.PayoutState{Reference: d.ID, Status: st, Reason: d.Reason, Amount: *d.Amount}
+	// An answer without a fee says nothing of what the payout costs: its
+	// total stays 0 (unknown), never read as "no fee".
+	if d.Fee != nil {
+		total, ok := paymentd.AddChecked(*d.Amount, *d.Fee)
+		if *d.Fee < 0 || !ok {
+			return providers.PayoutState{}, providers.AnswerError(c.name, mutating, "provider_malformed_answer",
+				"answered payout %s with fee %d on amount %d", d.ID, *d.Fee, *d.Amount)
+		}
+		ps.Fee, ps.TotalAmount = *d.Fee, total
+	}
+	return ps, nil
 }
 
 // CreatePayout requests a payout through a payout channel.

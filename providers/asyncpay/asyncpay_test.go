@@ -2,6 +2,9 @@ package asyncpay_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/paymentd/paymentd/providers"
@@ -141,4 +144,43 @@ func TestServiceUnavailableIsAmbiguous(t *testing.T) {
 			t.Errorf("the payout read back by reference: %+v, %v", st, err)
 		}
 	})
+}
+
+// TestPayoutAnswerWithoutFee: a payout answer that names no fee says nothing
+// of what the payout cost, so its total stays 0 ("not said") rather than
+// being read as the amount with no fee; a negative fee is a malformed answer.
+func TestPayoutAnswerWithoutFee(t *testing.T) {
+	for _, tc := range []struct {
+		name, fee string
+		wantFee   int64
+		wantTotal int64
+		wantErr   bool
+	}{
+		{"no fee", ``, 0, 0, false},
+		{"fee", `,"fee":2500`, 2500, 1002500, false},
+		{"zero fee", `,"fee":0`, 0, 1000000, false},
+		{"negative fee", `,"fee":-1`, 0, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintf(w, `{"status":"success","message":"ok","data":{"id":"po_1","reference":"po_x","amount":1000000%s,"currency":"KES","status":"pending"}}`, tc.fee)
+			}))
+			defer srv.Close()
+			c, err := asyncpay.New(asyncpay.Options{BaseURL: srv.URL, SecretKey: key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := c.GetPayout(context.Background(), "po_x")
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("answer with fee %s accepted: %+v", tc.fee, st)
+				}
+				return
+			}
+			if err != nil || st.Fee != tc.wantFee || st.TotalAmount != tc.wantTotal || st.Amount != 1000000 {
+				t.Errorf("GetPayout: %+v, %v; want fee %d total %d", st, err, tc.wantFee, tc.wantTotal)
+			}
+		})
+	}
 }
