@@ -56,6 +56,19 @@ func TestFullDatabaseRecoversWithoutRestart(t *testing.T) {
 	if fullSeen == 0 {
 		t.Fatalf("no write failed with ErrFull; %d succeeded", len(acked))
 	}
+	// A batch of one change may still fit where a batch of several did not,
+	// and its commit rightly clears the degraded state: write alone until a
+	// change is refused, so that the last write failed for space.
+	for i := 9000; ; i++ {
+		err := put(i)
+		if errors.Is(err, ErrFull) {
+			break
+		}
+		if err != nil || i == 9100 {
+			t.Fatalf("put %d alone: %v; want ErrFull before long", i, err)
+		}
+		acked[i] = true
+	}
 	degraded, reason, since := s.WriteHealth()
 	if !degraded || reason == "" || since.IsZero() {
 		t.Errorf("WriteHealth = %v, %q, %v; want degraded with a reason", degraded, reason, since)
