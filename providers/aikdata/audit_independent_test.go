@@ -339,14 +339,18 @@ func TestAuditAikdataDeclineAndAmbiguous(t *testing.T) {
 	ctx := context.Background()
 	f := newAikdataDocFake(t)
 	c := newAik(t, f)
+	f.mu.Lock()
 	f.declineNext = true
+	f.mu.Unlock()
 	_, err := c.Authorize(ctx, providers.PaymentRequest{IdempotencyKey: "p", Amount: 1500, Currency: "USD", Capture: true})
 	if providers.KindOf(err) != providers.Declined {
 		t.Errorf("documented card_declined: kind %v %v", providers.KindOf(err), err)
 	}
 	wantBooks(t, f, 0, 0)
 
+	f.mu.Lock()
 	f.after500["/charge"] = 1
+	f.mu.Unlock()
 	_, err = c.Authorize(ctx, providers.PaymentRequest{IdempotencyKey: "p2", Amount: 1500, Currency: "USD", Capture: true})
 	if providers.KindOf(err) != providers.Unknown {
 		t.Errorf("500 after charging: kind %v", providers.KindOf(err))
@@ -359,12 +363,16 @@ func TestAuditAikdataDeclineAndAmbiguous(t *testing.T) {
 		t.Errorf("not found must never be failed")
 	}
 
+	f.mu.Lock()
 	f.delay["/charge"] = 400 * time.Millisecond
+	f.mu.Unlock()
 	_, err = c.Authorize(ctx, providers.PaymentRequest{IdempotencyKey: "p3", Amount: 1500, Currency: "USD", Capture: true})
 	if providers.KindOf(err) != providers.Unknown {
 		t.Errorf("timeout: kind %v", providers.KindOf(err))
 	}
+	f.mu.Lock()
 	f.delay["/charge"] = 0
+	f.mu.Unlock()
 	time.Sleep(150 * time.Millisecond) // let the delayed handler book the charge
 	wantBooks(t, f, 3000, 0)
 }

@@ -195,16 +195,22 @@ func TestAuditInvoiceCreateAmbiguous(t *testing.T) {
 			defer cancel()
 			req := auInvReq(10000)
 			_, err := c.CreateInvoice(ctx, req)
-			t.Logf("%s: err=%v kind=%s; fake has %d invoices; create calls %d", flt, err, kind(err), len(f.invoices), f.callsTo("/payment/create"))
-			if len(f.invoices) == 1 && providers.KindOf(err) != providers.Unknown && err != nil {
+			f.mu.Lock() // a hanging handler may still be running
+			n := len(f.invoices)
+			f.mu.Unlock()
+			t.Logf("%s: err=%v kind=%s; fake has %d invoices; create calls %d", flt, err, kind(err), n, f.callsTo("/payment/create"))
+			if n == 1 && providers.KindOf(err) != providers.Unknown && err != nil {
 				t.Errorf("invoice exists at aspayds but adapter said %s", kind(err))
 			}
-			if len(f.invoices) > 1 {
-				t.Errorf("duplicate invoices at aspayds: %d", len(f.invoices))
+			if n > 1 {
+				t.Errorf("duplicate invoices at aspayds: %d", n)
 			}
 			// FindInvoice must find it
 			st, found, err := c.FindInvoice(context.Background(), req)
-			if err != nil || !found || f.invoices[st.Reference] == nil {
+			f.mu.Lock()
+			known := f.invoices[st.Reference] != nil
+			f.mu.Unlock()
+			if err != nil || !found || !known {
 				t.Errorf("FindInvoice after lost create: %+v found=%v err=%v", st, found, err)
 			}
 		})
@@ -363,14 +369,17 @@ func TestAuditPayoutAmbiguous(t *testing.T) {
 			defer cancel()
 			req := auPoReq(50000)
 			st, err := c.CreatePayout(ctx, req)
-			t.Logf("%s: st=%+v err=%v kind=%s; fake payouts %d; calls %d", flt, st, err, kind(err), len(f.payouts), f.callsTo("/payout/request"))
+			f.mu.Lock() // a hanging handler may still be running
+			n, known := len(f.payouts), f.payouts[st.Reference] != nil
+			f.mu.Unlock()
+			t.Logf("%s: st=%+v err=%v kind=%s; fake payouts %d; calls %d", flt, st, err, kind(err), n, f.callsTo("/payout/request"))
 			if err != nil && providers.KindOf(err) != providers.Unknown {
 				t.Errorf("%s: payout may exist at aspayds but adapter said %s", flt, kind(err))
 			}
-			if len(f.payouts) > 1 {
+			if n > 1 {
 				t.Errorf("duplicate payouts")
 			}
-			if err == nil && f.payouts[st.Reference] == nil {
+			if err == nil && !known {
 				t.Errorf("reference not at fake")
 			}
 		})
