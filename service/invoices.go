@@ -274,8 +274,38 @@ func writeInvoice(tx *store.Tx, inv *store.Invoice, t paymentd.Transition[paymen
 	if err := insertMoves(tx, inv.AccountID, inv.Livemode, inv.Currency, inv.ID, received); err != nil {
 		return nil, err
 	}
+	if err := flagUncountedTransfers(tx, inv); err != nil {
+		return nil, err
+	}
 	out := invoiceProto(inv)
 	return out, recordEvent(tx, ownerOf(inv), string(ch.Event()), inv.ID, out)
+}
+
+// flagUncountedTransfers opens an operator item when inv stopped being
+// payable (expired, canceled) while holding transfers that were seen but
+// never confirmed: that money may be at the provider, and no reconciler
+// asks about an invoice that is no longer payable.
+func flagUncountedTransfers(tx *store.Tx, inv *store.Invoice) error {
+	if paymentd.Payable(paymentd.InvoiceStatus(inv.Status)) || inv.Status == string(paymentd.InvoicePaid) {
+		return nil
+	}
+	var n int
+	var sum int64
+	for _, r := range inv.Receipts {
+		if !r.Counted {
+			n++
+			if t, ok := paymentd.AddChecked(sum, r.Amount); ok {
+				sum = t
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	c, _ := paymentd.LookupCurrency(inv.Currency)
+	return addOperatorItemTx(tx, inv.AccountID, inv.Livemode, inv.ID, "invoice_ended_with_unconfirmed_transfers", fmt.Sprintf(
+		"Invoice %s is %s with %d transfer(s) of %s %s seen but never confirmed; the money may be at %s. Check there, then refund the customer or honor the invoice.",
+		inv.ID, inv.Status, n, paymentd.FormatAmount(sum, c), inv.Currency, inv.Provider))
 }
 
 // due reports whether a payable invoice has reached its expiry at now.

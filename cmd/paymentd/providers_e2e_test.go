@@ -429,6 +429,48 @@ routes:
 	}
 }
 
+// TestProviderAlppayExpiredWithUnconfirmedTransfer: alppay lists a transfer
+// it has not confirmed (status OPEN, as in its document's example), then
+// expires the payment. paymentd shows the transfer, does not count it, and
+// opens an operator item: the money may be at alppay, and nobody asks about
+// an invoice that is no longer payable.
+func TestProviderAlppayExpiredWithUnconfirmedTransfer(t *testing.T) {
+	fake := alppayfake.New(pvAlppayKey, pvAlppaySecret)
+	defer fake.Close()
+	s := pvStart(t, `
+connections:
+  - {name: alppay-live, provider: alppay, mode: live, base_url: '`+fake.URL()+`', credentials: {api_key: ALPPAY_API_KEY, hmac_secret: ALPPAY_HMAC_SECRET}}
+routes:
+  - {operation: invoices, mode: live, currency: USDT, connections: [alppay-live]}
+`, pvEnv)
+	code, inv, _ := s.restDo(t, "POST", "/v1/invoices", s.liveKey, "alp-u1",
+		`{"amount":50000000,"currency":"USDT","network":"tron","customer":{"id":"7","name":"Ann"},"transaction_reference":"INV-U1","callback_url":"https://shop.example/o/1"}`)
+	if code != 200 {
+		t.Fatalf("create: %d %v", code, inv)
+	}
+	url := inv["payment_url"].(string)
+	ref := url[strings.Index(url, "id=")+3:]
+	if err := fake.ReceiveUnconfirmed(ref, 50_000000); err != nil {
+		t.Fatal(err)
+	}
+	code, got, _ := s.restDo(t, "GET", "/v1/invoices/INV-U1", s.liveKey, "", "")
+	rs, _ := got["receipts"].([]any)
+	if code != 200 || got["status"] == "paid" || pvNumber(t, got["amount_paid"]) != 0 || len(rs) != 1 {
+		t.Fatalf("after an unconfirmed transfer of the whole amount: %d %v; want it listed, not counted", code, got)
+	}
+	fake.Expire(ref)
+	code, got, _ = s.restDo(t, "GET", "/v1/invoices/INV-U1", s.liveKey, "", "")
+	if code != 200 || got["status"] != "expired" || pvNumber(t, got["amount_paid"]) != 0 {
+		t.Fatalf("after alppay expired it: %d %v; want expired with nothing counted", code, got)
+	}
+	var out strings.Builder
+	err := run(context.Background(), []string{"operator-items", "--db", s.db}, noEnv, &out, &out)
+	if err == nil || !strings.Contains(out.String(), "invoice_ended_with_unconfirmed_transfers") || !strings.Contains(out.String(), inv["id"].(string)) {
+		t.Fatalf("paymentd operator-items: %v\n%s\nwant invoice_ended_with_unconfirmed_transfers for %s", err, out.String(), inv["id"])
+	}
+	pvCheckLedger(t, s.db)
+}
+
 // TestProviderRoutingFallback: the first connection refuses connections
 // (nobody listens on its port), so the payment goes to the second; a
 // connection that times out, by contrast, is never fallen back from.
