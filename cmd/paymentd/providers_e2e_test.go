@@ -388,15 +388,22 @@ routes:
 	pvCheckStatusComponent(t, s, "aspayds-live", "operational")
 }
 
-func TestProviderAlppayEndToEnd(t *testing.T) {
+// pvStartAlppay starts a server whose live USDT invoices go to an alppay
+// fake.
+func pvStartAlppay(t *testing.T) (*alppayfake.Server, *pvServer) {
 	fake := alppayfake.New(pvAlppayKey, pvAlppaySecret)
-	defer fake.Close()
+	t.Cleanup(fake.Close)
 	s := pvStart(t, `
 connections:
   - {name: alppay-live, provider: alppay, mode: live, base_url: '`+fake.URL()+`', credentials: {api_key: ALPPAY_API_KEY, hmac_secret: ALPPAY_HMAC_SECRET}}
 routes:
   - {operation: invoices, mode: live, currency: USDT, connections: [alppay-live]}
 `, pvEnv)
+	return fake, s
+}
+
+func TestProviderAlppayEndToEnd(t *testing.T) {
+	fake, s := pvStartAlppay(t)
 	code, inv, _ := s.restDo(t, "POST", "/v1/invoices", s.liveKey, "alp-1",
 		`{"amount":1000000000,"currency":"USDT","network":"tron","customer":{"id":"12312312","name":"John","email":"john@example.com"},"transaction_reference":"INV-001","callback_url":"https://your-shop.com/orders/40113049"}`)
 	if code != 200 || inv["provider"] != "alppay-live" || inv["deposit_address"] == "" ||
@@ -435,14 +442,7 @@ routes:
 // opens an operator item: the money may be at alppay, and nobody asks about
 // an invoice that is no longer payable.
 func TestProviderAlppayExpiredWithUnconfirmedTransfer(t *testing.T) {
-	fake := alppayfake.New(pvAlppayKey, pvAlppaySecret)
-	defer fake.Close()
-	s := pvStart(t, `
-connections:
-  - {name: alppay-live, provider: alppay, mode: live, base_url: '`+fake.URL()+`', credentials: {api_key: ALPPAY_API_KEY, hmac_secret: ALPPAY_HMAC_SECRET}}
-routes:
-  - {operation: invoices, mode: live, currency: USDT, connections: [alppay-live]}
-`, pvEnv)
+	fake, s := pvStartAlppay(t)
 	code, inv, _ := s.restDo(t, "POST", "/v1/invoices", s.liveKey, "alp-u1",
 		`{"amount":50000000,"currency":"USDT","network":"tron","customer":{"id":"7","name":"Ann"},"transaction_reference":"INV-U1","callback_url":"https://shop.example/o/1"}`)
 	if code != 200 {
