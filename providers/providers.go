@@ -279,6 +279,20 @@ type PayoutRequest struct {
 	Description      string
 }
 
+// DescriptionWithReference is the description to send with a payout whose
+// own reference at the provider is paymentd's payout id: the caller's
+// transaction reference, then the caller's description if any, so that
+// the provider's dashboard still shows the caller's reference.
+func (r PayoutRequest) DescriptionWithReference() string {
+	switch {
+	case r.Reference == "":
+		return r.Description
+	case r.Description == "":
+		return r.Reference
+	}
+	return r.Reference + ": " + r.Description
+}
+
 // PayoutState is a provider's view of a payout.
 type PayoutState struct {
 	Reference string

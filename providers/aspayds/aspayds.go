@@ -666,7 +666,7 @@ func (c *Client) CreatePayout(ctx context.Context, req providers.PayoutRequest) 
 	}
 	body := map[string]any{"payout_method_id": methodID, "amount": c.number(req.Amount), "recipient_name": req.RecipientName,
 		"recipient_account": req.RecipientAccount, "transaction_reference": req.IdempotencyKey}
-	if desc := payoutDescription(req); desc != "" {
+	if desc := req.DescriptionWithReference(); desc != "" {
 		body["description"] = desc
 	}
 	if c.payoutCallback != "" {
@@ -692,18 +692,6 @@ func (c *Client) CreatePayout(ctx context.Context, req providers.PayoutRequest) 
 // PayoutReference is the transaction_reference a payout is sent under and
 // found by: paymentd's payout id, never the caller's reference.
 func (c *Client) PayoutReference(payoutID, _ string) string { return payoutID }
-
-// payoutDescription is the description sent with a payout: the caller's
-// transaction reference, then the caller's description if any.
-func payoutDescription(req providers.PayoutRequest) string {
-	switch {
-	case req.Reference == "":
-		return req.Description
-	case req.Description == "":
-		return req.Reference
-	}
-	return req.Reference + ": " + req.Description
-}
 
 func (c *Client) checkPayout(a payoutAnswer, req providers.PayoutRequest) (providers.PayoutState, error) {
 	st, err := c.payoutState(a, true)

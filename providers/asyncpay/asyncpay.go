@@ -30,9 +30,10 @@
 //     currency, status: pending|processing|completed|rejected|cancelled};
 //     GET /v1/payouts/{id or reference}.
 //   - Amounts are integers in the currency's minor unit.
-//   - reference is paymentd's payment id for payments and the caller's
-//     transaction reference for payouts, so either can be read back with
-//     GET …/{reference}; paymentd's object id is also sent as an
+//   - reference is paymentd's payment or payout id (the caller's
+//     transaction reference goes first in a payout's description), so
+//     either can be read back with GET …/{reference} and never be taken
+//     for another account's; paymentd's object id is also sent as an
 //     Idempotency-Key header. As Asyncpay documents neither, a POST is not
 //     retried after an ambiguous failure (500, 502, 503, timeout: the
 //     document does not say that a 503 comes before processing, and a
@@ -480,14 +481,11 @@ func (c *Client) CreatePayout(ctx context.Context, req providers.PayoutRequest) 
 		return providers.PayoutState{}, &providers.Error{Kind: providers.InvalidRequest, Code: "parameter_missing", Param: "recipient_account",
 			Message: "Asyncpay payouts need a payout channel and a recipient account."}
 	}
-	ref := req.Reference // the caller's transaction reference, so a payout can be found by it
-	if ref == "" {
-		ref = req.IdempotencyKey
-	}
+	ref := c.PayoutReference(req.IdempotencyKey, req.Reference)
 	body := map[string]any{"channel_id": req.MethodID, "amount": req.Amount, "currency": strings.ToUpper(req.Currency),
 		"reference": ref, "recipient": map[string]string{"name": req.RecipientName, "account": req.RecipientAccount}}
-	if req.Description != "" {
-		body["description"] = req.Description
+	if d := req.DescriptionWithReference(); d != "" {
+		body["description"] = d
 	}
 	var d payoutData
 	if err := c.call(ctx, http.MethodPost, c.paths.CreatePayout, body, req.IdempotencyKey, &d); err != nil {
@@ -507,6 +505,12 @@ func (c *Client) CreatePayout(ctx context.Context, req providers.PayoutRequest) 
 	}
 	return st, nil
 }
+
+// PayoutReference is the reference a payout is sent under and found by:
+// paymentd's payout id, unique across accounts, never the caller's
+// transaction reference (unique only within an account and mode), so that
+// reading back an unanswered payout can never find another account's.
+func (c *Client) PayoutReference(payoutID, _ string) string { return payoutID }
 
 // GetPayout reads a payout by Asyncpay's id or paymentd's reference.
 func (c *Client) GetPayout(ctx context.Context, reference string) (providers.PayoutState, error) {

@@ -140,8 +140,8 @@ func TestServiceUnavailableIsAmbiguous(t *testing.T) {
 		if providers.KindOf(err) != providers.Unknown || posts(f, "/v1/payouts") != 1 {
 			t.Errorf("payout answered 503 after it was made: %v after %d POSTs; want Unknown after one", err, posts(f, "/v1/payouts"))
 		}
-		if st, err := c.GetPayout(ctx, "WD-503"); err != nil || st.Amount != 25000_00 {
-			t.Errorf("the payout read back by reference: %+v, %v", st, err)
+		if st, err := c.GetPayout(ctx, c.PayoutReference("po_a503", "WD-503")); err != nil || st.Amount != 25000_00 {
+			t.Errorf("the payout read back by the reference it was sent under: %+v, %v", st, err)
 		}
 	})
 }
