@@ -744,7 +744,9 @@ routes:
 	if code != 200 || po["status"] != "pending" || po["provider"] != "asyncpay-live" || pvNumber(t, po["total_amount"]) != 205000 {
 		t.Fatalf("live payout through Asyncpay: %d %v", code, po)
 	}
-	_ = fake.SettlePayout("NGN-WD-1", "completed")
+	if err := fake.SettlePayout(po["id"].(string), "completed"); err != nil { // sent under paymentd's id
+		t.Fatal(err)
+	}
 	pvWaitPayout(t, s, "NGN-WD-1", "completed")
 	if avail, reserved := pvBalance(t, s, "NGN"); avail != 1000000-205000 || reserved != 0 {
 		t.Errorf("NGN balance: available %d reserved %d; want %d and 0", avail, reserved, 1000000-205000)
