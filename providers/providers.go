@@ -184,6 +184,24 @@ type PaymentState struct {
 	Status   string
 	Amount   int64
 	Currency string
+	// Reason, if set, says why a failed payment failed.
+	Reason string
+}
+
+// CodeAbsent is the code of a provider's definite answer to a read of one
+// object by reference that it holds none under that reference (a 404 to
+// GET …/{reference}), as opposed to a search that may not list the object
+// yet. The reconciler settles a payment whose creation went unanswered as
+// failed once its provider has answered so on two status calls, the later
+// long enough after the creation that no request of it can still be in
+// flight (service/reconciler.go).
+const CodeAbsent = "provider_object_absent"
+
+// Absent reports whether err is a provider's definite answer that it holds
+// no object under the reference read (CodeAbsent).
+func Absent(err error) bool {
+	var pe *Error
+	return errors.As(err, &pe) && pe.Code == CodeAbsent
 }
 
 // PaymentStatusGetter asks a provider for a payment's current state, so the

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -209,6 +210,10 @@ func (s reconciler) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p
 		}
 	}
 	state, err := s.paymentState(ctx, p)
+	if providers.Absent(err) && s.neverCreated(cfg, p, st) {
+		state, err = providers.PaymentState{Status: "failed",
+			Reason: "The provider has no record of the payment (asked again after its creation went unanswered); no money moved."}, nil
+	}
 	if err == nil {
 		err = s.settlePayment(ctx, p.AccountID, p.Livemode, p.ID, state)
 		if err == nil {
@@ -227,6 +232,16 @@ func (s reconciler) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p
 		log.Warn("reconciler: payment still unsettled", "error", err.Error())
 	}
 	s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, err)
+}
+
+// neverCreated reports whether a payment whose provider has just answered
+// that it holds no payment under paymentd's id (providers.Absent) was never
+// created there: its creation went unanswered (no provider reference), an
+// earlier status call left it unsettled too, and it is old enough (twice
+// the provider timeout, and the schedule's first delay) that no attempt to
+// create it can still be on its way or in the provider's hands.
+func (s reconciler) neverCreated(cfg ReconcileConfig, p *store.Payment, st store.ReconcileState) bool {
+	return p.ProviderRef == "" && st.Attempts >= 1 && time.Since(p.Created) >= max(2*s.cfg.ProviderTimeout, cfg.Schedule[0])
 }
 
 // dropReconcileSchedule drops the schedule of an object settled by someone else.
@@ -300,7 +315,7 @@ func settlePaymentTx(tx *store.Tx, pr *Principal, id string, state providers.Pay
 	case paymentd.PaymentFailed:
 		cur.AmountCapturable = 0
 		cur.FailureCode = "payment_failed"
-		cur.FailureMessage = "The provider reported the payment as failed after it had not answered; no money moved."
+		cur.FailureMessage = cmp.Or(state.Reason, "The provider reported the payment as failed after it had not answered; no money moved.")
 	}
 	if err := writePayment(tx, pr, cur, t, nil, func(out *pb.Payment) proto.Message { return out }, nil); err != nil {
 		return err

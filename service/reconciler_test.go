@@ -4,12 +4,15 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/paymentd/paymentd"
 	"github.com/paymentd/paymentd/providers"
+	"github.com/paymentd/paymentd/providers/asyncpay"
+	"github.com/paymentd/paymentd/providers/asyncpay/asyncpayfake"
 	"github.com/paymentd/paymentd/providers/sandbox"
 	"github.com/paymentd/paymentd/store"
 )
@@ -178,6 +181,73 @@ func TestSettleNeverMovesBackwards(t *testing.T) {
 					t.Errorf("%s + %s: %v, status %s; want %s", from, answer, err, got.Status, want)
 				}
 			}
+		}
+	}
+}
+
+// TestReconcileAbsentPaymentFails: a payment whose creation at Asyncpay went
+// unanswered, and which Asyncpay then says it does not hold (404 to GET
+// /v1/payments/{paymentd id}) on two status calls long after the creation,
+// was never created: it fails, with nothing in the ledger. One Asyncpay does
+// hold is settled from it; a young one, or one Asyncpay has answered about
+// before (a provider reference), is never failed for a 404.
+func TestReconcileAbsentPaymentFails(t *testing.T) {
+	const key = "sk_reconcile_absent"
+	fake := asyncpayfake.New(key, asyncpay.Paths{})
+	t.Cleanup(fake.Close)
+	client, err := asyncpay.New(asyncpay.Options{BaseURL: fake.URL(), SecretKey: key, HTTP: providers.HTTPOptions{MaxAttempts: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openTestStore(t)
+	s := New(Config{Store: st, TestProvider: client, ProviderTimeout: time.Second})
+	absent, _ := seedUnsettled(t, st, client.Name(), string(paymentd.PaymentUnknown), false)
+	held, _ := seedUnsettled(t, st, client.Name(), string(paymentd.PaymentUnknown), false)
+	if _, err := client.Authorize(context.Background(), providers.PaymentRequest{IdempotencyKey: held.ID, Amount: held.Amount,
+		Currency: held.Currency, Capture: true}); err != nil {
+		t.Fatal(err)
+	}
+	answered, _ := seedUnsettled(t, st, client.Name(), string(paymentd.PaymentUnknown), false)
+	young := &store.Payment{ID: NewID(PrefixPayment), AccountID: absent.AccountID, Amount: 1000, Currency: "USD",
+		Status: string(paymentd.PaymentUnknown), CaptureMethod: "automatic", PaymentMethod: "pm_card_visa", Provider: client.Name()}
+	err = st.Write(context.Background(), func(tx *store.Tx) error {
+		young.Created, young.Updated = tx.Now(), tx.Now()
+		if err := tx.InsertPayment(young); err != nil {
+			return err
+		}
+		answered.ProviderRef = "pmt_that_vanished"
+		return tx.UpdatePayment(answered)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := ReconcileConfig{Schedule: []time.Duration{0, time.Millisecond}}.withDefaults()
+	status := func(p *store.Payment) *store.Payment {
+		got, err := st.GetPayment(context.Background(), p.AccountID, false, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	reconciler{s}.reconcileOnce(context.Background(), cfg)
+	if got := status(absent); got.Status != string(paymentd.PaymentUnknown) {
+		t.Fatalf("after one 404: %s; want still unknown (one answer is not enough)", got.Status)
+	}
+	if got := status(held); got.Status != string(paymentd.PaymentSucceeded) || got.ProviderRef == "" {
+		t.Errorf("the payment Asyncpay holds: %s (ref %q); want succeeded from Asyncpay's answer", got.Status, got.ProviderRef)
+	}
+	time.Sleep(5 * time.Millisecond)
+	reconciler{s}.reconcileOnce(context.Background(), cfg)
+	got := status(absent)
+	if got.Status != string(paymentd.PaymentFailed) || !strings.Contains(got.FailureMessage, "no record") {
+		t.Errorf("after a second 404 an hour after creation: %s %q; want failed, the provider having no record", got.Status, got.FailureMessage)
+	}
+	if entries, err := st.LedgerEntriesFor(context.Background(), absent.ID); err != nil || len(entries) != 0 {
+		t.Errorf("ledger entries of the absent payment: %v, %v; want none", entries, err)
+	}
+	for name, p := range map[string]*store.Payment{"young": young, "answered before": answered} {
+		if got := status(p); got.Status != string(paymentd.PaymentUnknown) {
+			t.Errorf("%s payment after two 404s: %s; want still unknown", name, got.Status)
 		}
 	}
 }

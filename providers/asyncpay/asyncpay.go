@@ -374,8 +374,15 @@ func (c *Client) GetPayment(ctx context.Context, reference string) (providers.Pa
 	var d paymentData
 	if err := c.call(ctx, http.MethodGet, withID(c.paths.GetPayment, reference), nil, "", &d); err != nil {
 		var f *failedEnvelope
-		if errors.As(err, &f) {
+		var pe *providers.Error
+		switch {
+		case errors.As(err, &f):
 			return providers.PaymentState{}, &providers.Error{Kind: providers.Unavailable, Code: "provider_refused", Message: f.Error()}
+		case errors.As(err, &pe) && pe.Code == "resource_missing":
+			// A read of one payment by its id or reference: Asyncpay's
+			// 404 is its definite answer that it holds none.
+			return providers.PaymentState{}, &providers.Error{Kind: providers.InvalidRequest, Code: providers.CodeAbsent,
+				Message: fmt.Sprintf("Asyncpay holds no payment under %s (%s)", reference, pe.Message)}
 		}
 		return providers.PaymentState{}, err
 	}
