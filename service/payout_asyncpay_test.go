@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
@@ -22,7 +23,18 @@ import (
 // reference (the caller's goes first in the description), and a payout
 // whose answer was lost is read back by that id: it finds its own payout,
 // never the other account's.
-func TestAsyncpayPayoutsSentUnderPaymentdIDs(t *testing.T) {
+// asyncpayPayouts is a Service whose live NGN payouts go to an Asyncpay
+// fake (one attempt per call, so that a lost answer stays lost).
+type asyncpayPayouts struct {
+	t    *testing.T
+	fake *asyncpayfake.Server
+	st   *store.Store
+	svc  *Service
+	srv  *PayoutsServer
+}
+
+func newAsyncpayPayouts(t *testing.T, providerTimeout time.Duration) *asyncpayPayouts {
+	t.Helper()
 	const key = "sk_service_asyncpay"
 	fake := asyncpayfake.New(key, asyncpay.Paths{})
 	t.Cleanup(fake.Close)
@@ -40,51 +52,63 @@ routes:
 		t.Fatal(err)
 	}
 	st := openTestStore(t)
-	srv := &PayoutsServer{Service: New(Config{Store: st, Router: r})}
-	account := func() context.Context {
-		acct := NewID(PrefixAccount)
-		err := st.Write(context.Background(), func(tx *store.Tx) error {
-			if err := tx.InsertAccount(&store.Account{ID: acct, Name: "t", Created: tx.Now()}); err != nil {
-				return err
-			}
-			ch := asyncpayfake.DefaultChannels[0] // ch_ngn_bank, 50 NGN fixed fee
-			if err := tx.ReplacePayoutMethods(acct, true, []*store.PayoutMethod{{ID: ch.ID, Name: ch.Name, Type: ch.Type,
-				Currency: ch.Currency, MinAmount: ch.Min, MaxAmount: ch.Max, FeeFixed: ch.FeeFixed}}); err != nil {
-				return err
-			}
-			return insertMoves(tx, acct, true, "NGN", NewID(PrefixPayment),
-				[]paymentd.Move{{From: paymentd.ProviderBook("asyncpay-live"), To: paymentd.BookAvailable, Amount: 20000_00}})
-		})
-		if err != nil {
-			t.Fatal(err)
+	svc := New(Config{Store: st, Router: r, ProviderTimeout: providerTimeout})
+	return &asyncpayPayouts{t: t, fake: fake, st: st, svc: svc, srv: &PayoutsServer{Service: svc}}
+}
+
+// account makes a live account with Asyncpay's ch_ngn_bank channel and
+// 20,000 NGN available, and returns a context authenticated as it.
+func (a *asyncpayPayouts) account() context.Context {
+	a.t.Helper()
+	acct := NewID(PrefixAccount)
+	err := a.st.Write(context.Background(), func(tx *store.Tx) error {
+		if err := tx.InsertAccount(&store.Account{ID: acct, Name: "t", Created: tx.Now()}); err != nil {
+			return err
 		}
-		return withPrincipal(context.Background(), &Principal{AccountID: acct, Livemode: true, Scopes: []string{ScopeWrite, ScopePayouts}})
-	}
-	create := func(ctx context.Context, recipient string) *pb.Payout {
-		t.Helper()
-		resp, err := srv.CreatePayout(ctx, &pb.CreatePayoutRequest{PayoutMethodId: "ch_ngn_bank", Amount: 5000_00, Currency: "NGN",
-			RecipientName: "Ada Obi", RecipientAccount: recipient, TransactionReference: "WD-SAME", Description: "May payout"})
-		if err != nil {
-			t.Fatalf("CreatePayout: %v", err)
+		ch := asyncpayfake.DefaultChannels[0] // ch_ngn_bank, 50 NGN fixed fee
+		if err := tx.ReplacePayoutMethods(acct, true, []*store.PayoutMethod{{ID: ch.ID, Name: ch.Name, Type: ch.Type,
+			Currency: ch.Currency, MinAmount: ch.Min, MaxAmount: ch.Max, FeeFixed: ch.FeeFixed}}); err != nil {
+			return err
 		}
-		return resp.Payout
+		return insertMoves(tx, acct, true, "NGN", NewID(PrefixPayment),
+			[]paymentd.Move{{From: paymentd.ProviderBook("asyncpay-live"), To: paymentd.BookAvailable, Amount: 20000_00}})
+	})
+	if err != nil {
+		a.t.Fatal(err)
 	}
-	get := func(ctx context.Context, id string) *pb.Payout {
-		t.Helper()
-		resp, err := srv.GetPayout(ctx, &pb.GetPayoutRequest{Id: id})
-		if err != nil {
-			t.Fatalf("GetPayout %s: %v", id, err)
-		}
-		return resp.Payout
+	return withPrincipal(context.Background(), &Principal{AccountID: acct, Livemode: true, Scopes: []string{ScopeWrite, ScopePayouts}})
+}
+
+func (a *asyncpayPayouts) create(ctx context.Context, recipient string) *pb.Payout {
+	a.t.Helper()
+	resp, err := a.srv.CreatePayout(ctx, &pb.CreatePayoutRequest{PayoutMethodId: "ch_ngn_bank", Amount: 5000_00, Currency: "NGN",
+		RecipientName: "Ada Obi", RecipientAccount: recipient, TransactionReference: "WD-SAME", Description: "May payout"})
+	if err != nil {
+		a.t.Fatalf("CreatePayout: %v", err)
 	}
-	ctxA, ctxB := account(), account()
-	pa := create(ctxA, "0123456789")
+	return resp.Payout
+}
+
+func (a *asyncpayPayouts) get(ctx context.Context, id string) *pb.Payout {
+	a.t.Helper()
+	resp, err := a.srv.GetPayout(ctx, &pb.GetPayoutRequest{Id: id})
+	if err != nil {
+		a.t.Fatalf("GetPayout %s: %v", id, err)
+	}
+	return resp.Payout
+}
+
+func TestAsyncpayPayoutsSentUnderPaymentdIDs(t *testing.T) {
+	a := newAsyncpayPayouts(t, 0)
+	fake, st := a.fake, a.st
+	ctxA, ctxB := a.account(), a.account()
+	pa := a.create(ctxA, "0123456789")
 	if pa.Status != "pending" || pa.Provider != "asyncpay-live" {
 		t.Fatalf("payout A: %v", pa)
 	}
 	// B's payout reaches Asyncpay, whose answer is lost.
 	fake.Inject(fakekit.Fault{Kind: fakekit.ApplyThenFail, Op: "POST /v1/payouts"})
-	pbo := create(ctxB, "0987654321")
+	pbo := a.create(ctxB, "0987654321")
 	stored, err := st.GetPayout(context.Background(), mustPrincipal(ctxB).AccountID, true, pbo.Id)
 	if err != nil {
 		t.Fatal(err)
@@ -108,16 +132,68 @@ routes:
 	if err := fake.SettlePayout(pa.Id, "completed"); err != nil {
 		t.Fatal(err)
 	}
-	if got := get(ctxA, pa.Id); got.Status != "completed" {
+	if got := a.get(ctxA, pa.Id); got.Status != "completed" {
 		t.Errorf("payout A: %s; want completed", got.Status)
 	}
 	book, ok := fake.BookFor(pbo.Id)
 	if !ok {
 		t.Fatalf("Asyncpay has no payout under %s", pbo.Id)
 	}
-	got := get(ctxB, pbo.Id)
+	got := a.get(ctxB, pbo.Id)
 	stored, _ = st.GetPayout(context.Background(), mustPrincipal(ctxB).AccountID, true, pbo.Id)
 	if got.Status != "pending" || stored.ProviderRef != book.ID {
 		t.Errorf("payout B read back: %s with provider ref %q; want pending as %s, Asyncpay's payout of reference %s", got.Status, stored.ProviderRef, book.ID, pbo.Id)
+	}
+}
+
+// TestAsyncpayPayoutNeverCreatedIsRejected: Asyncpay answers a payout 503
+// without making it. That 503 is ambiguous (asyncpay's document does not
+// say it comes before processing), so the payout stays pending with its
+// reservation; once Asyncpay has said on two status calls, long enough
+// after the creation, that it holds no payout under paymentd's id, the
+// payout is rejected and the reservation goes back to available.
+func TestAsyncpayPayoutNeverCreatedIsRejected(t *testing.T) {
+	a := newAsyncpayPayouts(t, 20*time.Millisecond)
+	ctx := a.account()
+	a.fake.Inject(fakekit.Fault{Kind: fakekit.Refuse, Op: "POST /v1/payouts", Status: 503})
+	po := a.create(ctx, "0123456789")
+	if po.Status != "pending" {
+		t.Fatalf("payout answered 503: %v; want pending (the 503 may have come after Asyncpay made it)", po)
+	}
+	if _, ok := a.fake.BookFor(po.Id); ok {
+		t.Fatal("the fake made the payout it refused")
+	}
+	available := func() (avail, reserved int64) {
+		bs, err := a.st.Balances(context.Background(), mustPrincipal(ctx).AccountID, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bs {
+			switch paymentd.Book(b.Book) {
+			case paymentd.BookAvailable:
+				avail = b.Amount
+			case paymentd.BookReserved:
+				reserved = b.Amount
+			}
+		}
+		return avail, reserved
+	}
+	if avail, reserved := available(); avail != 20000_00-5050_00 || reserved != 5050_00 {
+		t.Fatalf("while pending: available %d reserved %d; want 1495000 and 505000", avail, reserved)
+	}
+	cfg := ReconcileConfig{Schedule: []time.Duration{0, time.Millisecond}}.withDefaults()
+	time.Sleep(60 * time.Millisecond) // past twice the provider timeout: the payout is due a status call
+	reconciler{a.svc}.reconcileOnce(context.Background(), cfg)
+	if got := a.get(ctx, po.Id); got.Status != "pending" {
+		t.Fatalf("after one 404: %s; want still pending (one answer is not enough)", got.Status)
+	}
+	time.Sleep(5 * time.Millisecond)
+	reconciler{a.svc}.reconcileOnce(context.Background(), cfg)
+	got := a.get(ctx, po.Id)
+	if got.Status != "rejected" || !strings.Contains(got.FailureMessage, "no record") {
+		t.Errorf("after a second 404: %s %q; want rejected, Asyncpay having no record of it", got.Status, got.FailureMessage)
+	}
+	if avail, reserved := available(); avail != 20000_00 || reserved != 0 {
+		t.Errorf("after the rejection: available %d reserved %d; want 2000000 and 0", avail, reserved)
 	}
 }

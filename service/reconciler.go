@@ -173,6 +173,10 @@ func (s reconciler) reconcilePayout(ctx context.Context, cfg ReconcileConfig, p 
 	s.metrics.reconciler.WithLabelValues("due").Inc()
 	log := s.log.With("payout", p.ID, "provider", p.Provider, "attempt", st.Attempts+1)
 	pst, err := s.payoutProviderState(ctx, p)
+	if providers.Absent(err) && s.neverCreated(cfg, p.ProviderRef, p.Created, st) {
+		pst, err = providers.PayoutState{Status: "rejected",
+			Reason: "it has no record of it (asked again after its creation went unanswered); nothing was sent"}, nil
+	}
 	if err == nil && payoutStateNews(p, pst) {
 		var cur *store.Payout
 		var changed bool
@@ -210,7 +214,7 @@ func (s reconciler) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p
 		}
 	}
 	state, err := s.paymentState(ctx, p)
-	if providers.Absent(err) && s.neverCreated(cfg, p, st) {
+	if providers.Absent(err) && s.neverCreated(cfg, p.ProviderRef, p.Created, st) {
 		state, err = providers.PaymentState{Status: "failed",
 			Reason: "The provider has no record of the payment (asked again after its creation went unanswered); no money moved."}, nil
 	}
@@ -234,14 +238,15 @@ func (s reconciler) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p
 	s.reschedule(p.ID, p.AccountID, p.Livemode, cfg, st, err)
 }
 
-// neverCreated reports whether a payment whose provider has just answered
-// that it holds no payment under paymentd's id (providers.Absent) was never
-// created there: its creation went unanswered (no provider reference), an
-// earlier status call left it unsettled too, and it is old enough (twice
-// the provider timeout, and the schedule's first delay) that no attempt to
-// create it can still be on its way or in the provider's hands.
-func (s reconciler) neverCreated(cfg ReconcileConfig, p *store.Payment, st store.ReconcileState) bool {
-	return p.ProviderRef == "" && st.Attempts >= 1 && time.Since(p.Created) >= max(2*s.cfg.ProviderTimeout, cfg.Schedule[0])
+// neverCreated reports whether an object whose provider has just answered
+// that it holds none under paymentd's id (providers.Absent) was never
+// created there: its creation went unanswered (no provider reference yet),
+// an earlier status call left it unsettled too, and it was created long
+// enough ago (twice the provider timeout, and the schedule's first delay)
+// that no attempt to create it can still be on its way or in the
+// provider's hands.
+func (s reconciler) neverCreated(cfg ReconcileConfig, providerRef string, created time.Time, st store.ReconcileState) bool {
+	return providerRef == "" && st.Attempts >= 1 && time.Since(created) >= max(2*s.cfg.ProviderTimeout, cfg.Schedule[0])
 }
 
 // dropReconcileSchedule drops the schedule of an object settled by someone else.

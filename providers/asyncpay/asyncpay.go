@@ -379,10 +379,7 @@ func (c *Client) GetPayment(ctx context.Context, reference string) (providers.Pa
 		case errors.As(err, &f):
 			return providers.PaymentState{}, &providers.Error{Kind: providers.Unavailable, Code: "provider_refused", Message: f.Error()}
 		case errors.As(err, &pe) && pe.Code == "resource_missing":
-			// A read of one payment by its id or reference: Asyncpay's
-			// 404 is its definite answer that it holds none.
-			return providers.PaymentState{}, &providers.Error{Kind: providers.InvalidRequest, Code: providers.CodeAbsent,
-				Message: fmt.Sprintf("Asyncpay holds no payment under %s (%s)", reference, pe.Message)}
+			return providers.PaymentState{}, absent("payment", reference, pe)
 		}
 		return providers.PaymentState{}, err
 	}
@@ -392,6 +389,13 @@ func (c *Client) GetPayment(ctx context.Context, reference string) (providers.Pa
 	}
 	return providers.PaymentState{Reference: d.ID, Status: paymentStatus(d.Status), Amount: *d.Amount,
 		Currency: strings.ToUpper(d.Currency)}, nil
+}
+
+// absent is the answer to a read of one object by its id or reference that
+// Asyncpay answered 404 (notFound): its definite word that it holds none.
+func absent(kind, reference string, notFound *providers.Error) error {
+	return &providers.Error{Kind: providers.InvalidRequest, Code: providers.CodeAbsent,
+		Message: fmt.Sprintf("Asyncpay holds no %s under %s (%s)", kind, reference, notFound.Message)}
 }
 
 // PayoutMethods lists the payout channels.
@@ -524,8 +528,12 @@ func (c *Client) GetPayout(ctx context.Context, reference string) (providers.Pay
 	var d payoutData
 	if err := c.call(ctx, http.MethodGet, withID(c.paths.GetPayout, reference), nil, "", &d); err != nil {
 		var f *failedEnvelope
-		if errors.As(err, &f) {
+		var pe *providers.Error
+		switch {
+		case errors.As(err, &f):
 			return providers.PayoutState{}, &providers.Error{Kind: providers.Unavailable, Code: "provider_refused", Message: f.Error()}
+		case errors.As(err, &pe) && pe.Code == "resource_missing":
+			return providers.PayoutState{}, absent("payout", reference, pe)
 		}
 		return providers.PayoutState{}, err
 	}
