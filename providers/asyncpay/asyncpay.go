@@ -373,15 +373,7 @@ func (c *Client) Refund(ctx context.Context, req providers.RefundRequest) (provi
 func (c *Client) GetPayment(ctx context.Context, reference string) (providers.PaymentState, error) {
 	var d paymentData
 	if err := c.call(ctx, http.MethodGet, withID(c.paths.GetPayment, reference), nil, "", &d); err != nil {
-		var f *failedEnvelope
-		var pe *providers.Error
-		switch {
-		case errors.As(err, &f):
-			return providers.PaymentState{}, &providers.Error{Kind: providers.Unavailable, Code: "provider_refused", Message: f.Error()}
-		case errors.As(err, &pe) && pe.Code == "resource_missing":
-			return providers.PaymentState{}, absent("payment", reference, pe)
-		}
-		return providers.PaymentState{}, err
+		return providers.PaymentState{}, readError(err, "payment", reference)
 	}
 	if d.ID == "" || d.Amount == nil || (d.ID != reference && d.Reference != reference) {
 		return providers.PaymentState{}, providers.AnswerError(c.name, false, "provider_malformed_answer",
@@ -391,11 +383,20 @@ func (c *Client) GetPayment(ctx context.Context, reference string) (providers.Pa
 		Currency: strings.ToUpper(d.Currency)}, nil
 }
 
-// absent is the answer to a read of one object by its id or reference that
-// Asyncpay answered 404 (notFound): its definite word that it holds none.
-func absent(kind, reference string, notFound *providers.Error) error {
-	return &providers.Error{Kind: providers.InvalidRequest, Code: providers.CodeAbsent,
-		Message: fmt.Sprintf("Asyncpay holds no %s under %s (%s)", kind, reference, notFound.Message)}
+// readError is the error of a read of one object (kind) by its id or
+// reference: a "failed" envelope is a refusal, and a 404 Asyncpay's
+// definite word that it holds no such object (providers.CodeAbsent).
+func readError(err error, kind, reference string) error {
+	var f *failedEnvelope
+	var pe *providers.Error
+	switch {
+	case errors.As(err, &f):
+		return &providers.Error{Kind: providers.Unavailable, Code: "provider_refused", Message: f.Error()}
+	case errors.As(err, &pe) && pe.Code == "resource_missing":
+		return &providers.Error{Kind: providers.InvalidRequest, Code: providers.CodeAbsent,
+			Message: fmt.Sprintf("Asyncpay holds no %s under %s (%s)", kind, reference, pe.Message)}
+	}
+	return err
 }
 
 // PayoutMethods lists the payout channels.
@@ -527,15 +528,7 @@ func (c *Client) PayoutReference(payoutID, _ string) string { return payoutID }
 func (c *Client) GetPayout(ctx context.Context, reference string) (providers.PayoutState, error) {
 	var d payoutData
 	if err := c.call(ctx, http.MethodGet, withID(c.paths.GetPayout, reference), nil, "", &d); err != nil {
-		var f *failedEnvelope
-		var pe *providers.Error
-		switch {
-		case errors.As(err, &f):
-			return providers.PayoutState{}, &providers.Error{Kind: providers.Unavailable, Code: "provider_refused", Message: f.Error()}
-		case errors.As(err, &pe) && pe.Code == "resource_missing":
-			return providers.PayoutState{}, absent("payout", reference, pe)
-		}
-		return providers.PayoutState{}, err
+		return providers.PayoutState{}, readError(err, "payout", reference)
 	}
 	return c.payoutState(d, false)
 }
