@@ -192,9 +192,9 @@ type PaymentState struct {
 // object by reference that it holds none under that reference (a 404 to
 // GET …/{reference}), as opposed to a search that may not list the object
 // yet. The reconciler settles a payment whose creation went unanswered as
-// failed once its provider has answered so on two status calls, the later
-// long enough after the creation that no request of it can still be in
-// flight (service/reconciler.go).
+// failed once its provider answers so to a status call that is not the
+// first and comes long enough after the creation that no request of it can
+// still be in flight (service/reconciler.go).
 const CodeAbsent = "provider_object_absent"
 
 // Absent reports whether err is a provider's definite answer that it holds

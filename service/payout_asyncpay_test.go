@@ -149,9 +149,9 @@ func TestAsyncpayPayoutsSentUnderPaymentdIDs(t *testing.T) {
 // TestAsyncpayPayoutNeverCreatedIsRejected: Asyncpay answers a payout 503
 // without making it. That 503 is ambiguous (asyncpay's document does not
 // say it comes before processing), so the payout stays pending with its
-// reservation; once Asyncpay has said on two status calls, long enough
-// after the creation, that it holds no payout under paymentd's id, the
-// payout is rejected and the reservation goes back to available.
+// reservation; once Asyncpay answers a status call that is not the first,
+// long enough after the creation, that it holds no payout under paymentd's
+// id, the payout is rejected and the reservation goes back to available.
 func TestAsyncpayPayoutNeverCreatedIsRejected(t *testing.T) {
 	a := newAsyncpayPayouts(t, 20*time.Millisecond)
 	ctx := a.account()

@@ -241,7 +241,7 @@ func (s reconciler) reconcilePayment(ctx context.Context, cfg ReconcileConfig, p
 // neverCreated reports whether an object whose provider has just answered
 // that it holds none under paymentd's id (providers.Absent) was never
 // created there: its creation went unanswered (no provider reference yet),
-// an earlier status call left it unsettled too, and it was created long
+// this is not the first status call about it, and it was created long
 // enough ago (twice the provider timeout, and the schedule's first delay)
 // that no attempt to create it can still be on its way or in the
 // provider's hands.

@@ -187,7 +187,7 @@ func TestSettleNeverMovesBackwards(t *testing.T) {
 
 // TestReconcileAbsentPaymentFails: a payment whose creation at Asyncpay went
 // unanswered, and which Asyncpay then says it does not hold (404 to GET
-// /v1/payments/{paymentd id}) on two status calls long after the creation,
+// /v1/payments/{paymentd id}) to a status call after the first, long after the creation,
 // was never created: it fails, with nothing in the ledger. One Asyncpay does
 // hold is settled from it; a young one, or one Asyncpay has answered about
 // before (a provider reference), is never failed for a 404.
