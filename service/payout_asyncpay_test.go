@@ -113,6 +113,9 @@ func TestAsyncpayPayoutsSentUnderPaymentdIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if stored.SentReference != pbo.Id {
+		t.Errorf("payout B recorded as sent under %q; want its id %s, recorded before the call", stored.SentReference, pbo.Id)
+	}
 	if pbo.Status != "pending" || stored.ProviderRef != "" {
 		t.Fatalf("payout B after a lost answer: %v (provider ref %q); want pending, provider reference unknown", pbo, stored.ProviderRef)
 	}
@@ -195,5 +198,17 @@ func TestAsyncpayPayoutNeverCreatedIsRejected(t *testing.T) {
 	}
 	if avail, reserved := available(); avail != 20000_00 || reserved != 0 {
 		t.Errorf("after the rejection: available %d reserved %d; want 2000000 and 0", avail, reserved)
+	}
+}
+
+// TestSentPayoutReferenceOfOlderPayouts: a payout recorded before the
+// reference it was sent under was recorded was sent, by every adapter of
+// that time, under the caller's transaction reference, and is looked up so.
+func TestSentPayoutReferenceOfOlderPayouts(t *testing.T) {
+	if got := sentPayoutReference(&store.Payout{ID: "po_1", TransactionReference: "WD-1"}); got != "WD-1" {
+		t.Errorf("older payout looked up under %q; want WD-1", got)
+	}
+	if got := sentPayoutReference(&store.Payout{ID: "po_1", TransactionReference: "WD-1", SentReference: "po_1"}); got != "po_1" {
+		t.Errorf("payout sent under po_1 looked up under %q", got)
 	}
 }

@@ -197,6 +197,9 @@ func (s *PayoutsServer) CreatePayout(ctx context.Context, req *pb.CreatePayoutRe
 			RecipientAccount: req.RecipientAccount, Description: req.Description, CallbackURL: req.CallbackUrl,
 			Metadata: req.Metadata, Provider: provider,
 		}
+		if prov, ok := s.conns.routedPayouts(provider); ok {
+			p.SentReference = payoutReferenceFor(prov, p)
+		}
 		err := s.store.WriteDebit(ctx, func(tx *store.Tx) error {
 			if id, err := tx.PayoutIDByReference(pr.AccountID, pr.Livemode, p.TransactionReference); err == nil {
 				return &Error{Kind: KindAlreadyExists, Code: "transaction_reference_in_use", Param: "transaction_reference",

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -114,14 +115,21 @@ type payoutReferencer interface {
 	PayoutReference(payoutID, transactionReference string) string
 }
 
-// sentPayoutReference is the reference p was sent to prov under. Adapters
-// that do not say send the caller's transaction reference (asyncpay's
-// reference), which is unique only per account and mode.
-func sentPayoutReference(prov providers.Payouts, p *store.Payout) string {
+// payoutReferenceFor is the reference prov sends p under: the adapter's
+// word (paymentd's payout id for aspayds and Asyncpay), else the caller's
+// transaction reference. It is recorded with p before the call.
+func payoutReferenceFor(prov providers.Payouts, p *store.Payout) string {
 	if r, ok := prov.(payoutReferencer); ok {
 		return r.PayoutReference(p.ID, p.TransactionReference)
 	}
 	return p.TransactionReference
+}
+
+// sentPayoutReference is the reference p was sent to its provider under:
+// the one recorded with it, or for a payout recorded before references
+// were, the caller's transaction reference, which every adapter sent then.
+func sentPayoutReference(p *store.Payout) string {
+	return cmp.Or(p.SentReference, p.TransactionReference)
 }
 
 // payoutProviderState asks the provider that was sent p for its state, by
@@ -136,7 +144,7 @@ func (s *Service) payoutProviderState(ctx context.Context, p *store.Payout) (pro
 	}
 	ref := p.ProviderRef
 	if ref == "" {
-		ref = sentPayoutReference(prov, p)
+		ref = sentPayoutReference(p)
 	}
 	pctx, done := s.providerCall(ctx, prov, "get_payout")
 	st, err := prov.GetPayout(pctx, ref)

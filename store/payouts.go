@@ -91,25 +91,29 @@ type Payout struct {
 	Metadata             map[string]string
 	Provider             string
 	ProviderRef          string
-	FailureCode          string
-	FailureMessage       string
-	Created              time.Time
-	Updated              time.Time
-	Processed            time.Time // zero until completed or rejected
+	// SentReference is the reference the payout was sent to its provider
+	// under, recorded before the call ("" for payouts recorded before it
+	// was, which were sent under TransactionReference, and sandbox ones).
+	SentReference  string
+	FailureCode    string
+	FailureMessage string
+	Created        time.Time
+	Updated        time.Time
+	Processed      time.Time // zero until completed or rejected
 }
 
 const payoutCols = `id, account_id, livemode, transaction_reference, status, method_id, method_type, network, currency,
 	amount, fee, total_amount, recipient_name, recipient_account, description, callback_url, metadata, provider,
-	provider_ref, failure_code, failure_message, created, updated, processed`
+	provider_ref, failure_code, failure_message, created, updated, processed, sent_reference`
 
 func scanPayout(row interface{ Scan(...any) error }) (*Payout, error) {
 	var p Payout
-	var network, desc, callback, meta, providerRef, fcode, fmsg sql.NullString
+	var network, desc, callback, meta, providerRef, fcode, fmsg, sentRef sql.NullString
 	var created, updated int64
 	var processed sql.NullInt64
 	err := row.Scan(&p.ID, &p.AccountID, &p.Livemode, &p.TransactionReference, &p.Status, &p.MethodID, &p.MethodType,
 		&network, &p.Currency, &p.Amount, &p.Fee, &p.TotalAmount, &p.RecipientName, &p.RecipientAccount, &desc,
-		&callback, &meta, &p.Provider, &providerRef, &fcode, &fmsg, &created, &updated, &processed)
+		&callback, &meta, &p.Provider, &providerRef, &fcode, &fmsg, &created, &updated, &processed, &sentRef)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -118,6 +122,7 @@ func scanPayout(row interface{ Scan(...any) error }) (*Payout, error) {
 	}
 	p.Network, p.Description, p.CallbackURL = network.String, desc.String, callback.String
 	p.ProviderRef, p.FailureCode, p.FailureMessage = providerRef.String, fcode.String, fmsg.String
+	p.SentReference = sentRef.String
 	if p.Metadata, err = decodeMetadata(meta); err != nil {
 		return nil, err
 	}
@@ -142,11 +147,11 @@ func (tx *Tx) InsertPayout(p *Payout) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.exec(`INSERT INTO payouts (`+payoutCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err = tx.exec(`INSERT INTO payouts (`+payoutCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		p.ID, p.AccountID, boolInt(p.Livemode), p.TransactionReference, p.Status, p.MethodID, p.MethodType,
 		nullStr(p.Network), p.Currency, p.Amount, p.Fee, p.TotalAmount, p.RecipientName, p.RecipientAccount,
 		nullStr(p.Description), nullStr(p.CallbackURL), meta, p.Provider, nullStr(p.ProviderRef), nullStr(p.FailureCode),
-		nullStr(p.FailureMessage), micros(p.Created), micros(p.Updated), optMicros(p.Processed))
+		nullStr(p.FailureMessage), micros(p.Created), micros(p.Updated), optMicros(p.Processed), nullStr(p.SentReference))
 	if err != nil {
 		if isUniqueViolation(err) {
 			return ErrConflict

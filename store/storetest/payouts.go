@@ -85,6 +85,7 @@ func testPayoutReads(t *testing.T, s *store.Store) {
 	mustWrite(t, s, func(tx *store.Tx) error {
 		a, b = testPayout("po_a", "acct_1", "ref-a", 500, tx.Now()), testPayout("po_b", "acct_1", "ref-b", 700, tx.Now())
 		a.Metadata, a.Network, a.Description, a.CallbackURL = map[string]string{"k": "v"}, "", "rent", "https://shop.example/cb"
+		a.SentReference = "po_a" // the reference a provider was sent; b has none (a payout older than the column)
 		for _, p := range []*store.Payout{a, b, testPayout("po_c", "acct_2", "ref-a", 50, tx.Now())} {
 			if err := tx.InsertPayout(p); err != nil {
 				return err
