@@ -216,8 +216,17 @@ func unknownField(m protoreflect.Message) (*Error, bool) {
 		return Invalid("", "parameter_unknown",
 			"The request has field number %d, which %s does not have; build the client from paymentd's protos of this version.", num, m.Descriptor().FullName()), true
 	}
+	// Only message fields can hold more: walk the descriptor's message
+	// fields that are set, not every field through Range (which boxes
+	// each value and allocates its closure on every call).
 	var out *Error
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	fields := m.Descriptor().Fields()
+	for i := 0; i < fields.Len() && out == nil; i++ {
+		fd := fields.Get(i)
+		if fd.Kind() != protoreflect.MessageKind || !m.Has(fd) { // a map's entries are messages too
+			continue
+		}
+		v := m.Get(fd)
 		switch {
 		case fd.IsMap():
 			if fd.MapValue().Kind() == protoreflect.MessageKind {
@@ -227,18 +236,15 @@ func unknownField(m protoreflect.Message) (*Error, bool) {
 				})
 			}
 		case fd.IsList():
-			if fd.Kind() == protoreflect.MessageKind {
-				for i := 0; i < v.List().Len() && out == nil; i++ {
-					out, _ = unknownField(v.List().Get(i).Message())
-				}
+			for j := 0; j < v.List().Len() && out == nil; j++ {
+				out, _ = unknownField(v.List().Get(j).Message())
 			}
-		case fd.Kind() == protoreflect.MessageKind:
+		default:
 			out, _ = unknownField(v.Message())
 			if out != nil && out.Param != "" {
 				out.Param = string(fd.Name()) + "." + out.Param
 			}
 		}
-		return out == nil
-	})
+	}
 	return out, out != nil
 }
