@@ -92,7 +92,36 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 		writeRESTError(w, http.StatusNotFound, restErrorBody{Type: "invalid_request_error", Code: "route_not_found",
 			Message: "No route matches " + r.Method + " " + truncate(r.URL.Path, 200) + "; see /openapi.json for the routes."})
 	})
-	return s.traceHTTP(s.observeHTTP(canonicalPaths(mux))), nil
+	return s.traceHTTP(s.observeHTTP(limitHeaders(canonicalPaths(mux)))), nil
+}
+
+// MaxHeaderBytes bounds a request's line and headers. The HTTP server
+// reads up to HeaderReadLimit of them, so that a request over this bound is
+// answered with a JSON 431 naming the limit (limitHeaders) rather than
+// net/http's plain-text one, which remains for requests over
+// HeaderReadLimit.
+const (
+	MaxHeaderBytes  = 64 << 10
+	HeaderReadLimit = 1 << 20
+)
+
+// limitHeaders refuses a request whose line and headers exceed
+// MaxHeaderBytes with 431 header_too_large.
+func limitHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+		for k, vs := range r.Header {
+			for _, v := range vs {
+				n += len(k) + len(v) + 4 // "k: v\r\n"
+			}
+		}
+		if n > MaxHeaderBytes {
+			writeRESTError(w, http.StatusRequestHeaderFieldsTooLarge, restErrorBody{Type: "invalid_request_error", Code: "header_too_large",
+				Message: fmt.Sprintf("The request line and headers are %d bytes; at most %d are accepted. Send fewer or shorter headers (cookies, forwarded tokens).", n, MaxHeaderBytes)})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // canonicalPaths answers a path with // or a . or .. segment with a JSON 404

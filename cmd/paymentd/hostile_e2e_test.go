@@ -620,3 +620,25 @@ func TestOddPathsAnswerJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizedHeadersRefusedAsJSON: a request whose headers exceed 64 KiB
+// is refused with a JSON 431 header_too_large naming the limit, and
+// nothing runs; one just under the limit is served.
+func TestOversizedHeadersRefusedAsJSON(t *testing.T) {
+	srv := newServer(t)
+	code, body := srv.restRaw(t, "GET", "/v1/payments", "", http.Header{
+		"Authorization": {"Bearer " + srv.key}, "X-Padding": {strings.Repeat("a", 60<<10)}})
+	if code != http.StatusOK {
+		t.Errorf("headers of 60 KiB: %d %v; want served", code, body)
+	}
+	code, body = srv.restRaw(t, "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa"}`, http.Header{
+		"Authorization": {"Bearer " + srv.key}, "Idempotency-Key": {"big-headers"}, "Cookie": {strings.Repeat("c", 100<<10)}})
+	e, _ := body["error"].(map[string]any)
+	if code != http.StatusRequestHeaderFieldsTooLarge || e["code"] != "header_too_large" || !strings.Contains(fmt.Sprint(e["message"]), "65536") || e["request_id"] == "" {
+		t.Errorf("headers of 100 KiB: %d %v; want 431 header_too_large naming the 65536-byte limit, with a request id", code, body)
+	}
+	list, err := srv.payments.ListPayments(withKey(t.Context(), srv.key), &pb.ListPaymentsRequest{})
+	if err != nil || len(list.Payments) != 0 {
+		t.Errorf("ListPayments = %v, %v; want no payment made by the refused request", list, err)
+	}
+}

@@ -72,7 +72,7 @@ func startServers(ctx context.Context, svc *service.Service, grpcAddr, httpAddr 
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    service.HeaderReadLimit, // a JSON 431 above service.MaxHeaderBytes (limitHeaders)
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() { s.errc <- s.grpc.Serve(gl) }()
