@@ -284,9 +284,12 @@ func writeInvoice(tx *store.Tx, inv *store.Invoice, t paymentd.Transition[paymen
 // flagUncountedTransfers opens an operator item when inv stopped being
 // payable (expired, canceled) while holding transfers that were seen but
 // never confirmed: that money may be at the provider, and no reconciler
-// asks about an invoice that is no longer payable.
+// asks about an invoice that is no longer payable. Once every transfer is
+// confirmed after all (a provider's webhook, a receipt reported again), the
+// item is resolved.
 func flagUncountedTransfers(tx *store.Tx, inv *store.Invoice) error {
-	if paymentd.Payable(paymentd.InvoiceStatus(inv.Status)) || inv.Status == string(paymentd.InvoicePaid) {
+	const kind = "invoice_ended_with_unconfirmed_transfers"
+	if paymentd.Payable(paymentd.InvoiceStatus(inv.Status)) || inv.Status == string(paymentd.InvoicePaid) || len(inv.Receipts) == 0 {
 		return nil
 	}
 	var n int
@@ -300,10 +303,10 @@ func flagUncountedTransfers(tx *store.Tx, inv *store.Invoice) error {
 		}
 	}
 	if n == 0 {
-		return nil
+		return tx.ResolveOperatorItem(inv.AccountID, inv.Livemode, inv.ID, kind)
 	}
 	c, _ := paymentd.LookupCurrency(inv.Currency)
-	return addOperatorItemTx(tx, inv.AccountID, inv.Livemode, inv.ID, "invoice_ended_with_unconfirmed_transfers", fmt.Sprintf(
+	return addOperatorItemTx(tx, inv.AccountID, inv.Livemode, inv.ID, kind, fmt.Sprintf(
 		"Invoice %s is %s with %d transfer(s) of %s %s seen but never confirmed; the money may be at %s. Check there, then refund the customer or honor the invoice.",
 		inv.ID, inv.Status, n, paymentd.FormatAmount(sum, c), inv.Currency, inv.Provider))
 }

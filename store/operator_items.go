@@ -51,6 +51,16 @@ func (tx *Tx) AddOperatorItem(it *OperatorItem) (bool, error) {
 	return n == 1, nil
 }
 
+// ResolveOperatorItem closes the open item of one kind of an object, when
+// what it asked a person to look at has resolved itself.
+func (tx *Tx) ResolveOperatorItem(accountID string, livemode bool, objectID, kind string) error {
+	if _, err := tx.exec(`UPDATE operator_items SET resolved=? WHERE account_id=? AND livemode=? AND object_id=? AND kind=? AND resolved IS NULL`,
+		micros(tx.now), accountID, boolInt(livemode), objectID, kind); err != nil {
+		return fmt.Errorf("store: operator item: %w", err)
+	}
+	return nil
+}
+
 // ResolveOperatorItems closes the open items of an object, when a definite
 // answer settled it after all.
 func (tx *Tx) ResolveOperatorItems(accountID string, livemode bool, objectID string) error {

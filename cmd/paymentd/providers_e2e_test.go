@@ -468,6 +468,20 @@ func TestProviderAlppayExpiredWithUnconfirmedTransfer(t *testing.T) {
 	if err == nil || !strings.Contains(out.String(), "invoice_ended_with_unconfirmed_transfers") || !strings.Contains(out.String(), inv["id"].(string)) {
 		t.Fatalf("paymentd operator-items: %v\n%s\nwant invoice_ended_with_unconfirmed_transfers for %s", err, out.String(), inv["id"])
 	}
+	// alppay confirms the transfer after all: paymentd counts it (the
+	// invoice stays expired, for the merchant to honour or refund) and the
+	// item resolves itself.
+	if err := fake.ConfirmReceived(ref); err != nil {
+		t.Fatal(err)
+	}
+	code, got, _ = s.restDo(t, "GET", "/v1/invoices/INV-U1", s.liveKey, "", "")
+	if code != 200 || got["status"] != "expired" || pvNumber(t, got["amount_paid"]) != 50_000000 {
+		t.Fatalf("after alppay confirmed the transfer: %d %v; want expired with 50 USDT counted", code, got)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"operator-items", "--db", s.db}, noEnv, &out, &out); err != nil {
+		t.Errorf("paymentd operator-items after the transfer was confirmed: %v\n%s\nwant none open", err, out.String())
+	}
 	pvCheckLedger(t, s.db)
 }
 
