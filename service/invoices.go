@@ -321,8 +321,15 @@ func expireIfDue(tx *store.Tx, inv *store.Invoice) error {
 	if !due(inv, tx.Now()) {
 		return nil
 	}
-	_, err := writeInvoice(tx, inv, paymentd.InvoiceExpire, nil)
-	return err
+	if _, err := writeInvoice(tx, inv, paymentd.InvoiceExpire, nil); err != nil {
+		return err
+	}
+	if inv.ProviderRef != "" {
+		// The reconciler asks its provider again a first delay after the
+		// expiry, then on its schedule (LateTransferWindow).
+		return tx.DeleteReconcileCheck(inv.AccountID, inv.Livemode, inv.ID)
+	}
+	return nil
 }
 
 // servedHere reports whether paymentd itself serves the invoice (the

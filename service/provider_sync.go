@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/paymentd/paymentd"
 	"github.com/paymentd/paymentd/providers"
@@ -100,12 +102,27 @@ func applyInvoiceStateTx(tx *store.Tx, key *store.Invoice, st providers.InvoiceS
 		}
 		changed = true
 	}
-	if changed || !paymentd.Payable(paymentd.InvoiceStatus(cur.Status)) {
+	if changed || (!paymentd.Payable(paymentd.InvoiceStatus(cur.Status)) && !askedAfterEnd(cur, tx.Now())) {
 		if err := tx.DeleteReconcileCheck(cur.AccountID, cur.Livemode, cur.ID); err != nil {
 			return nil, false, err
 		}
 	}
 	return cur, changed, nil
+}
+
+// LateTransferWindow is how long after its expiry the reconciler keeps
+// asking the provider of an invoice that ended (expired or canceled) about
+// it, on its schedule: a customer's transfer that arrives, or confirms,
+// after paymentd or the provider ended the invoice is money at the
+// provider, recorded on the invoice for the merchant to honour or refund.
+const LateTransferWindow = 7 * 24 * time.Hour
+
+// askedAfterEnd reports whether inv is a provider-served invoice that ended
+// unpaid less than LateTransferWindow after its expiry, so that the
+// reconciler still asks its provider about it.
+func askedAfterEnd(inv *store.Invoice, now time.Time) bool {
+	return inv.ProviderRef != "" && slices.Contains(paymentd.EndedInvoices, paymentd.InvoiceStatus(inv.Status)) &&
+		now.Before(inv.ExpiresAt.Add(LateTransferWindow))
 }
 
 // payoutReferencer is implemented by payout adapters that say which

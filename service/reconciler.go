@@ -107,20 +107,29 @@ func (s reconciler) reconcileOnce(ctx context.Context, cfg ReconcileConfig) {
 // first once it has been unchanged for Schedule[0], a payout once its
 // creation call must have ended too (CreatePayout records it pending before
 // it asks the provider). Each change the provider reports restarts the
-// object's schedule; settled objects leave it.
+// object's schedule; settled objects leave it, except invoices that ended
+// unpaid, asked about until LateTransferWindow after their expiry.
 func (s reconciler) reconcileProviderObjects(ctx context.Context, cfg ReconcileConfig, now time.Time) {
-	invs, istates, err := s.store.ProviderInvoicesDue(ctx, now.Add(-cfg.Schedule[0]), now, reconcileBatch)
-	if err != nil && ctx.Err() == nil {
-		s.log.Error("reconciler: reading provider invoices", "error", err.Error())
+	pollInvoices := func(what string, invs []*store.Invoice, states []store.ReconcileState, err error) {
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("reconciler: reading "+what, "error", err.Error())
+		}
+		for i, inv := range invs {
+			if ctx.Err() != nil {
+				return
+			}
+			if s.claimItem(ctx, inv.AccountID, inv.Livemode, inv.ID) {
+				s.reconcileInvoice(ctx, cfg, inv, states[i])
+			}
+		}
 	}
-	for i, inv := range invs {
-		if ctx.Err() != nil {
-			return
-		}
-		if !s.claimItem(ctx, inv.AccountID, inv.Livemode, inv.ID) {
-			continue
-		}
-		s.reconcileInvoice(ctx, cfg, inv, istates[i])
+	invs, states, err := s.store.ProviderInvoicesDue(ctx, now.Add(-cfg.Schedule[0]), now, reconcileBatch)
+	pollInvoices("provider invoices", invs, states, err)
+	// Ended ones too, for money that reaches their provider late.
+	invs, states, err = s.store.EndedProviderInvoicesDue(ctx, now.Add(-LateTransferWindow), now.Add(-cfg.Schedule[0]), now, reconcileBatch)
+	pollInvoices("ended provider invoices", invs, states, err)
+	if ctx.Err() != nil {
+		return
 	}
 	ps, pstates, err := s.store.ProviderPayoutsDue(ctx, sandboxName, now.Add(-max(cfg.Schedule[0], 2*s.cfg.ProviderTimeout)), now, reconcileBatch)
 	if err != nil && ctx.Err() == nil {
@@ -150,7 +159,7 @@ func (s reconciler) reconcileInvoice(ctx context.Context, cfg ReconcileConfig, i
 			cur, changed, err = applyInvoiceStateTx(tx, inv, pst)
 			return err
 		})
-		if err == nil && (changed || !paymentd.Payable(paymentd.InvoiceStatus(cur.Status))) {
+		if err == nil && (changed || (!paymentd.Payable(paymentd.InvoiceStatus(cur.Status)) && !askedAfterEnd(cur, time.Now()))) {
 			log.Info("reconciler: invoice updated from its provider", "status", cur.Status, "amount_paid", cur.AmountPaid)
 			s.metrics.reconciler.WithLabelValues("settled").Inc()
 			return // its schedule was dropped in the same write

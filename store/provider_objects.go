@@ -105,6 +105,26 @@ func (s *Store) ProviderInvoicesDue(ctx context.Context, firstBefore, now time.T
 	return invs, states, s.attachReceipts(ctx, invs)
 }
 
+// EndedProviderInvoicesDue returns up to limit expired or canceled invoices
+// that a provider serves, whose expiry is at or after expiredAfter, with
+// their receipts, that are due a status call as ProviderInvoicesDue says:
+// money may reach the provider after the invoice ended.
+func (s *Store) EndedProviderInvoicesDue(ctx context.Context, expiredAfter, firstBefore, now time.Time, limit int) ([]*Invoice, []ReconcileState, error) {
+	rows, err := s.query(ctx, `SELECT `+hookPrefixCols("i.", invoiceCols)+`, c.attempts, c.next_check
+		FROM invoices AS i INDEXED BY invoices_ended_by_provider LEFT JOIN reconcile_checks AS c ON c.account_id = i.account_id AND c.livemode = i.livemode AND c.object_id = i.id
+		WHERE i.`+endedInvoice+` AND i.provider_ref IS NOT NULL AND i.expires_at >= ?
+		  AND ((c.next_check IS NULL AND i.updated <= ?) OR c.next_check <= ?)
+		LIMIT ?`, micros(expiredAfter), micros(firstBefore), micros(now), limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: ended provider invoices due: %w", err)
+	}
+	invs, states, err := scanDue(rows, scanInvoice)
+	if err != nil {
+		return nil, nil, err
+	}
+	return invs, states, s.attachReceipts(ctx, invs)
+}
+
 // ProviderPayoutsDue returns up to limit pending or processing payouts of
 // providers other than except (the in-process sandbox, which moves its
 // payouts itself) that are due a status call, as ProviderInvoicesDue does

@@ -31,6 +31,7 @@ var (
 	unsettledPayment = statusIn("status", paymentd.UnsettledPayments)
 	pendingRefund    = statusIn("r.status", paymentd.PendingRefunds)
 	payableInvoice   = statusIn("status", paymentd.PayableInvoices)
+	endedInvoice     = statusIn("status", paymentd.EndedInvoices)
 	activePayout     = statusIn("status", paymentd.ActivePayouts)
 	openPayment      = statusIn("status", paymentd.OpenPayments)
 	// invoiceAttempt: a payment made for an invoice that the invoice may
