@@ -105,6 +105,19 @@ func testStatusSets(t *testing.T, s *store.Store) {
 			t.Errorf("ProviderInvoicesDue finds a %s invoice: %v; want %v (non-terminal)", st, found, want)
 		}
 	}
+	endedDue, _, err := s.EndedProviderInvoicesDue(ctx, time.Now().Add(-time.Hour), later, later, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range paymentd.InvoiceLifecycle.Statuses {
+		want := slices.Contains(paymentd.EndedInvoices, st)
+		if found := slices.ContainsFunc(endedDue, func(i *store.Invoice) bool { return i.Status == string(st) }); found != want {
+			t.Errorf("EndedProviderInvoicesDue finds a %s invoice: %v; want %v (ended unpaid)", st, found, want)
+		}
+	}
+	if old, _, err := s.EndedProviderInvoicesDue(ctx, time.Now(), later, later, 100); err != nil || len(old) != 0 {
+		t.Errorf("EndedProviderInvoicesDue of invoices that expired after now: %v, %v; want none (they expired a minute ago)", old, err)
+	}
 
 	// Payouts, at the sandbox and at a provider.
 	mustWrite(t, s, func(tx *store.Tx) error {
