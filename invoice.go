@@ -55,9 +55,10 @@ var InvoiceLifecycle = Lifecycle[InvoiceStatus]{
 // their status, and expire when due; the store selects by them.
 var PayableInvoices = InvoiceExpire.Sources
 
-// EndedInvoices are the invoices that stopped being payable without being
-// paid: money may still reach their provider late.
-var EndedInvoices = []InvoiceStatus{InvoiceExpired, InvoiceCanceled}
+// EndedInvoices are the invoices that stopped being payable: paid, expired
+// or canceled. Money may still reach their provider late (a transfer after
+// the expiry, a confirmation after it, a second transfer after payment).
+var EndedInvoices = []InvoiceStatus{InvoicePaid, InvoiceExpired, InvoiceCanceled}
 
 // Payable reports whether an invoice in status may still take money that
 // changes its status.

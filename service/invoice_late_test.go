@@ -18,7 +18,8 @@ import (
 // The reconciler keeps asking alppay about the ended invoice on its
 // schedule (not at every pass), records the late money on it (the invoice
 // stays expired, for the merchant to honour or refund), and never asks
-// about an invoice that ended more than LateTransferWindow ago.
+// about an invoice that ended more than LateTransferWindow ago. A second
+// transfer to a paid invoice is recorded the same way.
 func TestLateTransferToEndedInvoiceRecorded(t *testing.T) {
 	const key, secret = "ak_late_test", "late-secret"
 	fake := alppayfake.New(key, secret)
@@ -115,5 +116,25 @@ routes:
 	}
 	if m := gets(old.ProviderRef); m != 0 {
 		t.Errorf("alppay was asked %d times about an invoice that ended 8 days ago; want none (LateTransferWindow)", m)
+	}
+
+	// A paid invoice is asked about too: a second transfer after the
+	// payment is money at alppay, recorded on the invoice.
+	paid := invoice(time.Now().Add(time.Hour), "open")
+	if err := fake.PayInvoice(paid.ProviderRef, 50_000000); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	reconciler{s}.reconcileOnce(ctx, cfg)
+	if got, _ := st.GetInvoice(ctx, acct, true, paid.ID); got.Status != "paid" || got.AmountPaid != 50_000000 {
+		t.Fatalf("after the payment: %s, amount_paid %d; want paid, 50 USDT", got.Status, got.AmountPaid)
+	}
+	if err := fake.PayInvoice(paid.ProviderRef, 7_000000); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	reconciler{s}.reconcileOnce(ctx, cfg)
+	if got, _ := st.GetInvoice(ctx, acct, true, paid.ID); got.Status != "paid" || got.AmountPaid != 57_000000 || len(got.Receipts) != 2 {
+		t.Errorf("after a second transfer to the paid invoice: %s, amount_paid %d, %d receipts; want paid, 57 USDT, 2", got.Status, got.AmountPaid, len(got.Receipts))
 	}
 }

@@ -111,15 +111,16 @@ func applyInvoiceStateTx(tx *store.Tx, key *store.Invoice, st providers.InvoiceS
 }
 
 // LateTransferWindow is how long after its expiry the reconciler keeps
-// asking the provider of an invoice that ended (expired or canceled) about
-// it, on its schedule: a customer's transfer that arrives, or confirms,
-// after paymentd or the provider ended the invoice is money at the
-// provider, recorded on the invoice for the merchant to honour or refund.
+// asking the provider of an invoice that ended (paid, expired or canceled)
+// about it, on its schedule: a customer's transfer that arrives or confirms
+// after the invoice ended, or a second one after it was paid, is money at
+// the provider, recorded on the invoice for the merchant to honour or
+// refund.
 const LateTransferWindow = 7 * 24 * time.Hour
 
 // askedAfterEnd reports whether inv is a provider-served invoice that ended
-// unpaid less than LateTransferWindow after its expiry, so that the
-// reconciler still asks its provider about it.
+// less than LateTransferWindow after its expiry, so that the reconciler
+// still asks its provider about it.
 func askedAfterEnd(inv *store.Invoice, now time.Time) bool {
 	return inv.ProviderRef != "" && slices.Contains(paymentd.EndedInvoices, paymentd.InvoiceStatus(inv.Status)) &&
 		now.Before(inv.ExpiresAt.Add(LateTransferWindow))

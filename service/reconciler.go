@@ -107,8 +107,8 @@ func (s reconciler) reconcileOnce(ctx context.Context, cfg ReconcileConfig) {
 // first once it has been unchanged for Schedule[0], a payout once its
 // creation call must have ended too (CreatePayout records it pending before
 // it asks the provider). Each change the provider reports restarts the
-// object's schedule; settled objects leave it, except invoices that ended
-// unpaid, asked about until LateTransferWindow after their expiry.
+// object's schedule; settled objects leave it, except invoices, asked about
+// until LateTransferWindow after their expiry.
 func (s reconciler) reconcileProviderObjects(ctx context.Context, cfg ReconcileConfig, now time.Time) {
 	pollInvoices := func(what string, invs []*store.Invoice, states []store.ReconcileState, err error) {
 		if err != nil && ctx.Err() == nil {

@@ -105,7 +105,7 @@ func (s *Store) ProviderInvoicesDue(ctx context.Context, firstBefore, now time.T
 	return invs, states, s.attachReceipts(ctx, invs)
 }
 
-// EndedProviderInvoicesDue returns up to limit expired or canceled invoices
+// EndedProviderInvoicesDue returns up to limit paid, expired or canceled invoices
 // that a provider serves, whose expiry is at or after expiredAfter, with
 // their receipts, that are due a status call as ProviderInvoicesDue says:
 // money may reach the provider after the invoice ended.

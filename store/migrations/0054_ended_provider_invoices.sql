@@ -1,6 +1,6 @@
--- Provider-served invoices that ended (expired or canceled), by expiry
+-- Provider-served invoices that ended (paid, expired or canceled), by expiry
 -- time: the reconciler keeps asking their provider for a while after the
 -- expiry (service.LateTransferWindow), so that money that arrives or
 -- confirms late at the provider is recorded, not left there unknown.
 CREATE INDEX invoices_ended_by_provider ON invoices (expires_at)
-    WHERE status IN ('expired', 'canceled') AND provider_ref IS NOT NULL;
+    WHERE status IN ('paid', 'expired', 'canceled') AND provider_ref IS NOT NULL;

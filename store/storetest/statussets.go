@@ -112,7 +112,7 @@ func testStatusSets(t *testing.T, s *store.Store) {
 	for _, st := range paymentd.InvoiceLifecycle.Statuses {
 		want := slices.Contains(paymentd.EndedInvoices, st)
 		if found := slices.ContainsFunc(endedDue, func(i *store.Invoice) bool { return i.Status == string(st) }); found != want {
-			t.Errorf("EndedProviderInvoicesDue finds a %s invoice: %v; want %v (ended unpaid)", st, found, want)
+			t.Errorf("EndedProviderInvoicesDue finds a %s invoice: %v; want %v (ended)", st, found, want)
 		}
 	}
 	if old, _, err := s.EndedProviderInvoicesDue(ctx, time.Now(), later, later, 100); err != nil || len(old) != 0 {
