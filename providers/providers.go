@@ -197,6 +197,17 @@ type PaymentState struct {
 // still be in flight (service/reconciler.go).
 const CodeAbsent = "provider_object_absent"
 
+// Codes of a capture (confirm) whose outcome the provider's answer leaves
+// unknown and that asking again cannot settle: the provider says the
+// authorization was already charged without naming the payment
+// (CodeAlreadyConfirmed), or refuses the confirm in a way that does not say
+// whether an earlier one charged (CodeConfirmRefusedUnclear). The
+// reconciler makes each an operator item (service/boundary.go).
+const (
+	CodeAlreadyConfirmed      = "authorization_already_confirmed"
+	CodeConfirmRefusedUnclear = "authorization_confirm_refused_unclear"
+)
+
 // Absent reports whether err is a provider's definite answer that it holds
 // no object under the reference read (CodeAbsent).
 func Absent(err error) bool {

@@ -317,11 +317,11 @@ func (s reconciler) operatorItemIfStuck(p *store.Payment, perr error) {
 		return
 	}
 	switch pe.Code {
-	case "authorization_already_confirmed":
+	case providers.CodeAlreadyConfirmed:
 		s.addOperatorItem(p.AccountID, p.Livemode, p.ID, "payment_captured_reference_unknown", fmt.Sprintf(
 			"%s says the authorization %s of payment %s was confirmed (charged), but does not say the payment's id; paymentd keeps the payment unsettled. Find the payment in the %s dashboard and settle it by hand.",
 			p.Provider, p.ProviderRef, p.ID, p.Provider))
-	case "authorization_confirm_refused_unclear":
+	case providers.CodeConfirmRefusedUnclear:
 		s.addOperatorItem(p.AccountID, p.Livemode, p.ID, "payment_capture_outcome_unknown", fmt.Sprintf(
 			"%s refused the confirmation of authorization %s of payment %s in a way that does not say whether an earlier confirmation charged it, and has no call to read it back; paymentd keeps the payment unsettled. Look the authorization up in the %s dashboard and settle the payment by hand.",
 			p.Provider, p.ProviderRef, p.ID, p.Provider))

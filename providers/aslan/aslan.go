@@ -380,13 +380,6 @@ func (c *Client) CaptureReference(ctx context.Context, req providers.CaptureRequ
 	return "", providers.AnswerError(c.name, true, "provider_payment_pending", "answered the confirmation with status %q", p.Status)
 }
 
-// CodeConfirmRefusedUnclear is the code of a confirm Aslan refused in a way
-// its document does not name (a 400 or 404 other than a card decline): the
-// authorization may have been charged by an earlier confirm whose answer
-// was lost, so the outcome is Unknown, and as Aslan has no call to read it
-// back an operator settles it.
-const CodeConfirmRefusedUnclear = "authorization_confirm_refused_unclear"
-
 // confirmRefusal classifies a failed confirm of authorization reference.
 // Declines (402, card_error: the card was not charged), refused credentials
 // and rate limits (nothing was done) and Unknown outcomes pass through. A
@@ -394,17 +387,19 @@ const CodeConfirmRefusedUnclear = "authorization_confirm_refused_unclear"
 // the document names no refusal of a confirm, and Aslan refuses a confirm
 // re-sent after a lost answer with codes such as
 // authorization_already_confirmed, payment_already_confirmed or
-// resource_already_exists although the first confirm charged. It is Unknown.
+// resource_already_exists although the first confirm charged. It is
+// Unknown (providers.CodeConfirmRefusedUnclear), and as Aslan has no call
+// to read it back an operator settles it.
 func confirmRefusal(reference string, err error) error {
 	var pe *providers.Error
 	if !errors.As(err, &pe) || pe.Kind != providers.InvalidRequest {
 		return err
 	}
-	if pe.Code == "authorization_already_confirmed" {
-		return &providers.Error{Kind: providers.Unknown, Code: "authorization_already_confirmed",
+	if pe.Code == providers.CodeAlreadyConfirmed {
+		return &providers.Error{Kind: providers.Unknown, Code: providers.CodeAlreadyConfirmed,
 			Message: "Aslan says authorization " + reference + " was already confirmed (charged), without the payment's id."}
 	}
-	return &providers.Error{Kind: providers.Unknown, Code: CodeConfirmRefusedUnclear, Message: fmt.Sprintf(
+	return &providers.Error{Kind: providers.Unknown, Code: providers.CodeConfirmRefusedUnclear, Message: fmt.Sprintf(
 		"Aslan refused the confirmation of authorization %s (%s: %s). Its API names no such refusal of a confirm, and a confirm re-sent after a lost answer is refused although the first one charged; Aslan has no call to read the authorization back, so the outcome is unknown.",
 		reference, pe.Code, pe.Message)}
 }

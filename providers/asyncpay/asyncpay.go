@@ -275,6 +275,8 @@ func (c *Client) Authorize(ctx context.Context, req providers.PaymentRequest) (p
 	}
 	var d paymentData
 	if err := c.call(ctx, http.MethodPost, c.paths.CreatePayment, body, req.IdempotencyKey, &d); err != nil {
+		// Only a provider error of kind Unknown: a "failed" envelope (not a
+		// providers.Error, so KindOf would call it Unknown) is a decline.
 		if pe := (*providers.Error)(nil); errors.As(err, &pe) && pe.Kind == providers.Unknown {
 			return c.lookUpAfterUnknown(ctx, req, err)
 		}
