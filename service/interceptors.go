@@ -83,7 +83,7 @@ func (s *Service) publicMethod(full string) bool {
 func (s *Service) UnaryInterceptors() []grpc.UnaryServerInterceptor {
 	chain := []grpc.UnaryServerInterceptor{s.recoverUnary}
 	if !s.cfg.InstrumentationOff {
-		chain = append(chain, s.metrics.grpc.UnaryServerInterceptor())
+		chain = append(chain, s.metrics.grpc.unaryInterceptor)
 	}
 	return append(chain, s.requestIDUnary, s.logUnary,
 		s.checkUTF8Unary, s.deadlineUnary, s.authUnary, s.checkIdemKeyUnary, s.refusePANUnary, s.pageTokenUnary, s.errorsUnary)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/felixge/httpsnoop"
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -28,7 +27,7 @@ type metrics struct {
 	off        bool // Config.InstrumentationOff: per-request series do not move
 	reg        *prometheus.Registry
 	collectors []prometheus.Collector // everything registered, for MetricNames
-	grpc       *grpcprom.ServerMetrics
+	grpc       *grpcMetrics
 
 	stateChanges     *prometheus.CounterVec   // kind, status
 	providerCalls    *prometheus.CounterVec   // connection, operation, outcome
@@ -55,10 +54,11 @@ const (
 
 func newMetrics(s *Service) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry(), off: s.cfg.InstrumentationOff}
-	m.grpc = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
-		grpcprom.WithHistogramBuckets([]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30})))
+	m.grpc = newGRPCMetrics([]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30})
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c); m.collectors = append(m.collectors, c) }
-	f(m.grpc)
+	for _, c := range m.grpc.collectors() {
+		f(c)
+	}
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
