@@ -68,7 +68,10 @@ func FormatAmount(amount int64, c Currency) string {
 // MaxAmount; the error names param and says what to send instead.
 func CheckAmount(param string, amount int64, c Currency) error {
 	switch {
-	case amount <= 0:
+	case amount == 0: // proto3 cannot tell an omitted amount from 0
+		return Invalid(param, "amount_invalid", "%s is required: a positive whole number of minor units of %s (e.g. %d for %s %s); it was omitted or 0.",
+			param, c.Code, c.Min*20, FormatAmount(c.Min*20, c), c.Code)
+	case amount < 0:
 		return Invalid(param, "amount_invalid", "%s must be a positive whole number of minor units of %s (e.g. %d for %s %s); got %d.",
 			param, c.Code, c.Min*20, FormatAmount(c.Min*20, c), c.Code, amount)
 	case amount < c.Min:

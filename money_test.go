@@ -2,6 +2,7 @@ package paymentd
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -42,6 +43,12 @@ func TestFormatAndCheckAmount(t *testing.T) {
 		if (code == "") != (err == nil) || (de != nil && (de.Code != code || de.Param != "amount")) {
 			t.Errorf("CheckAmount(%d USD) = %v; want code %q", amount, err, code)
 		}
+	}
+	if err := CheckAmount("amount", 0, usd); !strings.Contains(err.Error(), "amount is required") {
+		t.Errorf("CheckAmount(0 USD) = %v; want it to say that amount is required (proto3 sends an omitted amount as 0)", err)
+	}
+	if err := CheckAmount("amount", -5, usd); !strings.Contains(err.Error(), "got -5") {
+		t.Errorf("CheckAmount(-5 USD) = %v; want it to quote the amount", err)
 	}
 	if _, ok := LookupCurrency("XXX"); ok {
 		t.Error("XXX is a currency; want unknown")

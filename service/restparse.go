@@ -420,7 +420,7 @@ func (strictQueryParser) Parse(msg proto.Message, values url.Values, filter *uti
 				Message: fmt.Sprintf("%s is not a query parameter of this call; the parameters are %s.", name, queryFieldNames(md))}
 		}
 		if err := (&runtime.DefaultQueryParser{}).Parse(msg, url.Values{k: values[k]}, filter); err != nil {
-			return &gatewayError{Param: k, Code: "invalid_request_body", Message: k + " must be " + expectedForm(fd) + "."}
+			return &gatewayError{Param: k, Code: "parameter_invalid", Message: k + " must be " + expectedForm(fd) + "."}
 		}
 	}
 	return nil

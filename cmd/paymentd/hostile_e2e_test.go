@@ -227,8 +227,8 @@ func TestParseErrorsNameTheParameter(t *testing.T) {
 			"invalid_request_body", "", "more after its JSON object"},
 		{"trailing garbage", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa"}]`,
 			"invalid_request_body", "", "more after its JSON object"},
-		{"bad timestamp", "GET", "/v1/payments?created_after=2026-01-01", "", "invalid_request_body", "created_after", "RFC 3339 timestamp"},
-		{"bad page size", "GET", "/v1/payments?page_size=abc", "", "invalid_request_body", "page_size", "integer from 1 to 100"},
+		{"bad timestamp", "GET", "/v1/payments?created_after=2026-01-01", "", "parameter_invalid", "created_after", "RFC 3339 timestamp"},
+		{"bad page size", "GET", "/v1/payments?page_size=abc", "", "parameter_invalid", "page_size", "integer from 1 to 100"},
 		{"unknown query parameter", "GET", "/v1/payments?limit=1", "", "parameter_unknown", "limit", "limit is not a query parameter"},
 		{"unknown refund query parameter", "GET", "/v1/refunds?status=succeeded", "", "parameter_unknown", "status", "status is not a query parameter"},
 	} {
