@@ -2,12 +2,10 @@ package service
 
 import (
 	"bytes"
-	"context"
 	"regexp"
 	"strings"
 	"unicode/utf8"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -19,7 +17,7 @@ import (
 // reason, and before any interceptor runs. A string field holding invalid
 // UTF-8, or bytes that are no protobuf message at all, are the caller's
 // mistake, not paymentd's, so the server's codec lets such a request through
-// emptied and marked, and checkUTF8Unary refuses it with INVALID_ARGUMENT
+// emptied and marked, and refuseMarked refuses it with INVALID_ARGUMENT
 // (naming the field where it can).
 
 // invalidUTF8Field is the unknown field number that carries the mark (the
@@ -107,23 +105,23 @@ func badUTF8Field(b []byte, md protoreflect.MessageDescriptor) string {
 	return ""
 }
 
-// checkUTF8Unary refuses a request the codec marked: invalid UTF-8, or no
+// refuseMarked refuses a request the codec marked: invalid UTF-8, or no
 // protobuf message at all.
-func (s *Service) checkUTF8Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if m, ok := req.(proto.Message); ok {
-		if u := m.ProtoReflect().GetUnknown(); len(u) > 0 {
-			if bytes.Contains(u, malformedMark) {
-				return nil, toGRPC(Errorf(KindInvalid, "invalid_request_body",
-					"The request is not a valid protobuf encoding of %s; send the message as the API's proto declares.", m.ProtoReflect().Descriptor().FullName()))
-			}
-			if i := bytes.Index(u, invalidUTF8Mark); i >= 0 {
-				field := string(u[i+len(invalidUTF8Mark):])
-				if field == "" {
-					return nil, toGRPC(Errorf(KindInvalid, "parameter_invalid", "The request holds a string that is not valid UTF-8; send text encoded as UTF-8."))
-				}
-				return nil, toGRPC(Invalid(field, "parameter_invalid", "%s is not valid UTF-8; send text encoded as UTF-8.", field))
-			}
-		}
+func refuseMarked(m proto.Message) error {
+	u := m.ProtoReflect().GetUnknown()
+	if len(u) == 0 {
+		return nil
 	}
-	return h(ctx, req)
+	if bytes.Contains(u, malformedMark) {
+		return Errorf(KindInvalid, "invalid_request_body",
+			"The request is not a valid protobuf encoding of %s; send the message as the API's proto declares.", m.ProtoReflect().Descriptor().FullName())
+	}
+	if i := bytes.Index(u, invalidUTF8Mark); i >= 0 {
+		field := string(u[i+len(invalidUTF8Mark):])
+		if field == "" {
+			return Errorf(KindInvalid, "parameter_invalid", "The request holds a string that is not valid UTF-8; send text encoded as UTF-8.")
+		}
+		return Invalid(field, "parameter_invalid", "%s is not valid UTF-8; send text encoded as UTF-8.", field)
+	}
+	return nil
 }

@@ -32,7 +32,7 @@ const (
 // the service NOT_SERVING first.
 func (s *Service) NewGRPCServer() (*grpc.Server, *health.Server) {
 	srv := grpc.NewServer(append(s.grpcServerOptions(), // tracing, when on (tracing.go)
-		grpc.ChainUnaryInterceptor(s.UnaryInterceptors()...),
+		grpc.UnaryInterceptor(s.UnaryInterceptor()),
 		grpc.ForceServerCodecV2(newServerCodec()), // invalid UTF-8 is INVALID_ARGUMENT (codec.go)
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(MaxSendMsgSize),

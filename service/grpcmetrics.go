@@ -1,14 +1,12 @@
 package service
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -89,21 +87,23 @@ func (m *methodMetrics) handledCounter(g *grpcMetrics, code codes.Code) promethe
 	return c
 }
 
-// unaryInterceptor counts a unary call as the provider does: started and
-// one message received on entry, one message sent if it succeeded, and its
-// code and duration when it ends.
-func (g *grpcMetrics) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	m := g.method(info.FullMethod)
-	start := time.Now()
+// begin counts a unary call's start as the provider does: started, and
+// its one message received.
+func (g *grpcMetrics) begin(full string) *methodMetrics {
+	m := g.method(full)
 	m.started.Inc()
 	m.received.Inc()
-	resp, err := h(ctx, req)
+	return m
+}
+
+// end counts the call's end: its one message sent if it succeeded, its
+// code, and its duration since start.
+func (m *methodMetrics) end(g *grpcMetrics, err error, start time.Time) {
 	if err == nil {
 		m.sent.Inc()
 	}
 	m.handledCounter(g, callCode(err)).Inc()
 	m.seconds.Observe(time.Since(start).Seconds())
-	return resp, err
 }
 
 // callCode is the status code a call's error becomes on the wire: a context

@@ -4,10 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -20,9 +20,8 @@ func TestGRPCMetricsCountAsTheProviderDid(t *testing.T) {
 	g := newGRPCMetrics(prometheus.DefBuckets)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(g.collectors()...)
-	info := &grpc.UnaryServerInfo{FullMethod: "/paymentd.v1.PaymentsService/GetPayment"}
 	for _, err := range []error{nil, nil, status.Error(codes.NotFound, "no"), context.DeadlineExceeded} {
-		_, _ = g.unaryInterceptor(context.Background(), nil, info, func(context.Context, any) (any, error) { return nil, err })
+		g.begin("/paymentd.v1.PaymentsService/GetPayment").end(g, err, time.Now())
 	}
 	const labels = `grpc_method="GetPayment",grpc_service="paymentd.v1.PaymentsService",grpc_type="unary"`
 	want := `

@@ -1,11 +1,7 @@
 package service
 
 import (
-	"context"
 	"net/http"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 )
 
 // Idempotency keys are honoured exactly or refused: a key that could be
@@ -61,16 +57,6 @@ func checkIdempotencyKey(vals []string) error {
 		}
 	}
 	return nil
-}
-
-// checkIdemKeyUnary refuses a call whose idempotency-key metadata cannot be
-// honoured exactly, before anything runs.
-func (s *Service) checkIdemKeyUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	// ValueFromIncomingContext reads without copying the whole metadata.
-	if err := checkIdempotencyKey(metadata.ValueFromIncomingContext(ctx, idemKeyMetadata)); err != nil {
-		return nil, toGRPC(err)
-	}
-	return h(ctx, req)
 }
 
 // checkRESTHeaders refuses a REST request whose Idempotency-Key header

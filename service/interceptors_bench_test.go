@@ -36,7 +36,7 @@ func BenchmarkUnaryInterceptorChain(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := New(Config{Store: st, DefaultDeadline: 30 * time.Second, RateLimit: -1})
-	chain := s.UnaryInterceptors()
+	icpt := s.UnaryInterceptor()
 	for _, c := range []struct {
 		name string
 		req  any
@@ -52,11 +52,8 @@ func BenchmarkUnaryInterceptorChain(b *testing.B) {
 			&grpc.UnaryServerInfo{FullMethod: pb.PaymentsService_CreatePayment_FullMethodName}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			h := func(context.Context, any) (any, error) { return nil, nil }
-			for i := len(chain) - 1; i >= 0; i-- {
-				icpt, next := chain[i], h
-				h = func(ctx context.Context, req any) (any, error) { return icpt(ctx, req, c.info, next) }
-			}
+			handler := func(context.Context, any) (any, error) { return nil, nil }
+			h := func(ctx context.Context, req any) (any, error) { return icpt(ctx, req, c.info, handler) }
 			ictx := grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, c.md), nopStream{c.info.FullMethod})
 			if _, err := h(ictx, c.req); err != nil {
 				b.Fatal(err)

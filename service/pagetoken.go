@@ -41,17 +41,14 @@ func filterHash(req protoreflect.Message, method, owner string) string {
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:9])
 }
 
-// pageTokenUnary unwraps and checks the page_token of list calls and binds
-// the next_page_token of their answers.
-func (s *Service) pageTokenUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	msg, ok := req.(proto.Message)
-	if !ok {
-		return h(ctx, req)
-	}
+// pagedCall runs the handler of a list call with its page_token unwrapped
+// and checked, and binds the next_page_token of its answer; other calls run
+// as they are.
+func (s *Service) pagedCall(ctx context.Context, msg proto.Message, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	m := msg.ProtoReflect()
 	tokenField := m.Descriptor().Fields().ByName("page_token")
 	if tokenField == nil || tokenField.Kind() != protoreflect.StringKind {
-		return h(ctx, req)
+		return s.handle(ctx, msg, info, h)
 	}
 	owner := ""
 	if p, ok := PrincipalFrom(ctx); ok {
@@ -66,7 +63,7 @@ func (s *Service) pageTokenUnary(ctx context.Context, req any, info *grpc.UnaryS
 		}
 		m.Set(tokenField, protoreflect.ValueOfString(inner))
 	}
-	resp, err := h(ctx, req)
+	resp, err := s.handle(ctx, msg, info, h)
 	if err != nil {
 		return resp, err
 	}

@@ -53,11 +53,11 @@ func requestID(caller string) string {
 	return caller
 }
 
-// requestIDUnary gives every gRPC call a request id (the caller's
+// withRequestID gives a gRPC call its request id (the caller's
 // x-request-id when well formed; the gateway forwards the REST request's),
 // returns it in the x-request-id response header and puts it in the context
 // for the log lines and spans of the call.
-func (s *Service) requestIDUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+func (s *Service) withRequestID(ctx context.Context) context.Context {
 	var caller string
 	// ValueFromIncomingContext reads without copying the whole metadata.
 	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 {
@@ -65,8 +65,10 @@ func (s *Service) requestIDUnary(ctx context.Context, req any, info *grpc.UnaryS
 	}
 	id := requestID(caller)
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
-	trace.SpanFromContext(ctx).SetAttributes(attrRequestID.String(id))
-	return h(WithRequestID(ctx, id), req)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attrRequestID.String(id))
+	}
+	return WithRequestID(ctx, id)
 }
 
 // callPeer is the address a gRPC call came from: the client's, or for a REST
