@@ -173,8 +173,8 @@ func (i *idempotency) replayFromEvent(ctx context.Context, rec *store.Idempotenc
 // an idempotency_error; a repeat while the first is running is a conflict.
 func (i *idempotency) run(ctx context.Context, method string, req, resp proto.Message, do func(*idemKey) error) (callErr error) {
 	p, _ := PrincipalFrom(ctx)
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get(idemKeyMetadata)
+	// ValueFromIncomingContext reads without copying the whole metadata.
+	vals := metadata.ValueFromIncomingContext(ctx, idemKeyMetadata)
 	if err := checkIdempotencyKey(vals); err != nil {
 		return err
 	}
