@@ -278,6 +278,17 @@ func authorizationOutcome(p *store.Payment, res providers.PaymentResult, perr er
 // loadPayment reads a payment of the caller's account and mode; any other
 // payment, or a malformed id, is not found.
 func (s *Service) loadPayment(ctx context.Context, pr *Principal, param, id string) (*store.Payment, error) {
+	return s.findPayment(ctx, pr, param, id, s.store.GetPayment)
+}
+
+// viewPayment is loadPayment for a caller that only reads the payment, which
+// may be the store's cached version itself (store.ReadPayment).
+func (s *Service) viewPayment(ctx context.Context, pr *Principal, param, id string) (*store.Payment, error) {
+	return s.findPayment(ctx, pr, param, id, s.store.ReadPayment)
+}
+
+func (s *Service) findPayment(ctx context.Context, pr *Principal, param, id string,
+	get func(ctx context.Context, accountID string, livemode bool, id string) (*store.Payment, error)) (*store.Payment, error) {
 	if id == "" {
 		return nil, Invalid(param, "parameter_missing", "%s is required: the payment's id, pay_….", param)
 	}
@@ -288,7 +299,7 @@ func (s *Service) loadPayment(ctx context.Context, pr *Principal, param, id stri
 	if !validID(id, PrefixPayment) {
 		return nil, notFound()
 	}
-	p, err := s.store.GetPayment(ctx, pr.AccountID, pr.Livemode, id)
+	p, err := get(ctx, pr.AccountID, pr.Livemode, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, notFound()
 	}
@@ -428,7 +439,7 @@ func (s *PaymentsServer) CancelPayment(ctx context.Context, req *pb.CancelPaymen
 // GetPayment returns one payment.
 func (s *PaymentsServer) GetPayment(ctx context.Context, req *pb.GetPaymentRequest) (*pb.GetPaymentResponse, error) {
 	pr := mustPrincipal(ctx)
-	p, err := s.loadPayment(ctx, pr, "id", req.Id)
+	p, err := s.viewPayment(ctx, pr, "id", req.Id)
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,31 @@ func TestPaymentCacheServesOnlyCommittedVersions(t *testing.T) {
 	if !reflect.DeepEqual(got, fromDB()) || got.Status != "succeeded" {
 		t.Fatalf("after update: cached %+v\n   db %+v", got, fromDB())
 	}
+	// ReadPayment hands out the version itself; a later change publishes a
+	// new one and leaves the one handed out as it was.
+	view, err := st.ReadPayment(ctx, "acct_a", false, "pay_cache1")
+	if err != nil || !reflect.DeepEqual(view, got) {
+		t.Fatalf("ReadPayment = %+v, %v; want %+v", view, err, got)
+	}
+	if err := st.Write(ctx, func(tx *Tx) error {
+		cur, err := tx.GetPayment("acct_a", false, "pay_cache1")
+		if err != nil {
+			return err
+		}
+		cur.AmountRefunded, cur.Updated = 400, tx.Now()
+		return tx.UpdatePayment(cur)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if view.AmountRefunded != 0 {
+		t.Fatalf("a version handed out by ReadPayment changed: amount_refunded %d", view.AmountRefunded)
+	}
+	if again, _ := st.ReadPayment(ctx, "acct_a", false, "pay_cache1"); again.AmountRefunded != 400 || !reflect.DeepEqual(again, fromDB()) {
+		t.Fatalf("ReadPayment after the refund = %+v\n   db %+v", again, fromDB())
+	}
+	if _, err := st.ReadPayment(ctx, "acct_b", false, "pay_cache1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ReadPayment, other account: %v", err)
+	}
 	// Another account or mode never sees it.
 	if _, err := st.GetPayment(ctx, "acct_b", false, "pay_cache1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("other account: %v", err)

@@ -176,6 +176,21 @@ func (s *Store) GetPayment(ctx context.Context, accountID string, livemode bool,
 	if p, ok := s.payments.get(accountID, livemode, id); ok {
 		return p, nil
 	}
+	return s.readPayment(ctx, accountID, livemode, id)
+}
+
+// ReadPayment is GetPayment for a caller that only reads the payment: one
+// served from the cache is the cached version itself, not a copy, and the
+// caller must not change it (a change publishes a new version; it never
+// alters one handed out).
+func (s *Store) ReadPayment(ctx context.Context, accountID string, livemode bool, id string) (*Payment, error) {
+	if p, ok := s.payments.kept(accountID, livemode, id); ok {
+		return p, nil
+	}
+	return s.readPayment(ctx, accountID, livemode, id)
+}
+
+func (s *Store) readPayment(ctx context.Context, accountID string, livemode bool, id string) (*Payment, error) {
 	gen := s.payments.generation()
 	p, err := scanPayment(s.r.getPayment.QueryRowContext(ctx, accountID, boolInt(livemode), id))
 	if err == nil {
