@@ -40,7 +40,13 @@ const (
 	pgLockNotAvailable     = "55P03"
 )
 
+// sqliteCode and pgCode return at once on nil: errors.As's target escapes,
+// so each call would otherwise allocate, and the writer asks about every
+// change's result (isRetryable), nearly always nil.
 func sqliteCode(err error) (int, bool) {
+	if err == nil {
+		return 0, false
+	}
 	var e *sqlite.Error
 	if errors.As(err, &e) {
 		return e.Code(), true
@@ -49,6 +55,9 @@ func sqliteCode(err error) (int, bool) {
 }
 
 func pgCode(err error) string {
+	if err == nil {
+		return ""
+	}
 	var e *pgconn.PgError
 	if errors.As(err, &e) {
 		return e.Code
