@@ -485,6 +485,47 @@ func TestProviderAlppayExpiredWithUnconfirmedTransfer(t *testing.T) {
 	pvCheckLedger(t, s.db)
 }
 
+// TestProviderAlppayUnconfirmedTransferAfterPartialPayment: alppay has
+// counted a first transfer (status PARTIALLY_PAID) and then lists a second
+// one it has not confirmed; its status stays PARTIALLY_PAID and its books
+// hold only the first. paymentd must not call the invoice paid (nor credit
+// the second transfer) while alppay says it is not paid; once alppay
+// confirms the transfer and says PAID, the invoice is paid.
+func TestProviderAlppayUnconfirmedTransferAfterPartialPayment(t *testing.T) {
+	fake, s := pvStartAlppay(t)
+	code, inv, _ := s.restDo(t, "POST", "/v1/invoices", s.liveKey, "alp-p1",
+		`{"amount":25000000,"currency":"USDT","network":"tron","customer":{"id":"8","name":"Ann"},"transaction_reference":"INV-P1","callback_url":"https://shop.example/o/2"}`)
+	if code != 200 {
+		t.Fatalf("create: %d %v", code, inv)
+	}
+	url := inv["payment_url"].(string)
+	ref := url[strings.Index(url, "id=")+3:]
+	if err := fake.PayInvoice(ref, 10_000000); err != nil {
+		t.Fatal(err)
+	}
+	code, got, _ := s.restDo(t, "GET", "/v1/invoices/INV-P1", s.liveKey, "", "")
+	if code != 200 || got["status"] != "partially_paid" || pvNumber(t, got["amount_paid"]) != 10_000000 {
+		t.Fatalf("after a confirmed 10 USDT transfer: %d %v", code, got)
+	}
+	if err := fake.ReceiveUnconfirmed(ref, 15_000000); err != nil {
+		t.Fatal(err)
+	}
+	book, _ := fake.BookFor(ref)
+	code, got, _ = s.restDo(t, "GET", "/v1/invoices/INV-P1", s.liveKey, "", "")
+	if code != 200 || got["status"] != "partially_paid" || pvNumber(t, got["amount_paid"]) != book.Received {
+		t.Fatalf("after an unconfirmed 15 USDT transfer alppay does not count (its status %s, received %d): %d status %v amount_paid %v; want partially_paid with amount_paid %d",
+			book.Status, book.Received, code, got["status"], got["amount_paid"], book.Received)
+	}
+	if err := fake.ConfirmReceived(ref); err != nil {
+		t.Fatal(err)
+	}
+	code, got, _ = s.restDo(t, "GET", "/v1/invoices/INV-P1", s.liveKey, "", "")
+	if code != 200 || got["status"] != "paid" || pvNumber(t, got["amount_paid"]) != 25_000000 {
+		t.Fatalf("after alppay confirmed the second transfer: %d %v; want paid with 25 USDT", code, got)
+	}
+	pvCheckLedger(t, s.db)
+}
+
 // TestProviderRoutingFallback: the first connection refuses connections
 // (nobody listens on its port), so the payment goes to the second; a
 // connection that times out, by contrast, is never fallen back from.

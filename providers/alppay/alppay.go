@@ -43,9 +43,13 @@
 //     under the document's OPEN (or EXPIRED, CANCELED, which do not say).
 //     paymentd thus counts a transfer only when alppay says it is
 //     confirmed. A totalReceivedAmount without listed transactions is
-//     reported only under such a word. Limitation: under a partially paid
-//     word, a later transfer alppay lists without confirmations is taken
-//     as confirmed too; the document gives no way to tell them apart.
+//     reported only under such a word. Under a partially paid word alppay
+//     has not counted the whole amount, so listed transfers without
+//     confirmations are taken as confirmed in list order only while their
+//     sum stays below the amount; the rest count once alppay says more (a
+//     paid word). Limitation: the document gives no way to tell which
+//     listed transfers alppay counted, so under a partially paid word the
+//     one taken as unconfirmed may be another than alppay's.
 //   - customer.id must be an integer: a numeric customer id is sent as is,
 //     any other is sent as a stable 53-bit FNV-1a hash of it, and the id
 //     itself goes in clientId so the deposit address stays the customer's.
@@ -330,6 +334,11 @@ func (c *Client) state(p payment, mutating bool) (providers.InvoiceState, error)
 	if p.Timeout > 0 {
 		st.ExpiresAt = created.Add(time.Duration(p.Timeout) * time.Second)
 	}
+	// Under a partially paid word alppay has not counted the whole amount,
+	// so the transfers taken as confirmed (in the order listed) stop short
+	// of it: the rest are seen, not confirmed, until alppay says more.
+	paid := paidWord(p.Status)
+	var confirmed int64
 	for _, t := range p.Transactions {
 		v, err := providers.ParseDecimal(t.ReceivedAmount, exp)
 		if err != nil || v <= 0 {
@@ -339,8 +348,11 @@ func (c *Client) state(p payment, mutating bool) (providers.InvoiceState, error)
 		switch {
 		case t.Confirmations != nil:
 			r.Confirmations = *t.Confirmations
-		case counted:
+		case counted && (paid || v < amount-confirmed):
 			r.Confirmations = p.ConfirmsNeeded
+		}
+		if r.Confirmations >= p.ConfirmsNeeded {
+			confirmed += min(v, amount-confirmed) // at most amount: no overflow
 		}
 		r.Time, _ = time.Parse(time.RFC3339, t.Date)
 		st.Receipts = append(st.Receipts, r)
