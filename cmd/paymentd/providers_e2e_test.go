@@ -523,6 +523,37 @@ func TestProviderAlppayUnconfirmedTransferAfterPartialPayment(t *testing.T) {
 	if code != 200 || got["status"] != "paid" || pvNumber(t, got["amount_paid"]) != 25_000000 {
 		t.Fatalf("after alppay confirmed the second transfer: %d %v; want paid with 25 USDT", code, got)
 	}
+
+	// The other order: the unconfirmed transfer is listed first, then a
+	// confirmed one makes alppay say PARTIALLY_PAID. paymentd may count less
+	// than alppay, never more, and never calls it paid.
+	code, inv, _ = s.restDo(t, "POST", "/v1/invoices", s.liveKey, "alp-p2",
+		`{"amount":25000000,"currency":"USDT","network":"tron","customer":{"id":"9","name":"Bo"},"transaction_reference":"INV-P2","callback_url":"https://shop.example/o/3"}`)
+	if code != 200 {
+		t.Fatalf("create: %d %v", code, inv)
+	}
+	url = inv["payment_url"].(string)
+	ref = url[strings.Index(url, "id=")+3:]
+	if err := fake.ReceiveUnconfirmed(ref, 10_000000); err != nil {
+		t.Fatal(err)
+	}
+	s.restDo(t, "GET", "/v1/invoices/INV-P2", s.liveKey, "", "")
+	if err := fake.PayInvoice(ref, 15_000000); err != nil {
+		t.Fatal(err)
+	}
+	book, _ = fake.BookFor(ref)
+	code, got, _ = s.restDo(t, "GET", "/v1/invoices/INV-P2", s.liveKey, "", "")
+	if code != 200 || got["status"] == "paid" || pvNumber(t, got["amount_paid"]) > book.Received {
+		t.Fatalf("unconfirmed 10 then confirmed 15 USDT (alppay %s, received %d): %d status %v amount_paid %v; want not paid, at most %d counted",
+			book.Status, book.Received, code, got["status"], got["amount_paid"], book.Received)
+	}
+	if err := fake.ConfirmReceived(ref); err != nil {
+		t.Fatal(err)
+	}
+	code, got, _ = s.restDo(t, "GET", "/v1/invoices/INV-P2", s.liveKey, "", "")
+	if code != 200 || got["status"] != "paid" || pvNumber(t, got["amount_paid"]) != 25_000000 {
+		t.Fatalf("after alppay confirmed both transfers: %d %v; want paid with 25 USDT", code, got)
+	}
 	pvCheckLedger(t, s.db)
 }
 

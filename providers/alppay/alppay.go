@@ -44,12 +44,13 @@
 //     paymentd thus counts a transfer only when alppay says it is
 //     confirmed. A totalReceivedAmount without listed transactions is
 //     reported only under such a word. Under a partially paid word alppay
-//     has not counted the whole amount, so listed transfers without
-//     confirmations are taken as confirmed in list order only while their
-//     sum stays below the amount; the rest count once alppay says more (a
-//     paid word). Limitation: the document gives no way to tell which
-//     listed transfers alppay counted, so under a partially paid word the
-//     one taken as unconfirmed may be another than alppay's.
+//     has not counted the whole amount, so when the listed transfers
+//     together reach it some are unconfirmed, and none without its own
+//     confirmations is taken as confirmed until alppay says more (a paid
+//     word): paymentd may count less than alppay for a while, never more.
+//     Limitation: below the amount, a transfer alppay lists unconfirmed
+//     beside counted ones is taken as confirmed too; the document gives no
+//     way to tell them apart.
 //   - customer.id must be an integer: a numeric customer id is sent as is,
 //     any other is sent as a stable 53-bit FNV-1a hash of it, and the id
 //     itself goes in clientId so the deposit address stays the customer's.
@@ -334,25 +335,28 @@ func (c *Client) state(p payment, mutating bool) (providers.InvoiceState, error)
 	if p.Timeout > 0 {
 		st.ExpiresAt = created.Add(time.Duration(p.Timeout) * time.Second)
 	}
-	// Under a partially paid word alppay has not counted the whole amount,
-	// so the transfers taken as confirmed (in the order listed) stop short
-	// of it: the rest are seen, not confirmed, until alppay says more.
-	paid := paidWord(p.Status)
-	var confirmed int64
+	// Under a partially paid word alppay has not counted the whole amount:
+	// when the listed transfers together reach it, some of them are not
+	// confirmed, and the document does not say which, so none of those
+	// without their own confirmations is taken as confirmed (paymentd never
+	// counts money alppay may not have) until alppay says more.
+	var listed int64
 	for _, t := range p.Transactions {
 		v, err := providers.ParseDecimal(t.ReceivedAmount, exp)
 		if err != nil || v <= 0 {
 			return bad("receivedAmount", t.ReceivedAmount)
 		}
+		listed += min(v, amount-listed) // at most amount: no overflow
+	}
+	presumeConfirmed := paidWord(p.Status) || (counted && listed < amount)
+	for _, t := range p.Transactions {
+		v, _ := providers.ParseDecimal(t.ReceivedAmount, exp)
 		r := providers.Receipt{TxnID: t.TxnID, Amount: v}
 		switch {
 		case t.Confirmations != nil:
 			r.Confirmations = *t.Confirmations
-		case counted && (paid || v < amount-confirmed):
+		case presumeConfirmed:
 			r.Confirmations = p.ConfirmsNeeded
-		}
-		if r.Confirmations >= p.ConfirmsNeeded {
-			confirmed += min(v, amount-confirmed) // at most amount: no overflow
 		}
 		r.Time, _ = time.Parse(time.RFC3339, t.Date)
 		st.Receipts = append(st.Receipts, r)
