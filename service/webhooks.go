@@ -6,10 +6,12 @@ import (
 	"errors"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/paymentd/paymentd"
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
 	"github.com/paymentd/paymentd/store"
 )
@@ -58,11 +60,27 @@ func checkEventTypes(types []string) ([]string, error) {
 			return nil, Invalid("event_types", "event_type_invalid",
 				"event_types entry %q is not an event type; use names such as payment.succeeded, patterns such as payment.*, or leave event_types empty for all events.", truncate(t, 100))
 		}
+		if !matchesSomeEventType(t) {
+			return nil, Invalid("event_types", "event_type_invalid",
+				"event_types entry %q matches no event paymentd sends, so the endpoint would never receive one; use names such as payment.succeeded (docs/webhooks.md lists them all), patterns such as payment.*, refund.*, invoice.* or payout.*, or leave event_types empty for all events.", truncate(t, 100))
+		}
 		if !slices.Contains(out, t) {
 			out = append(out, t)
 		}
 	}
 	return out, nil
+}
+
+// matchesSomeEventType reports whether the subscription pattern p (a name,
+// a prefix pattern such as payment.*, or *) matches one of the event types
+// paymentd writes, by the rule deliveries are matched with.
+func matchesSomeEventType(p string) bool {
+	for _, typ := range paymentd.EventTypes {
+		if p == string(typ) || p == "*" || (strings.HasSuffix(p, ".*") && strings.HasPrefix(string(typ), p[:len(p)-1])) {
+			return true
+		}
+	}
+	return false
 }
 
 // endpointProto is e for the API. With withSecret it carries the secret as

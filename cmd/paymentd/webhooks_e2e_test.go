@@ -387,6 +387,10 @@ func TestWebhookEndpoints(t *testing.T) {
 		{`{"url":"ftp://example.com/x"}`, "url", "url_invalid"},
 		{`{"url":"/relative"}`, "url", "url_invalid"},
 		{`{"url":"https://example.com/x","event_types":["Payment Succeeded"]}`, "event_types", "event_type_invalid"},
+		// Well-formed, but no event paymentd sends: the endpoint would never get one.
+		{`{"url":"https://example.com/x","event_types":["paymnet.succeeded"]}`, "event_types", "event_type_invalid"},
+		{`{"url":"https://example.com/x","event_types":["payment.*","payouts.*"]}`, "event_types", "event_type_invalid"},
+		{`{"url":"https://example.com/x","event_types":["payment.succeeded.*"]}`, "event_types", "event_type_invalid"},
 	} {
 		code, out, _ := s.restDo(t, "POST", "/v1/webhook-endpoints", s.key, "", tc.body)
 		if e := restError(t, code, out); e.httpStatus != 400 || e.param != tc.param || e.code != tc.code {
