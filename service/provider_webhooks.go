@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/paymentd/paymentd/providers"
@@ -110,6 +111,16 @@ func (s inboundHooks) providerWebhook(w http.ResponseWriter, r *http.Request) {
 		writeRESTError(w, http.StatusBadRequest, restErrorBody{Type: "invalid_request_error", Code: "webhook_invalid",
 			Message: "The webhook has no event id."})
 		return
+	}
+	// U+0000 is in no id paymentd or a provider gives, and PostgreSQL
+	// refuses it as a query parameter (which would be a 503, retried forever).
+	for _, v := range []string{ev.ID, ev.Type, ev.ObjectKind, ev.Reference, ev.Status, ev.MerchantReference} {
+		if strings.IndexByte(v, 0) >= 0 {
+			log.WarnContext(r.Context(), "provider webhook: NUL character in the event")
+			writeRESTError(w, http.StatusBadRequest, restErrorBody{Type: "invalid_request_error", Code: "webhook_invalid",
+				Message: "The webhook holds a NUL character (U+0000) in its id, type, status or an object's id."})
+			return
+		}
 	}
 	log = log.With("provider_event", ev.ID, "type", ev.Type)
 	outcome, objectID, err := s.handleProviderEvent(r.Context(), name, prov, ev)

@@ -659,6 +659,11 @@ func TestProviderWebhooks(t *testing.T) {
 	}
 
 	good := whSandboxWebhook("sbevt_2", "payment.captured", p.Id, "captured")
+	// Signed, but with U+0000 in an id: it names nothing of paymentd's (and
+	// PostgreSQL refuses it as a query parameter), so it is refused, not a
+	// 503 the provider would retry forever.
+	nulObject := whSandboxWebhook("sbevt_4", "payment.captured", p.Id+"\x00", "captured")
+	nulEvent := whSandboxWebhook("sbevt_\x005", "payment.captured", p.Id, "captured")
 	for _, tc := range []struct {
 		name, body, header string
 		status             int
@@ -668,6 +673,8 @@ func TestProviderWebhooks(t *testing.T) {
 		{"changed body", strings.Replace(good, "sbevt_2", "sbevt_3", 1), sandbox.SignWebhook(secret, now, []byte(good)), 401},
 		{"10 minutes old", good, sandbox.SignWebhook(secret, now.Add(-10*time.Minute), []byte(good)), 401},
 		{"not JSON", "{", sandbox.SignWebhook(secret, now, []byte("{")), 400},
+		{"NUL in the payment id", nulObject, sandbox.SignWebhook(secret, now, []byte(nulObject)), 400},
+		{"NUL in the event id", nulEvent, sandbox.SignWebhook(secret, now, []byte(nulEvent)), 400},
 	} {
 		code, out := whPostSandbox(t, s, tc.body, tc.header)
 		if code != tc.status {
