@@ -8,11 +8,18 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/paymentd/paymentd/providers"
 	"github.com/paymentd/paymentd/service/paypage"
 	"github.com/paymentd/paymentd/store"
 )
+
+// storableText reports whether s can be an id paymentd stores: UTF-8
+// without U+0000 (PostgreSQL refuses either as a query parameter).
+func storableText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
 
 // inboundHooks serves what providers send paymentd: their webhooks (POST
 // /v1/provider-webhooks/{provider}) and the customers they send back (GET).
@@ -326,7 +333,8 @@ func (s inboundHooks) providerReturn(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	ref, reference := q.Get("invoice_id"), q.Get("transaction_reference")
-	if len(ref) > maxReference*4 || len(reference) > maxReference || (ref == "" && reference == "") {
+	if len(ref) > maxReference*4 || len(reference) > maxReference || (ref == "" && reference == "") ||
+		!storableText(ref) || !storableText(reference) {
 		s.pages.NotFound(w)
 		return
 	}

@@ -562,5 +562,12 @@ func TestProviderAspaydsInvoiceCallbackURL(t *testing.T) {
 	if code, _ := back("status=success&invoice_id=ATINV0&transaction_reference=NOPE"); code != 404 {
 		t.Errorf("return for an unknown invoice: %d; want 404", code)
 	}
+	// A typed or tampered return with U+0000 or bytes that are not UTF-8
+	// names no invoice (PostgreSQL refuses them as query parameters).
+	for _, q := range []string{"invoice_id=%00", "invoice_id=" + ref + "%00", "transaction_reference=CB-1%00", "invoice_id=%ff"} {
+		if code, _ := back("status=success&" + q); code != 404 {
+			t.Errorf("return with %s: %d; want 404", q, code)
+		}
+	}
 	pvCheckLedger(t, s.db)
 }
