@@ -200,68 +200,21 @@ func (s *Service) authorize(ctx context.Context, info *grpc.UnaryServerInfo, who
 }
 
 // refuseCardsAndUnknownFields refuses, before anything runs, a request
-// holding a card number (findPAN) or a field its schema does not take
-// (unknownField).
+// holding a card number or U+0000 (findRefused) or a field its schema does
+// not take (unknownField).
 func refuseCardsAndUnknownFields(m protoreflect.Message) error {
-	if field, found := findPAN(m); found {
+	switch field, why := findRefused(m); why {
+	case refusedCardNumber:
 		return Invalid(field, "card_number_refused",
 			"%s looks like a raw card number; paymentd never accepts card numbers. Tokenize the card with your provider and send its payment method token (e.g. pm_card_visa in test mode).", field)
+	case refusedNUL:
+		return Invalid(field, "parameter_invalid",
+			"%s contains a NUL character (U+0000), which paymentd does not store; remove it.", field)
 	}
 	if e, found := unknownField(m); found {
 		return e
 	}
-	if field, found := findNUL(m); found {
-		return Invalid(field, "parameter_invalid",
-			"%s contains a NUL character (U+0000), which paymentd does not store; remove it.", field)
-	}
 	return nil
-}
-
-// findNUL reports the first string field (or map key or value, or list
-// element) of m holding U+0000: valid UTF-8 that PostgreSQL's text columns
-// refuse, so it is refused on every store before anything runs.
-func findNUL(m protoreflect.Message) (field string, found bool) {
-	nul := func(s string) bool { return strings.IndexByte(s, 0) >= 0 }
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		name := string(fd.Name())
-		switch {
-		case fd.IsMap():
-			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				switch {
-				case nul(k.String()):
-					field, found = name, true
-				case fd.MapValue().Kind() == protoreflect.StringKind && nul(mv.String()):
-					field, found = name+"["+k.String()+"]", true
-				case fd.MapValue().Kind() == protoreflect.MessageKind:
-					if sub, ok := findNUL(mv.Message()); ok {
-						field, found = name+"["+k.String()+"]."+sub, true
-					}
-				}
-				return !found
-			})
-		case fd.IsList():
-			l := v.List()
-			for i := 0; i < l.Len() && !found; i++ {
-				if fd.Kind() == protoreflect.StringKind && nul(l.Get(i).String()) {
-					field, found = name, true
-				} else if fd.Kind() == protoreflect.MessageKind {
-					if sub, ok := findNUL(l.Get(i).Message()); ok {
-						field, found = name+"."+sub, true
-					}
-				}
-			}
-		case fd.Kind() == protoreflect.StringKind:
-			if nul(v.String()) {
-				field, found = name, true
-			}
-		case fd.Kind() == protoreflect.MessageKind:
-			if sub, ok := findNUL(v.Message()); ok {
-				field, found = name+"."+sub, true
-			}
-		}
-		return !found
-	})
-	return field, found
 }
 
 // handle runs the handler; it is the one place where handler errors become

@@ -17,54 +17,83 @@ var panExempt = map[protoreflect.FullName]bool{
 	"paymentd.v1.CreatePayoutRequest.recipient_account": true,
 }
 
-// findPAN reports the first string field (or map key or value) of msg that
-// contains a raw card number (see containsPAN). The field name it returns is
+// A refusal is what findRefused found in a string of a request.
+type refusal uint8
+
+const (
+	refusedCardNumber refusal = iota + 1 // a raw card number (containsPAN)
+	// refusedNUL is U+0000: valid UTF-8, but no PostgreSQL text column
+	// takes it, so it is refused on every store before anything runs.
+	refusedNUL
+)
+
+// refusedIn says whether s is refused, and why; a field exempt from the
+// card-number check (panExempt) is still checked for U+0000.
+func refusedIn(s string, panExempt bool) refusal {
+	switch {
+	case strings.IndexByte(s, 0) >= 0:
+		return refusedNUL
+	case !panExempt && containsPAN(s):
+		return refusedCardNumber
+	}
+	return 0
+}
+
+// findRefused reports the first string field (or map key or value, or list
+// element) of msg that holds a raw card number (see containsPAN) or U+0000,
+// and which, in one walk over the request. The field name it returns is
 // safe to show and log: a map key that holds a card number is masked to its
-// last four digits, as in metadata[••••1111].
-func findPAN(msg protoreflect.Message) (field string, found bool) {
+// last four digits, as in metadata[••••1111], and one holding U+0000 is not
+// quoted.
+func findRefused(msg protoreflect.Message) (field string, why refusal) {
 	msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if panExempt[fd.FullName()] {
-			return true
-		}
+		exempt := panExempt[fd.FullName()]
 		name := string(fd.Name())
 		switch {
 		case fd.IsMap():
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
 				// The key first: a value's field name shows its key.
-				if last4, ok := scanPAN(k.String()); ok {
-					field, found = name+"[••••"+last4+"]", true
-				} else if fd.MapValue().Kind() == protoreflect.StringKind && containsPAN(mv.String()) {
-					field, found = name+"["+k.String()+"]", true
+				key := k.String()
+				if strings.IndexByte(key, 0) >= 0 {
+					field, why = name, refusedNUL
+				} else if last4, ok := scanPAN(key); ok && !exempt {
+					field, why = name+"[••••"+last4+"]", refusedCardNumber
+				} else if fd.MapValue().Kind() == protoreflect.StringKind {
+					if why = refusedIn(mv.String(), exempt); why != 0 {
+						field = name + "[" + key + "]"
+					}
 				} else if fd.MapValue().Kind() == protoreflect.MessageKind {
-					if sub, ok := findPAN(mv.Message()); ok {
-						field, found = name+"["+k.String()+"]."+sub, true
+					if sub, w := findRefused(mv.Message()); w != 0 {
+						field, why = name+"["+key+"]."+sub, w
 					}
 				}
-				return !found
+				return why == 0
 			})
 		case fd.IsList():
 			l := v.List()
-			for i := 0; i < l.Len() && !found; i++ {
-				if fd.Kind() == protoreflect.StringKind && containsPAN(l.Get(i).String()) {
-					field, found = name, true
+			for i := 0; i < l.Len() && why == 0; i++ {
+				if fd.Kind() == protoreflect.StringKind {
+					if why = refusedIn(l.Get(i).String(), exempt); why != 0 {
+						field = name
+					}
 				} else if fd.Kind() == protoreflect.MessageKind {
-					if sub, ok := findPAN(l.Get(i).Message()); ok {
-						field, found = name+"."+sub, true
+					if sub, w := findRefused(l.Get(i).Message()); w != 0 {
+						field, why = name+"."+sub, w
 					}
 				}
 			}
 		case fd.Kind() == protoreflect.StringKind:
-			if containsPAN(v.String()) {
-				field, found = name, true
+			if why = refusedIn(v.String(), exempt); why != 0 {
+				field = name
 			}
 		case fd.Kind() == protoreflect.MessageKind:
-			if sub, ok := findPAN(v.Message()); ok {
-				field, found = name+"."+sub, true
+			if sub, w := findRefused(v.Message()); w != 0 {
+				field, why = name+"."+sub, w
 			}
 		}
-		return !found
+		return why == 0
 	})
-	return field, found
+	return field, why
 }
 
 // HoldsCardNumber reports whether paymentd refuses s as holding a card

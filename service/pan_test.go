@@ -114,14 +114,14 @@ func TestScanPANLeavesOrdinaryText(t *testing.T) {
 
 func TestFindPANMasksMetadataKeys(t *testing.T) {
 	req := &pb.CreatePaymentRequest{Metadata: map[string]string{"4111 1111 1111 1111": "x"}}
-	field, ok := findPAN(req.ProtoReflect())
-	if !ok || field != "metadata[••••1111]" {
-		t.Errorf("findPAN = %q, %v; want metadata[••••1111], true", field, ok)
+	field, why := findRefused(req.ProtoReflect())
+	if why != refusedCardNumber || field != "metadata[••••1111]" {
+		t.Errorf("findRefused = %q, %v; want metadata[••••1111], a card number", field, why)
 	}
 	// A key holding a card number is masked even when its value holds one too.
 	req.Metadata = map[string]string{"4111111111111111": "4111111111111111"}
-	if field, _ := findPAN(req.ProtoReflect()); strings.Contains(field, "41111") {
-		t.Errorf("findPAN named %q", field)
+	if field, _ := findRefused(req.ProtoReflect()); strings.Contains(field, "41111") {
+		t.Errorf("findRefused named %q", field)
 	}
 }
 
@@ -210,8 +210,8 @@ func BenchmarkFindPAN(b *testing.B) {
 	b.ReportAllocs()
 	m := proto.Message(req).ProtoReflect()
 	for b.Loop() {
-		if _, found := findPAN(m); found {
-			b.Fatal("card number found")
+		if _, why := findRefused(m); why != 0 {
+			b.Fatal("refused string found")
 		}
 	}
 }
@@ -241,5 +241,31 @@ func TestRedactText(t *testing.T) {
 	}
 	if got := redactParam("metadata[4111111111111111]"); strings.Contains(got, "4111") {
 		t.Errorf("redactParam kept the card number: %q", got)
+	}
+}
+
+// TestFindRefusedNUL checks that U+0000 is found in every place a string can
+// be — a field, a nested message's field, a map key or value, a list
+// element, and a field exempt from the card-number check — and that a key
+// holding it is not quoted in the field name.
+func TestFindRefusedNUL(t *testing.T) {
+	for _, tc := range []struct {
+		msg   proto.Message
+		field string
+	}{
+		{&pb.CreatePaymentRequest{Description: "a\x00b"}, "description"},
+		{&pb.CreatePaymentRequest{Customer: &pb.Customer{Name: "\x00"}}, "customer.name"},
+		{&pb.CreatePaymentRequest{Metadata: map[string]string{"k": "v\x00"}}, "metadata[k]"},
+		{&pb.CreatePaymentRequest{Metadata: map[string]string{"k\x00": "v"}}, "metadata"},
+		{&pb.CreateWebhookEndpointRequest{Url: "https://example.com/x", EventTypes: []string{"payment.*", "\x00"}}, "event_types"},
+		{&pb.CreatePayoutRequest{RecipientAccount: "0001\x00"}, "recipient_account"},
+	} {
+		field, why := findRefused(tc.msg.ProtoReflect())
+		if why != refusedNUL || field != tc.field {
+			t.Errorf("findRefused(%v) = %q, %v; want %q, refusedNUL", tc.msg, field, why, tc.field)
+		}
+	}
+	if field, why := findRefused((&pb.CreatePaymentRequest{Description: "Order 1001", Metadata: map[string]string{"k": "v"}}).ProtoReflect()); why != 0 {
+		t.Errorf("findRefused of a clean request = %q, %v", field, why)
 	}
 }
