@@ -778,6 +778,29 @@ func TestTimedOutPaymentIsReconciled(t *testing.T) {
 	}
 }
 
+// TestTimedOutManualPaymentIsReconciledAuthorized: a pm_card_timeout
+// payment that asked for a manual capture is reconciled as authorized
+// (requires_capture, nothing captured), not as captured — the sandbox
+// remembers that it only authorized it — and is captured only when asked.
+func TestTimedOutManualPaymentIsReconciledAuthorized(t *testing.T) {
+	s := newServer(t, append(whFast, "--provider-timeout", "200ms",
+		"--reconcile-schedule", "300ms,50ms", "--reconcile-interval", "20ms")...)
+	ctx := withKey(context.Background(), s.key)
+	p := mustCreate(t, ctx, s.payments, &pb.CreatePaymentRequest{Amount: 3000, Currency: "USD",
+		PaymentMethod: sandbox.CardTimeout, CaptureMethod: "manual"})
+	checkPayment(t, p, "unknown", 3000, 0, 0, 0)
+	whWait(t, "the payment to be reconciled", func() bool { return mustGet(t, ctx, s.payments, p.Id).Status != "unknown" })
+	checkPayment(t, mustGet(t, ctx, s.payments, p.Id), "requires_capture", 3000, 3000, 0, 0)
+	// Nothing was captured, so nothing can be refunded yet.
+	if _, err := s.payments.CreateRefund(ctx, &pb.CreateRefundRequest{PaymentId: p.Id}); err == nil {
+		t.Error("refund of an authorized, uncaptured payment succeeded")
+	}
+	if _, err := s.payments.CapturePayment(ctx, &pb.CapturePaymentRequest{Id: p.Id}); err != nil {
+		t.Fatalf("capture: %v", err)
+	}
+	checkPayment(t, mustGet(t, ctx, s.payments, p.Id), "succeeded", 3000, 0, 3000, 0)
+}
+
 // TestCallbackURLDeliveries: an invoice's events are POSTed to its own
 // callback_url, signed with the account's default secret, without any
 // endpoint registered.

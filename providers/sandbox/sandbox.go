@@ -6,6 +6,7 @@ package sandbox
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"github.com/paymentd/paymentd/providers"
 )
@@ -21,19 +22,30 @@ const (
 	CardInsufficientFunds = "pm_card_insufficient_funds" // declined: insufficient_funds
 	// CardTimeout never answers: Authorize waits until its deadline and
 	// returns an Unknown error, so the payment becomes unknown; GetPayment
-	// then reports it captured, and the reconciler settles it as succeeded.
+	// then reports it captured (authorized, if it asked for a manual
+	// capture), and the reconciler settles it as succeeded (requires_capture).
 	CardTimeout = "pm_card_timeout"
 )
 
 // Methods lists every test payment method, for documentation and errors.
 var Methods = []string{CardVisa, CardMastercard, CardDeclined, CardInsufficientFunds, CardTimeout}
 
-// Provider is the sandbox provider. It keeps no state: paymentd's own
-// records are the only record of sandbox payments.
+// Provider is the sandbox provider. It keeps almost no state: paymentd's
+// own records are the only record of sandbox payments, except for the
+// pm_card_timeout payments that asked for a manual capture, which it
+// remembers as authorized, not captured, until they are captured or
+// canceled (GetPayment): in memory, so a restart of paymentd forgets them
+// and they are then reported captured, as every other payment is.
 type Provider struct {
 	// WebhookSecret signs the sandbox's webhooks; empty means DefaultWebhookSecret.
 	WebhookSecret string
+
+	mu            sync.Mutex
+	authorizedFor map[string]bool // sandbox reference (sb_pay_…) → authorized, not captured
 }
+
+// maxAuthorized bounds what the sandbox remembers (test mode only).
+const maxAuthorized = 10_000
 
 var (
 	_ providers.Payments      = (*Provider)(nil)
@@ -75,6 +87,14 @@ func (p *Provider) Authorize(ctx context.Context, req providers.PaymentRequest) 
 		return providers.PaymentResult{}, &providers.Error{Kind: providers.Declined, Code: "insufficient_funds",
 			Message: "The card has insufficient funds. Ask the customer for another payment method."}
 	case CardTimeout:
+		if !req.Capture {
+			p.mu.Lock()
+			if p.authorizedFor == nil || len(p.authorizedFor) >= maxAuthorized {
+				p.authorizedFor = map[string]bool{}
+			}
+			p.authorizedFor[sandboxRef(req.IdempotencyKey)] = true
+			p.mu.Unlock()
+		}
 		<-ctx.Done()
 		return providers.PaymentResult{}, &providers.Error{Kind: providers.Unknown, Code: "provider_timeout",
 			Message: "The sandbox did not answer before the deadline (pm_card_timeout); the payment will be reconciled."}
@@ -84,10 +104,32 @@ func (p *Provider) Authorize(ctx context.Context, req providers.PaymentRequest) 
 }
 
 // Capture always succeeds in the sandbox.
-func (*Provider) Capture(context.Context, string, int64, string) error { return nil }
+func (p *Provider) Capture(_ context.Context, reference string, _ int64, _ string) error {
+	p.settled(reference)
+	return nil
+}
 
 // Cancel always succeeds in the sandbox.
-func (*Provider) Cancel(context.Context, string) error { return nil }
+func (p *Provider) Cancel(_ context.Context, reference string) error {
+	p.settled(reference)
+	return nil
+}
+
+// settled forgets a payment remembered as authorized once it is captured or
+// canceled.
+func (p *Provider) settled(reference string) {
+	p.mu.Lock()
+	delete(p.authorizedFor, sandboxRef(reference))
+	p.mu.Unlock()
+}
+
+// authorized reports whether the payment is remembered as authorized, not
+// captured.
+func (p *Provider) authorized(reference string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.authorizedFor[sandboxRef(reference)]
+}
 
 // Refund always succeeds in the sandbox.
 func (*Provider) Refund(_ context.Context, req providers.RefundRequest) (providers.RefundResult, error) {

@@ -54,15 +54,19 @@ func sandboxRef(id string) string {
 	return "sb_" + id
 }
 
-// GetPayment reports a payment's state. The sandbox keeps no state: every
-// payment it is asked about (by its sb_ reference or, after a timeout, by
-// paymentd's payment id) is reported captured, which is what
-// pm_card_timeout's payments eventually are.
-func (*Provider) GetPayment(_ context.Context, reference string) (providers.PaymentState, error) {
+// GetPayment reports a payment's state. Every payment it is asked about (by
+// its sb_ reference or, after a timeout, by paymentd's payment id) is
+// reported captured, which is what pm_card_timeout's payments eventually
+// are — except one that asked for a manual capture, which is authorized
+// until it is captured or canceled (Provider).
+func (p *Provider) GetPayment(_ context.Context, reference string) (providers.PaymentState, error) {
 	ref := sandboxRef(reference)
 	if !strings.HasPrefix(ref, "sb_pay_") {
 		return providers.PaymentState{}, &providers.Error{Kind: providers.InvalidRequest, Code: "resource_missing",
 			Message: "The sandbox has no payment " + reference + "."}
+	}
+	if p.authorized(ref) {
+		return providers.PaymentState{Reference: ref, Status: "authorized"}, nil
 	}
 	return providers.PaymentState{Reference: ref, Status: "captured"}, nil
 }
