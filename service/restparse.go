@@ -184,7 +184,7 @@ func explainDecodeError(err error, paths []string, raw []byte) error {
 
 // mapEntryParam names the first entry of a map field (an object of strings,
 // such as metadata, at the body's top level or one level down) whose value
-// is not a string, as metadata[key]; or fallback.
+// is not a string (null included), as metadata[key]; or fallback.
 func mapEntryParam(raw []byte, fallback string) string {
 	var body map[string]json.RawMessage
 	if json.Unmarshal(raw, &body) != nil {
@@ -197,8 +197,10 @@ func mapEntryParam(raw []byte, fallback string) string {
 				continue
 			}
 			for k, ev := range entries {
+				// null decodes into a string without error, but protojson
+				// refuses it as a map value.
 				var str string
-				if json.Unmarshal(ev, &str) != nil {
+				if json.Unmarshal(ev, &str) != nil || string(bytes.TrimSpace(ev)) == "null" {
 					return prefix + name + "[" + truncate(k, 40) + "]", true
 				}
 			}

@@ -223,6 +223,8 @@ func TestParseErrorsNameTheParameter(t *testing.T) {
 			"invalid_request_body", "", "not valid UTF-8"},
 		{"metadata value not a string", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa","metadata":{"order":"1","qty":5}}`,
 			"invalid_request_body", "metadata[qty]", "metadata[qty] must be a string"},
+		{"metadata value null", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa","metadata":{"order":"1","qty":null}}`,
+			"invalid_request_body", "metadata[qty]", "metadata[qty] must be a string"},
 		{"second JSON object", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa"} {"amount":5}`,
 			"invalid_request_body", "", "more after its JSON object"},
 		{"trailing garbage", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa"}]`,
