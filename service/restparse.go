@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -88,7 +89,11 @@ func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 			return err
 		}
 		if err := m.JSONPb.NewDecoder(bytes.NewReader(raw)).Decode(v); err != nil {
-			return explainDecodeError(err, paths, raw)
+			var md protoreflect.MessageDescriptor
+			if msg, ok := v.(proto.Message); ok {
+				md = msg.ProtoReflect().Descriptor()
+			}
+			return explainDecodeError(err, paths, raw, md)
 		}
 		return nil
 	})
@@ -145,8 +150,9 @@ var (
 )
 
 // explainDecodeError turns a protojson error into a gatewayError naming the
-// field where it can, and never quotes a card number.
-func explainDecodeError(err error, paths []string, raw []byte) error {
+// field where it can, and never quotes a card number. md describes the
+// request message, for saying what form a mistyped field takes (nil: unknown).
+func explainDecodeError(err error, paths []string, raw []byte, md protoreflect.MessageDescriptor) error {
 	msg := err.Error()
 	if m := reUnknownField.FindStringSubmatch(msg); m != nil {
 		name := m[1]
@@ -179,7 +185,130 @@ func explainDecodeError(err error, paths []string, raw []byte) error {
 		}
 		return e
 	}
+	// A value of the wrong JSON type for its field (a string where an
+	// object, array or duration goes, say): protojson gives only its line
+	// and column; name the field at that place.
+	if m := rePosition.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		col, _ := strconv.Atoi(m[2])
+		if param, ok := pathAt(raw, offsetAt(raw, line, col)); ok {
+			if param == "" {
+				return &gatewayError{Code: "invalid_request_body",
+					Message: "The request body must be a JSON object whose field names are those of the API reference (snake_case)."}
+			}
+			return &gatewayError{Param: param, Code: "invalid_request_body",
+				Message: fmt.Sprintf("%s must be %s.", param, fieldForm(md, param))}
+		}
+	}
 	return errors.New(redactPANs(msg))
+}
+
+var rePosition = regexp.MustCompile(`\(line (\d+):(\d+)\)`)
+
+// offsetAt is the byte offset in raw of protojson's line and column (both
+// from 1, the column counted in runes).
+func offsetAt(raw []byte, line, col int) int {
+	off := 0
+	for ; line > 1 && off < len(raw); off++ {
+		if raw[off] == '\n' {
+			line--
+		}
+	}
+	for ; col > 1 && off < len(raw); col-- {
+		_, size := utf8.DecodeRune(raw[off:])
+		off += size
+	}
+	return off
+}
+
+// pathAt returns the dotted path of the field whose value starts at byte
+// offset off of raw ("" for the body itself), and whether a value starts
+// there.
+func pathAt(raw []byte, off int) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	type frame struct {
+		obj       bool
+		expectKey bool
+		key       string
+	}
+	var stack []frame
+	for {
+		start := int(dec.InputOffset())
+		for start < len(raw) && strings.IndexByte(" \t\r\n,:", raw[start]) >= 0 {
+			start++
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		n := len(stack)
+		if n > 0 && stack[n-1].obj && stack[n-1].expectKey {
+			if k, ok := tok.(string); ok {
+				stack[n-1].key, stack[n-1].expectKey = k, false
+				continue
+			}
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			if n > 0 {
+				stack = stack[:n-1]
+			}
+		} else if start == off {
+			var parts []string
+			for _, f := range stack {
+				if f.obj {
+					parts = append(parts, f.key)
+				}
+			}
+			return strings.Join(parts, "."), true
+		} else if start > off {
+			return "", false
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '{' || d == '[') {
+			stack = append(stack, frame{obj: d == '{', expectKey: d == '{'})
+			continue
+		}
+		if n := len(stack); n > 0 && stack[n-1].obj {
+			stack[n-1].expectKey = true
+		}
+	}
+}
+
+// fieldForm says what JSON a field of md at the dotted path takes.
+func fieldForm(md protoreflect.MessageDescriptor, path string) string {
+	var fd protoreflect.FieldDescriptor
+	for _, name := range strings.Split(path, ".") {
+		if md == nil {
+			return "of the form the API reference gives"
+		}
+		if fd = md.Fields().ByJSONName(name); fd == nil {
+			fd = md.Fields().ByTextName(name)
+		}
+		if fd == nil {
+			return "of the form the API reference gives"
+		}
+		md = fd.Message()
+		if fd.IsMap() || fd.IsList() {
+			md = nil
+		}
+	}
+	switch {
+	case fd.IsMap():
+		return "an object whose values are strings"
+	case fd.IsList():
+		return "an array"
+	case fd.Message() != nil && fd.Message().FullName() == "google.protobuf.Duration":
+		return `a duration in seconds, as a string such as "3600s"`
+	case fd.Message() != nil && fd.Message().FullName() == "google.protobuf.Timestamp":
+		return `an RFC 3339 timestamp such as "2026-01-01T00:00:00Z"`
+	case fd.Message() != nil:
+		return "an object"
+	case fd.Kind() == protoreflect.StringKind:
+		return "a string"
+	case fd.Kind() == protoreflect.BoolKind:
+		return "true or false"
+	default:
+		return "an integer"
+	}
 }
 
 // mapEntryParam names the first entry of a map field (an object of strings,
