@@ -87,11 +87,14 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(doc)
 	})
-	// Anything else is a JSON 404, as the gateway's own are.
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	// Anything else is a JSON 404, as the gateway's own are; /v1 itself
+	// too, which http.ServeMux would otherwise redirect (an HTML 307) to /v1/.
+	notFound := func(w http.ResponseWriter, r *http.Request) {
 		writeRESTError(w, http.StatusNotFound, restErrorBody{Type: "invalid_request_error", Code: "route_not_found",
 			Message: "No route matches " + r.Method + " " + truncate(r.URL.Path, 200) + "; see /openapi.json for the routes."})
-	})
+	}
+	mux.HandleFunc("/v1", notFound)
+	mux.HandleFunc("/", notFound)
 	return s.traceHTTP(s.observeHTTP(limitHeaders(canonicalPaths(mux)))), nil
 }
 

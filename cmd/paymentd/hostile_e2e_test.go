@@ -637,7 +637,7 @@ func TestOddAuthorizationHeadersRefused(t *testing.T) {
 // HTML redirect or a text 404.
 func TestOddPathsAnswerJSON(t *testing.T) {
 	srv := newServer(t)
-	for _, p := range []string{"/v1//payments", "/v1/./payments", "/v1/refunds/../payments", "/nowhere", "/v1/payments//"} {
+	for _, p := range []string{"/v1//payments", "/v1/./payments", "/v1/refunds/../payments", "/nowhere", "/v1/payments//", "/v1"} {
 		req, err := http.NewRequest("GET", srv.baseURL+p, nil)
 		if err != nil {
 			t.Fatal(err)
