@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -144,8 +145,13 @@ func validateCreateInvoice(req *pb.CreateInvoiceRequest, livemode bool) (invoice
 		}
 		v.expiry = req.Expiry.AsDuration()
 		if v.expiry < minInvoiceExpiry || v.expiry > maxInvoiceExpiry {
-			return v, Invalid("expiry", "expiry_invalid", "expiry must be between %v and %v (720h); got %v. Omit it for the default of 24h.",
-				minInvoiceExpiry, maxInvoiceExpiry, v.expiry)
+			got := v.expiry.String()
+			if v.expiry == math.MaxInt64 || v.expiry == math.MinInt64 {
+				// AsDuration saturates beyond ±292 years; say what was sent.
+				got = fmt.Sprintf("%ds", req.Expiry.Seconds)
+			}
+			return v, Invalid("expiry", "expiry_invalid", "expiry must be between %v and %v (720h); got %s. Omit it for the default of 24h.",
+				minInvoiceExpiry, maxInvoiceExpiry, got)
 		}
 	}
 	if err := checkLen("description", req.Description, maxDescription); err != nil {

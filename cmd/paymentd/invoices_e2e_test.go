@@ -538,6 +538,14 @@ func TestInvoiceBadInputs(t *testing.T) {
 	if e := restError(t, code, m); e.httpStatus != http.StatusNotFound {
 		t.Errorf("receipt with a live key over REST: %+v; want 404", e)
 	}
+	// An expiry too long for a Go duration is quoted as sent, not as the
+	// saturated 2562047h47m16.854775807s.
+	code, m, _ = srv.restDo(t, "POST", "/v1/invoices", srv.key, "",
+		`{"amount":1000,"currency":"USD","transaction_reference":"bad-huge-expiry","callback_url":"https://shop.example/cb","expiry":"315576000000s"}`)
+	msg, _ := m["error"].(map[string]any)["message"].(string)
+	if e := restError(t, code, m); e.httpStatus != http.StatusBadRequest || e.code != "expiry_invalid" || !strings.Contains(msg, "got 315576000000s.") {
+		t.Errorf("expiry of 10 000 years: %+v %q; want 400 expiry_invalid quoting 315576000000s", e, msg)
+	}
 }
 
 func TestCryptoInvoiceReceipts(t *testing.T) {
