@@ -314,7 +314,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the server to this file")
 	fs.StringVar(&c.memProfile, "memprofile", "", "write the server's allocation profile (every allocation since it started, sampled; go tool pprof -sample_index=alloc_space) to this file when it stops")
 	fs.StringVar(&c.server, "server", "child", "child: paymentd and the echo baseline run as child processes, so their own CPU is measured apart from the load generator's; inprocess: everything in this process")
-	fs.StringVar(&c.addr, "addr", "", "drive an already-running `paymentd serve` at this gRPC address instead of starting one (needs --key); comma-separated addresses of a fleet's replicas spread the callers across them")
+	fs.StringVar(&c.addr, "addr", "", "drive an already-running paymentd serve at this gRPC `address` instead of starting one (needs --key); comma-separated addresses of a fleet's replicas spread the callers across them")
 	fs.StringVar(&c.httpAddr, "http-addr", "", "with --addr: that server's HTTP address, for rest-create (comma-separated, one per --addr)")
 	fs.StringVar(&c.key, "key", "", "with --addr: a test API key with the write scope on that server (or PAYMENTD_KEY)")
 	fs.StringVar(&c.serverPIDs, "server-pid", "", "with --addr: the server's process id on this machine, to read its CPU time and peak RSS (comma-separated, one per --addr)")

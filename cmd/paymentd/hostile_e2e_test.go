@@ -432,9 +432,17 @@ func TestCLIHelpVersionAndMissingDatabase(t *testing.T) {
 		err := run(t.Context(), args, noEnv, &out, &errOut)
 		return out.String(), errOut.String(), err
 	}
-	for _, args := range [][]string{{"keys", "list", "--help"}, {"serve", "--help"}, {"migrate", "-h"}, {"check", "--help"}, {"accounts", "create", "--help"}} {
-		if _, errOut, err := runCLI(args...); err != nil || !strings.Contains(errOut, "-db") {
+	for _, args := range [][]string{{"keys", "list", "--help"}, {"serve", "--help"}, {"migrate", "-h"}, {"check", "--help"}, {"accounts", "create", "--help"}, {"bench", "--help"}} {
+		_, errOut, err := runCLI(args...)
+		if err != nil || !strings.Contains(errOut, "-db") {
 			t.Errorf("paymentd %s: %v (usage %q); want exit 0 with the flags' usage", strings.Join(args, " "), err, errOut)
+		}
+		// A flag's value placeholder is one word (flag takes a
+		// back-quoted phrase in the usage text for it).
+		for _, line := range strings.Split(errOut, "\n") {
+			if head, _, _ := strings.Cut(line, "\t"); strings.HasPrefix(line, "  -") && len(strings.Fields(head)) > 2 {
+				t.Errorf("paymentd %s: flag line %q has a phrase as its value placeholder", strings.Join(args, " "), line)
+			}
 		}
 	}
 	v1, _, err1 := runCLI("version")

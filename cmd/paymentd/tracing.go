@@ -102,5 +102,5 @@ func (i *instrumentation) Set(v string) error {
 
 // register adds the flag to fs.
 func (i *instrumentation) register(fs *flag.FlagSet) {
-	fs.Var(i, "instrumentation", "on, or off to serve without metrics' per-request work and without tracing (a measurement aid: compare `paymentd bench` with each)")
+	fs.Var(i, "instrumentation", "on, or off to serve without metrics' per-request work and without tracing (a measurement aid: compare paymentd bench with each)")
 }
