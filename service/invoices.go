@@ -586,6 +586,11 @@ func (s *InvoicesServer) CancelInvoice(ctx context.Context, req *pb.CancelInvoic
 		if err := paymentd.InvoiceCancel.Check(inv.ID, paymentd.InvoiceStatus(inv.Status)); err != nil {
 			return err
 		}
+		release, err := s.waitForPageAttempt(ctx, inv)
+		if err != nil {
+			return err
+		}
+		defer release()
 		return s.store.Write(ctx, func(tx *store.Tx) error {
 			out, err := cancelInvoiceTx(tx, inv)
 			if err != nil {
@@ -599,6 +604,19 @@ func (s *InvoicesServer) CancelInvoice(ctx context.Context, req *pb.CancelInvoic
 		return nil, err
 	}
 	return resp, nil
+}
+
+// waitForPageAttempt waits until no payment attempt runs on inv's page (one
+// whose provider call has not answered is not recorded yet), so that a
+// cancel then sees its outcome (refuseWhileAttemptUnsettled) instead of
+// canceling while the provider may still take the money. It returns the
+// function that ends the wait's turn. Crypto and provider-served invoices
+// take no page payments.
+func (s *Service) waitForPageAttempt(ctx context.Context, inv *store.Invoice) (func(), error) {
+	if inv.Network != "" || inv.ProviderRef != "" {
+		return func() {}, nil
+	}
+	return s.lockInvoicePage(ctx, inv)
 }
 
 // cancelInvoiceTx cancels the invoice in tx after reading it again there,

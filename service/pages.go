@@ -110,8 +110,14 @@ func (b pageBackend) Pay(ctx context.Context, inv *store.Invoice, method string)
 	return paypage.Payment{Recorded: out.recorded, Status: out.t.Destination, FailureCode: p.FailureCode, Invoice: after}, err
 }
 
-// Cancel cancels inv, as CancelInvoice does (cancelInvoiceTx).
+// Cancel cancels inv, as CancelInvoice does (waitForPageAttempt,
+// cancelInvoiceTx).
 func (b pageBackend) Cancel(ctx context.Context, inv *store.Invoice) error {
+	release, err := b.s.waitForPageAttempt(ctx, inv)
+	if err != nil {
+		return err
+	}
+	defer release()
 	return b.s.store.Write(ctx, func(tx *store.Tx) error {
 		_, err := cancelInvoiceTx(tx, inv)
 		return err

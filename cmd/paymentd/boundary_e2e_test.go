@@ -454,6 +454,45 @@ func TestBoundaryInvoicePageNeverCollectsTwice(t *testing.T) {
 	pvCheckLedger(t, srv.db)
 }
 
+// TestBoundaryInvoiceCancelWaitsForPagePayment: a cancel (API or page) sent
+// while the page's payment call is still at the provider waits for that
+// attempt and is then refused with invoice_payment_unsettled, instead of
+// canceling an invoice whose payment may yet succeed; once the reconciler
+// settles the attempt it pays the invoice.
+func TestBoundaryInvoiceCancelWaitsForPagePayment(t *testing.T) {
+	srv, invc := invServer(t, "--provider-timeout", "2s", "--reconcile-schedule", "3s,100ms", "--reconcile-interval", "50ms")
+	ctx := withKey(context.Background(), srv.key)
+	for _, via := range []string{"api", "page"} {
+		inv := mustCreateInvoice(t, ctx, invc, cardInvoice("bd-inflight-"+via))
+		paid := make(chan int, 1)
+		go func() {
+			code, _, _ := postPayPage(t, srv, inv.Id, url.Values{"action": {"pay"}, "payment_method": {"pm_card_timeout"}})
+			paid <- code
+		}()
+		time.Sleep(500 * time.Millisecond) // the page's call is at the provider
+		if via == "api" {
+			_, err := invc.CancelInvoice(withIdem(ctx, "bd-inflight-cancel"), &pb.CancelInvoiceRequest{Id: inv.Id})
+			if e := grpcError(t, err); e.code != "invoice_payment_unsettled" {
+				t.Errorf("API cancel while the page payment is at the provider: %+v; want invoice_payment_unsettled", e)
+			}
+		} else if code, loc, _ := postPayPage(t, srv, inv.Id, url.Values{"action": {"cancel"}}); code != http.StatusConflict {
+			t.Errorf("page cancel while the page payment is at the provider: %d %s; want 409", code, loc)
+		}
+		if code := <-paid; code != http.StatusAccepted {
+			t.Fatalf("pay with pm_card_timeout: %d; want 202 (unsettled)", code)
+		}
+		var got *pb.Invoice
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if got = mustGetInvoice(t, ctx, invc, inv.Id); got.Status == "paid" {
+				break
+			}
+		}
+		if got.Status != "paid" || got.AmountPaid != got.Amount || got.PaymentId == "" {
+			t.Errorf("via %s, after the reconciler settled the attempt: %v; want paid by its payment", via, got)
+		}
+	}
+}
+
 // TestBoundaryProviderInvoiceCancelRefused (issue 10 case 7): neither aspayds
 // nor alppay can close an invoice's payment page, so canceling one they
 // serve is refused with invoice_cancel_unsupported; the invoice keeps
