@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -525,6 +526,33 @@ func hex4(b []byte, at int) (rune, bool) {
 		r = r<<4 | rune(unhex(c))
 	}
 	return r, true
+}
+
+// checkURLText refuses a REST request whose path or query parameters
+// percent-decode to bytes that are not UTF-8: the gateway would put them in
+// the call's string fields, which protobuf refuses to marshal, and the
+// caller would get a 500. Every REST path parameter is an {id}.
+func checkURLText(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !utf8.ValidString(r.URL.Path) {
+			writeDomainError(w, r, Invalid("id", "parameter_invalid",
+				"The path holds bytes that are not UTF-8 text once percent-decoded; ids (pay_…, inv_…) and references are ASCII."))
+			return
+		}
+		if strings.Contains(r.URL.RawQuery, "%") || !utf8.ValidString(r.URL.RawQuery) {
+			for k, vs := range r.URL.Query() {
+				for _, v := range vs {
+					if !utf8.ValidString(k) || !utf8.ValidString(v) {
+						name := truncate(strings.ToValidUTF8(k, "\uFFFD"), 100)
+						writeDomainError(w, r, Invalid(name, "parameter_invalid",
+							"%s holds bytes that are not UTF-8 text once percent-decoded; send UTF-8, percent-encoded.", name))
+						return
+					}
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // strictQueryParser refuses query parameters the call does not take, and

@@ -522,6 +522,27 @@ func TestInvalidUTF8OverGRPCIsInvalidArgument(t *testing.T) {
 	}
 }
 
+// TestInvalidUTF8InURLIsRefused: a path or query parameter that
+// percent-decodes to bytes that are not UTF-8 is the caller's error, 400
+// parameter_invalid naming the parameter, not a 500 from marshaling the
+// gateway's call.
+func TestInvalidUTF8InURLIsRefused(t *testing.T) {
+	srv := newServer(t)
+	for _, c := range []struct{ method, path, param string }{
+		{"GET", "/v1/payments/%ff", "id"},
+		{"POST", "/v1/payments/pay_%ff%fe/capture", "id"},
+		{"GET", "/v1/invoices/order-%c3", "id"},
+		{"GET", "/v1/payments?status=%ff", "status"},
+		{"GET", "/v1/payments?page_token=%00%ff", "page_token"},
+		{"GET", "/v1/refunds?payment_id=pay_%ff", "payment_id"},
+	} {
+		code, body, _ := srv.restDo(t, c.method, c.path, srv.key, "", "")
+		if got := restError(t, code, body); code != http.StatusBadRequest || got.code != "parameter_invalid" || got.param != c.param {
+			t.Errorf("%s %s: %d %+v; want 400 parameter_invalid (param %s)", c.method, c.path, code, got, c.param)
+		}
+	}
+}
+
 // TestUnknownOrMistypedGRPCFieldsRefused: a CreatePayment with
 // capture_method sent as a number (wire type varint, value 99), with a
 // field number the API does not have, or that is no protobuf message at
