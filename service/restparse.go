@@ -578,6 +578,9 @@ func (strictQueryParser) Parse(msg proto.Message, values url.Values, filter *uti
 			return &gatewayError{Param: name, Code: "parameter_unknown",
 				Message: fmt.Sprintf("%s is not a query parameter of this call; the parameters are %s.", name, queryFieldNames(md))}
 		}
+		if n := len(values[k]); n > 1 && !fd.IsList() {
+			return &gatewayError{Param: k, Code: "parameter_invalid", Message: fmt.Sprintf("%s is given %d times; send it once.", k, n)}
+		}
 		if err := (&runtime.DefaultQueryParser{}).Parse(msg, url.Values{k: values[k]}, filter); err != nil {
 			return &gatewayError{Param: k, Code: "parameter_invalid", Message: k + " must be " + expectedForm(fd) + "."}
 		}
