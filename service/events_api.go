@@ -75,6 +75,7 @@ func (s *EventsServer) ListEvents(ctx context.Context, req *pb.ListEventsRequest
 	for i, e := range evs {
 		resp.Events[i] = eventProto(e, summarizeDeliveries(statuses[e.ID]))
 	}
+	resp.Events, resp.NextPageToken = fitPage(resp.Events, resp.NextPageToken)
 	return resp, nil
 }
 

@@ -571,6 +571,7 @@ func (s *InvoicesServer) ListInvoices(ctx context.Context, req *pb.ListInvoicesR
 	for i, inv := range invs {
 		resp.Invoices[i] = invoiceProto(inv)
 	}
+	resp.Invoices, resp.NextPageToken = fitPage(resp.Invoices, resp.NextPageToken)
 	return resp, nil
 }
 

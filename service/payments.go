@@ -472,6 +472,7 @@ func (s *PaymentsServer) ListPayments(ctx context.Context, req *pb.ListPaymentsR
 	for i, p := range ps {
 		resp.Payments[i] = paymentProto(p)
 	}
+	resp.Payments, resp.NextPageToken = fitPage(resp.Payments, resp.NextPageToken)
 	return resp, nil
 }
 
@@ -518,6 +519,30 @@ func nextPage[T any](items []T, f store.PageFilter, id func(T) string) ([]T, str
 	}
 	items = items[:f.Limit-1]
 	return items, encodePageToken(id(items[len(items)-1]))
+}
+
+// maxPageBytes bounds the objects of one list answer. Objects near their
+// fields' limits (50 metadata entries of 500 characters, a description of
+// 1000, all four-byte characters) are over 100 KB each, so a page of 100
+// could pass MaxSendMsgSize and the call would fail (RESOURCE_EXHAUSTED,
+// which REST answers as a 429). A page that would pass this bound is cut
+// short; its next_page_token continues after the last object it keeps.
+const maxPageBytes = 4 << 20
+
+// fitPage cuts page short, if it must, to maxPageBytes (at least one
+// object), and returns it with the token that continues after it: token
+// when it is whole.
+func fitPage[T interface {
+	proto.Message
+	GetId() string
+}](page []T, token string) ([]T, string) {
+	size := 0
+	for i, x := range page {
+		if size += proto.Size(x); size > maxPageBytes && i > 0 {
+			return page[:i], encodePageToken(page[i-1].GetId())
+		}
+	}
+	return page, token
 }
 
 // providerCallError converts a provider's refusal of a follow-up call

@@ -329,6 +329,7 @@ func (s *PayoutsServer) ListPayouts(ctx context.Context, req *pb.ListPayoutsRequ
 	for i, p := range ps {
 		resp.Payouts[i] = payoutProto(p)
 	}
+	resp.Payouts, resp.NextPageToken = fitPage(resp.Payouts, resp.NextPageToken)
 	return resp, nil
 }
 

@@ -186,6 +186,7 @@ func (s *PaymentsServer) ListRefunds(ctx context.Context, req *pb.ListRefundsReq
 	for i, r := range rs {
 		resp.Refunds[i] = refundProto(r)
 	}
+	resp.Refunds, resp.NextPageToken = fitPage(resp.Refunds, resp.NextPageToken)
 	return resp, nil
 }
 

@@ -1132,3 +1132,55 @@ func TestCreatedFiltersMatchCreatedAt(t *testing.T) {
 		}
 	}
 }
+
+// TestListPagesFitTheMessageLimit: payments whose fields are all near their
+// limits (50 metadata entries of 500 four-byte characters each: over 100 KB
+// a payment) are listed 100 to a page without passing the gRPC message
+// limit: the page is cut short and its next_page_token continues, over
+// gRPC and REST, for payments and their events, and every payment is
+// listed exactly once.
+func TestListPagesFitTheMessageLimit(t *testing.T) {
+	srv := newServer(t, "--rate-limit", "-1")
+	ctx := withKey(t.Context(), srv.key)
+	const n = 80
+	md := map[string]string{}
+	for i := range 50 {
+		md[fmt.Sprintf("k%02d%s", i, strings.Repeat("😀", 37))] = strings.Repeat("😀", 500)
+	}
+	for i := range n {
+		req := visa(1000)
+		req.Metadata, req.Description = md, strings.Repeat("😀", 1000)
+		if _, err := srv.payments.CreatePayment(withIdem(ctx, fmt.Sprint("fat-", i)), req); err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+	}
+	seen := map[string]int{}
+	token, pages := "", 0
+	for {
+		resp, err := srv.payments.ListPayments(ctx, &pb.ListPaymentsRequest{PageSize: 100, PageToken: token})
+		if err != nil {
+			t.Fatalf("ListPayments page %d: %v", pages+1, err)
+		}
+		pages++
+		for _, p := range resp.Payments {
+			seen[p.Id]++
+		}
+		if token = resp.NextPageToken; token == "" || pages > n {
+			break
+		}
+	}
+	if len(seen) != n || pages < 2 {
+		t.Errorf("listed %d payments in %d pages; want all %d, in more than one page", len(seen), pages, n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("payment %s listed %d times", id, c)
+		}
+	}
+	for _, path := range []string{"/v1/payments?page_size=100", "/v1/events?page_size=100"} {
+		code, body, _ := srv.restDo(t, "GET", path, srv.key, "", "")
+		if code != http.StatusOK || body["next_page_token"] == "" {
+			t.Errorf("GET %s: %d %.300v; want 200 with a next_page_token", path, code, body)
+		}
+	}
+}
