@@ -525,9 +525,10 @@ func nextPage[T any](items []T, f store.PageFilter, id func(T) string) ([]T, str
 // fields' limits (50 metadata entries of 500 characters, a description of
 // 1000, all four-byte characters) are over 100 KB each, so a page of 100
 // could pass MaxSendMsgSize and the call would fail (RESOURCE_EXHAUSTED,
-// which REST answers as a 429). A page that would pass this bound is cut
-// short; its next_page_token continues after the last object it keeps.
-const maxPageBytes = 4 << 20
+// which REST answers as a 429), or pass the 4 MiB a gRPC client receives by
+// default. A page that would pass this bound is cut short; its
+// next_page_token continues after the last object it keeps.
+const maxPageBytes = 3 << 20
 
 // fitPage cuts page short, if it must, to maxPageBytes (at least one
 // object), and returns it with the token that continues after it: token

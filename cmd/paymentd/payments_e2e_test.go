@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -1136,9 +1137,9 @@ func TestCreatedFiltersMatchCreatedAt(t *testing.T) {
 // TestListPagesFitTheMessageLimit: payments whose fields are all near their
 // limits (50 metadata entries of 500 four-byte characters each: over 100 KB
 // a payment) are listed 100 to a page without passing the gRPC message
-// limit: the page is cut short and its next_page_token continues, over
-// gRPC and REST, for payments and their events, and every payment is
-// listed exactly once.
+// limit (nor the 4 MiB a gRPC client receives by default): the page is cut
+// short and its next_page_token continues, over gRPC and REST, for payments
+// and their events, and every payment is listed exactly once.
 func TestListPagesFitTheMessageLimit(t *testing.T) {
 	srv := newServer(t, "--rate-limit", "-1")
 	ctx := withKey(t.Context(), srv.key)
@@ -1157,7 +1158,8 @@ func TestListPagesFitTheMessageLimit(t *testing.T) {
 	seen := map[string]int{}
 	token, pages := "", 0
 	for {
-		resp, err := srv.payments.ListPayments(ctx, &pb.ListPaymentsRequest{PageSize: 100, PageToken: token})
+		resp, err := srv.payments.ListPayments(ctx, &pb.ListPaymentsRequest{PageSize: 100, PageToken: token},
+			grpc.MaxCallRecvMsgSize(4<<20)) // grpc-go's default
 		if err != nil {
 			t.Fatalf("ListPayments page %d: %v", pages+1, err)
 		}
