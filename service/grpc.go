@@ -14,8 +14,12 @@ import (
 
 // Transport limits of the gRPC server.
 const (
-	MaxRecvMsgSize       = 1 << 20 // 1 MiB: no paymentd request is anywhere near
-	MaxSendMsgSize       = 8 << 20
+	MaxRecvMsgSize = 1 << 20 // 1 MiB: no paymentd request is anywhere near
+	// MaxSendMsgSize fits a batch read of 100 objects near their fields'
+	// limits (about 115 KB each with 50 metadata entries of 500 four-byte
+	// characters); the REST gateway receives as much. Lists cut their pages
+	// far below it (maxPageBytes).
+	MaxSendMsgSize       = 16 << 20
 	MaxConcurrentStreams = 1000
 	// StreamWorkers is how many long-lived goroutines serve gRPC calls. A
 	// call that finds them all busy still gets a goroutine of its own, so

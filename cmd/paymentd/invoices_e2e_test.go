@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -892,5 +893,32 @@ func TestCallbackRedirectKeepsQuery(t *testing.T) {
 	}
 	if q := u.Query(); q.Get("a") != "/ x" || len(q["status"]) != 1 {
 		t.Errorf("redirect query %v; want a=\"/ x\" and one status", q)
+	}
+}
+
+// TestBatchOfLargeInvoicesAnswers: a batch of 90 invoices whose fields are
+// all near their limits (over 100 KB an invoice: 50 metadata entries of
+// 500 four-byte characters) is answered over REST, with every invoice, not
+// refused because the gRPC answer passed the server's message limit.
+func TestBatchOfLargeInvoicesAnswers(t *testing.T) {
+	srv, c := invServer(t, "--rate-limit", "-1")
+	ctx := withKey(t.Context(), srv.key)
+	md := map[string]string{}
+	for i := range 50 {
+		md[fmt.Sprintf("k%02d%s", i, strings.Repeat("😀", 37))] = strings.Repeat("😀", 500)
+	}
+	var ids []string
+	for i := range 90 {
+		req := cardInvoice(fmt.Sprint("big-", i))
+		req.Metadata, req.Description = md, strings.Repeat("😀", 1000)
+		ids = append(ids, mustCreateInvoice(t, ctx, c, req).Id)
+	}
+	body, err := json.Marshal(map[string]any{"ids": ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, resp, _ := srv.restDo(t, "POST", "/v1/invoices/batch", srv.key, "", string(body))
+	if got, _ := resp["invoices"].([]any); code != http.StatusOK || len(got) != len(ids) {
+		t.Errorf("batch of %d large invoices: %d, %d invoices %.300v; want 200 with all of them", len(ids), code, len(got), resp)
 	}
 }
