@@ -78,6 +78,9 @@ func checkReference(ref string) error {
 	case !validReference(ref):
 		return Invalid("transaction_reference", "transaction_reference_invalid",
 			"transaction_reference may contain only letters A–Z and a–z, digits and - _ . : so that it can be used in URLs; got %q.", truncate(ref, maxReference))
+	case ref == "." || ref == "..":
+		return Invalid("transaction_reference", "transaction_reference_invalid",
+			"transaction_reference must not be %q: as a URL path segment it cannot be read back with GET /v1/invoices/{reference}.", ref)
 	}
 	return nil
 }

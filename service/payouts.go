@@ -100,6 +100,9 @@ func validateCreatePayout(req *pb.CreatePayoutRequest) error {
 	case !referencePattern.MatchString(req.TransactionReference):
 		return Invalid("transaction_reference", "transaction_reference_invalid",
 			"transaction_reference may contain only letters, digits, -, _, . and : (it is used in URLs such as /v1/payouts/{reference}).")
+	case req.TransactionReference == "." || req.TransactionReference == "..":
+		return Invalid("transaction_reference", "transaction_reference_invalid",
+			"transaction_reference must not be %q: as a URL path segment it cannot be read back with GET /v1/payouts/{reference}.", req.TransactionReference)
 	case strings.HasPrefix(req.TransactionReference, PrefixPayout):
 		return Invalid("transaction_reference", "transaction_reference_invalid",
 			"transaction_reference must not start with %s, which marks payout ids; GET /v1/payouts/{id} accepts both.", PrefixPayout)

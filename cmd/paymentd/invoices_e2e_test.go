@@ -458,6 +458,8 @@ func TestInvoiceBadInputs(t *testing.T) {
 		invalid("reference too long", "transaction_reference", "parameter_too_long", func(r *pb.CreateInvoiceRequest) { r.TransactionReference = strings.Repeat("r", 65) }),
 		invalid("reference with a slash", "transaction_reference", "transaction_reference_invalid", func(r *pb.CreateInvoiceRequest) { r.TransactionReference = "a/b" }),
 		invalid("reference like an id", "transaction_reference", "transaction_reference_invalid", func(r *pb.CreateInvoiceRequest) { r.TransactionReference = "inv_123" }),
+		invalid("reference of one dot", "transaction_reference", "transaction_reference_invalid", func(r *pb.CreateInvoiceRequest) { r.TransactionReference = "." }),
+		invalid("reference of two dots", "transaction_reference", "transaction_reference_invalid", func(r *pb.CreateInvoiceRequest) { r.TransactionReference = ".." }),
 		invalid("missing callback", "callback_url", "parameter_missing", func(r *pb.CreateInvoiceRequest) { r.CallbackUrl = "" }),
 		invalid("relative callback", "callback_url", "url_invalid", func(r *pb.CreateInvoiceRequest) { r.CallbackUrl = "/return" }),
 		invalid("ftp callback", "callback_url", "url_invalid", func(r *pb.CreateInvoiceRequest) { r.CallbackUrl = "ftp://shop.example/x" }),

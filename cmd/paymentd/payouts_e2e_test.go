@@ -415,6 +415,8 @@ func TestPayoutRequestsRefused(t *testing.T) {
 			grpcCode: codes.InvalidArgument, httpStatus: 400, code: "parameter_too_long", param: "transaction_reference"},
 		{name: "reference with a slash", body: valid(`, "transaction_reference": "a/b"`), grpcCode: codes.InvalidArgument,
 			httpStatus: 400, code: "transaction_reference_invalid", param: "transaction_reference"},
+		{name: "reference of two dots", body: valid(`, "transaction_reference": ".."`), grpcCode: codes.InvalidArgument,
+			httpStatus: 400, code: "transaction_reference_invalid", param: "transaction_reference"},
 		{name: "reference that looks like an id", body: valid(`, "transaction_reference": "po_123"`), grpcCode: codes.InvalidArgument,
 			httpStatus: 400, code: "transaction_reference_invalid", param: "transaction_reference"},
 		{name: "callback_url not http", body: valid(`, "callback_url": "ftp://example.com/x"`), grpcCode: codes.InvalidArgument,
