@@ -76,7 +76,7 @@ func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 		if err := checkJSONText(raw); err != nil {
 			return err
 		}
-		if msg, ok := v.(proto.Message); ok && !hasFractionalNumber(raw) {
+		if msg, ok := v.(proto.Message); ok && !hasFractionalNumber(raw) && !hasFractionalString(raw) {
 			if m.UnmarshalOptions.Unmarshal(raw, msg) == nil {
 				return nil
 			}
@@ -85,15 +85,15 @@ func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
 			return &gatewayError{Code: "invalid_request_body",
 				Message: fmt.Sprintf("The request body has more after its JSON object (from offset %d); send one JSON object and nothing after it.", off)}
 		}
-		paths, err := checkJSONBody(raw)
+		var md protoreflect.MessageDescriptor
+		if msg, ok := v.(proto.Message); ok {
+			md = msg.ProtoReflect().Descriptor()
+		}
+		paths, err := checkJSONBody(raw, md)
 		if err != nil {
 			return err
 		}
 		if err := m.JSONPb.NewDecoder(bytes.NewReader(raw)).Decode(v); err != nil {
-			var md protoreflect.MessageDescriptor
-			if msg, ok := v.(proto.Message); ok {
-				md = msg.ProtoReflect().Descriptor()
-			}
 			return explainDecodeError(err, paths, raw, md)
 		}
 		return nil
@@ -141,6 +141,38 @@ func hasFractionalNumber(raw []byte) bool {
 		default:
 			inNumber = false
 		}
+	}
+	return false
+}
+
+// fractionalString matches a JSON string's content that protojson would
+// read as an integer field's value although it is written with a decimal
+// point or an exponent ("100.00" as 100, "1e3" as 1000).
+var fractionalString = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$`)
+
+// hasFractionalString reports whether raw holds a string that reads as a
+// number written with a decimal point or an exponent. Like
+// hasFractionalNumber it may say yes to strings of any field (a metadata
+// value "1.5"); checkJSONBody then judges by the field.
+func hasFractionalString(raw []byte) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '"' {
+			continue
+		}
+		end, escaped := i+1, false
+		for ; end < len(raw) && raw[end] != '"'; end++ {
+			if raw[end] == '\\' {
+				escaped = true
+				end++
+			}
+		}
+		if end >= len(raw) {
+			return false
+		}
+		if str := raw[i+1 : end]; !escaped && bytes.ContainsAny(str, ".eE") && fractionalString.Match(str) {
+			return true
+		}
+		i = end
 	}
 	return false
 }
@@ -274,6 +306,35 @@ func pathAt(raw []byte, off int) (string, bool) {
 	}
 }
 
+// isIntegerField reports whether the dotted path names an integer field of
+// md (or a list of integers); a map's entries are not followed.
+func isIntegerField(md protoreflect.MessageDescriptor, path string) bool {
+	parts := strings.Split(path, ".")
+	for i, name := range parts {
+		if md == nil {
+			return false
+		}
+		fd := md.Fields().ByJSONName(name)
+		if fd == nil {
+			fd = md.Fields().ByTextName(name)
+		}
+		if fd == nil || fd.IsMap() {
+			return false
+		}
+		if i == len(parts)-1 {
+			switch fd.Kind() {
+			case protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind,
+				protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Fixed32Kind, protoreflect.Fixed64Kind,
+				protoreflect.Sfixed32Kind, protoreflect.Sfixed64Kind:
+				return true
+			}
+			return false
+		}
+		md = fd.Message()
+	}
+	return false
+}
+
 // fieldForm says what JSON a field of md at the dotted path takes.
 func fieldForm(md protoreflect.MessageDescriptor, path string) string {
 	var fd protoreflect.FieldDescriptor
@@ -383,9 +444,10 @@ func isAmountField(path string) bool {
 // checkJSONBody refuses a body (whose text checkJSONText passed) that
 // writes a number with a decimal point or an exponent (every number a
 // request takes is an integer; protojson would read 100.00 as 100 and 1e3
-// as 1000). It returns the dotted paths of the body's fields, for naming a
-// field in later errors.
-func checkJSONBody(raw []byte) ([]string, error) {
+// as 1000), also as the string of an integer field of md ("100.00"). It
+// returns the dotted paths of the body's fields, for naming a field in
+// later errors.
+func checkJSONBody(raw []byte, md protoreflect.MessageDescriptor) ([]string, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	type frame struct {
@@ -437,6 +499,15 @@ func checkJSONBody(raw []byte) ([]string, error) {
 				valueDone()
 			}
 			continue
+		case string:
+			if p := path(); strings.ContainsAny(t, ".eE") && fractionalString.MatchString(t) && isIntegerField(md, p) {
+				if isAmountField(p) {
+					return nil, &gatewayError{Param: p, Code: "amount_invalid",
+						Message: p + " must be an integer with no decimal point or exponent: amounts are integers in the currency's minor units (send \"10000\" or 10000 for 100.00 USD)."}
+				}
+				return nil, &gatewayError{Param: p, Code: "invalid_request_body",
+					Message: p + " must be an integer with no decimal point or exponent."}
+			}
 		case json.Number:
 			if strings.ContainsAny(string(t), ".eE") {
 				p := path()

@@ -209,6 +209,14 @@ func TestParseErrorsNameTheParameter(t *testing.T) {
 			"amount_invalid", "amount", "minor units"},
 		{"decimal invoice amount", "POST", "/v1/invoices", `{"amount":19.99,"currency":"USD","transaction_reference":"p-1","callback_url":"https://shop.example/cb"}`,
 			"amount_invalid", "amount", "minor units"},
+		{"decimal amount in a string", "POST", "/v1/payments", `{"amount":"100.00","currency":"USD","payment_method":"pm_card_visa"}`,
+			"amount_invalid", "amount", "amounts are integers in the currency's minor units"},
+		{"exponent amount in a string", "POST", "/v1/payments", `{"amount":"1e3","currency":"USD","payment_method":"pm_card_visa","metadata":{"ratio":"1.5"}}`,
+			"amount_invalid", "amount", "amounts are integers in the currency's minor units"},
+		{"decimal invoice amount in a string", "POST", "/v1/invoices", `{"amount":"19.99","currency":"USD","transaction_reference":"p-1","callback_url":"https://shop.example/cb"}`,
+			"amount_invalid", "amount", "minor units"},
+		{"decimal capture amount in a string", "POST", "/v1/payments/pay_x/capture", `{"amount":"10.5"}`,
+			"amount_invalid", "amount", "minor units"},
 		{"string amount", "POST", "/v1/payments", `{"amount":"abc","currency":"USD","payment_method":"pm_card_visa"}`,
 			"amount_invalid", "amount", "minor units"},
 		{"unknown field", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa","amountt":1}`,
@@ -281,9 +289,13 @@ func TestParseErrorsNameTheParameter(t *testing.T) {
 			}
 		}
 	}
-	// Integers written plainly still work, as numbers or strings.
+	// Integers written plainly still work, as numbers or strings, beside
+	// strings of other fields that read as decimals.
 	if code, body, _ := srv.restDo(t, "POST", "/v1/payments", srv.key, "", `{"amount":"1000","currency":"USD","payment_method":"pm_card_visa"}`); code != 200 {
 		t.Errorf("amount as a string of digits: %d %v; want 200", code, body)
+	}
+	if code, body, _ := srv.restDo(t, "POST", "/v1/payments", srv.key, "", `{"amount":"1000","currency":"USD","payment_method":"pm_card_visa","description":"2.5","metadata":{"ratio":"1.5e3"}}`); code != 200 || body["amount"] != "1000" || body["description"] != "2.5" {
+		t.Errorf("decimal-looking description and metadata: %d %v; want 200 with them kept", code, body)
 	}
 	if code, body, _ := srv.restDo(t, "GET", "/v1/payments?page_size=5&created_after=2026-01-01T00:00:00Z&status=succeeded", srv.key, "", ""); code != 200 {
 		t.Errorf("valid query: %d %v; want 200", code, body)
