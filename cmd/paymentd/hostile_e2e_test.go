@@ -255,13 +255,13 @@ func TestParseErrorsNameTheParameter(t *testing.T) {
 		{"unknown query parameter", "GET", "/v1/payments?limit=1", "", "parameter_unknown", "limit", "limit is not a query parameter"},
 		{"unknown refund query parameter", "GET", "/v1/refunds?status=succeeded", "", "parameter_unknown", "status", "status is not a query parameter"},
 		// Percent-escaped bytes that are not UTF-8, in a query value or a path id.
-		{"invalid utf-8 query value", "GET", "/v1/events?object_id=%ff", "", "parameter_invalid", "object_id", "not valid UTF-8"},
-		{"invalid utf-8 event type", "GET", "/v1/events?type=payment.%ff", "", "parameter_invalid", "type", "not valid UTF-8"},
-		{"invalid utf-8 payout status", "GET", "/v1/payouts?status=%c3%28", "", "parameter_invalid", "status", "not valid UTF-8"},
-		{"invalid utf-8 page token", "GET", "/v1/payments?page_token=%ff", "", "parameter_invalid", "page_token", "not valid UTF-8"},
-		{"invalid utf-8 payment id", "GET", "/v1/payments/pay_%ff", "", "parameter_invalid", "id", "not valid UTF-8"},
-		{"invalid utf-8 event id", "POST", "/v1/events/%ff/redeliver", "", "parameter_invalid", "id", "not valid UTF-8"},
-		{"invalid utf-8 payout id", "POST", "/v1/payouts/%ff/cancel", "", "parameter_invalid", "id", "not valid UTF-8"},
+		{"invalid utf-8 query value", "GET", "/v1/events?object_id=%ff", "", "parameter_invalid", "object_id", "not UTF-8"},
+		{"invalid utf-8 event type", "GET", "/v1/events?type=payment.%ff", "", "parameter_invalid", "type", "not UTF-8"},
+		{"invalid utf-8 payout status", "GET", "/v1/payouts?status=%c3%28", "", "parameter_invalid", "status", "not UTF-8"},
+		{"invalid utf-8 page token", "GET", "/v1/payments?page_token=%ff", "", "parameter_invalid", "page_token", "not UTF-8"},
+		{"invalid utf-8 payment id", "GET", "/v1/payments/pay_%ff", "", "parameter_invalid", "id", "not UTF-8"},
+		{"invalid utf-8 event id", "POST", "/v1/events/%ff/redeliver", "", "parameter_invalid", "id", "not UTF-8"},
+		{"invalid utf-8 payout id", "POST", "/v1/payouts/%ff/cancel", "", "parameter_invalid", "id", "not UTF-8"},
 		// U+0000 is valid UTF-8 but no PostgreSQL text column takes it (a 500 there).
 		{"NUL in description", "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa","description":"a\u0000b"}`,
 			"parameter_invalid", "description", "NUL"},
@@ -275,7 +275,7 @@ func TestParseErrorsNameTheParameter(t *testing.T) {
 			"parameter_invalid", "description", "NUL"},
 		{"NUL in event types", "POST", "/v1/webhook-endpoints", `{"url":"https://example.com/x","event_types":["payment.*","\u0000"]}`,
 			"parameter_invalid", "event_types", "NUL"},
-		{"invalid utf-8 receipt invoice id", "POST", "/v1/test-helpers/invoices/%ff/receipts", `{"txn_id":"t","amount":1,"confirmations":1}`, "parameter_invalid", "id", "not valid UTF-8"},
+		{"invalid utf-8 receipt invoice id", "POST", "/v1/test-helpers/invoices/%ff/receipts", `{"txn_id":"t","amount":1,"confirmations":1}`, "parameter_invalid", "id", "not UTF-8"},
 	} {
 		code, body, _ := srv.restDo(t, c.method, c.path, srv.key, "", c.body)
 		got := restError(t, code, body)
