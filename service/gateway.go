@@ -45,7 +45,7 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 			return "", false // Authorization is forwarded by the gateway itself
 		}),
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
-		runtime.WithErrorHandler(restError),
+		runtime.WithErrorHandler(s.gatewayError),
 		runtime.WithRoutingErrorHandler(routingError),
 	)
 	if err := pb.RegisterPaymentsServiceHandler(ctx, gw, conn); err != nil {
@@ -188,7 +188,11 @@ func writeRESTError(w http.ResponseWriter, httpStatus int, body restErrorBody) {
 }
 
 // restError is the one place where gRPC statuses become REST error bodies.
-func restError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+//
+// It returns the status's own message when the error is none of paymentd's
+// and none the gateway explains (a bare internal_error), for the caller to
+// log: that message is never returned to the client.
+func restError(w http.ResponseWriter, err error) (unexplained string) {
 	st := status.Convert(err)
 	body := restErrorBody{Message: st.Message()}
 	for _, d := range st.Details() {
@@ -216,17 +220,41 @@ func restError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w ht
 			body.Message = "The request could not be decoded: " + redactPANs(st.Message()) +
 				". Send a JSON object whose field names are those of the API reference (snake_case), with amounts as integers."
 		default:
-			body.Type, body.Code = "api_error", strings.ToLower(st.Code().String())
+			// The gateway's own call failed (the loopback connection, a
+			// deadline, a message it could not send): answered in
+			// paymentd's words, never with the transport's message.
+			body.Type = "api_error"
+			switch st.Code() {
+			case codes.DeadlineExceeded:
+				body.Code, body.Message = "timeout", "The request did not finish before its deadline. Retry it with the same idempotency key: if it finished after all, the retry returns its outcome."
+			case codes.Canceled:
+				body.Code, body.Message = "request_canceled", "The request was canceled before it finished. Retry it with the same idempotency key: if it finished after all, the retry returns its outcome."
+			case codes.Unavailable:
+				body.Code, body.Message = "service_unavailable", "paymentd could not take the request just now. Retry it with the same idempotency key."
+			default:
+				httpStatus, body.Code = http.StatusInternalServerError, "internal_error"
+				body.Message = "An internal error occurred; it has been logged."
+				unexplained = st.Code().String() + ": " + st.Message()
+			}
 		}
 	}
 	writeRESTError(w, httpStatus, body)
+	return unexplained
+}
+
+// gatewayError is the gateway's error handler: restError, logging the cause
+// of a bare internal_error.
+func (s *Service) gatewayError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if cause := restError(w, err); cause != "" {
+		s.log.ErrorContext(ctx, "REST call failed outside paymentd's handlers", "method", r.Method, "path", r.URL.Path, "error", cause)
+	}
 }
 
 // writeDomainError answers a REST request with a domain error found before
 // the gateway runs, rendered exactly as the gateway renders the same error
 // coming back from the gRPC server.
 func writeDomainError(w http.ResponseWriter, r *http.Request, e *Error) {
-	restError(r.Context(), nil, nil, w, r, grpcStatus(e).Err())
+	restError(w, grpcStatus(e).Err())
 }
 
 func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {

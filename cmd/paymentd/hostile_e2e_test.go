@@ -720,3 +720,20 @@ func TestOversizedHeadersRefusedAsJSON(t *testing.T) {
 		t.Errorf("ListPayments = %v, %v; want no payment made by the refused request", list, err)
 	}
 }
+
+// TestGatewayFailuresAnsweredInPaymentdsWords: a REST call that fails in the
+// gateway's own call to the gRPC server — here a Grpc-Timeout header of one
+// nanosecond, which the gateway turns into its call's deadline — is answered
+// with paymentd's code and message (504 timeout, retry with the same key),
+// never with the transport's status text.
+func TestGatewayFailuresAnsweredInPaymentdsWords(t *testing.T) {
+	srv := newServer(t)
+	code, body := srv.restRaw(t, "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa"}`, http.Header{
+		"Authorization": {"Bearer " + srv.key}, "Idempotency-Key": {"gw-timeout"}, "Grpc-Timeout": {"1n"}})
+	e, _ := body["error"].(map[string]any)
+	msg := fmt.Sprint(e["message"])
+	if code != http.StatusGatewayTimeout || e["type"] != "api_error" || e["code"] != "timeout" ||
+		!strings.Contains(msg, "same idempotency key") || strings.Contains(msg, "context deadline") {
+		t.Errorf("Grpc-Timeout 1n: %d %v; want 504 api_error timeout in paymentd's words", code, body)
+	}
+}
