@@ -135,7 +135,7 @@ func toGRPC(err error) error {
 	switch {
 	case errors.Is(err, store.ErrFull):
 		return grpcStatus(&Error{Kind: KindUnavailable, Code: "store_unavailable", RetryAfter: 5 * time.Second,
-			Message: "paymentd could not store this change because its database or disk is full; nothing was recorded. Retry later with the same idempotency key."}).Err()
+			Message: "paymentd could not store this change because its database or disk is full; nothing was recorded. Retry later (with the same idempotency key, if the request had one)."}).Err()
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "The request took longer than its deadline; retry it with the same idempotency key.")
 	case errors.Is(err, context.Canceled):

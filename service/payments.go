@@ -560,7 +560,7 @@ func providerCallError(err error, name string) error {
 		if pe != nil && pe.Code == "provider_authentication_failed" {
 			return Errorf(KindUnavailable, pe.Code, "The payment provider %s refused paymentd's credentials; nothing changed. Retry once an operator has fixed the connection's credentials.", name)
 		}
-		return Errorf(KindUnavailable, "provider_unavailable", "The payment provider %s is unavailable; nothing changed. Retry later with the same idempotency key.", name)
+		return Errorf(KindUnavailable, "provider_unavailable", "The payment provider %s is unavailable; nothing changed. Retry later (with the same idempotency key, if the request had one).", name)
 	}
-	return Errorf(KindProviderUnsettled, "provider_unsettled", "The payment provider %s did not answer; retry with the same idempotency key.", name)
+	return Errorf(KindProviderUnsettled, "provider_unsettled", "The payment provider %s did not answer, so whether it acted is not known yet. Retry with the same idempotency key (send one with every request that moves money), or wait for the reconciler to settle it.", name)
 }
