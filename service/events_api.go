@@ -80,6 +80,9 @@ func (s *EventsServer) ListEvents(ctx context.Context, req *pb.ListEventsRequest
 }
 
 func eventNotFound(pr *Principal, id string) error {
+	if id == "" {
+		return Invalid("id", "parameter_missing", "id is required: the event's id, evt_….")
+	}
 	return &Error{Kind: KindNotFound, Code: "resource_missing", Param: "id",
 		Message: "No such event: '" + truncate(id, 64) + "' in " + pr.Mode() + " mode."}
 }

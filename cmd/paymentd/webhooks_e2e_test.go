@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/paymentd/paymentd/gen/paymentd/v1"
@@ -986,5 +987,21 @@ func TestWebhookSecretsSealedAtRest(t *testing.T) {
 	code, rotated, _ = s.restDo(t, "POST", "/v1/webhook-endpoints/"+endpointID+"/rotate-secret", key, "after-reset", "")
 	if code != http.StatusOK {
 		t.Errorf("rotate after a reset: %d %v", code, rotated)
+	}
+}
+
+// TestEventCallsWithoutAnIDSayItIsRequired: GetEvent and RedeliverEvent
+// with no id answer parameter_missing naming id, as the other Get calls do,
+// not "No such event: ”".
+func TestEventCallsWithoutAnIDSayItIsRequired(t *testing.T) {
+	s := newServer(t)
+	ctx := withKey(context.Background(), s.key)
+	_, err := whEvents(s).GetEvent(ctx, &pb.GetEventRequest{})
+	if got := grpcError(t, err); got.grpcCode != codes.InvalidArgument || got.code != "parameter_missing" || got.param != "id" {
+		t.Errorf("GetEvent without an id: %+v; want INVALID_ARGUMENT parameter_missing (param id)", got)
+	}
+	_, err = whEvents(s).RedeliverEvent(ctx, &pb.RedeliverEventRequest{})
+	if got := grpcError(t, err); got.grpcCode != codes.InvalidArgument || got.code != "parameter_missing" || got.param != "id" {
+		t.Errorf("RedeliverEvent without an id: %+v; want INVALID_ARGUMENT parameter_missing (param id)", got)
 	}
 }
