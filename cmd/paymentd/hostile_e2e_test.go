@@ -737,3 +737,19 @@ func TestGatewayFailuresAnsweredInPaymentdsWords(t *testing.T) {
 		t.Errorf("Grpc-Timeout 1n: %d %v; want 504 api_error timeout in paymentd's words", code, body)
 	}
 }
+
+// TestGroupCommandHelp: `paymentd keys --help` (and accounts,
+// payout-methods) shows the subcommands and exits 0, like every other
+// command's --help, instead of taking --help for a subcommand or opening
+// the default database.
+func TestGroupCommandHelp(t *testing.T) {
+	for _, cmd := range []string{"keys", "accounts", "payout-methods"} {
+		for _, help := range []string{"--help", "-h"} {
+			var out, errOut bytes.Buffer
+			err := run(t.Context(), []string{cmd, help}, noEnv, &out, &errOut)
+			if err != nil || !strings.Contains(out.String(), "paymentd "+cmd) || !strings.Contains(out.String(), " list") {
+				t.Errorf("paymentd %s %s: %v, stdout %q stderr %q; want exit 0 with the subcommands", cmd, help, err, out.String(), errOut.String())
+			}
+		}
+	}
+}

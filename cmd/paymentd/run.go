@@ -55,6 +55,12 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New("no command given")
 	}
 	cmd, rest := args[0], args[1:]
+	if len(rest) > 0 && isHelp(rest[0]) && (cmd == "keys" || cmd == "accounts" || cmd == "payout-methods") {
+		// `paymentd keys --help`: the subcommands, not an error about the
+		// first argument.
+		printCommandUsage(stdout, cmd)
+		return nil
+	}
 	switch cmd {
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
@@ -117,4 +123,30 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 		return envErr
 	}
 	return fs.Parse(args)
+}
+
+// isHelp reports an argument asking for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
+
+// printCommandUsage prints the lines of the usage text that show cmd.
+func printCommandUsage(w io.Writer, cmd string) {
+	fmt.Fprintln(w, "Usage:")
+	shown := false
+	for _, line := range strings.Split(usage, "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(trimmed, "paymentd "+cmd+" "):
+			shown = true
+		case shown && strings.HasPrefix(line, "    ") && !strings.HasPrefix(trimmed, "paymentd "):
+			// a continuation of the line before
+		default:
+			shown = false
+		}
+		if shown {
+			fmt.Fprintln(w, line)
+		}
+	}
+	fmt.Fprintf(w, "\n`paymentd %s SUBCOMMAND --help` shows a subcommand's flags.\n", cmd)
 }
