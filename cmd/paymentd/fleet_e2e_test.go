@@ -651,3 +651,53 @@ func (f *fleet) testKillUnderLoadLosesNothing(t *testing.T) {
 	out, _ := cli(t, "check", "--db", f.dsn)
 	t.Logf("%d payments acknowledged (%d after the kill), all found; paymentd check: %s", len(acked), afterKill.Load(), strings.TrimSpace(out))
 }
+
+// TestFleetStartedAtOnceBootstrapsOnce starts three replicas at the same
+// moment on an empty PostgreSQL database: one of them creates the default
+// account and prints its test key, the others print none, and the database
+// holds one account and one key.
+func TestFleetStartedAtOnceBootstrapsOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three paymentd processes")
+	}
+	dsn := storetest.PostgresDSN(t)
+	keyFile := filepath.Join(t.TempDir(), "secrets-key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	outs := make([]string, 3)
+	var wg sync.WaitGroup
+	for i := range outs {
+		wg.Go(func() {
+			args := append([]string{"serve", "--db", dsn, "--secrets-key-file", keyFile}, fleetArgs...)
+			cmd, stdout, log := startServeChild(t, args)
+			defer func() {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				_ = cmd.Wait()
+			}()
+			var b strings.Builder
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				b.WriteString(sc.Text() + "\n")
+				if servingLine.MatchString(sc.Text()) {
+					outs[i] = b.String()
+					return
+				}
+			}
+			t.Errorf("replica %d exited before serving:\n%s\n%s", i, b.String(), log)
+		})
+	}
+	wg.Wait()
+	printed := 0
+	for _, out := range outs {
+		if testKeyLine.MatchString(out) {
+			printed++
+		}
+	}
+	accounts, _ := cli(t, "accounts", "list", "--db", dsn)
+	keys, _ := cli(t, "keys", "list", "--db", dsn)
+	if n := strings.Count(accounts, "acct_"); n != 1 || printed != 1 || strings.Count(keys, "key_") != 1 {
+		t.Errorf("three replicas started at once: %d printed a test key, %d accounts, keys:\n%s\naccounts:\n%s; want one of each",
+			printed, n, keys, accounts)
+	}
+}

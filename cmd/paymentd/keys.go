@@ -17,8 +17,14 @@ import (
 	"github.com/paymentd/paymentd/store"
 )
 
+// bootstrapLease is held for good by the first server that bootstraps a
+// database, in the write that creates the default account.
+var bootstrapLease = store.Lease{Name: "bootstrap/default-account"}
+
 // bootstrap creates the default account and a test key on an empty database
-// and prints the key once; it never prints a key again.
+// and prints the key once; it never prints a key again. Replicas started at
+// the same moment on an empty PostgreSQL database all find no account: the
+// lease claimed in the same write lets exactly one of them create it.
 func bootstrap(ctx context.Context, st *store.Store, stdout io.Writer) error {
 	accts, err := st.Accounts(ctx)
 	if err != nil || len(accts) > 0 {
@@ -26,15 +32,21 @@ func bootstrap(ctx context.Context, st *store.Store, stdout io.Writer) error {
 	}
 	acct := &store.Account{ID: service.NewID(service.PrefixAccount), Name: "default"}
 	secret, key := newKey(acct.ID, false, []string{service.ScopeWrite, service.ScopePayouts})
+	created := false
 	err = st.Write(ctx, func(tx *store.Tx) error {
 		acct.Created = tx.Now()
 		key.Created = tx.Now()
+		won, err := tx.ClaimLease(bootstrapLease, acct.ID, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+		if err != nil || !won {
+			return err // another server bootstrapped the database
+		}
 		if err := tx.InsertAccount(acct); err != nil {
 			return err
 		}
+		created = true
 		return tx.InsertAPIKey(key)
 	})
-	if err != nil {
+	if err != nil || !created {
 		return err
 	}
 	fmt.Fprintf(stdout, "Created account %s and a test API key. It is shown only this once:\n\n    %s\n\n", acct.ID, secret)
