@@ -282,9 +282,9 @@ func (s *Service) deliver(ctx context.Context, cfg WebhookConfig, client *http.C
 	}
 	s.metrics.webhookDelivered.WithLabelValues(outcome).Inc()
 	if ok {
-		log.Debug("webhook delivered", "url", d.URL, "status", code, "attempt", d.Attempts+1)
+		log.Debug("webhook delivered", "url", logURL(d.URL), "status", code, "attempt", d.Attempts+1)
 	} else {
-		log.Info("webhook attempt failed", "url", d.URL, "status", code, "attempt", d.Attempts+1, "error", errText)
+		log.Info("webhook attempt failed", "url", logURL(d.URL), "status", code, "attempt", d.Attempts+1, "error", errText)
 	}
 	return s.fleet
 }

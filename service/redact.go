@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"log/slog"
+	"net/url"
 	"strings"
 )
 
@@ -133,4 +134,23 @@ func (h redactingHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h redactingHandler) WithGroup(name string) slog.Handler {
 	return redactingHandler{h.Handler.WithGroup(name)}
+}
+
+// logURL is a webhook or callback URL fit for a log line: its query (where
+// integrators put tokens and signatures), fragment and any user info are
+// left out, so a line names where a delivery went without what it carried.
+func logURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	if u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && u.User == nil {
+		return raw
+	}
+	q := u.RawQuery != "" || u.ForceQuery
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment, u.User = "", false, "", "", nil
+	if q {
+		return u.String() + "?…"
+	}
+	return u.String()
 }

@@ -1005,3 +1005,30 @@ func TestEventCallsWithoutAnIDSayItIsRequired(t *testing.T) {
 		t.Errorf("RedeliverEvent without an id: %+v; want INVALID_ARGUMENT parameter_missing (param id)", got)
 	}
 }
+
+// TestDeliveryLogLinesKeepNoCallbackQuery: a callback_url's query (where
+// integrators put tokens and signatures) is in no log line, while the
+// delivery attempts to it are logged: "webhook attempt failed" names the
+// URL without its query.
+func TestDeliveryLogLinesKeepNoCallbackQuery(t *testing.T) {
+	s := newServer(t, whFast...)
+	ctx := withKey(context.Background(), s.key)
+	rcv := whNewReceiver(t)
+	rcv.setDown(true)
+	const secretQuery = "token=cb-SeCrEt-7731&sig=fe12"
+	cb := rcv.URL + "/orders/43/return?" + secretQuery
+	if _, err := pb.NewInvoicesServiceClient(s.conn).CreateInvoice(ctx, &pb.CreateInvoiceRequest{
+		Amount: 2500, Currency: "USD", TransactionReference: "order-43", CallbackUrl: cb}); err != nil {
+		t.Fatalf("CreateInvoice: %v", err)
+	}
+	whWait(t, "two failed attempts", func() bool { return len(rcv.requests()) >= 2 })
+	whWait(t, "the attempt's log line", func() bool { return strings.Contains(s.log.String(), "webhook attempt failed") })
+	for _, line := range strings.Split(s.log.String(), "\n") {
+		if strings.Contains(line, "cb-SeCrEt-7731") {
+			t.Errorf("a log line holds the callback_url's query: %s", line)
+		}
+	}
+	if !strings.Contains(s.log.String(), "/orders/43/return") {
+		t.Errorf("no log line names the callback URL's path; log:\n%s", s.log.String())
+	}
+}
