@@ -22,7 +22,15 @@ type fullState struct {
 	// changes is the connection's total_changes() when last checked, so
 	// that a commit that changed nothing does not count as recovery.
 	changes int64
+	// checkpointsLeft counts the commits after a write failed for space
+	// that are each followed by a WAL checkpoint (SQLite), see noteCommitted.
+	checkpointsLeft int
 }
+
+// checkpointsAfterFull is how many commits after a write failed for space
+// checkpoint the WAL each: about SQLite's own auto-checkpoint window (1000
+// pages), the most the WAL would otherwise grow by before it checkpoints.
+const checkpointsAfterFull = 1000
 
 // WriteHealth reports whether writes are failing for lack of space, why,
 // and since when; /v1/status shows it.
@@ -48,6 +56,7 @@ func (l *loop) noteFull(err error) {
 		_ = l.conn.QueryRowContext(context.Background(), "SELECT total_changes()").Scan(&f.changes)
 	}
 	f.reason = "writes are failing: the database or the disk it is on is full (" + err.Error() + "); reads still work, and writes resume by themselves once space is freed"
+	f.checkpointsLeft = checkpointsAfterFull
 	f.mu.Unlock()
 	if !l.w.d.postgres {
 		_, _ = l.conn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
@@ -58,25 +67,59 @@ func (l *loop) noteFull(err error) {
 // committed. Only then: an empty commit succeeds on a full disk too. SQLite
 // counts the rows changed (total_changes); on PostgreSQL a batch that ran
 // any write statement counts.
+//
+// On SQLite, the first commit that changed rows then truncates the WAL, and
+// the commits after it (checkpointsAfterFull) each checkpoint it. On a
+// full disk the truncation noteFull tried fails wherever checkpointing needs
+// the database file to grow; and the WAL, checkpointed by SQLite only every
+// 1000 pages, takes a whole page of every table and index each commit
+// touched, many times what the rows need: a disk with little space freed
+// would be full again after a few commits (seen on a 3 MiB tmpfs: 26 of 100
+// creates after 1.2 MiB were freed). Checkpointed, the freed space holds the
+// rows themselves.
 func (l *loop) noteCommitted() {
 	f := &l.w.full
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.since.IsZero() {
+	if f.since.IsZero() && f.checkpointsLeft == 0 {
+		f.mu.Unlock()
 		return
+	}
+	cleared := l.clearFull()
+	mode := ""
+	if !l.w.d.postgres && f.checkpointsLeft > 0 {
+		f.checkpointsLeft--
+		mode = "PASSIVE" // never waits for readers
+		if cleared {
+			mode = "TRUNCATE"
+		}
+	}
+	f.mu.Unlock()
+	if mode != "" {
+		_, _ = l.conn.ExecContext(context.Background(), "PRAGMA wal_checkpoint("+mode+")")
+	}
+}
+
+// clearFull clears the full state if the batch that committed changed rows,
+// and reports whether it did. f.mu is held.
+func (l *loop) clearFull() bool {
+	f := &l.w.full
+	if f.since.IsZero() {
+		return false
 	}
 	if l.w.d.postgres {
 		if l.batchExec > 0 {
 			f.since, f.reason = time.Time{}, ""
+			return true
 		}
-		return
+		return false
 	}
 	var changes int64
 	if err := l.conn.QueryRowContext(context.Background(), "SELECT total_changes()").Scan(&changes); err != nil || changes == f.changes {
 		f.changes = changes
-		return
+		return false
 	}
 	f.since, f.reason = time.Time{}, ""
+	return true
 }
 
 // fullError is what each change of a batch that failed for space returns.
