@@ -69,7 +69,7 @@ func (s *Service) HTTPHandler(ctx context.Context, conn *grpc.ClientConn, extra 
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", limitBody(checkRESTHeaders(checkURLText(gw))))
+	mux.Handle("/v1/", limitBody(checkRESTHeaders(checkURLText(refuseQuery(queryFreeRoutes(), gw)))))
 	mux.Handle("/pay/", s.pages.Handler()) // hosted invoice pages (package paypage)
 	// Inbound provider webhooks (provider_webhooks.go).
 	mux.HandleFunc("POST /v1/provider-webhooks/{provider}", inboundHooks{s}.providerWebhook)

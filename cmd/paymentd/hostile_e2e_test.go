@@ -753,3 +753,38 @@ func TestGroupCommandHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryParametersRefusedWhereNoneAreTaken: a query parameter sent to a
+// call that takes none (a get by id, a call whose fields are in its JSON
+// body, one with no fields) is refused naming it, as an unknown parameter
+// of a list is, instead of being dropped by the gateway without a word.
+func TestQueryParametersRefusedWhereNoneAreTaken(t *testing.T) {
+	srv := newServer(t)
+	code, p, _ := srv.restDo(t, "POST", "/v1/payments", srv.key, "", `{"amount":2000,"currency":"USD","payment_method":"pm_card_visa"}`)
+	if code != 200 {
+		t.Fatalf("create: %d %v", code, p)
+	}
+	id, _ := p["id"].(string)
+	for _, c := range []struct{ method, path, body, param string }{
+		{"GET", "/v1/payments/" + id + "?expand=customer", "", "expand"},
+		{"GET", "/v1/balance?currency=EUR", "", "currency"},
+		{"GET", "/v1/payout-methods?limit=1", "", "limit"},
+		{"GET", "/v1/webhook-secret?x=1", "", "x"},
+		{"GET", "/v1/status?verbose=1", "", "verbose"},
+		{"POST", "/v1/refunds?amount=100", `{"payment_id":"` + id + `"}`, "amount"},
+		{"POST", "/v1/payments/" + id + "/capture?amount=1", `{}`, "amount"},
+		{"GET", "/v1/payments/" + id + "?4111111111111111=1", "", "••••1111"},
+	} {
+		code, b, _ := srv.restDo(t, c.method, c.path, srv.key, "", c.body)
+		got := restError(t, code, b)
+		if code != 400 || got.code != "parameter_unknown" || got.param != c.param {
+			t.Errorf("%s %s: %d %+v; want 400 parameter_unknown naming %s", c.method, c.path, code, got, c.param)
+		}
+	}
+	// Lists still take their parameters, and the calls work without any.
+	for _, path := range []string{"/v1/payments?page_size=1&status=succeeded", "/v1/payments/" + id, "/v1/balance", "/v1/status"} {
+		if code, b, _ := srv.restDo(t, "GET", path, srv.key, "", ""); code != 200 {
+			t.Errorf("GET %s: %d %v; want 200", path, code, b)
+		}
+	}
+}

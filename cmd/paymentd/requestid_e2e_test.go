@@ -73,11 +73,13 @@ func rawDo(t *testing.T, method, url, key, requestID, body string) (*http.Respon
 func TestRequestIDsAndAccessLog(t *testing.T) {
 	s := startServer(t, testDB(t))
 
-	// A REST error: a new req_ id in the header, the body and both log lines.
+	// A REST error: a new req_ id in the header, the body and the access
+	// line, which leaves the query out (a get by id takes no query
+	// parameter, so this one is refused, naming it but not its value).
 	resp, raw := rawDo(t, "GET", s.baseURL+"/v1/payments/pay_missing?token=QUERYSECRET", s.key, "", "")
 	id := resp.Header.Get("X-Request-Id")
-	if resp.StatusCode != 404 || !newRequestID.MatchString(id) {
-		t.Fatalf("GET missing payment: %d, X-Request-Id %q; want 404 with a req_ id", resp.StatusCode, id)
+	if resp.StatusCode != 400 || !newRequestID.MatchString(id) {
+		t.Fatalf("GET missing payment with a query: %d, X-Request-Id %q; want 400 with a req_ id", resp.StatusCode, id)
 	}
 	var body struct {
 		Error struct {
@@ -148,12 +150,14 @@ func TestRequestIDsAndAccessLog(t *testing.T) {
 		t.Fatalf("%d access lines for %s; want 1\n%s", len(access), id, log)
 	}
 	a := access[0]
-	if a["method"] != "GET" || a["path"] != "/v1/payments/pay_missing" || a["status"] != float64(404) || a["bytes"].(float64) <= 0 ||
+	if a["method"] != "GET" || a["path"] != "/v1/payments/pay_missing" || a["status"] != float64(400) || a["bytes"].(float64) <= 0 ||
 		a["client"] == "" || a["duration_ms"] == nil {
 		t.Errorf("access line %v; want method, path without query, status, bytes, duration and client", a)
 	}
-	if rpc := linesFor(lines, "rpc", id); len(rpc) != 1 || rpc[0]["peer"] == "" || rpc[0]["code"] != "NotFound" {
-		t.Errorf("rpc lines for %s: %v; want one, with the peer", id, rpc)
+	// The missing payment without a query reaches the RPC: its rpc line
+	// carries the caller's id and the peer.
+	if rpc := linesFor(lines, "rpc", "client-trace.42:a"); len(rpc) != 1 || rpc[0]["peer"] == "" || rpc[0]["code"] != "NotFound" {
+		t.Errorf("rpc lines for client-trace.42:a: %v; want one, with the peer", rpc)
 	}
 	for i, c := range cases {
 		mine := "client-trace.42:" + string(rune('a'+i))
