@@ -355,8 +355,8 @@ func (c *connReconciler) invoices(recs []store.ProviderRecord) {
 		case !rd.found:
 			c.rep.Agreed++ // never created at the provider
 		case rd.st.AmountPaid != r.Paid:
-			c.diff(r, "paymentd says %s with %d %s paid; the provider says %s with %d paid", r.Status, r.Paid, r.Currency,
-				rd.st.Status, rd.st.AmountPaid)
+			c.diff(r, "paymentd says %s with %d %s paid; the provider says %s with %d %s paid (minor units)", r.Status, r.Paid, r.Currency,
+				rd.st.Status, rd.st.AmountPaid, r.Currency)
 		case rd.st.Status == "paid" && r.Status != "paid":
 			c.diff(r, "paymentd says %s; the provider says paid", r.Status)
 		default:

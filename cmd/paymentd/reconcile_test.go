@@ -109,7 +109,7 @@ func TestReconcileAspaydsBatches(t *testing.T) {
 		t.Errorf("reconcile succeeded; want the differences reported\n%s", out)
 	}
 	for _, want := range []string{
-		"paymentd says open with 0 BDT paid; the provider says partially_paid with 150000 paid",
+		"paymentd says open with 0 BDT paid; the provider says partially_paid with 150000 BDT paid (minor units)",
 		"DIFF     payout " + po["id"].(string) + " at aspayds-live (",
 		"paymentd says pending; the provider completed the payout",
 		"3 object(s) compared with their provider: 1 agree, 2 differ",
