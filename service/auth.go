@@ -2,12 +2,10 @@ package service
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -64,22 +62,10 @@ func withPrincipal(ctx context.Context, p *Principal) context.Context {
 // NewAPIKey makes a new key secret for the mode: `ak_test_` or `ak_live_`
 // followed by 32 random base62 characters (190 bits).
 func NewAPIKey(livemode bool) string {
-	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	var b strings.Builder
 	if livemode {
-		b.WriteString("ak_live_")
-	} else {
-		b.WriteString("ak_test_")
+		return randomSecret("ak_live_")
 	}
-	n := big.NewInt(int64(len(alphabet)))
-	for range 32 {
-		i, err := rand.Int(rand.Reader, n)
-		if err != nil {
-			panic(err) // crypto/rand never fails on supported platforms
-		}
-		b.WriteByte(alphabet[i.Int64()])
-	}
-	return b.String()
+	return randomSecret("ak_test_")
 }
 
 // HashAPIKey is how keys are stored and looked up.

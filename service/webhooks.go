@@ -35,11 +35,15 @@ const (
 
 // newWebhookSecret makes a signing secret: whsec_ and 32 random base62
 // characters (190 bits).
-func newWebhookSecret() string {
+func newWebhookSecret() string { return randomSecret("whsec_") }
+
+// randomSecret is prefix and 32 random base62 characters (190 bits), each
+// equally likely: API keys and webhook signing secrets.
+func randomSecret(prefix string) string {
 	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	b := []byte("whsec_")
+	b := []byte(prefix)
 	var r [1]byte
-	for len(b) < len("whsec_")+32 {
+	for len(b) < len(prefix)+32 {
 		_, _ = rand.Read(r[:])
 		if r[0] < 248 { // 248 = 4×62: reject the rest so every character is equally likely
 			b = append(b, alphabet[r[0]%62])
