@@ -3,6 +3,9 @@ package service
 import (
 	"context"
 	"net/http"
+	"regexp"
+	"slices"
+	"strings"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -63,7 +66,7 @@ func (s *Service) traceHTTP(h http.Handler) http.Handler {
 		return h
 	}
 	return otelhttp.NewHandler(h, "http",
-		otelhttp.WithTracerProvider(s.cfg.TracerProvider), otelhttp.WithPropagators(propagator),
+		otelhttp.WithTracerProvider(queryFree{s.cfg.TracerProvider}), otelhttp.WithPropagators(propagator),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + httpHandlerLabel(r.URL.Path) }))
 }
 
@@ -77,7 +80,74 @@ func TraceTransport(tp trace.TracerProvider, rt http.RoundTripper) http.RoundTri
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagator))
+	return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(queryFree{tp}), otelhttp.WithPropagators(propagator))
+}
+
+// queryFree is the tracer provider of otelhttp's spans: it keeps a URL's
+// query out of them, as the access and delivery log lines do. otelhttp
+// records a client request's whole URL (url.full, and in the status of a
+// failed request the error, which quotes the URL) and may record a served
+// request's query (url.query); a webhook callback_url's query often holds
+// the receiver's token, and a request's query holds whatever its client
+// sent, a card number paymentd then refuses included. The query becomes "…".
+type queryFree struct{ trace.TracerProvider }
+
+func (p queryFree) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return queryFreeTracer{p.TracerProvider.Tracer(name, opts...)}
+}
+
+type queryFreeTracer struct{ trace.Tracer }
+
+func (t queryFreeTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	cfg := trace.NewSpanStartConfig(opts...)
+	if attrs := cfg.Attributes(); len(attrs) > 0 {
+		if fixed := withoutQueries(attrs); &fixed[0] != &attrs[0] {
+			opts = append(opts, trace.WithAttributes(fixed...)) // a later value of a key replaces the earlier
+		}
+	}
+	ctx, span := t.Tracer.Start(ctx, name, opts...)
+	span = queryFreeSpan{span}
+	return trace.ContextWithSpan(ctx, span), span
+}
+
+type queryFreeSpan struct{ trace.Span }
+
+func (s queryFreeSpan) SetAttributes(kv ...attribute.KeyValue) {
+	s.Span.SetAttributes(withoutQueries(kv)...)
+}
+
+func (s queryFreeSpan) SetStatus(code codes.Code, description string) {
+	s.Span.SetStatus(code, urlQuery.ReplaceAllString(description, "$1?…"))
+}
+
+// urlQuery is the query of a URL quoted in text (an error message).
+var urlQuery = regexp.MustCompile(`(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'?#]*)\?[^\s"'#]*`)
+
+func withoutQueries(kv []attribute.KeyValue) []attribute.KeyValue {
+	out := kv
+	for i, a := range kv {
+		var v string
+		switch a.Key {
+		case "url.full":
+			u, q, ok := strings.Cut(a.Value.AsString(), "?")
+			if !ok || q == "" {
+				continue
+			}
+			v = u + "?…"
+		case "url.query":
+			if a.Value.AsString() == "" {
+				continue
+			}
+			v = "…"
+		default:
+			continue
+		}
+		if &out[0] == &kv[0] {
+			out = slices.Clone(kv) // the caller's slice stays as it was
+		}
+		out[i] = attribute.String(string(a.Key), v)
+	}
+	return out
 }
 
 func (s *Service) tracer() trace.Tracer {
