@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -311,11 +312,16 @@ func reloadPayment(tx *store.Tx, pr *Principal, id string) (*store.Payment, erro
 	return tx.GetPayment(pr.AccountID, pr.Livemode, id)
 }
 
+// truncate shortens s to at most n bytes, at a character boundary, marking
+// the cut with "…": for quoting a caller's input back in a message.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // CapturePayment captures an authorized payment, fully or in part. With a

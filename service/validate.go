@@ -37,7 +37,7 @@ func checkMetadata(param string, m map[string]string) error {
 			return Invalid(param, "metadata_invalid", "%s keys must not be empty.", param)
 		}
 		if err := checkLen(param+"["+k+"]", k, maxMetadataKey); err != nil {
-			return Invalid(param, "metadata_invalid", "%s keys must be at most %d characters; %q is longer.", param, maxMetadataKey, k)
+			return Invalid(param, "metadata_invalid", "%s keys must be at most %d characters; %q is longer (%d).", param, maxMetadataKey, truncate(k, 40), utf8.RuneCountInString(k))
 		}
 		if err := checkLen(param+"["+k+"]", v, maxMetadataValue); err != nil {
 			return err
