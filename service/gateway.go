@@ -215,6 +215,9 @@ func restError(w http.ResponseWriter, err error) (unexplained string) {
 		case strings.Contains(st.Message(), "request body too large"):
 			httpStatus, body.Code = http.StatusRequestEntityTooLarge, "body_too_large"
 			body.Message = fmt.Sprintf("The request body is larger than the limit of %d bytes.", MaxBodyBytes)
+		case st.Code() == codes.InvalidArgument && strings.HasPrefix(st.Message(), "invalid grpc-timeout"):
+			body.Code, body.Param = "parameter_invalid", "Grpc-Timeout"
+			body.Message = "The Grpc-Timeout header is not a gRPC timeout (an integer and a unit, e.g. 5S or 500m); send a valid one or leave it out."
 		case st.Code() == codes.InvalidArgument:
 			body.Code = "invalid_request_body"
 			body.Message = "The request could not be decoded: " + redactPANs(st.Message()) +

@@ -736,6 +736,13 @@ func TestGatewayFailuresAnsweredInPaymentdsWords(t *testing.T) {
 		!strings.Contains(msg, "same idempotency key") || strings.Contains(msg, "context deadline") {
 		t.Errorf("Grpc-Timeout 1n: %d %v; want 504 api_error timeout in paymentd's words", code, body)
 	}
+	// A Grpc-Timeout the gateway cannot read is the header's fault, not the body's.
+	code, body = srv.restRaw(t, "POST", "/v1/payments", `{"amount":1000,"currency":"USD","payment_method":"pm_card_visa"}`, http.Header{
+		"Authorization": {"Bearer " + srv.key}, "Idempotency-Key": {"gw-bad-timeout"}, "Grpc-Timeout": {"bogus"}})
+	e, _ = body["error"].(map[string]any)
+	if code != http.StatusBadRequest || e["code"] != "parameter_invalid" || e["param"] != "Grpc-Timeout" {
+		t.Errorf("Grpc-Timeout bogus: %d %v; want 400 parameter_invalid naming Grpc-Timeout", code, body)
+	}
 }
 
 // TestGroupCommandHelp: `paymentd keys --help` (and accounts,
