@@ -203,7 +203,11 @@ func explainDecodeError(err error, paths []string, raw []byte, md protoreflect.M
 		}
 		want := "a " + m[1]
 		switch m[1] {
-		case "int64", "int32", "uint64", "uint32", "sint64", "sint32", "fixed64", "fixed32":
+		case "int32", "sint32", "sfixed32":
+			want = "an integer from -2147483648 to 2147483647"
+		case "uint32", "fixed32":
+			want = "a whole number from 0 to 4294967295"
+		case "int64", "uint64", "sint64", "fixed64", "sfixed64":
 			want = "an integer"
 		case "string":
 			want = "a string"

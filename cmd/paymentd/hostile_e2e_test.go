@@ -251,6 +251,8 @@ func TestParseErrorsNameTheParameter(t *testing.T) {
 			"invalid_request_body", "", "more after its JSON object"},
 		{"bad timestamp", "GET", "/v1/payments?created_after=2026-01-01", "", "parameter_invalid", "created_after", "RFC 3339 timestamp"},
 		{"bad page size", "GET", "/v1/payments?page_size=abc", "", "parameter_invalid", "page_size", "integer from 1 to 100"},
+		{"int32 out of range", "POST", "/v1/test-helpers/invoices/inv_x/receipts", `{"txn_id":"t","amount":1,"confirmations":2147483648}`,
+			"invalid_request_body", "confirmations", "from -2147483648 to 2147483647"},
 		{"status given twice", "GET", "/v1/payments?status=succeeded&status=failed", "", "parameter_invalid", "status", "status is given 2 times; send it once"},
 		{"unknown query parameter", "GET", "/v1/payments?limit=1", "", "parameter_unknown", "limit", "limit is not a query parameter"},
 		{"unknown refund query parameter", "GET", "/v1/refunds?status=succeeded", "", "parameter_unknown", "status", "status is not a query parameter"},
