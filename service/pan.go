@@ -112,7 +112,7 @@ func containsPAN(s string) bool {
 //
 // Callers hide card numbers in many ways, so s is read the way a person would
 // read it: every Unicode decimal digit counts as its ASCII digit (full-width
-// １, Arabic-Indic ١, circled ①, …); letters end a run of digits, and so does
+// １, Arabic-Indic ١, circled ①, parenthesized ⑴, ⒈, …); letters end a run of digits, and so does
 // the colon of a clock time (12:34:56), but every other character between
 // digits is a separator and skipped, also in runs: spaces of every kind,
 // punctuation and symbols (. / - , + | ; * ~ = # ' ( ) · • × ∶ …), control
@@ -331,8 +331,19 @@ func digitValue(r rune) (byte, bool) {
 	if unicode.Is(unicode.No, r) {
 		var buf [utf8.UTFMax]byte
 		k := norm.NFKC.Append(nil, buf[:utf8.EncodeRune(buf[:], r)]...)
-		if len(k) == 1 && k[0] >= '0' && k[0] <= '9' {
-			return k[0] - '0', true
+		// One digit, alone or with punctuation around it: circled ④ is
+		// "4", parenthesized ⑷ is "(4)", ⒋ is "4.".
+		d, n := byte(0), 0
+		for _, c := range k {
+			switch {
+			case c >= '0' && c <= '9':
+				d, n = c-'0', n+1
+			case c >= utf8.RuneSelf || c|0x20 >= 'a' && c|0x20 <= 'z':
+				n = 2
+			}
+		}
+		if n == 1 {
+			return d, true
 		}
 	}
 	return 0, false

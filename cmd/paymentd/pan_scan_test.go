@@ -44,6 +44,8 @@ var plantedPANs = []string{
 	"deadbeef4111111111111111",
 	"4111|1111|1111|1111",
 	"4111·1111·1111·1111",
+	"⑷⑴⑴⑴⑴⑴⑴⑴⑴⑴⑴⑴⑴⑴⑴⑴", // parenthesized digits: NFKC "(4)"
+	"⒋⒈⒈⒈⒈⒈⒈⒈⒈⒈⒈⒈⒈⒈⒈⒈", // digits with a full stop: NFKC "4."
 }
 
 // TestNoCardNumberStoredOrLogged plants every form in every string field
