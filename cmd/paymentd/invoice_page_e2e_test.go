@@ -299,3 +299,34 @@ func TestInvoicePageAfterLateSettlement(t *testing.T) {
 		t.Errorf("page after the late answer: state %v, Pay button %v; want unsettled or paid, and no Pay button", m, strings.Contains(body, `id="pay"`))
 	}
 }
+
+// TestInvoicePageOtherMethodsAre405: a payment page's address with a method
+// it does not take is 405 with Allow, not the "no invoice at this address"
+// page, which would be false for an invoice that exists.
+func TestInvoicePageOtherMethodsAre405(t *testing.T) {
+	srv := newServer(t)
+	code, inv, _ := srv.restDo(t, "POST", "/v1/invoices", srv.key, "page-405",
+		`{"amount":2500,"currency":"USD","transaction_reference":"page-405","callback_url":"https://shop.example/cb"}`)
+	if code != 200 {
+		t.Fatalf("create invoice: %d %v", code, inv)
+	}
+	for _, method := range []string{"PUT", "DELETE", "PATCH"} {
+		req, _ := http.NewRequest(method, srv.baseURL+"/pay/"+inv["id"].(string), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD, POST" {
+			t.Errorf("%s /pay/{id}: %d, Allow %q; want 405 with Allow: GET, HEAD, POST", method, resp.StatusCode, resp.Header.Get("Allow"))
+		}
+	}
+	resp, err := http.Get(srv.baseURL + "/pay/inv_missing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /pay/inv_missing: %d; want 404", resp.StatusCode)
+	}
+}

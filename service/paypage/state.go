@@ -243,6 +243,14 @@ func (p *Pages) NotFound(w http.ResponseWriter) {
 }
 
 func (p *Pages) notFoundFor(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, "/pay/")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost && rest != "" && !strings.Contains(rest, "/") {
+		// A page's own address with a method it does not take (PUT,
+		// DELETE, …): saying there is no invoice there would be false.
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "Method not allowed: a payment page takes GET and POST.", http.StatusMethodNotAllowed)
+		return
+	}
 	p.renderMessage(w, r, http.StatusNotFound, "notfound")
 }
 
