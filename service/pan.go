@@ -96,6 +96,16 @@ func findRefused(msg protoreflect.Message) (field string, why refusal) {
 	return field, why
 }
 
+// maskCardNumber returns a name the caller sent (a field or parameter name
+// paymentd does not know, which it quotes back) with a card number in it
+// reduced to its last four digits.
+func maskCardNumber(name string) string {
+	if last4, ok := scanPAN(name); ok {
+		return "••••" + last4
+	}
+	return name
+}
+
 // HoldsCardNumber reports whether paymentd refuses s as holding a card
 // number: a client drawing random keys (the bench's --random-keys) draws
 // again when it does.

@@ -188,10 +188,7 @@ var (
 func explainDecodeError(err error, paths []string, raw []byte, md protoreflect.MessageDescriptor) error {
 	msg := err.Error()
 	if m := reUnknownField.FindStringSubmatch(msg); m != nil {
-		name := m[1]
-		if last4, ok := scanPAN(name); ok {
-			name = "••••" + last4
-		}
+		name := maskCardNumber(m[1])
 		return &gatewayError{Param: name, Code: "invalid_request_body",
 			Message: fmt.Sprintf("The request body has a field %s that this call does not take; field names are those of the API reference (snake_case).", name)}
 	}
@@ -311,53 +308,27 @@ func pathAt(raw []byte, off int) (string, bool) {
 }
 
 // isIntegerField reports whether the dotted path names an integer field of
-// md (or a list of integers); a map's entries are not followed.
+// md (or a list of integers).
 func isIntegerField(md protoreflect.MessageDescriptor, path string) bool {
-	parts := strings.Split(path, ".")
-	for i, name := range parts {
-		if md == nil {
-			return false
-		}
-		fd := md.Fields().ByJSONName(name)
-		if fd == nil {
-			fd = md.Fields().ByTextName(name)
-		}
-		if fd == nil || fd.IsMap() {
-			return false
-		}
-		if i == len(parts)-1 {
-			switch fd.Kind() {
-			case protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind,
-				protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Fixed32Kind, protoreflect.Fixed64Kind,
-				protoreflect.Sfixed32Kind, protoreflect.Sfixed64Kind:
-				return true
-			}
-			return false
-		}
-		md = fd.Message()
+	fd := fieldAt(md, path)
+	if fd == nil || fd.IsMap() {
+		return false
+	}
+	switch fd.Kind() {
+	case protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind,
+		protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Fixed32Kind, protoreflect.Fixed64Kind,
+		protoreflect.Sfixed32Kind, protoreflect.Sfixed64Kind:
+		return true
 	}
 	return false
 }
 
 // fieldForm says what JSON a field of md at the dotted path takes.
 func fieldForm(md protoreflect.MessageDescriptor, path string) string {
-	var fd protoreflect.FieldDescriptor
-	for _, name := range strings.Split(path, ".") {
-		if md == nil {
-			return "of the form the API reference gives"
-		}
-		if fd = md.Fields().ByJSONName(name); fd == nil {
-			fd = md.Fields().ByTextName(name)
-		}
-		if fd == nil {
-			return "of the form the API reference gives"
-		}
-		md = fd.Message()
-		if fd.IsMap() || fd.IsList() {
-			md = nil
-		}
-	}
+	fd := fieldAt(md, path)
 	switch {
+	case fd == nil:
+		return "of the form the API reference gives"
 	case fd.IsMap():
 		return "an object whose values are strings"
 	case fd.IsList():
@@ -644,12 +615,9 @@ func (strictQueryParser) Parse(msg proto.Message, values url.Values, filter *uti
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		fd := queryField(md, k)
+		fd := fieldAt(md, k)
 		if fd == nil {
-			name := k
-			if last4, ok := scanPAN(name); ok {
-				name = "••••" + last4
-			}
+			name := maskCardNumber(k)
 			return &gatewayError{Param: name, Code: "parameter_unknown",
 				Message: fmt.Sprintf("%s is not a query parameter of this call; the parameters are %s.", name, queryFieldNames(md))}
 		}
@@ -663,11 +631,13 @@ func (strictQueryParser) Parse(msg proto.Message, values url.Values, filter *uti
 	return nil
 }
 
-// queryField resolves a dotted query parameter (customer.id) to its field.
-func queryField(md protoreflect.MessageDescriptor, key string) protoreflect.FieldDescriptor {
+// fieldAt is the field of md at a dotted path of field names (proto or
+// JSON names), through nested messages but not into a map's entries; nil if
+// there is none.
+func fieldAt(md protoreflect.MessageDescriptor, path string) protoreflect.FieldDescriptor {
 	var fd protoreflect.FieldDescriptor
-	for part := range strings.SplitSeq(key, ".") {
-		if md == nil {
+	for part := range strings.SplitSeq(path, ".") {
+		if md == nil || (fd != nil && fd.IsMap()) {
 			return nil
 		}
 		fd = md.Fields().ByName(protoreflect.Name(part))

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -14,23 +15,17 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 )
 
-// queryFreeRoute is a REST route whose request takes nothing from the
-// query string: its fields are all in the path, or all in the JSON body
-// (body "*"), or it has none. The gateway never reads the query string of
-// such a route, so a parameter sent there (?expand=customer, ?limit=1) would
-// be dropped without a word, where strictQueryParser refuses an unknown
-// parameter of a list.
-type queryFreeRoute struct {
-	method string
-	path   *regexp.Regexp
-}
-
-var pathVar = regexp.MustCompile(`\{([^}=]+)(=[^}]*)?\}`)
-
-// queryFreeRoutes reads the routes from the google.api.http rules of the
-// paymentd.v1 services, as the gateway's generated code was.
-func queryFreeRoutes() []queryFreeRoute {
-	var out []queryFreeRoute
+// queryFreeRoutes reads, from the google.api.http rules of the paymentd.v1
+// services (as the gateway's generated code was), the REST routes whose
+// request takes nothing from the query string: its fields are all in the
+// path, or all in the JSON body (body "*"), or it has none. The gateway
+// never reads the query string of such a route, so a parameter sent there
+// (?expand=customer, ?limit=1) would be dropped without a word, where
+// strictQueryParser refuses an unknown parameter of a list. It returns, per
+// HTTP method, one regexp matching the paths of all of them, so that a
+// request costs one match.
+func queryFreeRoutes() map[string]*regexp.Regexp {
+	paths := map[string][]string{}
 	protoregistry.GlobalFiles.RangeFilesByPackage("paymentd.v1", func(fd protoreflect.FileDescriptor) bool {
 		for i := range fd.Services().Len() {
 			methods := fd.Services().Get(i).Methods()
@@ -45,13 +40,19 @@ func queryFreeRoutes() []queryFreeRoute {
 				if path == "" || takesQuery(m.Input(), path, rule.GetBody()) {
 					continue
 				}
-				out = append(out, queryFreeRoute{method: verb, path: pathRegexp(path)})
+				paths[verb] = append(paths[verb], pathPattern(path))
 			}
 		}
 		return true
 	})
+	out := make(map[string]*regexp.Regexp, len(paths))
+	for verb, ps := range paths {
+		out[verb] = regexp.MustCompile("^(?:" + strings.Join(ps, "|") + ")$")
+	}
 	return out
 }
+
+var pathVar = regexp.MustCompile(`\{([^}=]+)(=[^}]*)?\}`)
 
 func httpRulePattern(rule *annotations.HttpRule) (verb, path string) {
 	switch p := rule.GetPattern().(type) {
@@ -88,9 +89,10 @@ func takesQuery(in protoreflect.MessageDescriptor, path, body string) bool {
 	return false
 }
 
-func pathRegexp(path string) *regexp.Regexp {
+// pathPattern is the regexp, unanchored, of a route's path: each {var}
+// one path segment.
+func pathPattern(path string) string {
 	var b strings.Builder
-	b.WriteString("^")
 	last := 0
 	for _, loc := range pathVar.FindAllStringIndex(path, -1) {
 		b.WriteString(regexp.QuoteMeta(path[last:loc[0]]))
@@ -98,38 +100,25 @@ func pathRegexp(path string) *regexp.Regexp {
 		last = loc[1]
 	}
 	b.WriteString(regexp.QuoteMeta(path[last:]))
-	b.WriteString("$")
-	return regexp.MustCompile(b.String())
+	return b.String()
 }
 
 // refuseQuery refuses a query parameter sent to a route that takes none,
 // naming it, before the gateway would drop it.
-func refuseQuery(routes []queryFreeRoute, next http.Handler) http.Handler {
+func refuseQuery(routes map[string]*regexp.Regexp, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.RawQuery != "" {
-			for _, rt := range routes {
-				if rt.method != r.Method || !rt.path.MatchString(r.URL.Path) {
-					continue
-				}
-				name := strings.SplitN(strings.SplitN(r.URL.RawQuery, "&", 2)[0], "=", 2)[0]
-				if values, err := url.ParseQuery(r.URL.RawQuery); err == nil && len(values) > 0 {
-					keys := make([]string, 0, len(values))
-					for k := range values {
-						keys = append(keys, k)
-					}
-					slices.Sort(keys)
-					name = keys[0]
-				}
-				if last4, ok := scanPAN(name); ok {
-					name = "••••" + last4
-				}
-				hint := "it takes no query parameters."
-				if r.Method != http.MethodGet && r.Method != http.MethodDelete {
-					hint = "send the request's fields in its JSON body."
-				}
-				writeDomainError(w, r, Invalid(name, "parameter_unknown", "%s is not a query parameter of this call; %s", name, hint))
-				return
+		if re := routes[r.Method]; r.URL.RawQuery != "" && re != nil && re.MatchString(r.URL.Path) {
+			name := strings.SplitN(strings.SplitN(r.URL.RawQuery, "&", 2)[0], "=", 2)[0]
+			if values, err := url.ParseQuery(r.URL.RawQuery); err == nil && len(values) > 0 {
+				name = slices.Sorted(maps.Keys(values))[0]
 			}
+			name = maskCardNumber(name)
+			hint := "it takes no query parameters."
+			if r.Method != http.MethodGet && r.Method != http.MethodDelete {
+				hint = "send the request's fields in its JSON body."
+			}
+			writeDomainError(w, r, Invalid(name, "parameter_unknown", "%s is not a query parameter of this call; %s", name, hint))
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -79,8 +78,9 @@ func checkEventTypes(types []string) ([]string, error) {
 // a prefix pattern such as payment.*, or *) matches one of the event types
 // paymentd writes, by the rule deliveries are matched with.
 func matchesSomeEventType(p string) bool {
+	sub := store.WebhookTarget{EventTypes: []string{p}}
 	for _, typ := range paymentd.EventTypes {
-		if p == string(typ) || p == "*" || (strings.HasSuffix(p, ".*") && strings.HasPrefix(string(typ), p[:len(p)-1])) {
+		if sub.Wants(string(typ)) {
 			return true
 		}
 	}
